@@ -1,0 +1,304 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/mailq"
+	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/spool"
+	"github.com/relaymail/relay/sysexits"
+)
+
+// cli holds what every command needs: the standard streams and the
+// configuration file named on the command line.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	prog           string
+	configFlag     string
+}
+
+func (c *cli) loadConfig() (*config.Config, error) {
+	loc := config.Locate(c.configFlag, os.Getenv, os.Geteuid())
+	cfg, err := config.Load(loc)
+	return cfg, sysexits.Wrap(sysexits.Config, err)
+}
+
+// openSpool opens the configured spool for reading; a spool that does not
+// exist yet is an empty one (nil, nil).
+func openSpool(cfg *config.Config) (*spool.Spool, error) {
+	sp, err := spool.Open(cfg.Spool)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, sysexits.New(sysexits.NoPerm, "permission denied: reading the queue in %s needs root or the relay group", cfg.Spool)
+	}
+	return sp, err
+}
+
+func (c *cli) submitter(cfg *config.Config, create bool) (*sendmailcompat.Submitter, error) {
+	s := &sendmailcompat.Submitter{
+		Domain:         cfg.MailDomain(),
+		UID:            os.Getuid(),
+		MaxMessageSize: int64(cfg.MaxMessageSize),
+		MinFreeSpace:   int64(cfg.MinFreeSpace),
+		Now:            time.Now,
+	}
+	s.Hostname, _ = os.Hostname()
+	s.User = "uid" + strconv.Itoa(s.UID)
+	if u, err := user.LookupId(strconv.Itoa(s.UID)); err == nil {
+		s.User, s.Gecos = u.Username, u.Name
+	}
+	if !create {
+		return s, nil
+	}
+	var err error
+	if s.Spool, err = spool.Open(cfg.Spool); errors.Is(err, fs.ErrNotExist) {
+		// A single-user install makes its spool on first use.
+		s.Spool, err = spool.Create(cfg.Spool)
+	}
+	if err != nil {
+		return nil, sysexits.Wrap(sysexits.Code(err, sysexits.CantCreat), err)
+	}
+	return s, nil
+}
+
+func (c *cli) sendmail(args []string) error {
+	o, err := sendmailcompat.ParseArgs(args)
+	if err != nil {
+		return err
+	}
+	if o.Config != "" {
+		c.configFlag = o.Config
+	}
+	switch {
+	case o.Mode == sendmailcompat.ModeSMTP:
+		return sysexits.New(sysexits.Usage, "-bs (SMTP on standard input) is not supported yet")
+	case o.Verbose:
+		return sysexits.New(sysexits.Usage, "-v (deliver now and show the dialogue) is not supported yet")
+	case o.WaitSet:
+		return sysexits.New(sysexits.Usage, "--wait is not supported yet")
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	switch o.Mode {
+	case sendmailcompat.ModePrintQueue:
+		return c.list(cfg, false)
+	case sendmailcompat.ModeFlush:
+		return c.flush(cfg, nil)
+	case sendmailcompat.ModeNewaliases:
+		return c.newaliases()
+	case sendmailcompat.ModeVerify:
+		s, err := c.submitter(cfg, false)
+		if err != nil {
+			return err
+		}
+		return s.Verify(o.Recipients, c.stdout)
+	}
+	s, err := c.submitter(cfg, true)
+	if err != nil {
+		return err
+	}
+	_, err = s.Enqueue(o, c.stdin)
+	return err
+}
+
+// newaliases is accepted so that package scripts calling it succeed; the
+// alias file is checked once relay reads one.
+func (c *cli) newaliases() error { return nil }
+
+func (c *cli) list(cfg *config.Config, asJSON bool) error {
+	sp, err := openSpool(cfg)
+	if err != nil {
+		return err
+	}
+	if sp == nil {
+		if !asJSON {
+			fmt.Fprintln(c.stdout, "Mail queue is empty")
+		}
+		return nil
+	}
+	if asJSON {
+		return queueErr(mailq.ListJSON(c.stdout, c.stderr, sp))
+	}
+	return queueErr(mailq.List(c.stdout, c.stderr, sp))
+}
+
+// queueErr turns a refused read of the queue into the one-line exit 77.
+func queueErr(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return sysexits.New(sysexits.NoPerm, "permission denied: the queue is readable by root and the relay group only")
+	}
+	return err
+}
+
+func (c *cli) flush(cfg *config.Config, ids []string) error {
+	sp, err := openSpool(cfg)
+	if sp == nil || err != nil {
+		return err
+	}
+	return queueErr(mailq.Flush(sp, ids, c.stderr, time.Now()))
+}
+
+func (c *cli) queue(args []string) error {
+	if len(args) == 0 {
+		return sysexits.New(sysexits.Usage, "queue: name a command: list, show, flush, delete, hold, release")
+	}
+	cmd, args := args[0], args[1:]
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "list":
+		asJSON := len(args) == 1 && args[0] == "--json"
+		if len(args) > 1 || len(args) == 1 && !asJSON {
+			return sysexits.New(sysexits.Usage, "queue list: only --json is accepted")
+		}
+		return c.list(cfg, asJSON)
+	case "flush":
+		return c.flush(cfg, args)
+	case "run", "daemon":
+		return sysexits.New(sysexits.Usage, "queue %s: delivery is not supported yet", cmd)
+	}
+	ids, all, err := idArgs(cmd, args)
+	if err != nil {
+		return err
+	}
+	sp, err := openSpool(cfg)
+	if err != nil {
+		return err
+	}
+	if sp == nil {
+		return sysexits.New(sysexits.NoInput, "queue %s: the queue is empty", cmd)
+	}
+	switch cmd {
+	case "show":
+		if len(ids) != 1 || all {
+			return sysexits.New(sysexits.Usage, "queue show: name one queue ID")
+		}
+		return queueErr(mailq.Show(c.stdout, sp, ids[0]))
+	case "delete":
+		return queueErr(mailq.Delete(sp, ids, all, c.stderr))
+	case "hold":
+		return queueErr(mailq.Hold(sp, ids, all, c.stderr))
+	case "release":
+		return queueErr(mailq.Release(sp, ids, all, c.stderr, time.Now()))
+	}
+	return sysexits.New(sysexits.Usage, "queue: unknown command %q", cmd)
+}
+
+// idArgs reads "ID…" or "--all".
+func idArgs(cmd string, args []string) (ids []string, all bool, err error) {
+	for _, a := range args {
+		switch {
+		case a == "--all":
+			all = true
+		case spool.ValidID(a):
+			ids = append(ids, a)
+		default:
+			return nil, false, sysexits.New(sysexits.Usage, "queue %s: %q is not a queue ID", cmd, a)
+		}
+	}
+	if all == (len(ids) > 0) {
+		return nil, false, sysexits.New(sysexits.Usage, "queue %s: name queue IDs or --all", cmd)
+	}
+	return ids, all, nil
+}
+
+func (c *cli) rewrite(args []string) error {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	s, err := c.submitter(cfg, false)
+	if err != nil {
+		return err
+	}
+	return s.Verify(args, c.stdout)
+}
+
+// check validates the configuration, the files it names and the spool;
+// errors exit 78, warnings go to stderr with exit 0.
+func (c *cli) check(args []string) error {
+	if len(args) > 0 {
+		return sysexits.New(sysexits.Usage, "check takes no arguments")
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	var errs config.Errors
+	for _, p := range cfg.Check() {
+		if p.Warning {
+			fmt.Fprintf(c.stderr, "relay: %s\n", p)
+		} else {
+			errs = append(errs, p)
+		}
+	}
+	queued, err := checkSpool(cfg, c.stderr)
+	if err != nil {
+		errs = append(errs, config.Problem{File: cfg.Path, Key: "spool", Msg: err.Error()})
+	}
+	if len(errs) > 0 {
+		return sysexits.Wrap(sysexits.Config, &errs)
+	}
+	source := cfg.Path
+	if !cfg.Loaded {
+		source = "built-in defaults (" + cfg.Path + " does not exist)"
+	}
+	fmt.Fprintf(c.stdout, "configuration %s: OK\nspool %s: %d message(s) queued\n", source, cfg.Spool, queued)
+	return nil
+}
+
+// checkSpool reports the state of the spool: it counts the queue and
+// warns about unreadable and corrupt files. A missing spool is fine (it is
+// made on first use); one that cannot be read or written is an error.
+func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
+	sp, err := spool.Open(cfg.Spool)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	ids, err := sp.IDs()
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if _, err := sp.Read(id); err != nil && !errors.Is(err, spool.ErrNotFound) {
+			fmt.Fprintf(warn, "relay: warning: %v\n", err)
+		}
+	}
+	if names, _ := os.ReadDir(cfg.Spool + "/corrupt"); len(names) > 0 {
+		fmt.Fprintf(warn, "relay: warning: %d file(s) in %s/corrupt need a look\n", len(names), cfg.Spool)
+	}
+	return len(ids), nil
+}
+
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " (" + s.Value[:12] + ")"
+		}
+	}
+	return v
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Check makes the slower checks of `relay check` beyond Load, and returns
+// the problems found (errors and warnings), each with the file and line of
+// the key concerned:
+//
+//   - the files the configuration names exist and can be read by this
+//     process: tls_ca_file (and holds PEM certificates), tls_client_cert and
+//     tls_client_key (and make a pair), password_file (not empty, and not
+//     accessible by others); rewrite.aliases, sender_map and
+//     sender_login_map only warn when missing;
+//   - password_command's program is found (it is not run);
+//   - warnings: no [[smarthost]]; AUTH configured with tls = "none" to a host
+//     that is not a loopback address (it will be refused); warn_after not
+//     shorter than lifetime (no warning would ever be sent).
+//
+// It neither reads secrets into messages nor connects anywhere.
+func (c *Config) Check() []Problem {
+	k := &checker{c: c}
+	if len(c.Smarthosts) == 0 {
+		k.warnf("", "no [[smarthost]] configured: mail will wait in the queue")
+	}
+	for i := range c.Smarthosts {
+		k.smarthost(indexKey("smarthost", i+1), &c.Smarthosts[i])
+	}
+	for _, f := range []struct{ key, path string }{
+		{"rewrite.aliases", c.Rewrite.Aliases},
+		{"rewrite.sender_map", c.Rewrite.SenderMap},
+		{"rewrite.sender_login_map", c.Rewrite.SenderLoginMap},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if err := readable(f.path); errors.Is(err, fs.ErrNotExist) {
+			k.warnf(f.key, "%s does not exist", f.path)
+		} else if err != nil {
+			k.errorf(f.key, "cannot read %s: %s", f.path, pathErr(err))
+		}
+	}
+	if q := c.Queue; q.WarnAfter > 0 && q.WarnAfter >= q.Lifetime {
+		k.warnf("queue.warn_after", "is not shorter than lifetime (%s): no delay warning will ever be sent", q.Lifetime)
+	}
+	sortProblems(k.probs)
+	return k.probs
+}
+
+type checker struct {
+	c     *Config
+	probs []Problem
+}
+
+func (k *checker) add(key string, warn bool, format string, args ...any) {
+	k.probs = append(k.probs, Problem{File: k.c.Path, Line: k.c.lines.find(key), Key: key, Msg: fmt.Sprintf(format, args...), Warning: warn})
+}
+func (k *checker) errorf(key, format string, args ...any) { k.add(key, false, format, args...) }
+func (k *checker) warnf(key, format string, args ...any)  { k.add(key, true, format, args...) }
+
+// readable checks that path is a file this process can open for reading.
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return &fs.PathError{Op: "open", Path: path, Err: errors.New("is a directory")}
+	}
+	return nil
+}
+
+func (k *checker) file(key, path string) bool {
+	if path == "" {
+		return false
+	}
+	if err := readable(path); err != nil {
+		k.errorf(key, "cannot read %s: %s", path, pathErr(err))
+		return false
+	}
+	return true
+}
+
+func (k *checker) smarthost(p string, sh *Smarthost) {
+	if k.file(p+".tls_ca_file", sh.TLSCAFile) {
+		if b, err := os.ReadFile(sh.TLSCAFile); err == nil && !x509.NewCertPool().AppendCertsFromPEM(b) {
+			k.errorf(p+".tls_ca_file", "%s holds no PEM certificate", sh.TLSCAFile)
+		}
+	}
+	certOK := k.file(p+".tls_client_cert", sh.TLSClientCert)
+	keyOK := k.file(p+".tls_client_key", sh.TLSClientKey)
+	if certOK && keyOK {
+		if _, err := tls.LoadX509KeyPair(sh.TLSClientCert, sh.TLSClientKey); err != nil {
+			k.errorf(p+".tls_client_cert", "%s and %s are not a certificate and its key: %s",
+				sh.TLSClientCert, sh.TLSClientKey, strings.TrimPrefix(err.Error(), "tls: "))
+		}
+	}
+	if k.file(p+".password_file", sh.PasswordFile) {
+		if fi, err := os.Stat(sh.PasswordFile); err == nil {
+			if m := fi.Mode().Perm(); m&0o007 != 0 {
+				k.errorf(p+".password_file", "%s is accessible by others (mode %04o): chmod o-rwx %s", sh.PasswordFile, m, sh.PasswordFile)
+			}
+			if fi.Size() == 0 {
+				k.errorf(p+".password_file", "%s is empty", sh.PasswordFile)
+			}
+		}
+	}
+	if len(sh.PasswordCommand) > 0 && sh.PasswordCommand[0] != "" {
+		if _, err := exec.LookPath(sh.PasswordCommand[0]); err != nil {
+			k.errorf(p+".password_command", "cannot run %q: %s", sh.PasswordCommand[0], lookPathErr(err))
+		}
+	}
+	if sh.TLS == "none" && sh.Username != "" && !isLoopback(sh.Host) {
+		k.warnf(p+".tls", `AUTH is never sent without TLS except to a loopback address: delivery through %s will fail`, sh.Host)
+	}
+}
+
+func lookPathErr(err error) string {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err.Error()
+	}
+	return pathErr(err)
+}
+
+// isLoopback reports whether host is "localhost" or a loopback IP address
+// (without asking DNS).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,532 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Preset is what a provider preset fills in.
+type Preset struct {
+	Host string
+	Port int
+	TLS  string
+}
+
+// Presets are the provider presets a [[smarthost]] can name.
+var Presets = map[string]Preset{
+	"yandex":  {"smtp.yandex.ru", 465, "implicit"},
+	"mailru":  {"smtp.mail.ru", 465, "implicit"},
+	"gmail":   {"smtp.gmail.com", 587, "starttls"},
+	"outlook": {"smtp-mail.outlook.com", 587, "starttls"},
+	"rambler": {"smtp.rambler.ru", 465, "implicit"},
+}
+
+var (
+	tlsModes       = []string{"implicit", "starttls", "none"}
+	tlsVersions    = []string{"1.0", "1.1", "1.2", "1.3"}
+	authMechs      = []string{"plain", "login", "cram-md5", "scram-sha-256", "xoauth2", "oauthbearer"}
+	fromHeaders    = []string{"keep", "rewrite"}
+	headerActions  = []string{"add", "replace", "append", "remove"}
+	presetNames    = []string{"yandex", "mailru", "gmail", "outlook", "rambler"}
+	senderPatterns = `"*", "*@example.org", "@example.org" or "alice@example.org"`
+)
+
+type validator struct {
+	c     *Config
+	file  string
+	perm  fs.FileMode
+	probs []Problem
+}
+
+func (v *validator) errorf(key, format string, args ...any) {
+	v.probs = append(v.probs, Problem{File: v.file, Line: v.c.lines.find(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) has(key string) bool { return v.c.defined[key] }
+
+// oneOf checks an enumerated value; it reports and returns false when the
+// value is not one of those allowed.
+func (v *validator) oneOf(key, val string, allowed []string) bool {
+	for _, a := range allowed {
+		if val == a {
+			return true
+		}
+	}
+	v.errorf(key, "must be %s, not %q", quoteList(allowed), val)
+	return false
+}
+
+// quoteList gives `"a", "b" or "c"`.
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = strconv.Quote(x)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+func (v *validator) absPath(key, p string) {
+	if p != "" && !filepath.IsAbs(p) {
+		hint := ""
+		if strings.HasPrefix(p, "~") {
+			hint = " (~ is not expanded)"
+		}
+		v.errorf(key, "must be an absolute path, not %q%s", p, hint)
+	}
+}
+
+func (v *validator) validate() {
+	c := v.c
+	if c.Domain != "" && !isHostname(c.Domain) {
+		v.errorf("domain", "%q is not a host name", c.Domain)
+	}
+	if c.Spool == "" || !filepath.IsAbs(c.Spool) {
+		v.errorf("spool", "must be an absolute path, not %q", c.Spool)
+	}
+	if c.Proxy != "" {
+		if _, err := ParseProxy(c.Proxy); err != nil {
+			v.errorf("proxy", "%s", err)
+		}
+	}
+	if c.MaxMessageSize <= 0 {
+		v.errorf("max_message_size", "must be more than 0")
+	}
+	v.smarthosts()
+	v.queue()
+	v.rewrite()
+	v.daemon()
+	switch t := c.Log.To; {
+	case t == "stderr", t == "syslog", filepath.IsAbs(t):
+	default:
+		v.errorf("log.to", `must be "stderr", "syslog" or an absolute file path, not %q`, t)
+	}
+}
+
+func (v *validator) queue() {
+	q := &v.c.Queue
+	if q.RetryMin <= 0 {
+		v.errorf("queue.retry_min", "must be more than 0")
+	} else {
+		if q.RetryMax < q.RetryMin {
+			v.errorf("queue.retry_max", "must not be less than retry_min (%s)", q.RetryMin)
+		}
+		if q.Lifetime < q.RetryMin {
+			v.errorf("queue.lifetime", "must not be less than retry_min (%s)", q.RetryMin)
+		}
+	}
+	if q.MaxConnections < 1 {
+		v.errorf("queue.max_connections", "must be at least 1")
+	}
+}
+
+func (v *validator) rewrite() {
+	r := &v.c.Rewrite
+	v.absPath("rewrite.aliases", r.Aliases)
+	v.absPath("rewrite.sender_map", r.SenderMap)
+	v.absPath("rewrite.sender_login_map", r.SenderLoginMap)
+	v.oneOf("rewrite.from_header", r.FromHeader, fromHeaders)
+	for i := range r.Header {
+		h := &r.Header[i]
+		p := indexKey("rewrite.header", i+1)
+		if !v.has(p + ".action") {
+			v.errorf(p, "missing action: %s", quoteList(headerActions))
+		} else {
+			v.oneOf(p+".action", h.Action, headerActions)
+		}
+		switch {
+		case !v.has(p + ".name"):
+			v.errorf(p, "missing name: the header field to change")
+		case !isFieldName(h.Name):
+			v.errorf(p+".name", "%q is not a header field name", h.Name)
+		}
+		switch {
+		case h.Action == "remove" && v.has(p+".value"):
+			v.errorf(p+".value", "remove takes no value")
+		case h.Action != "remove" && h.Value == "":
+			if v.has(p + ".value") {
+				v.errorf(p+".value", "must not be empty")
+			} else {
+				v.errorf(p, "missing value: add, replace and append need one")
+			}
+		case strings.ContainsAny(h.Value, "\r\n"):
+			v.errorf(p+".value", "must not contain line breaks")
+		}
+	}
+}
+
+func (v *validator) daemon() {
+	d := &v.c.Daemon
+	for i, l := range d.Listen {
+		_, port, err := net.SplitHostPort(l)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+			v.errorf(indexKey("daemon.listen", i+1), `%q is not host:port, e.g. "127.0.0.1:25" or "[::1]:25"`, l)
+		}
+	}
+	for i, n := range d.ListenNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			v.errorf(indexKey("daemon.listen_networks", i+1), `%q is not a network in CIDR form, e.g. "172.17.0.0/16" or "192.0.2.7/32"`, n)
+		}
+	}
+	if d.User == "" {
+		v.errorf("daemon.user", "must not be empty")
+	}
+}
+
+func (v *validator) smarthosts() {
+	c := v.c
+	names := map[string]int{} // name → index+1
+	for i := range c.Smarthosts {
+		sh := &c.Smarthosts[i]
+		p := indexKey("smarthost", i+1)
+		k := func(name string) string { return p + "." + name }
+
+		// Where to connect: preset, then the port/TLS rules.
+		var preset *Preset
+		if sh.Preset != "" {
+			if pr, ok := Presets[sh.Preset]; ok {
+				preset = &pr
+				if sh.Host == "" {
+					sh.Host = pr.Host
+				}
+			} else {
+				v.errorf(k("preset"), "unknown preset %q: use %s", sh.Preset, strings.Join(presetNames, ", "))
+			}
+		}
+		tlsOK := sh.TLS == "" || v.oneOf(k("tls"), sh.TLS, tlsModes)
+		portSet := v.has(k("port"))
+		if portSet && (sh.Port < 1 || sh.Port > 65535) {
+			v.errorf(k("port"), "must be between 1 and 65535, not %d", sh.Port)
+		}
+		switch {
+		case !tlsOK:
+		case !portSet && sh.TLS == "" && preset != nil:
+			sh.Port, sh.TLS = preset.Port, preset.TLS
+		case !portSet && sh.TLS == "":
+			sh.Port, sh.TLS = 587, "starttls"
+		case sh.TLS == "" && sh.Port == 465:
+			sh.TLS = "implicit"
+		case sh.TLS == "":
+			sh.TLS = "starttls"
+		case !portSet:
+			sh.Port = map[string]int{"implicit": 465, "starttls": 587, "none": 25}[sh.TLS]
+		}
+		switch {
+		case sh.Host == "":
+			v.errorf(p, "no host: set host, or a preset")
+		case !isHost(sh.Host):
+			if h, port, err := net.SplitHostPort(sh.Host); err == nil && isHost(h) && port != "" {
+				v.errorf(k("host"), "%q includes a port: write it as port = %s", sh.Host, port)
+			} else {
+				v.errorf(k("host"), "%q is not a host name or IP address", sh.Host)
+			}
+		}
+		if sh.Name == "" {
+			sh.Name = sh.Host
+		}
+		if sh.Name != "" {
+			if j, dup := names[sh.Name]; dup {
+				key := p
+				if v.has(k("name")) {
+					key = k("name")
+				}
+				first := indexKey("smarthost", j)
+				v.errorf(key, "name %q is already used by %s (line %d): give each smarthost a distinct name", sh.Name, first, c.lines.find(first))
+			} else {
+				names[sh.Name] = i + 1
+			}
+		}
+
+		// TLS details.
+		if sh.TLSMinVersion == "" {
+			sh.TLSMinVersion = "1.2"
+		} else {
+			v.oneOf(k("tls_min_version"), sh.TLSMinVersion, tlsVersions)
+		}
+		if sh.TLSFingerprint != "" {
+			if fp, ok := normalizeFingerprint(sh.TLSFingerprint); ok {
+				sh.TLSFingerprint = fp
+			} else {
+				v.errorf(k("tls_fingerprint"), `must be the SHA-256 of the server's certificate: 64 hex digits, colons and "sha256:" optional`)
+			}
+			if sh.TLSCAFile != "" {
+				v.errorf(k("tls_ca_file"), "cannot be used with tls_fingerprint, which replaces certificate chain verification")
+			}
+		}
+		if sh.TLSServerName != "" && !isHostname(sh.TLSServerName) {
+			v.errorf(k("tls_server_name"), "%q is not a host name", sh.TLSServerName)
+		}
+		v.absPath(k("tls_ca_file"), sh.TLSCAFile)
+		v.absPath(k("tls_client_cert"), sh.TLSClientCert)
+		v.absPath(k("tls_client_key"), sh.TLSClientKey)
+		switch {
+		case sh.TLSClientCert != "" && sh.TLSClientKey == "":
+			v.errorf(k("tls_client_cert"), "needs tls_client_key as well")
+		case sh.TLSClientKey != "" && sh.TLSClientCert == "":
+			v.errorf(k("tls_client_key"), "needs tls_client_cert as well")
+		}
+		if sh.TLS == "none" {
+			for _, key := range []string{"tls_ca_file", "tls_fingerprint", "tls_server_name", "tls_client_cert", "tls_client_key", "tls_min_version"} {
+				if v.has(k(key)) {
+					v.errorf(k(key), `has no use with tls = "none"`)
+				}
+			}
+		}
+
+		// Authentication. The password itself never goes into a message.
+		var sources []string
+		for _, key := range []string{"password", "password_file", "password_command"} {
+			if v.has(k(key)) {
+				sources = append(sources, key)
+			}
+		}
+		if len(sources) > 1 {
+			v.errorf(k(sources[len(sources)-1]), "only one of password, password_file and password_command may be set")
+		}
+		if v.has(k("password")) {
+			if sh.Password == "" {
+				v.errorf(k("password"), "must not be empty")
+			} else if v.perm&0o077 != 0 {
+				v.errorf(k("password"), "inline password in a file readable by group or others: chmod 600 %s, or use password_file", v.file)
+			}
+		}
+		v.absPath(k("password_file"), sh.PasswordFile)
+		if v.has(k("password_file")) && sh.PasswordFile == "" {
+			v.errorf(k("password_file"), "must not be empty")
+		}
+		if v.has(k("password_command")) && (len(sh.PasswordCommand) == 0 || sh.PasswordCommand[0] == "") {
+			v.errorf(k("password_command"), `must name a command and its arguments: ["program", "arg", …]`)
+		}
+		switch {
+		case sh.Username != "" && len(sources) == 0:
+			v.errorf(k("username"), "needs password_file, password_command or password")
+		case sh.Username == "" && len(sources) > 0:
+			v.errorf(k(sources[0]), "needs username")
+		}
+		if sh.Auth != "" {
+			sh.Auth = strings.ToLower(sh.Auth)
+			if v.oneOf(k("auth"), sh.Auth, authMechs) && sh.Username == "" {
+				v.errorf(k("auth"), "needs username")
+			}
+		}
+
+		// Senders and routing.
+		for _, key := range []struct {
+			name string
+			val  string
+		}{{"envelope_from", sh.EnvelopeFrom}, {"bounce_from", sh.BounceFrom}} {
+			if key.val != "" && !isAddress(key.val) {
+				v.errorf(k(key.name), "%q is not an address (local@domain)", key.val)
+			}
+		}
+		for j, s := range sh.Senders {
+			if !isSenderPattern(s) {
+				v.errorf(indexKey(k("senders"), j+1), "%q is not a sender pattern: use %s", s, senderPatterns)
+			}
+		}
+		if sh.Proxy != "" {
+			if _, err := ParseProxy(sh.Proxy); err != nil {
+				v.errorf(k("proxy"), "%s", err)
+			}
+		} else {
+			sh.Proxy = c.Proxy
+		}
+	}
+}
+
+// normalizeFingerprint accepts a SHA-256 in hex with optional colons and an
+// optional "sha256:" prefix and gives it as lowercase hex.
+func normalizeFingerprint(s string) (string, bool) {
+	t := strings.TrimSpace(s)
+	if len(t) >= 7 && strings.EqualFold(t[:7], "sha256:") {
+		t = t[7:]
+	}
+	t = strings.ToLower(strings.ReplaceAll(t, ":", ""))
+	if b, err := hex.DecodeString(t); err != nil || len(b) != 32 {
+		return "", false
+	}
+	return t, true
+}
+
+// isHostname reports whether s is a plausible DNS host name: labels of
+// letters, digits and hyphens separated by dots.
+func isHostname(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isHost reports whether s is a host name or an IP address (an IPv6 address
+// possibly in brackets).
+func isHost(s string) bool {
+	if isHostname(s) {
+		return true
+	}
+	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	return err == nil
+}
+
+// badAddrChar reports characters that never belong in a configured address.
+func badAddrChar(r rune) bool {
+	return r <= ' ' || r == 0x7f || r == '<' || r == '>'
+}
+
+// isAddress reports whether s looks like local@domain.
+func isAddress(s string) bool {
+	if strings.ContainsFunc(s, badAddrChar) {
+		return false
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return false
+	}
+	dom := s[at+1:]
+	return !strings.Contains(dom, "..") && !strings.HasPrefix(dom, ".") && !strings.HasSuffix(dom, ".")
+}
+
+// isSenderPattern reports whether s is "*", "*@domain", "@domain" or
+// "local@domain".
+func isSenderPattern(s string) bool {
+	if s == "*" {
+		return true
+	}
+	if strings.ContainsFunc(s, badAddrChar) {
+		return false
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return false
+	}
+	local, dom := s[:at], s[at+1:]
+	if local != "*" && strings.Contains(local, "*") || strings.Contains(dom, "*") {
+		return false
+	}
+	return dom != "" && !strings.Contains(dom, "@") && isAddress("x@"+dom)
+}
+
+// isFieldName reports whether s is a header field name: printable ASCII
+// other than the colon (RFC 5322 section 3.6.8).
+func isFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 || s[i] == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// Proxy is a parsed proxy setting.
+type Proxy struct {
+	Network  string // "tcp" or "unix"
+	Address  string // host:port, or the socket's path
+	Username string // "" when none
+	Password string
+}
+
+// String gives the proxy as written, with the password masked.
+func (p *Proxy) String() string {
+	var b strings.Builder
+	b.WriteString("socks5://")
+	if p.Username != "" || p.Password != "" {
+		b.WriteString(url.PathEscape(p.Username))
+		if p.Password != "" {
+			b.WriteString(":xxx")
+		}
+		b.WriteByte('@')
+	}
+	if p.Network == "unix" {
+		b.WriteString("unix:")
+	}
+	b.WriteString(p.Address)
+	return b.String()
+}
+
+// ParseProxy parses "socks5://[user:password@]host:port" or
+// "socks5://[user:password@]unix:/path/to/socket". User and password may be
+// percent-encoded. Its errors show the value with the password masked.
+func ParseProxy(s string) (*Proxy, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("%q is not a proxy (%s): use \"socks5://[user:password@]host:port\" or \"socks5://unix:/path/to/socket\"", MaskProxy(s), why)
+	}
+	rest, ok := strings.CutPrefix(s, "socks5://")
+	if !ok {
+		return nil, bad(`only socks5:// is supported`)
+	}
+	p := &Proxy{Network: "tcp"}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		user, pass, _ := strings.Cut(rest[:at], ":")
+		var err1, err2 error
+		p.Username, err1 = url.PathUnescape(user)
+		p.Password, err2 = url.PathUnescape(pass)
+		if err1 != nil || err2 != nil {
+			return nil, bad("bad %-escape in the credentials")
+		}
+		if p.Username == "" || len(p.Username) > 255 || len(p.Password) > 255 {
+			return nil, bad("user name must have 1 to 255 bytes, password at most 255")
+		}
+		rest = rest[at+1:]
+	}
+	if path, ok := strings.CutPrefix(rest, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return nil, bad("the socket path must be absolute")
+		}
+		p.Network, p.Address = "unix", path
+		return p, nil
+	}
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil || host == "" {
+		return nil, bad("expected host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, bad("bad port")
+	}
+	if !isHost(host) {
+		return nil, bad("bad host")
+	}
+	p.Address = rest
+	return p, nil
+}
+
+// MaskProxy replaces the password of a proxy URL (valid or not) with "xxx".
+func MaskProxy(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		if strings.Contains(s, "@") {
+			return "xxx" // unparseable: show nothing that may be a secret
+		}
+		return s
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return s
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return s
+	}
+	return scheme + "://" + user + ":xxx" + rest[at:]
+}

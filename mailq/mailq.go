@@ -1,0 +1,307 @@
+// Package mailq implements the queue commands: mailq (sendmail -bp,
+// relay queue list) in the format of Postfix's postqueue -p and -j, and
+// relay queue show, delete, hold, release and flush.
+//
+// Listing needs only read access to the spool and never locks a message:
+// a message a runner is delivering is marked "*" by testing its lock.
+// Changes take the message's lock, waiting a moment for a runner to finish
+// with it.
+package mailq
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/relaymail/relay/spool"
+	"github.com/relaymail/relay/sysexits"
+)
+
+// LockWait is how long changing commands wait for a runner to release a
+// message.
+var LockWait = 10 * time.Second
+
+// Entry is one message as listed.
+type Entry struct {
+	QueueName   string      `json:"queue_name"` // incoming, active, deferred, hold
+	QueueID     string      `json:"queue_id"`
+	ArrivalTime int64       `json:"arrival_time"`
+	MessageSize int64       `json:"message_size"`
+	Sender      string      `json:"sender"`
+	Recipients  []Recipient `json:"recipients"`
+	Attempts    int         `json:"attempts"`
+	NextAttempt int64       `json:"next_attempt"`
+}
+
+// Recipient is one undelivered recipient as listed.
+type Recipient struct {
+	Address     string `json:"address"`
+	DelayReason string `json:"delay_reason,omitempty"`
+}
+
+func entryOf(m *spool.Message) Entry {
+	e := Entry{
+		QueueID:     m.ID,
+		ArrivalTime: m.Arrival.Unix(),
+		MessageSize: m.Size,
+		Sender:      m.Sender,
+		Attempts:    m.Attempts,
+		NextAttempt: m.NextAttempt.Unix(),
+	}
+	switch {
+	case m.Active:
+		e.QueueName = "active"
+	case m.Held:
+		e.QueueName = "hold"
+	case m.Attempts > 0:
+		e.QueueName = "deferred"
+	default:
+		e.QueueName = "incoming"
+	}
+	for _, r := range m.Recipients {
+		if r.Status == spool.Delivered {
+			continue
+		}
+		reason := r.Reason
+		if r.Status == spool.Failed {
+			reason = "refused permanently: " + reason
+		}
+		e.Recipients = append(e.Recipients, Recipient{Address: r.Address, DelayReason: reason})
+	}
+	return e
+}
+
+// Walk calls fn for every readable message in arrival order. Unreadable
+// ones are reported on warn and skipped: one bad file never hides the rest.
+func Walk(sp *spool.Spool, warn io.Writer, fn func(*spool.Message) error) error {
+	ids, err := sp.IDs()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		m, err := sp.Read(id)
+		if errors.Is(err, spool.ErrNotFound) {
+			continue // delivered meanwhile
+		}
+		if err != nil {
+			fmt.Fprintf(warn, "mailq: %v\n", err)
+			continue
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// List writes the queue as postqueue -p does.
+func List(w, warn io.Writer, sp *spool.Spool) error {
+	bw := bufio.NewWriter(w)
+	var n int
+	var total int64
+	err := Walk(sp, warn, func(m *spool.Message) error {
+		if n == 0 {
+			fmt.Fprintf(bw, "%-16s %8s %-20s  %s\n", "-Queue ID-", "--Size--", "----Arrival Time----", "-Sender/Recipient-------")
+		} else {
+			bw.WriteString("\n")
+		}
+		n++
+		total += m.Size
+		e := entryOf(m)
+		mark := ' '
+		switch e.QueueName {
+		case "active":
+			mark = '*'
+		case "hold":
+			mark = '!'
+		}
+		sender := e.Sender
+		if sender == "" {
+			sender = "MAILER-DAEMON"
+		}
+		fmt.Fprintf(bw, "%-15s%c %8d %-20.20s  %s\n", e.QueueID, mark, e.MessageSize, m.Arrival.Local().Format("Mon Jan _2 15:04:05"), sender)
+		// Recipients sharing a reason are listed under it, as Postfix does.
+		lastReason := ""
+		for _, r := range e.Recipients {
+			if r.DelayReason != "" && r.DelayReason != lastReason {
+				fmt.Fprintf(bw, "%8s(%s)\n", "", oneLine(r.DelayReason))
+				lastReason = r.DelayReason
+			}
+			fmt.Fprintf(bw, "%48s%s\n", "", r.Address)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		bw.WriteString("Mail queue is empty\n")
+	} else {
+		plural := "s"
+		if n == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(bw, "\n-- %d Kbytes in %d Request%s.\n", total/1024, n, plural)
+	}
+	return bw.Flush()
+}
+
+// ListJSON writes one JSON object per message and line, with the field
+// names of postqueue -j plus attempts and next_attempt.
+func ListJSON(w, warn io.Writer, sp *spool.Spool) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	err := Walk(sp, warn, func(m *spool.Message) error { return enc.Encode(entryOf(m)) })
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// Show writes message id's envelope and header.
+func Show(w io.Writer, sp *spool.Spool, id string) error {
+	m, err := sp.Read(id)
+	if err != nil {
+		return notFound(err)
+	}
+	bw := bufio.NewWriter(w)
+	state := "queued"
+	switch {
+	case m.Active:
+		state = "being delivered"
+	case m.Held:
+		state = "on hold"
+	}
+	sender := "<" + m.Sender + ">"
+	fmt.Fprintf(bw, "Queue ID:     %s\n", m.ID)
+	fmt.Fprintf(bw, "State:        %s\n", state)
+	fmt.Fprintf(bw, "Arrival:      %s\n", m.Arrival.Local().Format(time.RFC3339))
+	fmt.Fprintf(bw, "Size:         %d bytes\n", m.Size)
+	fmt.Fprintf(bw, "Sender:       %s\n", sender)
+	fmt.Fprintf(bw, "Submitted by: %s (uid %d)\n", m.User, m.UID)
+	fmt.Fprintf(bw, "Attempts:     %d\n", m.Attempts)
+	fmt.Fprintf(bw, "Next attempt: %s\n", m.NextAttempt.Local().Format(time.RFC3339))
+	if m.LastError != "" {
+		fmt.Fprintf(bw, "Last error:   %s\n", oneLine(m.LastError))
+	}
+	if d := m.DSN; len(d.Notify) > 0 || d.Ret != "" || d.EnvID != "" {
+		fmt.Fprintf(bw, "DSN:          NOTIFY=%s RET=%s ENVID=%s\n", strings.Join(d.Notify, ","), d.Ret, d.EnvID)
+	}
+	if m.Body != "" {
+		fmt.Fprintf(bw, "Body:         %s\n", m.Body)
+	}
+	fmt.Fprintf(bw, "Recipients:\n")
+	for _, r := range m.Recipients {
+		fmt.Fprintf(bw, "  <%s> %s", r.Address, r.Status)
+		if r.Original != "" {
+			fmt.Fprintf(bw, " (given as %s)", r.Original)
+		}
+		if r.Reason != "" {
+			fmt.Fprintf(bw, ": %s", oneLine(r.Reason))
+		}
+		bw.WriteString("\n")
+	}
+	fmt.Fprintf(bw, "Header:\n")
+	f, err := sp.OpenContent(id)
+	if err != nil {
+		return notFound(err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	for {
+		line, err := br.ReadString('\n')
+		if strings.TrimRight(line, "\r\n") == "" {
+			break
+		}
+		bw.WriteString("  " + strings.TrimRight(line, "\r\n") + "\n")
+		if err != nil {
+			break
+		}
+	}
+	return bw.Flush()
+}
+
+// notFound gives a missing message exit code 66.
+func notFound(err error) error {
+	if errors.Is(err, spool.ErrNotFound) {
+		return sysexits.Wrap(sysexits.NoInput, err)
+	}
+	return err
+}
+
+// Each applies op to every id (every queued one when ids is empty and all
+// is set), reporting each failure on warn and going on with the others.
+// It returns the error of the last failure, for the exit code.
+func Each(sp *spool.Spool, ids []string, all bool, warn io.Writer, op func(id string) error) error {
+	if all {
+		var err error
+		if ids, err = sp.IDs(); err != nil {
+			return err
+		}
+	}
+	var last error
+	for _, id := range ids {
+		if err := op(id); err != nil {
+			last = notFound(err)
+			fmt.Fprintf(warn, "relay: %v\n", err)
+		}
+	}
+	return last
+}
+
+// Delete removes messages for good (relay queue delete).
+func Delete(sp *spool.Spool, ids []string, all bool, warn io.Writer) error {
+	return Each(sp, ids, all, warn, func(id string) error { return sp.Remove(id, LockWait) })
+}
+
+// Hold sets messages on hold: no runner delivers them until released.
+func Hold(sp *spool.Spool, ids []string, all bool, warn io.Writer) error {
+	return Each(sp, ids, all, warn, func(id string) error {
+		return sp.Change(id, LockWait, func(e *spool.Envelope) bool {
+			changed := !e.Held
+			e.Held = true
+			return changed
+		})
+	})
+}
+
+// Release takes messages off hold and makes them due now.
+func Release(sp *spool.Spool, ids []string, all bool, warn io.Writer, now time.Time) error {
+	return Each(sp, ids, all, warn, func(id string) error {
+		return sp.Change(id, LockWait, func(e *spool.Envelope) bool {
+			if !e.Held {
+				return false
+			}
+			e.Held = false
+			e.NextAttempt = now
+			return true
+		})
+	})
+}
+
+// Flush makes deferred messages due now (relay queue flush, sendmail -q).
+// Held messages stay held; one being delivered is skipped, since it is
+// being tried anyway.
+func Flush(sp *spool.Spool, ids []string, warn io.Writer, now time.Time) error {
+	return Each(sp, ids, len(ids) == 0, warn, func(id string) error {
+		err := sp.Change(id, 0, func(e *spool.Envelope) bool {
+			if e.Held || !e.NextAttempt.After(now) {
+				return false
+			}
+			e.NextAttempt = now
+			return true
+		})
+		if errors.Is(err, spool.ErrBusy) && len(ids) == 0 {
+			return nil
+		}
+		return err
+	})
+}

@@ -1,0 +1,116 @@
+// Command relay is a sendmail-compatible smarthost relay client: installed
+// as /usr/sbin/sendmail it spools every message durably and hands it to an
+// authenticated TLS smarthost.
+//
+// The binary answers to several names, like Postfix and Exim: as sendmail,
+// mailq or newaliases it behaves as those; as relay it takes a subcommand.
+// This file only dispatches; the work is done in the packages config,
+// sendmailcompat, spool and mailq.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/relaymail/relay/sysexits"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches on the program name and the subcommand and returns the
+// exit code.
+func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, prog: filepath.Base(argv[0])}
+	args := argv[1:]
+	switch c.prog {
+	case "sendmail":
+		return c.exit(c.sendmail(args))
+	case "mailq":
+		return c.exit(c.sendmail(append([]string{"-bp"}, args...)))
+	case "newaliases":
+		return c.exit(c.sendmail(append([]string{"-bi"}, args...)))
+	}
+	c.prog = "relay"
+	args, c.configFlag = globalConfig(args)
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return sysexits.Usage
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "sendmail":
+		c.prog = "sendmail"
+		if c.configFlag != "" {
+			args = append([]string{"-C", c.configFlag}, args...)
+		}
+		return c.exit(c.sendmail(args))
+	case "mailq":
+		return c.exit(c.queue(append([]string{"list"}, args...)))
+	case "newaliases":
+		return c.exit(c.newaliases())
+	case "queue":
+		return c.exit(c.queue(args))
+	case "check":
+		return c.exit(c.check(args))
+	case "rewrite":
+		return c.exit(c.rewrite(args))
+	case "version", "--version":
+		fmt.Fprintln(stdout, "relay", version())
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "daemon", "probe":
+		return c.exit(sysexits.New(sysexits.Usage, "%s is not supported yet", cmd))
+	}
+	return c.exit(sysexits.New(sysexits.Usage, "unknown command %q (see relay help)", cmd))
+}
+
+const usage = `usage: relay [-C FILE] COMMAND [ARGS]
+  sendmail [FLAGS] [RECIPIENT...]   submit a message (as sendmail(1))
+  mailq                             list the queue
+  newaliases                        check the alias file
+  queue list [--json]               list the queue (postqueue -p / -j)
+  queue show ID                     show a message's envelope and header
+  queue flush [ID...]               make deferred mail due now
+  queue delete ID...|--all          delete messages
+  queue hold ID...|--all            put messages on hold
+  queue release ID...|--all         release held messages
+  check                             validate configuration and spool
+  rewrite ADDR...                   show what addresses become
+  version                           print the version
+`
+
+// globalConfig takes -C FILE, --config FILE and --config=FILE out of the
+// arguments before the subcommand.
+func globalConfig(args []string) (rest []string, config string) {
+	for len(args) > 0 {
+		a := args[0]
+		switch {
+		case (a == "-C" || a == "--config") && len(args) > 1:
+			config, args = args[1], args[2:]
+		case strings.HasPrefix(a, "--config="):
+			config, args = strings.TrimPrefix(a, "--config="), args[1:]
+		default:
+			return args, config
+		}
+	}
+	return args, config
+}
+
+// exit prints err as one line per problem, prefixed with the program name,
+// and returns its exit code.
+func (c *cli) exit(err error) int {
+	if err == nil {
+		return 0
+	}
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintf(c.stderr, "%s: %s\n", c.prog, line)
+	}
+	return sysexits.Code(err, sysexits.Software)
+}

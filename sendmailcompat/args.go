@@ -1,0 +1,290 @@
+package sendmailcompat
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/relaymail/relay/sysexits"
+)
+
+// Mode is what an invocation asks for (sendmail's -b flag, -q).
+type Mode int
+
+const (
+	ModeDeliver    Mode = iota // -bm: read a message and queue it (default)
+	ModePrintQueue             // -bp: list the queue (mailq)
+	ModeSMTP                   // -bs: an SMTP session on stdin/stdout
+	ModeVerify                 // -bv: show what addresses become
+	ModeNewaliases             // -bi: check the alias file
+	ModeFlush                  // -q: make deferred mail due now
+)
+
+// Options is a parsed sendmail command line.
+type Options struct {
+	Mode       Mode
+	Extract    bool   // -t: recipients from the headers as well
+	IgnoreDots bool   // -i, -oi: a lone dot does not end the input
+	Sender     string // -f, -r, parsed; "" with SenderSet is the null sender
+	SenderSet  bool
+	FullName   string // -F
+	Notify     []string
+	Ret        string // -R: FULL or HDRS
+	EnvID      string // -V
+	Body       string // -B: 7BIT or 8BITMIME
+	Config     string // -C
+	Verbose    bool   // -v
+	Wait       time.Duration
+	WaitSet    bool     // --wait
+	Recipients []string // the recipient arguments as given
+}
+
+// argKind says whether a flag takes an argument.
+type argKind int
+
+const (
+	noArg       argKind = iota
+	requiredArg         // attached (-fa@b) or the next argument (-f a@b)
+	optionalArg         // attached only (-q, -q30m)
+)
+
+// flags lists every single-letter flag relay knows. Postfix's sendmail(1)
+// is the reference; flags it only accepts for compatibility are accepted and
+// ignored here too.
+var flags = map[byte]argKind{
+	't': noArg, 'i': noArg, 'v': noArg,
+	'm': noArg, 'n': noArg, 'G': noArg, 'U': noArg, 'c': noArg, 'x': noArg, // ignored
+	'f': requiredArg, 'r': requiredArg, 'F': requiredArg, 'N': requiredArg, 'R': requiredArg,
+	'V': requiredArg, 'B': requiredArg, 'C': requiredArg, 'b': requiredArg, 'o': requiredArg,
+	'O': requiredArg, 'h': requiredArg, 'L': requiredArg, 'X': requiredArg, 'e': requiredArg, // -O -h -L -X -e ignored
+	'A': requiredArg,
+	'q': optionalArg,
+}
+
+var queueInterval = regexp.MustCompile(`^([0-9]+[smhdw]?)+$`)
+
+// usageErr is the one error type of the parser: exit 64 with a message.
+func usageErr(format string, args ...any) error {
+	return sysexits.New(sysexits.Usage, format, args...)
+}
+
+// ParseArgs parses sendmail's command line (without argv[0]). Like Postfix's
+// sendmail it stops at the first argument that is not a flag (POSIX getopt),
+// and every later argument is a recipient. Errors are *sysexits.Error with
+// code 64.
+func ParseArgs(args []string) (*Options, error) {
+	o := &Options{Mode: ModeDeliver}
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if strings.HasPrefix(a, "--") {
+			if err := o.long(a, args, &i); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		// A cluster of flags: -ti, -oi, -fa@b, -f a@b.
+		for j := 1; j < len(a); j++ {
+			c := a[j]
+			kind, ok := flags[c]
+			if !ok {
+				return nil, usageErr("unknown option -%c", c)
+			}
+			var val string
+			switch kind {
+			case requiredArg:
+				if j+1 < len(a) {
+					val = a[j+1:]
+				} else if i+1 < len(args) {
+					i++
+					val = args[i]
+				} else {
+					return nil, usageErr("option -%c needs an argument", c)
+				}
+				j = len(a)
+			case optionalArg:
+				val = a[j+1:]
+				j = len(a)
+			}
+			if err := o.flag(c, val); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, r := range args[i:] {
+		if strings.HasPrefix(r, "-") {
+			return nil, usageErr("recipient %q begins with '-': refused (a misplaced option?)", r)
+		}
+		if err := noLineBreak("recipient", r); err != nil {
+			return nil, err
+		}
+		o.Recipients = append(o.Recipients, r)
+	}
+	return o, nil
+}
+
+func (o *Options) long(a string, args []string, i *int) error {
+	name, val, hasVal := strings.Cut(a[2:], "=")
+	switch name {
+	case "wait":
+		o.WaitSet = true
+		o.Wait = 60 * time.Second
+		if hasVal {
+			d, err := time.ParseDuration(val)
+			if err != nil || d <= 0 {
+				return usageErr("--wait=%s: not a duration such as 30s or 2m", val)
+			}
+			o.Wait = d
+		}
+	case "config":
+		if !hasVal {
+			if *i+1 >= len(args) {
+				return usageErr("--config needs a file")
+			}
+			*i++
+			val = args[*i]
+		}
+		o.Config = val
+	default:
+		return usageErr("unknown option --%s", name)
+	}
+	return nil
+}
+
+func (o *Options) flag(c byte, val string) error {
+	switch c {
+	case 't':
+		o.Extract = true
+	case 'i':
+		o.IgnoreDots = true
+	case 'v':
+		o.Verbose = true
+	case 'f', 'r':
+		if err := noLineBreak("sender", val); err != nil {
+			return err
+		}
+		o.Sender, o.SenderSet = val, true
+	case 'F':
+		if err := noLineBreak("full name", val); err != nil {
+			return err
+		}
+		o.FullName = val
+	case 'N':
+		n, err := parseNotify(val)
+		if err != nil {
+			return err
+		}
+		o.Notify = n
+	case 'R':
+		switch strings.ToUpper(val) {
+		case "FULL", "HDRS":
+			o.Ret = strings.ToUpper(val)
+		default:
+			return usageErr("-R %s: use full or hdrs", val)
+		}
+	case 'V':
+		if !validEnvID(val) {
+			return usageErr("-V %q: an envelope ID is 1 to 100 printable ASCII characters without spaces", val)
+		}
+		o.EnvID = val
+	case 'B':
+		switch strings.ToUpper(val) {
+		case "7BIT", "8BITMIME":
+			o.Body = strings.ToUpper(val)
+		default:
+			return usageErr("-B %s: use 7BIT or 8BITMIME", val)
+		}
+	case 'C':
+		o.Config = val
+	case 'b':
+		return o.mode(val)
+	case 'o':
+		// -oi is -i; every other -o option (-odi, -odb, -oem, -om, …) is
+		// accepted and ignored: cronie passes -odi on every job.
+		if val == "i" {
+			o.IgnoreDots = true
+		}
+	case 'A':
+		if val != "c" && val != "m" {
+			return usageErr("-A%s: use -Ac or -Am", val)
+		}
+	case 'q':
+		if val != "" && !queueInterval.MatchString(val) {
+			return usageErr("-q%s: only -q and -q<interval> (such as -q30m) are supported", val)
+		}
+		o.Mode = ModeFlush
+	}
+	return nil
+}
+
+func (o *Options) mode(val string) error {
+	switch val {
+	case "m":
+		o.Mode = ModeDeliver
+	case "p":
+		o.Mode = ModePrintQueue
+	case "s":
+		o.Mode = ModeSMTP
+	case "v":
+		o.Mode = ModeVerify
+	case "i":
+		o.Mode = ModeNewaliases
+	default:
+		return usageErr("-b%s: unsupported mode (relay knows -bm, -bp, -bs, -bv, -bi)", val)
+	}
+	return nil
+}
+
+func parseNotify(val string) ([]string, error) {
+	var out []string
+	for _, w := range strings.Split(val, ",") {
+		w = strings.ToUpper(strings.TrimSpace(w))
+		switch w {
+		case "NEVER", "SUCCESS", "DELAY", "FAILURE":
+			out = append(out, w)
+		default:
+			return nil, usageErr("-N %s: use never, or a list of success, delay, failure", val)
+		}
+	}
+	if len(out) > 1 {
+		for _, w := range out {
+			if w == "NEVER" {
+				return nil, usageErr("-N %s: never cannot be combined with other values", val)
+			}
+		}
+	}
+	return out, nil
+}
+
+func validEnvID(s string) bool {
+	if len(s) == 0 || len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// noLineBreak refuses values that would let a caller inject header lines.
+func noLineBreak(what, v string) error {
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return usageErr("%s %q contains a line break or NUL: refused", what, v)
+	}
+	return nil
+}
+
+// String gives the mode's flag, for messages.
+func (m Mode) String() string {
+	return fmt.Sprint([]string{"-bm", "-bp", "-bs", "-bv", "-bi", "-q"}[m])
+}

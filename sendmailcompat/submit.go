@@ -1,0 +1,319 @@
+package sendmailcompat
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/relaymail/relay/mailaddr"
+	"github.com/relaymail/relay/spool"
+	"github.com/relaymail/relay/sysexits"
+)
+
+// Submitter is who submits and where the message goes.
+type Submitter struct {
+	Spool          *spool.Spool
+	Domain         string // qualifies bare names
+	Hostname       string // for the Received header
+	UID            int
+	User           string // login name
+	Gecos          string // full name from the password database, for a generated From
+	MaxMessageSize int64
+	MinFreeSpace   int64
+	Now            func() time.Time
+}
+
+// addressFields are the headers whose bare local parts are qualified.
+var addressFields = []string{
+	"from", "sender", "reply-to", "to", "cc", "bcc",
+	"resent-from", "resent-sender", "resent-reply-to", "resent-to", "resent-cc", "resent-bcc",
+	"disposition-notification-to", "errors-to", "return-receipt-to", "mail-followup-to", "mail-reply-to",
+}
+
+// Enqueue reads a message from in as sendmail does with the flags in o and
+// puts it durably into the spool. It returns the queue ID. Errors are
+// *sysexits.Error (or system errors that sysexits.Code maps): 64 for bad
+// arguments, 65 for bad or oversized input, 75 for a full disk, 77 for
+// permissions, 73 when the spool file cannot be made. On error nothing is
+// left in the queue.
+func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
+	now := s.Now()
+	sender, err := s.envelopeSender(o)
+	if err != nil {
+		return "", err
+	}
+	rcpts, err := s.argRecipients(o.Recipients)
+	if err != nil {
+		return "", err
+	}
+	if len(rcpts) == 0 && !o.Extract {
+		return "", usageErr("no recipients given (name them as arguments, or use -t to take them from the headers)")
+	}
+	if err := s.checkFreeSpace(); err != nil {
+		return "", err
+	}
+
+	input := newInputReader(in, o.IgnoreDots, s.MaxMessageSize)
+	br := bufio.NewReaderSize(input, 64<<10)
+	h, err := readHeader(br)
+	if err != nil {
+		return "", s.inputError(err)
+	}
+	for _, f := range h.fields {
+		if isAddressField(f.key()) {
+			if v, changed := mailaddr.QualifyHeader(f.value(), s.Domain); changed {
+				f.setValue(v)
+			}
+		}
+	}
+	if o.Extract {
+		hrcpts, err := headerRecipients(h)
+		if err != nil {
+			return "", err
+		}
+		rcpts = append(rcpts, hrcpts...)
+	}
+	rcpts = dedupe(rcpts)
+	if len(rcpts) == 0 {
+		return "", sysexits.New(sysexits.DataErr, "no recipient addresses found in the message header")
+	}
+
+	d, err := s.Spool.NewDraft()
+	if err != nil {
+		return "", sysexits.Wrap(spoolCode(err), err)
+	}
+	defer d.Abort()
+	msgID := s.fixHeader(h, d.ID, sender, o.FullName, now)
+	env := &spool.Envelope{
+		Sender:      sender,
+		Recipients:  rcpts,
+		UID:         s.UID,
+		User:        s.User,
+		Arrival:     now,
+		NextAttempt: now,
+		DSN:         spool.DSN{Notify: o.Notify, Ret: o.Ret, EnvID: o.EnvID},
+		Body:        o.Body,
+		MessageID:   msgID,
+	}
+	if err := d.WriteEnvelope(env); err != nil {
+		return "", sysexits.Wrap(spoolCode(err), err)
+	}
+	if err := h.writeTo(d); err != nil {
+		return "", sysexits.Wrap(spoolCode(err), err)
+	}
+	// Stream the body: the input reader's errors are the caller's, the
+	// draft's are ours, and they need different exit codes.
+	if _, err := io.Copy(d, readerOnly{br}); err != nil {
+		if errors.Is(err, errInput) {
+			return "", s.inputError(input.err)
+		}
+		return "", sysexits.Wrap(spoolCode(err), err)
+	}
+	if err := d.Commit(); err != nil {
+		return "", sysexits.Wrap(spoolCode(err), err)
+	}
+	return d.ID, nil
+}
+
+var errInput = errors.New("input error")
+
+// readerOnly tags read errors so that io.Copy's caller can tell them from
+// write errors.
+type readerOnly struct{ r io.Reader }
+
+func (r readerOnly) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("%w: %w", errInput, err)
+	}
+	return n, err
+}
+
+func (s *Submitter) inputError(err error) error {
+	if errors.Is(err, ErrTooLarge) {
+		return sysexits.New(sysexits.DataErr, "message larger than max_message_size (%d bytes): refused", s.MaxMessageSize)
+	}
+	return sysexits.New(sysexits.DataErr, "cannot read the message: %v", err)
+}
+
+// spoolCode is the exit code for a failure to write the spool: a full disk
+// is temporary, a permission problem 77, anything else "cannot create" 73.
+func spoolCode(err error) int { return sysexits.Code(err, sysexits.CantCreat) }
+
+func (s *Submitter) checkFreeSpace() error {
+	if s.MinFreeSpace <= 0 {
+		return nil
+	}
+	free, err := s.Spool.FreeSpace()
+	if err != nil {
+		return sysexits.Wrap(sysexits.TempFail, err)
+	}
+	if free < s.MinFreeSpace {
+		return sysexits.New(sysexits.TempFail, "only %d MB free in %s, below min_free_space: try again later", free>>20, s.Spool.Dir)
+	}
+	return nil
+}
+
+func (s *Submitter) envelopeSender(o *Options) (string, error) {
+	if !o.SenderSet {
+		return s.User + "@" + s.Domain, nil
+	}
+	a, err := mailaddr.ParseSender(o.Sender)
+	if err != nil {
+		return "", usageErr("-f %q: %v", o.Sender, err)
+	}
+	if a == "" {
+		return "", nil
+	}
+	a = mailaddr.Qualify(a, s.Domain)
+	if err := mailaddr.Valid(a); err != nil {
+		return "", usageErr("-f %q: %v", o.Sender, err)
+	}
+	return a, nil
+}
+
+// argRecipients parses each argument as an address list.
+func (s *Submitter) argRecipients(args []string) ([]spool.Recipient, error) {
+	var out []spool.Recipient
+	for _, arg := range args {
+		list, err := mailaddr.ParseList(arg)
+		if err != nil {
+			return nil, usageErr("recipient %q: %v", arg, err)
+		}
+		for _, a := range list {
+			r, err := s.recipient(a.Addr)
+			if err != nil {
+				return nil, usageErr("recipient %q: %v", arg, err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (s *Submitter) recipient(addr string) (spool.Recipient, error) {
+	if addr == "" {
+		return spool.Recipient{}, errors.New("the null address <> is no recipient")
+	}
+	q := mailaddr.Qualify(addr, s.Domain)
+	if err := mailaddr.Valid(q); err != nil {
+		return spool.Recipient{}, err
+	}
+	r := spool.Recipient{Address: q, Status: spool.Pending}
+	if q != addr {
+		r.Original = addr
+	}
+	return r, nil
+}
+
+// headerRecipients returns the recipients -t takes from the header (already
+// qualified): the Resent- fields when any is present, else To, Cc and Bcc.
+func headerRecipients(h *header) ([]spool.Recipient, error) {
+	names := []string{"to", "cc", "bcc"}
+	if h.has("resent-to") || h.has("resent-cc") || h.has("resent-bcc") {
+		names = []string{"resent-to", "resent-cc", "resent-bcc"}
+	}
+	var out []spool.Recipient
+	for _, name := range names {
+		for _, f := range h.get(name) {
+			list, err := mailaddr.ParseList(f.value())
+			if err != nil {
+				return nil, sysexits.New(sysexits.DataErr, "%s header: %v", f.name, err)
+			}
+			for _, a := range list {
+				if a.Addr == "" {
+					continue
+				}
+				if err := mailaddr.Valid(a.Addr); err != nil {
+					return nil, sysexits.New(sysexits.DataErr, "%s header: %q: %v", f.name, a.Addr, err)
+				}
+				out = append(out, spool.Recipient{Address: a.Addr, Status: spool.Pending})
+			}
+		}
+	}
+	return out, nil
+}
+
+func dedupe(rs []spool.Recipient) []spool.Recipient {
+	seen := make(map[string]bool, len(rs))
+	out := rs[:0]
+	for _, r := range rs {
+		k := strings.ToLower(r.Address)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func isAddressField(key string) bool {
+	for _, n := range addressFields {
+		if n == key {
+			return true
+		}
+	}
+	return false
+}
+
+// fixHeader makes the header fit for the world as Postfix's cleanup does:
+// Bcc, Resent-Bcc and Return-Path removed; From, Date and Message-ID added
+// when missing; a Received field recording the submitting user on top. It
+// returns the Message-ID.
+func (s *Submitter) fixHeader(h *header, id, sender, fullName string, now time.Time) string {
+	h.remove("bcc")
+	h.remove("resent-bcc")
+	h.remove("return-path")
+	if !h.has("from") {
+		from := sender
+		if from == "" {
+			from = s.User + "@" + s.Domain
+		}
+		name := fullName
+		if name == "" {
+			name = s.Gecos
+		}
+		h.add("From", formatMailbox(name, from), false)
+	}
+	if !h.has("date") {
+		h.add("Date", now.Format(time.RFC1123Z), false)
+	}
+	msgID := ""
+	if f := h.get("message-id"); len(f) > 0 {
+		msgID = strings.TrimSpace(f[0].value())
+	} else {
+		msgID = "<" + now.UTC().Format("20060102150405") + "." + id + "@" + s.Domain + ">"
+		h.add("Message-ID", msgID, false)
+	}
+	h.add("Received", fmt.Sprintf("by %s (relay, from userid %d)%s\tid %s; %s",
+		s.Hostname, s.UID, h.eol(), id, now.Format(time.RFC1123Z)), true)
+	return msgID
+}
+
+// formatMailbox writes "Name <addr>": the name bare when it is a phrase of
+// atoms, quoted when it has specials, RFC 2047-encoded when not ASCII.
+func formatMailbox(name, addr string) string {
+	if name == "" {
+		return addr
+	}
+	plain, ascii := true, true
+	for _, r := range name {
+		switch {
+		case r >= 0x80 || r < ' ':
+			ascii = false
+		case !(r == ' ' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)):
+			plain = false
+		}
+	}
+	switch {
+	case !ascii:
+		name = mime.QEncoding.Encode("utf-8", name)
+	case !plain || strings.TrimSpace(name) != name || strings.Contains(name, "  "):
+		name = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`
+	}
+	return name + " <" + addr + ">"
+}

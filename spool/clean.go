@@ -1,0 +1,117 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DraftMaxAge is how old an unlocked file in tmp/ must be before Clean takes
+// it for the remains of a crashed writer. A live writer holds a lock, so the
+// age only covers the instant between its create and its lock.
+const DraftMaxAge = time.Minute
+
+// Problem is something Clean found and handled, for the log.
+type Problem struct {
+	Path string
+	What string // what was wrong and what was done about it
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.What }
+
+// Clean removes what crashes leave behind and moves unreadable files aside:
+// drafts in tmp/ no writer holds any more, envelope files whose message is
+// gone (a crash during Delete), and names in queue/ that are no queue file
+// (moved to corrupt/). It needs write access to the spool.
+func (s *Spool) Clean(now time.Time) ([]Problem, error) {
+	var probs []Problem
+	names, err := readNames(s.tmpDir())
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		p := filepath.Join(s.tmpDir(), n)
+		if removeDeadDraft(p, now) {
+			probs = append(probs, Problem{p, "removed a draft left by an interrupted writer"})
+		}
+	}
+
+	names, err = readNames(s.queueDir())
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	for _, n := range names {
+		p := filepath.Join(s.queueDir(), n)
+		switch {
+		case ValidID(n):
+		case isEnvName(n):
+			if !have[n[:IDLen]] {
+				if err := os.Remove(p); err == nil {
+					probs = append(probs, Problem{p, "removed the envelope of a message no longer queued"})
+				}
+			}
+		default:
+			if err := os.MkdirAll(s.corruptDir(), 0o700); err != nil {
+				return probs, fmt.Errorf("spool: %w", err)
+			}
+			if err := os.Rename(p, filepath.Join(s.corruptDir(), n)); err == nil {
+				probs = append(probs, Problem{p, "not a queue file: moved to " + s.corruptDir()})
+			}
+		}
+	}
+	return probs, nil
+}
+
+// removeDeadDraft removes the draft at p if no writer holds it and it is old
+// enough, and reports whether it did.
+func removeDeadDraft(p string, now time.Time) bool {
+	f, err := os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || now.Sub(fi.ModTime()) < DraftMaxAge {
+		return false
+	}
+	if lockFile(f, false) != nil {
+		return false // a writer is still at it
+	}
+	return os.Remove(p) == nil
+}
+
+// Change locks message id (waiting up to wait while a runner holds it),
+// calls fn with its envelope and, when fn reports a change, writes the
+// envelope back durably.
+func (s *Spool) Change(id string, wait time.Duration, fn func(*Envelope) bool) error {
+	l, err := s.LockWait(id, wait)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if !fn(l.Env) {
+		return nil
+	}
+	return l.Update()
+}
+
+// Remove deletes message id from the queue (relay queue delete), waiting up
+// to wait while a runner holds it.
+func (s *Spool) Remove(id string, wait time.Duration) error {
+	l, err := s.LockWait(id, wait)
+	if err != nil {
+		return err
+	}
+	return l.Delete()
+}
+
+// IsMissing reports whether err says a message is not in the queue.
+func IsMissing(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,0 +1,59 @@
+package spool
+
+import "time"
+
+// Status is where one recipient stands.
+type Status string
+
+const (
+	Pending   Status = "pending"   // not delivered yet (new or deferred)
+	Delivered Status = "delivered" // the smarthost answered 250
+	Failed    Status = "failed"    // refused permanently (5xx)
+)
+
+// Envelope is everything relay knows about a message besides its content.
+type Envelope struct {
+	ID          string      `json:"id"`
+	Sender      string      `json:"sender"` // "" is the null sender <>
+	Recipients  []Recipient `json:"recipients"`
+	UID         int         `json:"uid"`
+	User        string      `json:"user"`
+	Arrival     time.Time   `json:"arrival"`
+	Attempts    int         `json:"attempts"`
+	NextAttempt time.Time   `json:"next_attempt"`
+	LastError   string      `json:"last_error,omitempty"`
+	DSN         DSN         `json:"dsn,omitzero"`
+	Body        string      `json:"body,omitempty"` // "7BIT" or "8BITMIME" as declared with -B; "" undeclared
+	MessageID   string      `json:"message_id,omitempty"`
+	Held        bool        `json:"held,omitempty"`
+}
+
+// Recipient is one envelope recipient with its own delivery state.
+type Recipient struct {
+	Address string `json:"address"`
+	// Original is the address as the submitter wrote it, when relay changed
+	// it (qualification, later aliasing).
+	Original string `json:"original,omitempty"`
+	Status   Status `json:"status"`
+	// Reason is the last reply or error for this recipient.
+	Reason string `json:"reason,omitempty"`
+}
+
+// DSN holds the delivery status notification options of RFC 3461 given with
+// sendmail's -N, -R and -V.
+type DSN struct {
+	Notify []string `json:"notify,omitempty"` // NEVER, or some of SUCCESS, DELAY, FAILURE
+	Ret    string   `json:"ret,omitempty"`    // FULL or HDRS
+	EnvID  string   `json:"envid,omitempty"`
+}
+
+// Pending reports the recipients not delivered yet and not failed.
+func (e *Envelope) Pending() []*Recipient {
+	var out []*Recipient
+	for i := range e.Recipients {
+		if e.Recipients[i].Status == Pending {
+			out = append(out, &e.Recipients[i])
+		}
+	}
+	return out
+}

@@ -1,0 +1,197 @@
+package spool
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockFile takes an exclusive open file description lock on f. Without wait
+// it fails at once with unix.EAGAIN when another description holds one.
+func lockFile(f *os.File, wait bool) error {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	cmd := unix.F_OFD_SETLK
+	if wait {
+		cmd = unix.F_OFD_SETLKW
+	}
+	for {
+		err := unix.FcntlFlock(f.Fd(), cmd, &lk)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// isLocked reports whether another open file description holds a lock on f.
+func isLocked(f *os.File) bool {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false
+	}
+	return lk.Type != unix.F_UNLCK
+}
+
+// Locked is a queued message held exclusively by this process. Only its
+// holder may change or remove it. Close releases it.
+type Locked struct {
+	Env    *Envelope
+	Size   int64 // bytes of message content
+	s      *Spool
+	f      *os.File
+	offset int64
+}
+
+// Lock takes the message id for exclusive use without waiting: it returns an
+// error wrapping ErrBusy when another process holds it, ErrNotFound when it
+// is not (or no longer) in the queue, ErrCorrupt when it cannot be read (the
+// file is then moved to corrupt/).
+func (s *Spool) Lock(id string) (*Locked, error) {
+	return s.lock(id, 0)
+}
+
+// LockWait is Lock that waits up to timeout for a busy message.
+func (s *Spool) LockWait(id string, timeout time.Duration) (*Locked, error) {
+	return s.lock(id, timeout)
+}
+
+func (s *Spool) lock(id string, timeout time.Duration) (*Locked, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("spool: %q: %w", id, ErrNotFound)
+	}
+	f, err := os.OpenFile(s.path(id), os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("spool: %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spool: open %s: %w", id, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err = lockFile(f, false)
+		if err != unix.EAGAIN && err != unix.EACCES {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("spool: %s: %w", id, ErrBusy)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: lock %s: %w", id, err)
+	}
+	// Between our open and our lock another runner may have finished the
+	// message and removed it: a file without links is no message.
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: stat %s: %w", id, err)
+	}
+	if st.Nlink == 0 {
+		f.Close()
+		return nil, fmt.Errorf("spool: %s: %w", id, ErrNotFound)
+	}
+	env, off, err := s.readEnvelope(id, f)
+	if errors.Is(err, ErrCorrupt) {
+		if merr := s.moveCorrupt(id); merr != nil {
+			err = fmt.Errorf("%w (and moving it aside failed: %v)", err, merr)
+		} else {
+			err = fmt.Errorf("%w (moved to %s)", err, s.corruptDir())
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: %s: %w", id, err)
+	}
+	return &Locked{Env: env, Size: st.Size - off, s: s, f: f, offset: off}, nil
+}
+
+// readEnvelope returns the current envelope of the open queue file f: the
+// one in queue/ID.env when there is one, else the arrival envelope.
+func (s *Spool) readEnvelope(id string, f *os.File) (*Envelope, int64, error) {
+	env, off, err := readHead(io.NewSectionReader(f, 0, 1<<62))
+	if err != nil {
+		return nil, 0, err
+	}
+	b, err := os.ReadFile(s.envPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return env, off, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	cur, err := decodeEnvelope(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	if cur.ID != id {
+		return nil, 0, fmt.Errorf("%w: %s.env names message %s", ErrCorrupt, id, cur.ID)
+	}
+	return cur, off, nil
+}
+
+// Content returns a reader of the message as queued.
+func (l *Locked) Content() io.Reader {
+	return io.NewSectionReader(l.f, l.offset, l.Size)
+}
+
+// Update makes l.Env the message's envelope, durably.
+func (l *Locked) Update() error {
+	b, err := json.Marshal(l.Env)
+	if err != nil {
+		return fmt.Errorf("spool: encode envelope %s: %w", l.Env.ID, err)
+	}
+	if err := l.s.writeFileDurably(l.s.envPath(l.Env.ID), append(b, '\n')); err != nil {
+		return fmt.Errorf("spool: update %s: %w", l.Env.ID, err)
+	}
+	return nil
+}
+
+// Delete removes the message from the queue and releases it.
+func (l *Locked) Delete() error {
+	id := l.Env.ID
+	// The message file goes first: see "Changing the envelope" in the
+	// package documentation.
+	err := os.Remove(l.s.path(id))
+	if err == nil {
+		if e := os.Remove(l.s.envPath(id)); e != nil && !errors.Is(e, os.ErrNotExist) {
+			err = e
+		}
+	}
+	if err == nil {
+		err = syncDir(l.s.queueDir())
+	}
+	l.Close()
+	if err != nil {
+		return fmt.Errorf("spool: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// Close releases the message.
+func (l *Locked) Close() error {
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// moveCorrupt moves a message's files to corrupt/.
+func (s *Spool) moveCorrupt(id string) error {
+	if err := os.MkdirAll(s.corruptDir(), 0o700); err != nil {
+		return err
+	}
+	err := os.Rename(s.path(id), s.corruptDir()+"/"+id)
+	if e := os.Rename(s.envPath(id), s.corruptDir()+"/"+id+".env"); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
+		err = e
+	}
+	return err
+}

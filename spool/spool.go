@@ -1,0 +1,273 @@
+package spool
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FormatVersion is the version written in the format line of every queue
+// file this relay writes.
+const FormatVersion = 1
+
+const magic = "relay-spool"
+
+// Errors returned (wrapped) by the spool.
+var (
+	ErrNotFound = errors.New("no such message in the queue")
+	ErrBusy     = errors.New("message is being delivered")
+	ErrCorrupt  = errors.New("corrupt queue file")
+	ErrNewer    = errors.New("queue file written by a newer relay")
+)
+
+// Spool is an open spool directory.
+type Spool struct {
+	Dir string
+	// FileMode is the permission of queue files: 0600 in a single-user
+	// install, 0640 (readable by the relay group) in a system install.
+	FileMode os.FileMode
+}
+
+func (s *Spool) queueDir() string         { return filepath.Join(s.Dir, "queue") }
+func (s *Spool) tmpDir() string           { return filepath.Join(s.Dir, "tmp") }
+func (s *Spool) corruptDir() string       { return filepath.Join(s.Dir, "corrupt") }
+func (s *Spool) path(id string) string    { return filepath.Join(s.Dir, "queue", id) }
+func (s *Spool) envPath(id string) string { return filepath.Join(s.Dir, "queue", id+".env") }
+
+// Open returns the spool in dir, which must exist with its subdirectories.
+// It returns an error wrapping fs.ErrNotExist when it does not.
+func Open(dir string) (*Spool, error) {
+	s := &Spool{Dir: dir, FileMode: 0o600}
+	for _, d := range []string{s.queueDir(), s.tmpDir()} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("spool: %s is not a directory", d)
+		}
+	}
+	return s, nil
+}
+
+// Create makes the spool directory and its subdirectories where they are
+// missing, accessible to the current user only (a single-user install), and
+// opens it.
+func Create(dir string) (*Spool, error) {
+	s := &Spool{Dir: dir, FileMode: 0o600}
+	for _, d := range []string{s.Dir, s.queueDir(), s.tmpDir(), s.corruptDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// FreeSpace returns the bytes available to unprivileged users on the spool's
+// file system.
+func (s *Spool) FreeSpace() (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.Dir, &st); err != nil {
+		return 0, fmt.Errorf("spool: statfs %s: %w", s.Dir, err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// Draft is a message being written. It is not in the queue until Commit
+// returns nil; Abort (or a crash) leaves nothing behind in the queue.
+type Draft struct {
+	ID  string
+	s   *Spool
+	f   *os.File
+	w   *bufio.Writer
+	tmp string
+	env bool
+}
+
+// NewDraft reserves a queue ID and creates the draft's temporary file,
+// locked so that Clean can tell it from one left by a crash.
+func (s *Spool) NewDraft() (*Draft, error) {
+	for try := 0; ; try++ {
+		id := NewID(time.Now())
+		tmp := filepath.Join(s.tmpDir(), id)
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, s.FileMode)
+		if errors.Is(err, os.ErrExist) && try < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spool: create %s: %w", tmp, err)
+		}
+		if err := lockFile(f, false); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return nil, fmt.Errorf("spool: lock %s: %w", tmp, err)
+		}
+		return &Draft{ID: id, s: s, f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp}, nil
+	}
+}
+
+// WriteEnvelope writes the arrival envelope; it must come before any Write.
+func (d *Draft) WriteEnvelope(env *Envelope) error {
+	if d.env {
+		return errors.New("spool: envelope written twice")
+	}
+	env.ID = d.ID
+	b, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("spool: encode envelope: %w", err)
+	}
+	fmt.Fprintf(d.w, "%s %d\n", magic, FormatVersion)
+	d.w.Write(b)
+	if err := d.w.WriteByte('\n'); err != nil {
+		return fmt.Errorf("spool: write %s: %w", d.ID, err)
+	}
+	d.env = true
+	return nil
+}
+
+// Write appends message content.
+func (d *Draft) Write(p []byte) (int, error) {
+	if !d.env {
+		return 0, errors.New("spool: content written before the envelope")
+	}
+	n, err := d.w.Write(p)
+	if err != nil {
+		err = fmt.Errorf("spool: write %s: %w", d.ID, err)
+	}
+	return n, err
+}
+
+// Commit makes the message durable and puts it in the queue. After Commit
+// returns nil the message survives a crash; after an error nothing of it is
+// in the queue.
+func (d *Draft) Commit() error {
+	if !d.env {
+		d.Abort()
+		return errors.New("spool: commit without envelope")
+	}
+	err := d.w.Flush()
+	if err == nil {
+		err = d.f.Sync()
+	}
+	if err == nil {
+		err = renameNoReplace(d.tmp, d.s.path(d.ID))
+	}
+	if err == nil {
+		err = syncDir(d.s.queueDir())
+		// The rename happened: the message is in the queue even if the
+		// directory fsync failed, so it must not be removed as a draft.
+		d.tmp = ""
+	}
+	d.Abort()
+	if err != nil {
+		return fmt.Errorf("spool: commit %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// Abort discards the draft. It is safe to call after Commit.
+func (d *Draft) Abort() {
+	if d.f != nil {
+		d.f.Close()
+		d.f = nil
+	}
+	if d.tmp != "" {
+		os.Remove(d.tmp)
+		d.tmp = ""
+	}
+}
+
+// renameNoReplace renames old to new, failing if new exists.
+func renameNoReplace(old, new string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
+	if err == unix.EINVAL || err == unix.ENOSYS {
+		// File systems without RENAME_NOREPLACE: link refuses an existing
+		// name just the same.
+		if err = os.Link(old, new); err == nil {
+			os.Remove(old)
+		}
+		return err
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// writeFileDurably writes data to a temporary file in tmp/, fsyncs it and
+// renames it to path, then fsyncs path's directory.
+func (s *Spool) writeFileDurably(path string, data []byte) error {
+	f, err := os.CreateTemp(s.tmpDir(), filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(s.FileMode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// readHead reads the format line and the arrival envelope of an open queue
+// file and returns the envelope and the offset where the message starts.
+func readHead(r io.Reader) (*Envelope, int64, error) {
+	br := bufio.NewReaderSize(r, 4096)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: no format line", ErrCorrupt)
+	}
+	var version int
+	if _, err := fmt.Sscanf(string(line), magic+" %d\n", &version); err != nil {
+		return nil, 0, fmt.Errorf("%w: bad format line %.40q", ErrCorrupt, line)
+	}
+	if version > FormatVersion {
+		return nil, 0, fmt.Errorf("%w (format %d, this relay reads %d)", ErrNewer, version, FormatVersion)
+	}
+	envLine, err := br.ReadBytes('\n')
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: truncated envelope", ErrCorrupt)
+	}
+	env, err := decodeEnvelope(envLine)
+	if err != nil {
+		return nil, 0, err
+	}
+	return env, int64(len(line) + len(envLine)), nil
+}
+
+func decodeEnvelope(b []byte) (*Envelope, error) {
+	env := new(Envelope)
+	if err := json.Unmarshal(b, env); err != nil {
+		return nil, fmt.Errorf("%w: envelope: %v", ErrCorrupt, err)
+	}
+	if !ValidID(env.ID) || len(env.Recipients) == 0 {
+		return nil, fmt.Errorf("%w: envelope without ID or recipients", ErrCorrupt)
+	}
+	return env, nil
+}

@@ -1,0 +1,308 @@
+package spool_test
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaymail/relay/spool"
+)
+
+func newSpool(t *testing.T) *spool.Spool {
+	t.Helper()
+	s, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func enqueue(t *testing.T, s *spool.Spool, content string, rcpts ...string) string {
+	t.Helper()
+	d, err := s.NewDraft()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &spool.Envelope{Sender: "alice@example.org", UID: 1000, User: "alice", Arrival: time.Now()}
+	for _, r := range rcpts {
+		env.Recipients = append(env.Recipients, spool.Recipient{Address: r, Status: spool.Pending})
+	}
+	if err := d.WriteEnvelope(env); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(d, content); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return d.ID
+}
+
+func TestEnqueue_ReadBack(t *testing.T) {
+	s := newSpool(t)
+	content := "Subject: hi\r\n\r\nbody with \x00 NUL and 8-bit \xff\n.\n"
+	id := enqueue(t, s, content, "bob@example.org", "carol@example.org")
+
+	m, err := s.Read(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != id || m.Sender != "alice@example.org" || len(m.Recipients) != 2 || m.UID != 1000 {
+		t.Errorf("envelope = %+v", m.Envelope)
+	}
+	if m.Size != int64(len(content)) {
+		t.Errorf("size = %d, want %d", m.Size, len(content))
+	}
+	if m.Active {
+		t.Error("unlocked message reported active")
+	}
+	f, err := s.OpenContent(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, _ := io.ReadAll(f)
+	if string(got) != content {
+		t.Errorf("content = %q, want %q", got, content)
+	}
+	// Nothing stays behind in tmp/.
+	if names, _ := os.ReadDir(filepath.Join(s.Dir, "tmp")); len(names) != 0 {
+		t.Errorf("tmp/ holds %v", names)
+	}
+}
+
+func TestAbort_LeavesNothing(t *testing.T) {
+	s := newSpool(t)
+	d, err := s.NewDraft()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.WriteEnvelope(&spool.Envelope{Recipients: []spool.Recipient{{Address: "a@b", Status: spool.Pending}}})
+	io.WriteString(d, "x")
+	d.Abort()
+	for _, sub := range []string{"tmp", "queue"} {
+		if names, _ := os.ReadDir(filepath.Join(s.Dir, sub)); len(names) != 0 {
+			t.Errorf("%s/ holds %v", sub, names)
+		}
+	}
+}
+
+func TestIDs_UniqueAndTimeOrdered(t *testing.T) {
+	const n = 2000
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n/4; i++ {
+				id := spool.NewID(time.Now())
+				if !spool.ValidID(id) {
+					t.Errorf("invalid ID %q", id)
+				}
+				mu.Lock()
+				if seen[id] {
+					t.Errorf("duplicate ID %s", id)
+				}
+				seen[id] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+
+	early := spool.NewID(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	late := spool.NewID(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	if !(early < late) {
+		t.Errorf("IDs do not sort by time: %s !< %s", early, late)
+	}
+	if got := spool.IDTime(late); !got.Equal(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("IDTime = %v", got)
+	}
+	for _, bad := range []string{"", "../../etc/passwd", "0123456789ABCDI", "0123456789abcde", "0123456789ABCDEF"} {
+		if spool.ValidID(bad) {
+			t.Errorf("ValidID(%q) = true", bad)
+		}
+	}
+}
+
+func TestLock_ExclusiveAndVisibleToReaders(t *testing.T) {
+	s := newSpool(t)
+	id := enqueue(t, s, "x", "a@b.example")
+	l, err := s.Lock(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lock(id); !errors.Is(err, spool.ErrBusy) {
+		t.Errorf("second Lock: %v, want ErrBusy", err)
+	}
+	m, err := s.Read(id)
+	if err != nil || !m.Active {
+		t.Errorf("Read while locked: active=%v err=%v", m != nil && m.Active, err)
+	}
+	l.Close()
+	l2, err := s.Lock(id)
+	if err != nil {
+		t.Fatalf("Lock after Close: %v", err)
+	}
+	l2.Close()
+}
+
+func TestLock_RecheckAfterDelete(t *testing.T) {
+	s := newSpool(t)
+	id := enqueue(t, s, "x", "a@b.example")
+	l, err := s.Lock(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second runner opens and waits for the lock while the first one
+	// delivers and removes the message.
+	done := make(chan error)
+	go func() {
+		l2, err := s.LockWait(id, 5*time.Second)
+		if err == nil {
+			l2.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := l.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, spool.ErrNotFound) {
+		t.Errorf("runner that lost the race: %v, want ErrNotFound", err)
+	}
+}
+
+func TestUpdate_SupersedesArrivalEnvelope(t *testing.T) {
+	s := newSpool(t)
+	id := enqueue(t, s, "hello", "a@b.example", "c@d.example")
+	l, err := s.Lock(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Env.Recipients[0].Status = spool.Delivered
+	l.Env.Attempts = 1
+	if err := l.Update(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	m, err := s.Read(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Attempts != 1 || m.Recipients[0].Status != spool.Delivered || m.Recipients[1].Status != spool.Pending {
+		t.Errorf("after update: %+v", m.Envelope)
+	}
+	if m.Size != 5 {
+		t.Errorf("size = %d", m.Size)
+	}
+	if err := s.Remove(id, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := os.ReadDir(filepath.Join(s.Dir, "queue")); len(names) != 0 {
+		t.Errorf("queue/ after delete holds %v", names)
+	}
+	if _, err := s.Read(id); !errors.Is(err, spool.ErrNotFound) {
+		t.Errorf("Read after delete: %v", err)
+	}
+}
+
+func TestCorrupt_MovedAsideNeverDeleted(t *testing.T) {
+	s := newSpool(t)
+	good := enqueue(t, s, "ok", "a@b.example")
+	bad := spool.NewID(time.Now())
+	garbage := "this is not a queue file\n"
+	os.WriteFile(filepath.Join(s.Dir, "queue", bad), []byte(garbage), 0o600)
+	newer := spool.NewID(time.Now())
+	os.WriteFile(filepath.Join(s.Dir, "queue", newer), []byte("relay-spool 99\n{}\n"), 0o600)
+
+	if _, err := s.Read(bad); !errors.Is(err, spool.ErrCorrupt) {
+		t.Errorf("Read corrupt: %v", err)
+	}
+	if _, err := s.Lock(bad); !errors.Is(err, spool.ErrCorrupt) || !strings.Contains(err.Error(), "moved to") {
+		t.Errorf("Lock corrupt: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Dir, "corrupt", bad)); string(b) != garbage {
+		t.Errorf("corrupt/%s = %q, %v", bad, b, err)
+	}
+	if _, err := s.Lock(newer); !errors.Is(err, spool.ErrNewer) {
+		t.Errorf("Lock newer: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "queue", newer)); err != nil {
+		t.Errorf("newer-format file was moved: %v", err)
+	}
+	ids, _ := s.IDs()
+	if !slices.Contains(ids, good) || slices.Contains(ids, bad) {
+		t.Errorf("IDs = %v", ids)
+	}
+	if _, err := s.Read(good); err != nil {
+		t.Errorf("good message after corrupt one: %v", err)
+	}
+}
+
+func TestClean(t *testing.T) {
+	s := newSpool(t)
+	id := enqueue(t, s, "x", "a@b.example")
+	old := time.Now().Add(-2 * spool.DraftMaxAge)
+
+	dead := filepath.Join(s.Dir, "tmp", spool.NewID(time.Now()))
+	os.WriteFile(dead, []byte("half"), 0o600)
+	os.Chtimes(dead, old, old)
+
+	live, err := s.NewDraft() // held by a writer
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Abort()
+	livePath := filepath.Join(s.Dir, "tmp", live.ID)
+	os.Chtimes(livePath, old, old)
+
+	orphan := filepath.Join(s.Dir, "queue", spool.NewID(time.Now())+".env")
+	os.WriteFile(orphan, []byte("{}"), 0o600)
+	stray := filepath.Join(s.Dir, "queue", "junk.txt")
+	os.WriteFile(stray, []byte("junk"), 0o600)
+
+	probs, err := s.Clean(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(probs) != 3 {
+		t.Errorf("problems = %v", probs)
+	}
+	for _, p := range []string{dead, orphan, stray} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s still there", p)
+		}
+	}
+	if _, err := os.Stat(livePath); err != nil {
+		t.Errorf("live draft removed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "corrupt", "junk.txt")); err != nil {
+		t.Errorf("stray not moved to corrupt/: %v", err)
+	}
+	if _, err := s.Read(id); err != nil {
+		t.Errorf("message after Clean: %v", err)
+	}
+}
+
+func TestChange_Hold(t *testing.T) {
+	s := newSpool(t)
+	id := enqueue(t, s, "x", "a@b.example")
+	err := s.Change(id, time.Second, func(e *spool.Envelope) bool { e.Held = true; return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := s.Read(id)
+	if !m.Held {
+		t.Error("not held")
+	}
+}
