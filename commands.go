@@ -149,7 +149,7 @@ func (c *cli) flush(cfg *config.Config, ids []string) error {
 	if sp == nil || err != nil {
 		return err
 	}
-	return queueErr(mailq.Flush(sp, ids, c.stderr, time.Now()))
+	return queueErr(mailq.Flush(sp, ids, time.Now()))
 }
 
 func (c *cli) queue(args []string) error {
@@ -191,11 +191,11 @@ func (c *cli) queue(args []string) error {
 		}
 		return queueErr(mailq.Show(c.stdout, sp, ids[0]))
 	case "delete":
-		return queueErr(mailq.Delete(sp, ids, all, c.stderr))
+		return queueErr(mailq.Delete(sp, ids, all))
 	case "hold":
-		return queueErr(mailq.Hold(sp, ids, all, c.stderr))
+		return queueErr(mailq.Hold(sp, ids, all))
 	case "release":
-		return queueErr(mailq.Release(sp, ids, all, c.stderr, time.Now()))
+		return queueErr(mailq.Release(sp, ids, all, time.Now()))
 	}
 	return sysexits.New(sysexits.Usage, "queue: unknown command %q", cmd)
 }

@@ -257,14 +257,14 @@ func parse(loc Location, data []byte, perm fs.FileMode) (*Config, error) {
 	c.Loaded = true
 	c.Spool = loc.DefaultSpool
 	c.lines = keyLines(string(data))
-	d := &decoder{file: file, lines: c.lines, defined: map[string]bool{}}
+	d := &decoder{file: file, lines: c.lines, defined: map[string]bool{}, bad: map[string]bool{}}
 	d.table("", raw, c)
 	c.defined = d.defined
 	for i := range c.Smarthosts {
 		c.Smarthosts[i].Line = c.lines.find(indexKey("smarthost", i+1))
 	}
 
-	v := &validator{c: c, file: file, perm: perm}
+	v := &validator{c: c, file: file, perm: perm, bad: d.bad}
 	v.validate()
 
 	probs := append(d.probs, v.probs...)

@@ -23,11 +23,20 @@ type decoder struct {
 	file    string
 	lines   lineIndex
 	defined map[string]bool // canonical key paths written in the file
+	bad     map[string]bool // canonical key paths whose value could not be decoded
 	probs   []Problem
 }
 
 func (d *decoder) errorf(key, format string, args ...any) {
 	d.probs = append(d.probs, Problem{File: d.file, Line: d.lines.find(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// fail reports a value that cannot be decoded (at wpath, as written) and
+// marks its key (cpath, canonical) so that validation says nothing more
+// about it.
+func (d *decoder) fail(wpath, cpath, format string, args ...any) {
+	d.errorf(wpath, format, args...)
+	d.bad[cpath] = true
 }
 
 type field struct {
@@ -93,7 +102,7 @@ var unmarshalerType = reflect.TypeFor[toml.Unmarshaler]()
 func (d *decoder) value(wpath, cpath string, v any, fv reflect.Value) {
 	if pv := fv.Addr(); pv.Type().Implements(unmarshalerType) {
 		if err := pv.Interface().(toml.Unmarshaler).UnmarshalTOML(v); err != nil {
-			d.errorf(wpath, "%s", err)
+			d.fail(wpath, cpath, "%s", err)
 		}
 		return
 	}
@@ -101,32 +110,32 @@ func (d *decoder) value(wpath, cpath string, v any, fv reflect.Value) {
 	case reflect.String:
 		s, ok := v.(string)
 		if !ok {
-			d.mismatch(wpath, "a string", v)
+			d.mismatch(wpath, cpath, "a string", v)
 			return
 		}
 		fv.SetString(s)
 	case reflect.Int:
 		n, ok := v.(int64)
 		if !ok {
-			d.mismatch(wpath, "an integer", v)
+			d.mismatch(wpath, cpath, "an integer", v)
 			return
 		}
 		if fv.OverflowInt(n) {
-			d.errorf(wpath, "%d is out of range", n)
+			d.fail(wpath, cpath, "%d is out of range", n)
 			return
 		}
 		fv.SetInt(n)
 	case reflect.Bool:
 		b, ok := v.(bool)
 		if !ok {
-			d.mismatch(wpath, "true or false", v)
+			d.mismatch(wpath, cpath, "true or false", v)
 			return
 		}
 		fv.SetBool(b)
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
-			d.mismatch(wpath, fmt.Sprintf("a table ([%s])", wpath), v)
+			d.mismatch(wpath, cpath, fmt.Sprintf("a table ([%s])", wpath), v)
 			return
 		}
 		d.tableValue(wpath, cpath, m, fv)
@@ -137,14 +146,14 @@ func (d *decoder) value(wpath, cpath string, v any, fv reflect.Value) {
 		}
 		arr, ok := v.([]any)
 		if !ok {
-			d.mismatch(wpath, "an array of strings", v)
+			d.mismatch(wpath, cpath, "an array of strings", v)
 			return
 		}
 		out := make([]string, 0, len(arr))
 		for i, e := range arr {
 			s, ok := e.(string)
 			if !ok {
-				d.mismatch(indexKey(wpath, i+1), "a string", e)
+				d.mismatch(indexKey(wpath, i+1), cpath, "a string", e)
 				continue
 			}
 			out = append(out, s)
@@ -165,16 +174,16 @@ func (d *decoder) tables(wpath, cpath string, v any, fv reflect.Value) {
 		for i, e := range v {
 			m, ok := e.(map[string]any)
 			if !ok {
-				d.mismatch(indexKey(wpath, i+1), "a table", e)
+				d.mismatch(indexKey(wpath, i+1), cpath, "a table", e)
 				return
 			}
 			ts = append(ts, m)
 		}
 	case map[string]any:
-		d.errorf(wpath, "must be an array of tables: write [[%s]], not [%s]", wpath, wpath)
+		d.fail(wpath, cpath, "must be an array of tables: write [[%s]], not [%s]", wpath, wpath)
 		return
 	default:
-		d.mismatch(wpath, fmt.Sprintf("an array of tables ([[%s]])", wpath), v)
+		d.mismatch(wpath, cpath, fmt.Sprintf("an array of tables ([[%s]])", wpath), v)
 		return
 	}
 	sl := reflect.MakeSlice(fv.Type(), len(ts), len(ts))
@@ -184,8 +193,8 @@ func (d *decoder) tables(wpath, cpath string, v any, fv reflect.Value) {
 	fv.Set(sl)
 }
 
-func (d *decoder) mismatch(path, want string, v any) {
-	d.errorf(path, "must be %s, not %s", want, tomlType(v))
+func (d *decoder) mismatch(wpath, cpath, want string, v any) {
+	d.fail(wpath, cpath, "must be %s, not %s", want, tomlType(v))
 }
 
 // keyHomes says where each key of the configuration belongs ("" for the
@@ -226,7 +235,7 @@ func unknownHint(k string, fields []field) string {
 	lk := strings.ToLower(k)
 	best, bestDist := "", 0
 	for _, f := range fields {
-		dist := levenshtein(lk, f.name)
+		dist := editDistance(lk, f.name)
 		limit := 2
 		if len(f.name) <= 4 || len(lk) <= 4 {
 			limit = 1
@@ -254,22 +263,29 @@ func unknownHint(k string, fields []field) string {
 	return ""
 }
 
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+// editDistance is the optimal string alignment distance: insertions,
+// deletions, substitutions and transpositions of neighbours ("hots" is one
+// step from "host").
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }

@@ -42,10 +42,15 @@ type validator struct {
 	c     *Config
 	file  string
 	perm  fs.FileMode
+	bad   map[string]bool // keys whose value could not be decoded
 	probs []Problem
 }
 
+// errorf reports a problem, unless decoding already reported one for the key.
 func (v *validator) errorf(key, format string, args ...any) {
+	if v.bad[key] {
+		return
+	}
 	v.probs = append(v.probs, Problem{File: v.file, Line: v.c.lines.find(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -309,12 +314,12 @@ func (v *validator) smarthosts() {
 		switch {
 		case sh.Username != "" && len(sources) == 0:
 			v.errorf(k("username"), "needs password_file, password_command or password")
-		case sh.Username == "" && len(sources) > 0:
+		case sh.Username == "" && len(sources) > 0 && !v.bad[k("username")]:
 			v.errorf(k(sources[0]), "needs username")
 		}
 		if sh.Auth != "" {
 			sh.Auth = strings.ToLower(sh.Auth)
-			if v.oneOf(k("auth"), sh.Auth, authMechs) && sh.Username == "" {
+			if v.oneOf(k("auth"), sh.Auth, authMechs) && sh.Username == "" && !v.bad[k("username")] {
 				v.errorf(k("auth"), "needs username")
 			}
 		}

@@ -237,34 +237,32 @@ func notFound(err error) error {
 	return err
 }
 
-// Each applies op to every id (every queued one when ids is empty and all
-// is set), reporting each failure on warn and going on with the others.
-// It returns the error of the last failure, for the exit code.
-func Each(sp *spool.Spool, ids []string, all bool, warn io.Writer, op func(id string) error) error {
+// Each applies op to every id (every queued one when all is set), going on
+// after a failure. It returns every failure, one per line.
+func Each(sp *spool.Spool, ids []string, all bool, op func(id string) error) error {
 	if all {
 		var err error
 		if ids, err = sp.IDs(); err != nil {
 			return err
 		}
 	}
-	var last error
+	var errs []error
 	for _, id := range ids {
 		if err := op(id); err != nil {
-			last = notFound(err)
-			fmt.Fprintf(warn, "relay: %v\n", err)
+			errs = append(errs, notFound(err))
 		}
 	}
-	return last
+	return errors.Join(errs...)
 }
 
 // Delete removes messages for good (relay queue delete).
-func Delete(sp *spool.Spool, ids []string, all bool, warn io.Writer) error {
-	return Each(sp, ids, all, warn, func(id string) error { return sp.Remove(id, LockWait) })
+func Delete(sp *spool.Spool, ids []string, all bool) error {
+	return Each(sp, ids, all, func(id string) error { return sp.Remove(id, LockWait) })
 }
 
 // Hold sets messages on hold: no runner delivers them until released.
-func Hold(sp *spool.Spool, ids []string, all bool, warn io.Writer) error {
-	return Each(sp, ids, all, warn, func(id string) error {
+func Hold(sp *spool.Spool, ids []string, all bool) error {
+	return Each(sp, ids, all, func(id string) error {
 		return sp.Change(id, LockWait, func(e *spool.Envelope) bool {
 			changed := !e.Held
 			e.Held = true
@@ -274,8 +272,8 @@ func Hold(sp *spool.Spool, ids []string, all bool, warn io.Writer) error {
 }
 
 // Release takes messages off hold and makes them due now.
-func Release(sp *spool.Spool, ids []string, all bool, warn io.Writer, now time.Time) error {
-	return Each(sp, ids, all, warn, func(id string) error {
+func Release(sp *spool.Spool, ids []string, all bool, now time.Time) error {
+	return Each(sp, ids, all, func(id string) error {
 		return sp.Change(id, LockWait, func(e *spool.Envelope) bool {
 			if !e.Held {
 				return false
@@ -290,8 +288,8 @@ func Release(sp *spool.Spool, ids []string, all bool, warn io.Writer, now time.T
 // Flush makes deferred messages due now (relay queue flush, sendmail -q).
 // Held messages stay held; one being delivered is skipped, since it is
 // being tried anyway.
-func Flush(sp *spool.Spool, ids []string, warn io.Writer, now time.Time) error {
-	return Each(sp, ids, len(ids) == 0, warn, func(id string) error {
+func Flush(sp *spool.Spool, ids []string, now time.Time) error {
+	return Each(sp, ids, len(ids) == 0, func(id string) error {
 		err := sp.Change(id, 0, func(e *spool.Envelope) bool {
 			if e.Held || !e.NextAttempt.After(now) {
 				return false
