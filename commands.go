@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
+	"golang.org/x/sys/unix"
 )
 
 // cli holds what every command needs: the standard streams and the
@@ -273,6 +275,11 @@ func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
 	}
 	if err != nil {
 		return 0, err
+	}
+	for _, d := range []string{"queue", "tmp"} {
+		if err := unix.Access(filepath.Join(cfg.Spool, d), unix.R_OK|unix.W_OK|unix.X_OK); err != nil {
+			return 0, fmt.Errorf("%s/%s is not writable by uid %d: %v", cfg.Spool, d, os.Getuid(), err)
+		}
 	}
 	ids, err := sp.IDs()
 	if err != nil {
