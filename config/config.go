@@ -15,8 +15,10 @@
 //   - an inline password is refused when the file is readable by group or
 //     others; secrets and proxy passwords never appear in a message.
 //
-// Paths must be absolute. Sizes are bytes or "50MB" (powers of 1024),
-// durations "30s", "5m", "1h30m", "5d", "2w", rate limits "100/h".
+// Paths must be absolute; an empty string leaves an optional key unset.
+// Sizes are bytes or "50MB" (powers of 1024), durations "30s", "5m",
+// "1h30m", "5d", "2w", rate limits "100/h". Load fills in every default, so
+// that users of a Config need not know them (see [Smarthost]).
 //
 // Load reads only the configuration file (it runs on every sendmail call: no
 // DNS, no exec); [Config.Check] makes the slower checks of `relay check`
@@ -200,12 +202,16 @@ func (e *Errors) Error() string {
 // Load reads and validates the configuration file loc.Path.
 //
 // A missing file that is not loc.Required gives Default() with Spool set to
-// loc.DefaultSpool, Path to loc.Path and Loaded false. Otherwise the error,
+// loc.DefaultSpool (SystemSpool when empty), Path to loc.Path and Loaded
+// false. Otherwise the error,
 // if any, is an *Errors holding every problem found. When the file could be
 // parsed but has problems, Load returns the (best-effort) configuration
 // along with the error, so that `relay check` can go on checking; never
 // deliver mail with it.
 func Load(loc Location) (*Config, error) {
+	if loc.DefaultSpool == "" {
+		loc.DefaultSpool = SystemSpool
+	}
 	f, err := os.Open(loc.Path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !loc.Required {

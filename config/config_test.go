@@ -387,11 +387,12 @@ func TestLoadProblems(t *testing.T) {
 		},
 		{
 			name: "key of another table",
-			text: "retry_min = \"1m\"\n[queue]\nhost = \"x\"\n[rewrite]\nname = \"X\"\n",
+			text: "retry_min = \"1m\"\n[queue]\nhost = \"x\"\nproxy = \"\"\n[rewrite]\nname = \"X\"\n",
 			want: []string{
 				`FILE:1: retry_min: unknown key; "retry_min" belongs in [queue]`,
 				`FILE:3: queue.host: unknown key; "host" belongs in a [[smarthost]] table`,
-				`FILE:5: rewrite.name: unknown key; "name" belongs in a [[smarthost]] table`,
+				`FILE:4: queue.proxy: unknown key; "proxy" belongs at the top level or in a [[smarthost]] table`,
+				`FILE:6: rewrite.name: unknown key; "name" belongs in a [[smarthost]] table or in a [[rewrite.header]] table`,
 			},
 		},
 		{
@@ -854,6 +855,35 @@ func TestExample(t *testing.T) {
 		}
 		if !re.Match(text) {
 			t.Errorf("relay.toml.example does not document %q", k)
+		}
+	}
+}
+
+func TestProblemLineUnderWronglyCasedTable(t *testing.T) {
+	_, path, err := load(t, "[Queue]\nretry_min = \"10m\"\nretry_max = \"1m\"\n", 0o600)
+	got := problems(t, err, path)
+	want := []string{
+		`FILE:1: Queue: key "Queue" must be written "queue"`,
+		`FILE:3: queue.retry_max: must not be less than retry_min (10m)`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems %q, want %q", got, want)
+	}
+}
+
+func BenchmarkLoadExample(b *testing.B) {
+	text, err := os.ReadFile("../relay.toml.example")
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "relay.toml")
+	if err := os.WriteFile(path, text, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	loc := config.Location{Path: path, Required: true, DefaultSpool: config.SystemSpool}
+	for b.Loop() {
+		if _, err := config.Load(loc); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

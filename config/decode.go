@@ -200,8 +200,8 @@ func (d *decoder) mismatch(wpath, cpath, want string, v any) {
 // keyHomes says where each key of the configuration belongs ("" for the
 // top level, "[queue]", "a [[smarthost]] table"), for hints about keys
 // written in the wrong table.
-var keyHomes = func() map[string]string {
-	h := map[string]string{}
+var keyHomes = func() map[string][]string {
+	h := map[string][]string{}
 	var walk func(t reflect.Type, table string, array bool)
 	walk = func(t reflect.Type, table string, array bool) {
 		where := ""
@@ -212,9 +212,7 @@ var keyHomes = func() map[string]string {
 			where = fmt.Sprintf("[%s]", table)
 		}
 		for _, f := range fieldsOf(t) {
-			if _, ok := h[f.name]; !ok {
-				h[f.name] = where
-			}
+			h[f.name] = append(h[f.name], where)
 			sub := joinKey(table, f.name)
 			switch ft := t.Field(f.index).Type; {
 			case ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType):
@@ -254,13 +252,22 @@ func unknownHint(k string, fields []field) string {
 	if best != "" {
 		return fmt.Sprintf("; did you mean %q?", best)
 	}
-	if where, ok := keyHomes[lk]; ok {
-		if where == "" {
-			return fmt.Sprintf("; %q is a top-level key: write it before the first [table] or [[table]]", lk)
-		}
-		return fmt.Sprintf("; %q belongs in %s", lk, where)
+	homes := keyHomes[lk]
+	switch {
+	case len(homes) == 0:
+		return ""
+	case len(homes) == 1 && homes[0] == "":
+		return fmt.Sprintf("; %q is a top-level key: write it before the first [table] or [[table]]", lk)
 	}
-	return ""
+	places := make([]string, len(homes))
+	for i, h := range homes {
+		if h == "" {
+			places[i] = "at the top level"
+		} else {
+			places[i] = "in " + h
+		}
+	}
+	return fmt.Sprintf("; %q belongs %s", lk, strings.Join(places, " or "))
 }
 
 // editDistance is the optimal string alignment distance: insertions,

@@ -28,6 +28,13 @@ func (l lineIndex) find(path string) int {
 		if n, ok := l[path]; ok {
 			return n
 		}
+		// A key under a wrongly cased table ("[Queue]"): already an error,
+		// but its line is still worth giving.
+		for k, n := range l {
+			if strings.EqualFold(k, path) {
+				return n
+			}
+		}
 		path = parentPath(path)
 	}
 	return 0
