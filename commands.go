@@ -1,19 +1,24 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/mailq"
+	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -172,8 +177,11 @@ func (c *cli) queue(args []string) error {
 		return c.list(cfg, asJSON)
 	case "flush":
 		return c.flush(cfg, args)
-	case "run", "daemon":
-		return sysexits.New(sysexits.Usage, "queue %s: delivery is not supported yet", cmd)
+	case "run":
+		if len(args) > 0 {
+			return sysexits.New(sysexits.Usage, "queue run takes no arguments")
+		}
+		return c.runQueue(cfg)
 	}
 	ids, all, err := idArgs(cmd, args)
 	if err != nil {
@@ -308,4 +316,30 @@ func version() string {
 		}
 	}
 	return v
+}
+
+// runQueue makes one delivery pass (relay queue run: for cron and systemd
+// timers). SIGTERM or SIGINT ends it after the message being sent.
+func (c *cli) runQueue(cfg *config.Config) error {
+	if len(cfg.Smarthosts) == 0 {
+		return sysexits.New(sysexits.Config, "%s: no [[smarthost]] configured: nothing to deliver to", cfg.Path)
+	}
+	sp, err := openSpool(cfg)
+	if sp == nil || err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	r := &relay.Runner{Spool: sp, Config: cfg, Log: relay.NewLogger(c.stderr), HeloName: heloName(cfg), Now: time.Now}
+	_, err = r.Run(ctx)
+	return queueErr(err)
+}
+
+// heloName is the host's fully qualified name, or the mail domain when
+// the host name has no dot.
+func heloName(cfg *config.Config) string {
+	if h, err := os.Hostname(); err == nil && strings.Contains(h, ".") {
+		return h
+	}
+	return cfg.MailDomain()
 }

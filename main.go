@@ -77,6 +77,7 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   newaliases                        check the alias file
   queue list [--json]               list the queue (postqueue -p / -j)
   queue show ID                     show a message's envelope and header
+  queue run                         one delivery pass, then exit
   queue flush [ID...]               make deferred mail due now
   queue delete ID...|--all          delete messages
   queue hold ID...|--all            put messages on hold

@@ -1,0 +1,182 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/relaymail/relay/config"
+)
+
+// Timeouts of a connection. Variables so tests can shorten them.
+var (
+	ConnectTimeout = 30 * time.Second
+	CommandTimeout = 5 * time.Minute  // every command's reply (RFC 5321 4.5.3.2)
+	DataTimeout    = 10 * time.Minute // the reply to the final dot
+	// WriteIdleTimeout bounds each write of the message: a server that
+	// stops reading fails the delivery instead of hanging it.
+	WriteIdleTimeout = 3 * time.Minute
+)
+
+// DialOptions are the parts of a connection that do not come from the
+// smarthost's configuration.
+type DialOptions struct {
+	HeloName string    // our name in EHLO
+	Debug    io.Writer // the SMTP dialogue, for -v; nil for none
+}
+
+// Conn is an open, authenticated connection to a smarthost.
+type Conn struct {
+	Host   *config.Smarthost
+	Addr   string // the address reached, "ip:port"
+	TLS    string // TLS version such as "TLSv1.3", "" without TLS
+	client *smtp.Client
+	broken bool
+}
+
+// Dial connects to the smarthost, sets up TLS as configured and
+// authenticates. Every error is a *Failure; none of them is permanent.
+func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, error) {
+	tcfg, err := TLSConfig(sh)
+	if err != nil {
+		return nil, &Failure{Stage: StageLocal, Err: err}
+	}
+	addr := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
+	d := net.Dialer{Timeout: ConnectTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &Failure{Stage: StageConnect, Err: err}
+	}
+	conn := &idleConn{Conn: raw}
+	c := &Conn{Host: sh, Addr: raw.RemoteAddr().String()}
+
+	var client *smtp.Client
+	switch sh.TLS {
+	case "implicit":
+		tc := tls.Client(conn, tcfg)
+		hctx, cancel := context.WithTimeout(ctx, CommandTimeout)
+		err = tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			raw.Close()
+			return nil, &Failure{Stage: StageTLS, Err: err}
+		}
+		client = smtp.NewClient(tc)
+	case "starttls":
+		// The client says EHLO localhost before STARTTLS; the name that
+		// counts is the one said inside TLS, below.
+		client, err = smtp.NewClientStartTLS(conn, tcfg)
+		if err != nil {
+			raw.Close()
+			return nil, startTLSFailure(err)
+		}
+	default:
+		client = smtp.NewClient(conn)
+	}
+	client.CommandTimeout = CommandTimeout
+	client.SubmissionTimeout = DataTimeout
+	client.DebugWriter = o.Debug
+	c.client = client
+
+	// Hello right away: with STARTTLS the handshake happens here, so a bad
+	// certificate shows now and not at MAIL FROM.
+	if err := client.Hello(o.HeloName); err != nil {
+		client.Close()
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return nil, failure(StageEHLO, err)
+		}
+		if sh.TLS == "starttls" {
+			return nil, &Failure{Stage: StageTLS, Err: err}
+		}
+		return nil, failure(StageGreeting, err)
+	}
+	if st, ok := client.TLSConnectionState(); ok {
+		c.TLS = tlsVersionName(st.Version)
+	}
+	if sh.Username != "" {
+		if err := c.auth(ctx, raw.RemoteAddr()); err != nil {
+			client.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// startTLSFailure classifies what NewClientStartTLS returns: a reply to
+// the greeting, EHLO or STARTTLS, or a missing STARTTLS.
+func startTLSFailure(err error) *Failure {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return failure(StageEHLO, err)
+	}
+	if err.Error() == "smtp: server doesn't support STARTTLS" {
+		return &Failure{Stage: StageTLS, Err: errors.New("the server does not offer STARTTLS, and tls = \"starttls\" never falls back to plain text")}
+	}
+	return &Failure{Stage: StageGreeting, Err: err}
+}
+
+// auth authenticates, refusing to send a password over a connection
+// without TLS to anything but a loopback address.
+func (c *Conn) auth(ctx context.Context, peer net.Addr) error {
+	sh := c.Host
+	if c.TLS == "" && !isLoopback(peer) {
+		return &Failure{Stage: StageAuth, Err: fmt.Errorf("refusing to send the password of %s without TLS to %s (only loopback peers may be authenticated in clear)", sh.Username, peer)}
+	}
+	ok, _ := c.client.Extension("AUTH")
+	if !ok {
+		return &Failure{Stage: StageAuth, Err: errors.New("the server does not offer AUTH, but a username is configured")}
+	}
+	mech, err := chooseMechanism(sh.Auth, c.client.SupportsAuth)
+	if err != nil {
+		return &Failure{Stage: StageAuth, Err: err}
+	}
+	pass, err := password(ctx, sh)
+	if err != nil {
+		return &Failure{Stage: StageLocal, Err: err}
+	}
+	sc, err := saslClient(mech, sh.Username, pass)
+	if err != nil {
+		return &Failure{Stage: StageAuth, Err: err}
+	}
+	if err := c.client.Auth(sc); err != nil {
+		f := failure(StageAuth, err)
+		if f.Code == 0 {
+			f.Err = fmt.Errorf("AUTH %s: %w", mech, err)
+		}
+		return f
+	}
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// Close ends the session politely when it can.
+func (c *Conn) Close() error {
+	if !c.broken {
+		c.client.Quit()
+	}
+	return c.client.Close()
+}
+
+// idleConn gives every write its own deadline, so that a server that stops
+// reading the message fails the delivery after WriteIdleTimeout instead of
+// hanging it (go-smtp sets none while DATA is written). Deadlines that
+// go-smtp sets for replies are kept.
+type idleConn struct {
+	net.Conn
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(WriteIdleTimeout))
+	return c.Conn.Write(p)
+}
