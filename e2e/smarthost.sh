@@ -489,16 +489,19 @@ cmd_start() {
 		kill -HUP "$pid"
 	else
 		log "starting Dovecot"
-		dovecot -c "$DC_CONF/dovecot.conf"
+		# Daemons must not inherit our stdout/stderr: a caller reading our
+		# output through a pipe ($(...), | tee) would wait for EOF forever.
+		dovecot -c "$DC_CONF/dovecot.conf" </dev/null >>"$DIR/dovecot.log" 2>&1 ||
+			{ tail -20 "$DIR/dovecot.log" >&2; die "dovecot failed to start"; }
 	fi
 
 	if postfix_running; then
 		log "reloading Postfix"
-		postfix -c "$PF_CONF" reload 2>>"$DIR/postfix.log"
+		postfix -c "$PF_CONF" reload </dev/null >>"$DIR/postfix.log" 2>&1
 	else
 		log "starting Postfix"
 		# "postfix check" runs as part of start: creates the queue tree.
-		postfix -c "$PF_CONF" start 2>>"$DIR/postfix.log" ||
+		postfix -c "$PF_CONF" start </dev/null >>"$DIR/postfix.log" 2>&1 ||
 			{ tail -20 "$DIR/postfix.log" >&2; die "postfix start failed"; }
 	fi
 
@@ -521,7 +524,7 @@ cmd_stop() {
 	need_root
 	if [[ -f $PF_CONF/main.cf ]] && postfix_running; then
 		log "stopping Postfix"
-		postfix -c "$PF_CONF" stop 2>>"$DIR/postfix.log" || true
+		postfix -c "$PF_CONF" stop </dev/null >>"$DIR/postfix.log" 2>&1 || true
 	fi
 	local pid i
 	if pid=$(dovecot_pid); then
