@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/signal"
 	"os/user"
 	"path/filepath"
@@ -62,10 +63,7 @@ func (c *cli) submitter(cfg *config.Config, create bool) (*sendmailcompat.Submit
 		Now:            time.Now,
 	}
 	s.Hostname, _ = os.Hostname()
-	s.User = "uid" + strconv.Itoa(s.UID)
-	if u, err := user.LookupId(strconv.Itoa(s.UID)); err == nil {
-		s.User, s.Gecos = u.Username, u.Name
-	}
+	s.User, s.Gecos = lookupUser(s.UID)
 	if !create {
 		return s, nil
 	}
@@ -342,4 +340,22 @@ func heloName(cfg *config.Config) string {
 		return h
 	}
 	return cfg.MailDomain()
+}
+
+// lookupUser returns the login and full name of uid. relay is built
+// without cgo (a static binary starts measurably faster, and sendmail's
+// speed is mostly start-up), so os/user reads /etc/passwd only; users from
+// LDAP or SSSD are found through getent, which asks NSS, on that rarer
+// path. An unknown uid becomes "uid1000".
+func lookupUser(uid int) (login, gecos string) {
+	id := strconv.Itoa(uid)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username, u.Name
+	}
+	out, err := exec.Command("getent", "passwd", id).Output()
+	if f := strings.Split(strings.TrimSpace(string(out)), ":"); err == nil && len(f) >= 5 && f[0] != "" {
+		name, _, _ := strings.Cut(f[4], ",")
+		return f[0], name
+	}
+	return "uid" + id, ""
 }

@@ -114,7 +114,13 @@ cmd_install() {
 		trap "rm -f '$policy'" EXIT
 	fi
 
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+	# Stale package lists (a machine image older than the mirror) make the
+	# download 404: refresh them once and retry.
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; then
+		log "install failed; refreshing package lists and retrying once"
+		apt-get update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+	fi
 }
 
 # ------------------------------------------------------------------- TLS --
@@ -217,6 +223,17 @@ write_dovecot_conf() {
 		userdb {
 		  driver = static
 		  args = uid=$VUSER gid=$VGROUP home=/nonexistent
+		}
+
+		# No auth penalty: after a failed login Dovecot delays every later
+		# AUTH from the same IP (all tests come from 127.0.0.1) by 2 to 15 s
+		# for about 30 s, so a wrong-password test would slow down, and
+		# skew the timings of, whatever test authenticates next. Without
+		# this listener the penalty is off (auth_failure_delay stays).
+		service anvil {
+		  unix_listener anvil-auth-penalty {
+		    mode = 0
+		  }
 		}
 
 		service auth {
@@ -476,6 +493,18 @@ cmd_start() {
 	chown postfix:postfix "$PF_DATA"
 	touch "$DIR/postfix.log" "$DIR/dovecot.log"
 
+	# Another instance (another RELAY_E2E_DIR, or a stale master) on our
+	# ports would make the readiness check below pass for the wrong server:
+	# refuse before starting anything.
+	local port
+	if ! postfix_running; then
+		for port in "$PORT_STARTTLS" "$PORT_TLS" "$PORT_PLAIN" "$PORT_WRONGNAME"; do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+				die "port $port is already in use (another smarthost instance?); stop it first"
+			fi
+		done
+	fi
+
 	make_certs
 	write_dovecot_conf
 	write_postfix_conf
@@ -585,12 +614,10 @@ cmd_status() {
 
 # --------------------------------------------------------------- Maildir --
 
+# Messages in new/ and cur/ (tmp/ holds deliveries in progress). find, not
+# a glob loop: flush tests put 10,000 messages here.
 count_mail() {
-	local n=0 f
-	for f in "$MAILDIR"/new/* "$MAILDIR"/cur/*; do
-		[[ -f $f ]] && n=$((n + 1))
-	done
-	echo "$n"
+	find "$MAILDIR/new" "$MAILDIR/cur" -mindepth 1 -maxdepth 1 -type f 2>/dev/null | wc -l
 }
 
 cmd_wait_mail() {
