@@ -160,11 +160,13 @@ func isLoopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// Close ends the session politely when it can.
+// Close ends the session politely when it can (QUIT closes the
+// connection itself).
 func (c *Conn) Close() error {
-	if !c.broken {
-		c.client.Quit()
+	if !c.broken && c.client.Quit() == nil {
+		return nil
 	}
+	c.broken = true
 	return c.client.Close()
 }
 

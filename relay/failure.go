@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -102,15 +103,30 @@ func failure(stage Stage, err error) *Failure {
 	}
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
-		f := &Failure{Stage: stage, Code: se.Code, Reply: oneLine(se.Message)}
+		f := &Failure{Stage: stage, Code: se.Code}
 		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != (smtp.EnhancedCode{}) {
 			c := se.EnhancedCode
 			f.Enhanced = fmt.Sprintf("%d.%d.%d", c[0], c[1], c[2])
 		}
+		// go-smtp parses the enhanced code of the first line only; servers
+		// also put it on later lines, or on the last one alone.
+		lines := strings.Split(se.Message, "\n")
+		for i, line := range lines {
+			code, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
+			if ok && enhancedCode.MatchString(code) {
+				lines[i] = rest
+				if f.Enhanced == "" {
+					f.Enhanced = code
+				}
+			}
+		}
+		f.Reply = oneLine(strings.Join(lines, "\n"))
 		return f
 	}
 	return &Failure{Stage: stage, Err: err}
 }
+
+var enhancedCode = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
 
 func oneLine(s string) string {
 	lines := strings.Split(strings.ReplaceAll(s, "\r", ""), "\n")

@@ -28,35 +28,42 @@ type RcptResult struct {
 // errReadSpool marks a failure to read the queued message.
 var errReadSpool = errors.New("reading the queued message")
 
-// Send runs one transaction for the pending recipients of env. It returns
-// a result for each of them. A non-nil error means the connection is no
-// longer usable; the results are then complete (every recipient deferred or
-// failed) as well.
+// Send runs one transaction for the pending recipients of env and returns
+// a result for each of them, in envelope order. A non-nil error means the
+// connection is no longer usable; the results are complete all the same:
+// recipients refused before the loss keep their refusal, the others are
+// deferred with the error.
 func (c *Conn) Send(env *spool.Envelope, content io.Reader, size int64) (*Outcome, error) {
 	pending := env.Pending()
 	out := &Outcome{}
-	all := func(f *Failure) (*Outcome, error) {
-		out.Results = out.Results[:0]
+	results := make(map[*spool.Recipient]*Failure, len(pending))
+	var accepted []*spool.Recipient
+	// finish gives every recipient without an outcome yet the failure f
+	// (nil: delivered) and lists the outcomes in envelope order.
+	finish := func(f *Failure, connErr error) (*Outcome, error) {
 		for _, r := range pending {
-			out.Results = append(out.Results, RcptResult{r, f})
+			if _, done := results[r]; !done {
+				results[r] = f
+			}
+			out.Results = append(out.Results, RcptResult{r, results[r]})
 		}
-		return out, nil
+		return out, connErr
 	}
-	broken := func(f *Failure) (*Outcome, error) {
-		c.broken = true
-		out, _ = all(f)
-		return out, f
+	// failed ends the transaction with err at stage: a reply leaves the
+	// connection usable after RSET, no reply leaves it broken.
+	failed := func(stage Stage, err error) (*Outcome, error) {
+		f := failure(stage, err)
+		if f.Code == 0 {
+			c.broken = true
+			return finish(f, f)
+		}
+		c.Reset()
+		return finish(f, nil)
 	}
 
 	if err := c.client.Mail(env.Sender, mailOptions(env, size)); err != nil {
-		f := failure(StageMail, err)
-		if f.Code == 0 {
-			return broken(f)
-		}
-		c.Reset()
-		return all(f)
+		return failed(StageMail, err)
 	}
-	var accepted []*spool.Recipient
 	for _, r := range pending {
 		err := c.client.Rcpt(r.Address, rcptOptions(env, r))
 		if err == nil {
@@ -65,31 +72,17 @@ func (c *Conn) Send(env *spool.Envelope, content io.Reader, size int64) (*Outcom
 		}
 		f := failure(StageRcpt, err)
 		if f.Code == 0 {
-			return broken(f)
+			return failed(StageRcpt, err)
 		}
-		out.Results = append(out.Results, RcptResult{r, f})
+		results[r] = f
 	}
 	if len(accepted) == 0 {
 		c.Reset()
-		return out, nil
+		return finish(nil, nil) // every recipient has its refusal
 	}
-	rcptResults := func(f *Failure) {
-		for _, r := range accepted {
-			out.Results = append(out.Results, RcptResult{r, f})
-		}
-	}
-
 	w, err := c.client.Data()
 	if err != nil {
-		f := failure(StageData, err)
-		if f.Code == 0 {
-			c.broken = true
-			rcptResults(f)
-			return out, f
-		}
-		c.Reset()
-		rcptResults(f)
-		return out, nil
+		return failed(StageData, err)
 	}
 	if _, err := io.Copy(w, readTagged{content}); err != nil {
 		// Never end a DATA we could not send whole: drop the connection
@@ -101,23 +94,14 @@ func (c *Conn) Send(env *spool.Envelope, content io.Reader, size int64) (*Outcom
 			stage = StageLocal
 		}
 		f := &Failure{Stage: stage, Err: err}
-		rcptResults(f)
-		return out, f
+		return finish(f, f)
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		f := failure(StageData, err)
-		if f.Code == 0 {
-			c.broken = true
-			rcptResults(f)
-			return out, f
-		}
-		rcptResults(f)
-		return out, nil
+		return failed(StageData, err)
 	}
 	out.Reply = "250 " + oneLine(resp.StatusText)
-	rcptResults(nil)
-	return out, nil
+	return finish(nil, nil)
 }
 
 // Usable reports whether the connection can carry another transaction.

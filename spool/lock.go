@@ -60,15 +60,9 @@ func (s *Spool) LockWait(id string, timeout time.Duration) (*Locked, error) {
 }
 
 func (s *Spool) lock(id string, timeout time.Duration) (*Locked, error) {
-	if !ValidID(id) {
-		return nil, fmt.Errorf("spool: %q: %w", id, ErrNotFound)
-	}
-	f, err := os.OpenFile(s.path(id), os.O_RDWR|unix.O_NOFOLLOW, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("spool: %s: %w", id, ErrNotFound)
-	}
+	f, err := s.openMessage(id, os.O_RDWR)
 	if err != nil {
-		return nil, fmt.Errorf("spool: open %s: %w", id, err)
+		return nil, err
 	}
 	deadline := time.Now().Add(timeout)
 	for {

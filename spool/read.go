@@ -50,15 +50,9 @@ func readNames(dir string) ([]string, error) {
 // ErrNotFound, ErrCorrupt or ErrNewer where they apply; Read never moves
 // or changes anything, so it works with read access alone.
 func (s *Spool) Read(id string) (*Message, error) {
-	if !ValidID(id) {
-		return nil, fmt.Errorf("spool: %q: %w", id, ErrNotFound)
-	}
-	f, err := os.OpenFile(s.path(id), os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("spool: %s: %w", id, ErrNotFound)
-	}
+	f, err := s.openMessage(id, os.O_RDONLY)
 	if err != nil {
-		return nil, fmt.Errorf("spool: open %s: %w", id, err)
+		return nil, err
 	}
 	defer f.Close()
 	env, off, err := s.readEnvelope(id, f)
@@ -76,15 +70,9 @@ func (s *Spool) Read(id string) (*Message, error) {
 // it (relay queue show). The caller closes the file; the reader starts at
 // the message.
 func (s *Spool) OpenContent(id string) (*os.File, error) {
-	if !ValidID(id) {
-		return nil, fmt.Errorf("spool: %q: %w", id, ErrNotFound)
-	}
-	f, err := os.OpenFile(s.path(id), os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("spool: %s: %w", id, ErrNotFound)
-	}
+	f, err := s.openMessage(id, os.O_RDONLY)
 	if err != nil {
-		return nil, fmt.Errorf("spool: open %s: %w", id, err)
+		return nil, err
 	}
 	_, off, err := readHead(f)
 	if err == nil {
@@ -101,4 +89,19 @@ func (s *Spool) OpenContent(id string) (*os.File, error) {
 func isEnvName(name string) bool {
 	id, ok := strings.CutSuffix(name, ".env")
 	return ok && ValidID(id)
+}
+
+// openMessage opens queue/ID; a malformed or missing ID is ErrNotFound.
+func (s *Spool) openMessage(id string, flag int) (*os.File, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("spool: %q: %w", id, ErrNotFound)
+	}
+	f, err := os.OpenFile(s.path(id), flag|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("spool: %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spool: open %s: %w", id, err)
+	}
+	return f, nil
 }
