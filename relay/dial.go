@@ -53,8 +53,21 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 	if err != nil {
 		return nil, &Failure{Stage: StageConnect, Err: err}
 	}
+	c, err := handshake(ctx, sh, o, tcfg, raw)
+	if err != nil {
+		raw.Close()
+		f := failure(StageConnect, err)
+		f.Addr = raw.RemoteAddr().String()
+		return nil, f
+	}
+	return c, nil
+}
+
+// handshake speaks TLS, EHLO and AUTH on a fresh connection.
+func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *tls.Config, raw net.Conn) (*Conn, error) {
 	conn := &idleConn{Conn: raw}
 	c := &Conn{Host: sh, Addr: raw.RemoteAddr().String()}
+	var err error
 
 	var client *smtp.Client
 	switch sh.TLS {
@@ -64,7 +77,6 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 		err = tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
-			raw.Close()
 			return nil, &Failure{Stage: StageTLS, Err: err}
 		}
 		client = smtp.NewClient(tc)
@@ -73,7 +85,6 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 		// counts is the one said inside TLS, below.
 		client, err = smtp.NewClientStartTLS(conn, tcfg)
 		if err != nil {
-			raw.Close()
 			return nil, startTLSFailure(err)
 		}
 	default:

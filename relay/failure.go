@@ -32,6 +32,9 @@ type Failure struct {
 	Enhanced string // enhanced status code such as "5.7.1", when given
 	Reply    string // reply text, lines joined with "; "
 	Err      error  // the error when there was no reply
+	// Addr is the address reached ("ip:port") when the failure came after
+	// the TCP connection was made; "" before.
+	Addr string
 }
 
 func (f *Failure) Error() string {
@@ -84,15 +87,22 @@ func (f *Failure) OwnSide() bool {
 }
 
 // DSN is the status code for the log: the enhanced code when the server
-// gave one, else one derived from the reply class.
+// gave one, else one derived from the reply class. A failure that only
+// defers says 4.x.x even when the server's code was 5.x.x (the 553 of a
+// foreign sender, a 535), as Postfix logs a soft bounce: a log reader must
+// not take a deferral for a permanent refusal. The reply keeps the code.
 func (f *Failure) DSN() string {
-	if f.Enhanced != "" {
-		return f.Enhanced
+	d := f.Enhanced
+	if d == "" {
+		d = "4.0.0"
+		if f.Code/100 == 5 {
+			d = "5.0.0"
+		}
 	}
-	if f.Permanent() {
-		return "5.0.0"
+	if !f.Permanent() && strings.HasPrefix(d, "5.") {
+		d = "4." + d[2:]
 	}
-	return "4.0.0"
+	return d
 }
 
 // failure makes a Failure of err at stage.

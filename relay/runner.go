@@ -166,11 +166,14 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, conn *Conn, sh *config.Sm
 		return fmt.Errorf("recording the outcome: %w", err)
 	}
 	relayField := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
-	tlsField := ""
+	reached, tlsField := "", ""
 	if conn != nil {
-		host, port, _ := net.SplitHostPort(conn.Addr)
-		relayField = sh.Host + "[" + host + "]:" + port
-		tlsField = conn.TLS
+		reached, tlsField = conn.Addr, conn.TLS
+	} else if len(out.Results) > 0 && out.Results[0].Err != nil {
+		reached = out.Results[0].Err.Addr
+	}
+	if ip, port, err := net.SplitHostPort(reached); err == nil {
+		relayField = sh.Host + "[" + ip + "]:" + port
 	}
 	for _, res := range out.Results {
 		kv := []string{"id", env.ID, "to", "<" + res.Rcpt.Address + ">", "relay", relayField}
