@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/install"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/sendmailcompat"
@@ -51,7 +52,10 @@ func openSpool(cfg *config.Config) (*spool.Spool, error) {
 	if errors.Is(err, fs.ErrPermission) {
 		return nil, sysexits.New(sysexits.NoPerm, "permission denied: reading the queue in %s needs root or the relay group", cfg.Spool)
 	}
-	return sp, err
+	if err != nil {
+		return nil, err
+	}
+	return sp, becomeOwner(sp)
 }
 
 func (c *cli) submitter(cfg *config.Config, create bool) (*sendmailcompat.Submitter, error) {
@@ -75,7 +79,36 @@ func (c *cli) submitter(cfg *config.Config, create bool) (*sendmailcompat.Submit
 	if err != nil {
 		return nil, sysexits.Wrap(sysexits.Code(err, sysexits.CantCreat), err)
 	}
+	if err := becomeOwner(s.Spool); err != nil {
+		return nil, err
+	}
+	// A user of a system install cannot write the queue: the maildrop.
+	s.Drop = !s.Spool.Writable() && s.Spool.HasMaildrop()
 	return s, nil
+}
+
+// becomeOwner makes a process running as root continue as the spool's
+// owner, so that every queue file it writes belongs to relay and the
+// daemon can always read it. The submitting uid was recorded before.
+func becomeOwner(sp *spool.Spool) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	uid, gid, err := sp.Owner()
+	if err != nil || uid == 0 {
+		return err
+	}
+	// Go applies these to every thread of the process (Linux, Go 1.16+).
+	if err := syscall.Setgroups(nil); err != nil {
+		return sysexits.New(sysexits.NoPerm, "cannot drop supplementary groups: %v", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return sysexits.New(sysexits.NoPerm, "cannot take the spool group (gid %d): %v", gid, err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return sysexits.New(sysexits.NoPerm, "cannot take the spool owner's identity (uid %d): %v", uid, err)
+	}
+	return nil
 }
 
 func (c *cli) sendmail(args []string) error {
@@ -282,9 +315,29 @@ func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, d := range []string{"queue", "tmp"} {
-		if err := unix.Access(filepath.Join(cfg.Spool, d), unix.R_OK|unix.W_OK|unix.X_OK); err != nil {
-			return 0, fmt.Errorf("%s/%s is not writable by uid %d: %v", cfg.Spool, d, os.Getuid(), err)
+	if sp.HasMaildrop() {
+		// A system install: every directory with its owner and mode.
+		uid, gid, err := sp.Owner()
+		if err != nil {
+			return 0, err
+		}
+		var problems []string
+		for _, d := range install.SpoolDirs(cfg.Spool) {
+			fi, err := os.Lstat(d.Path)
+			if err != nil {
+				problems = append(problems, err.Error())
+			} else if p := install.CheckDir(fi, d.Mode, uid, gid); p != "" {
+				problems = append(problems, d.Path+": "+p+" (relay install fixes it)")
+			}
+		}
+		if len(problems) > 0 {
+			return 0, errors.New(strings.Join(problems, "; "))
+		}
+	} else {
+		for _, d := range []string{"queue", "tmp"} {
+			if err := unix.Access(filepath.Join(cfg.Spool, d), unix.R_OK|unix.W_OK|unix.X_OK); err != nil {
+				return 0, fmt.Errorf("%s/%s is not writable by uid %d: %v", cfg.Spool, d, os.Getuid(), err)
+			}
 		}
 	}
 	ids, err := sp.IDs()
@@ -319,18 +372,32 @@ func version() string {
 // runQueue makes one delivery pass (relay queue run: for cron and systemd
 // timers). SIGTERM or SIGINT ends it after the message being sent.
 func (c *cli) runQueue(cfg *config.Config) error {
-	if len(cfg.Smarthosts) == 0 {
-		return sysexits.New(sysexits.Config, "%s: no [[smarthost]] configured: nothing to deliver to", cfg.Path)
-	}
 	sp, err := openSpool(cfg)
 	if sp == nil || err != nil {
 		return err
 	}
+	log := relay.NewLogger(c.stderr)
+	if sp.HasMaildrop() {
+		if _, err := c.pickup(cfg, sp, log).Run(); err != nil {
+			return queueErr(err)
+		}
+	}
+	if len(cfg.Smarthosts) == 0 {
+		return sysexits.New(sysexits.Config, "%s: no [[smarthost]] configured: nothing to deliver to", cfg.Path)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	r := &relay.Runner{Spool: sp, Config: cfg, Log: relay.NewLogger(c.stderr), HeloName: heloName(cfg), Now: time.Now}
+	r := &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Now: time.Now}
 	_, err = r.Run(ctx)
 	return queueErr(err)
+}
+
+func (c *cli) pickup(cfg *config.Config, sp *spool.Spool, log *relay.Logger) *sendmailcompat.Pickup {
+	host, _ := os.Hostname()
+	return &sendmailcompat.Pickup{
+		Spool: sp, Hostname: host, MaxMessageSize: int64(cfg.MaxMessageSize), Now: time.Now, Log: log.Log,
+		User: func(uid int) string { login, _ := lookupUser(uid); return login },
+	}
 }
 
 // heloName is the host's fully qualified name, or the mail domain when
@@ -358,4 +425,36 @@ func lookupUser(uid int) (login, gecos string) {
 		return f[0], name
 	}
 	return "uid" + id, ""
+}
+
+// install sets up a system install (see package install).
+func (c *cli) install(args []string) error {
+	o := install.Options{Out: c.stdout}
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--dry-run":
+			o.DryRun = true
+		case a == "--force":
+			o.Force = true
+		case a == "--prefix" && i+1 < len(args):
+			i++
+			o.Prefix = args[i]
+		case strings.HasPrefix(a, "--prefix="):
+			o.Prefix = strings.TrimPrefix(a, "--prefix=")
+		default:
+			return sysexits.New(sysexits.Usage, "install: unknown argument %q (use --prefix DIR, --dry-run, --force)", a)
+		}
+	}
+	if os.Geteuid() != 0 && !o.DryRun {
+		return sysexits.New(sysexits.NoPerm, "install: run as root (or with --dry-run to see the steps)")
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	if o.Binary, err = os.Executable(); err != nil {
+		return err
+	}
+	o.Spool, o.Config, o.User = cfg.Spool, cfg.Path, cfg.Daemon.User
+	return sysexits.Wrap(sysexits.CantCreat, install.Run(o))
 }

@@ -59,6 +59,8 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return c.exit(c.check(args))
 	case "rewrite":
 		return c.exit(c.rewrite(args))
+	case "install":
+		return c.exit(c.install(args))
 	case "version", "--version":
 		fmt.Fprintln(stdout, "relay", version())
 		return 0
@@ -83,6 +85,8 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   queue hold ID...|--all            put messages on hold
   queue release ID...|--all         release held messages
   check                             validate configuration and spool
+  install [--prefix DIR] [--dry-run] [--force]
+                                    set up a system install (user, spool, links)
   rewrite ADDR...                   show what addresses become
   version                           print the version
 `

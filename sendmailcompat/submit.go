@@ -25,6 +25,10 @@ type Submitter struct {
 	MaxMessageSize int64
 	MinFreeSpace   int64
 	Now            func() time.Time
+	// Drop: the submitter cannot write the queue (a user of a system
+	// install) and leaves the message in the maildrop for the pickup, which
+	// adds the Received field with the uid it can trust.
+	Drop bool
 }
 
 // addressFields are the headers whose bare local parts are qualified.
@@ -82,7 +86,11 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 		return "", sysexits.New(sysexits.DataErr, "no recipient addresses found in the message header")
 	}
 
-	d, err := s.Spool.NewDraft()
+	newDraft := s.Spool.NewDraft
+	if s.Drop {
+		newDraft = s.Spool.NewDrop
+	}
+	d, err := newDraft()
 	if err != nil {
 		return "", sysexits.Wrap(spoolCode(err), err)
 	}
@@ -289,9 +297,16 @@ func (s *Submitter) fixHeader(h *header, id, sender, fullName string, now time.T
 		msgID = "<" + now.UTC().Format("20060102150405") + "." + id + "@" + s.Domain + ">"
 		h.add("Message-ID", msgID, false)
 	}
-	h.add("Received", fmt.Sprintf("by %s (relay, from userid %d)%s\tid %s; %s",
-		s.Hostname, s.UID, h.eol(), id, now.Format(time.RFC1123Z)), true)
+	if !s.Drop {
+		h.fields = append([]*field{{name: "Received", raw: []byte(receivedField(s.Hostname, s.UID, id, now, h.eol()))}}, h.fields...)
+	}
 	return msgID
+}
+
+// receivedField is the Received header line that records who submitted a
+// message, as Postfix's pickup writes it.
+func receivedField(host string, uid int, id string, now time.Time, eol string) string {
+	return fmt.Sprintf("Received: by %s (relay, from userid %d)%s\tid %s; %s%s", host, uid, eol, id, now.Format(time.RFC1123Z), eol)
 }
 
 // formatMailbox writes "Name <addr>": the name bare when it is a phrase of

@@ -38,11 +38,14 @@ type Spool struct {
 func (s *Spool) queueDir() string         { return filepath.Join(s.Dir, "queue") }
 func (s *Spool) tmpDir() string           { return filepath.Join(s.Dir, "tmp") }
 func (s *Spool) corruptDir() string       { return filepath.Join(s.Dir, "corrupt") }
+func (s *Spool) maildropDir() string      { return filepath.Join(s.Dir, "maildrop") }
 func (s *Spool) path(id string) string    { return filepath.Join(s.Dir, "queue", id) }
 func (s *Spool) envPath(id string) string { return filepath.Join(s.Dir, "queue", id+".env") }
 
 // Open returns the spool in dir, which must exist with its subdirectories.
-// It returns an error wrapping fs.ErrNotExist when it does not.
+// It returns an error wrapping fs.ErrNotExist when it does not. A spool
+// with a maildrop is a system install: its queue files are made readable
+// by the spool's group (mailq for the relay group).
 func Open(dir string) (*Spool, error) {
 	s := &Spool{Dir: dir, FileMode: 0o600}
 	for _, d := range []string{s.queueDir(), s.tmpDir()} {
@@ -53,6 +56,9 @@ func Open(dir string) (*Spool, error) {
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("spool: %s is not a directory", d)
 		}
+	}
+	if s.HasMaildrop() {
+		s.FileMode = 0o640
 	}
 	return s, nil
 }
@@ -83,12 +89,16 @@ func (s *Spool) FreeSpace() (int64, error) {
 // Draft is a message being written. It is not in the queue until Commit
 // returns nil; Abort (or a crash) leaves nothing behind in the queue.
 type Draft struct {
-	ID  string
-	s   *Spool
-	f   *os.File
-	w   *bufio.Writer
-	tmp string
-	env bool
+	ID    string
+	s     *Spool
+	f     *os.File
+	w     *bufio.Writer
+	tmp   string
+	final string // where Commit puts it
+	// syncDir is the directory fsynced after the rename; "" where the
+	// writer cannot open it (the maildrop: see NewDrop).
+	syncDir string
+	env     bool
 }
 
 // NewDraft reserves a queue ID and creates the draft's temporary file,
@@ -104,12 +114,19 @@ func (s *Spool) NewDraft() (*Draft, error) {
 		if err != nil {
 			return nil, fmt.Errorf("spool: create %s: %w", tmp, err)
 		}
+		// The caller's umask must not take the group's read access (mailq).
+		if err := f.Chmod(s.FileMode); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return nil, fmt.Errorf("spool: chmod %s: %w", tmp, err)
+		}
 		if err := lockFile(f, false); err != nil {
 			f.Close()
 			os.Remove(tmp)
 			return nil, fmt.Errorf("spool: lock %s: %w", tmp, err)
 		}
-		return &Draft{ID: id, s: s, f: f, w: bufio.NewWriterSize(f, 64<<10), tmp: tmp}, nil
+		return &Draft{ID: id, s: s, f: f, w: newDraftWriter(f), tmp: tmp,
+			final: s.path(id), syncDir: s.queueDir()}, nil
 	}
 }
 
@@ -157,13 +174,15 @@ func (d *Draft) Commit() error {
 		err = d.f.Sync()
 	}
 	if err == nil {
-		err = renameNoReplace(d.tmp, d.s.path(d.ID))
+		err = renameNoReplace(d.tmp, d.final)
 	}
 	if err == nil {
-		err = syncDir(d.s.queueDir())
 		// The rename happened: the message is in the queue even if the
-		// directory fsync failed, so it must not be removed as a draft.
+		// directory fsync fails, so it must not be removed as a draft.
 		d.tmp = ""
+		if d.syncDir != "" {
+			err = syncDir(d.syncDir)
+		}
 	}
 	d.Abort()
 	if err != nil {
@@ -271,3 +290,5 @@ func decodeEnvelope(b []byte) (*Envelope, error) {
 	}
 	return env, nil
 }
+
+func newDraftWriter(f *os.File) *bufio.Writer { return bufio.NewWriterSize(f, 64<<10) }

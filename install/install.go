@@ -1,0 +1,283 @@
+// Package install sets up a system install of relay: the relay user and
+// group, the spool with the modes that let every local user submit while
+// only relay reads the queue, a minimal /etc/relay/relay.toml, the binary,
+// and the sendmail, mailq and newaliases links. Every step checks first and
+// changes only what differs, so running it again is safe; with DryRun it
+// only says what it would do. Prefix puts every path under a directory, for
+// packaging.
+package install
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+)
+
+// Options of an install.
+type Options struct {
+	Prefix string // "" for the live system
+	DryRun bool
+	// Force replaces a sendmail, mailq or newaliases that is not relay
+	// (another MTA's): without it the install stops there.
+	Force  bool
+	Binary string // the relay binary to install (os.Executable)
+	Spool  string // the spool as configured
+	Config string // the configuration file (/etc/relay/relay.toml)
+	User   string // the relay user and group
+	Out    io.Writer
+}
+
+// Where the binary and its names go.
+const BinPath = "/usr/sbin/relay"
+
+var links = []string{"/usr/sbin/sendmail", "/usr/lib/sendmail", "/usr/bin/mailq", "/usr/bin/newaliases"}
+
+// Dir is one directory of the spool with its owner and mode.
+type Dir struct {
+	Path string
+	Mode fs.FileMode
+}
+
+// SpoolDirs are the directories of a system spool and their modes: others
+// may pass through the spool (--x) to reach the maildrop (write and search
+// only, sticky, setgid: see package spool); the relay group may read the
+// queue (mailq); only relay reads tmp/ and corrupt/.
+func SpoolDirs(spool string) []Dir {
+	return []Dir{
+		{spool, 0o751},
+		{filepath.Join(spool, "queue"), 0o750},
+		{filepath.Join(spool, "tmp"), 0o700},
+		{filepath.Join(spool, "corrupt"), 0o700},
+		{filepath.Join(spool, "maildrop"), 0o733 | fs.ModeSetgid | fs.ModeSticky},
+	}
+}
+
+type installer struct {
+	Options
+	uid, gid int
+	changed  int
+}
+
+// Run performs the install.
+func Run(o Options) error {
+	in := &installer{Options: o}
+	steps := []func() error{in.account, in.spool, in.config, in.binary, in.links}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	if in.changed == 0 {
+		fmt.Fprintln(o.Out, "relay install: everything is in place")
+	}
+	return nil
+}
+
+func (in *installer) p(path string) string { return filepath.Join("/", in.Prefix, path) }
+
+// do reports a change and makes it unless this is a dry run.
+func (in *installer) do(what string, fn func() error) error {
+	in.changed++
+	if in.DryRun {
+		fmt.Fprintln(in.Out, "would", what)
+		return nil
+	}
+	fmt.Fprintln(in.Out, what)
+	if err := fn(); err != nil {
+		return fmt.Errorf("install: %s: %w", what, err)
+	}
+	return nil
+}
+
+func run(name string, args ...string) func() error {
+	return func() error {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+}
+
+func (in *installer) account() error {
+	if _, err := user.LookupGroup(in.User); err != nil {
+		if err := in.do("create group "+in.User, run("groupadd", "--system", in.User)); err != nil {
+			return err
+		}
+	}
+	if _, err := user.Lookup(in.User); err != nil {
+		if err := in.do("create user "+in.User, run("useradd", "--system", "--gid", in.User, "--home-dir", in.Spool,
+			"--no-create-home", "--shell", "/usr/sbin/nologin", "--comment", "relay mail queue", in.User)); err != nil {
+			return err
+		}
+	}
+	u, err := user.Lookup(in.User)
+	if err != nil {
+		if in.DryRun {
+			in.uid, in.gid = -1, -1
+			return nil
+		}
+		return fmt.Errorf("install: user %s: %w", in.User, err)
+	}
+	in.uid, _ = strconv.Atoi(u.Uid)
+	in.gid, _ = strconv.Atoi(u.Gid)
+	return nil
+}
+
+func (in *installer) spool() error {
+	for _, d := range SpoolDirs(in.Spool) {
+		path := in.p(d.Path)
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = in.do(fmt.Sprintf("create %s (%s %s:%s)", path, modeString(d.Mode), in.User, in.User), func() error {
+				// Parents such as /var/spool are public; the spool itself gets
+				// its own mode below.
+				if err := os.MkdirAll(path, 0o755); err != nil {
+					return err
+				}
+				return setOwnerMode(path, in.uid, in.gid, d.Mode)
+			})
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("install: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("install: %s exists and is not a directory", path)
+		}
+		if problem := CheckDir(fi, d.Mode, in.uid, in.gid); problem != "" && in.uid >= 0 {
+			if err := in.do(fmt.Sprintf("fix %s: %s", path, problem), func() error { return setOwnerMode(path, in.uid, in.gid, d.Mode) }); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (in *installer) config() error {
+	path := in.p(in.Config)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	// Without a system file, users' sendmail would fall back to a private
+	// spool of their own: the system install needs one, even a minimal one.
+	body := fmt.Sprintf("# relay configuration: see relay.toml.example for every key.\nspool = %q\n\n# [[smarthost]]\n# host          = \"smtp.example.com\"\n# username      = \"robot@example.com\"\n# password_file = \"/etc/relay/smarthost.secret\"  # mode 0640 root:%s\n", in.Spool, in.User)
+	return in.do("create "+path, func() error {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(path, []byte(body), 0o644)
+	})
+}
+
+func (in *installer) binary() error {
+	dst := in.p(BinPath)
+	if same(in.Binary, dst) {
+		return nil
+	}
+	return in.do(fmt.Sprintf("install %s as %s", in.Binary, dst), func() error {
+		b, err := os.ReadFile(in.Binary)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		tmp := dst + ".new"
+		if err := os.WriteFile(tmp, b, 0o755); err != nil {
+			return err
+		}
+		return os.Rename(tmp, dst)
+	})
+}
+
+func (in *installer) links() error {
+	for _, l := range links {
+		path := in.p(l)
+		target, err := os.Readlink(path)
+		if err == nil && target == BinPath {
+			continue
+		}
+		if _, lerr := os.Lstat(path); lerr == nil {
+			if !in.Force {
+				what := "a file"
+				if err == nil {
+					what = "a link to " + target
+				}
+				return fmt.Errorf("install: %s is %s (another MTA?): remove that MTA, or run again with --force to replace it", path, what)
+			}
+		}
+		if err := in.do(fmt.Sprintf("link %s -> %s", path, BinPath), func() error {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+			os.Remove(path)
+			return os.Symlink(BinPath, path)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func same(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if os.SameFile(fa, fb) {
+		return true
+	}
+	if fa.Size() != fb.Size() {
+		return false
+	}
+	ba, err1 := os.ReadFile(a)
+	bb, err2 := os.ReadFile(b)
+	return err1 == nil && err2 == nil && string(ba) == string(bb)
+}
+
+func setOwnerMode(path string, uid, gid int, mode fs.FileMode) error {
+	if err := os.Chown(path, uid, gid); err != nil {
+		return err
+	}
+	// chmod after chown: chown clears the setgid bit.
+	return os.Chmod(path, mode)
+}
+
+// CheckDir says what differs between a directory and its expected owner
+// and mode, "" when nothing does.
+func CheckDir(fi fs.FileInfo, mode fs.FileMode, uid, gid int) string {
+	var problem string
+	if got := fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky); got != mode {
+		problem = fmt.Sprintf("mode %s, want %s", modeString(got), modeString(mode))
+	}
+	if st, ok := sysStat(fi); ok && (int(st.uid) != uid || int(st.gid) != gid) {
+		if problem != "" {
+			problem += "; "
+		}
+		problem += fmt.Sprintf("owner %d:%d, want %d:%d", st.uid, st.gid, uid, gid)
+	}
+	return problem
+}
+
+// modeString writes a mode as chmod takes it: 3733, 0750.
+func modeString(m fs.FileMode) string {
+	v := uint32(m.Perm())
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return fmt.Sprintf("%04o", v)
+}

@@ -1,0 +1,152 @@
+package sendmailcompat
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/relaymail/relay/mailaddr"
+	"github.com/relaymail/relay/spool"
+)
+
+// Pickup moves messages from the maildrop of a system install into the
+// queue. It runs as the spool owner (relay queue run, the daemon). A drop
+// is written by a user and trusted for nothing but its content: the
+// submitter is the file's owner, the queue ID is new, and the Received
+// field recording the submitter is written here.
+type Pickup struct {
+	Spool          *spool.Spool
+	Hostname       string
+	MaxMessageSize int64
+	// User gives the login name of a uid.
+	User func(uid int) string
+	Now  func() time.Time
+	// Log receives one line per message taken or drop refused.
+	Log func(kv ...string)
+}
+
+// Run takes every complete drop. A drop that is no message is unlinked or
+// moved to corrupt/ and reported; it never stops the others.
+func (p *Pickup) Run() (int, error) {
+	names, err := p.Spool.Drops(p.Now())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, name := range names {
+		id, err := p.take(name)
+		if err != nil {
+			p.Log("maildrop", name, "status", "refused", "reason", err.Error())
+			continue
+		}
+		if id != "" {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// take moves one drop into the queue and returns its queue ID.
+func (p *Pickup) take(name string) (string, error) {
+	d, err := p.Spool.OpenDrop(name, p.MaxMessageSize)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	if err := validDrop(d.Env); err != nil {
+		return "", p.Spool.RejectDrop(d, err)
+	}
+	now := p.Now()
+	draft, err := p.Spool.NewDraft()
+	if err != nil {
+		return "", err
+	}
+	defer draft.Abort()
+	env := &spool.Envelope{
+		Sender:      d.Env.Sender,
+		UID:         d.UID,
+		User:        p.User(d.UID),
+		Arrival:     now,
+		NextAttempt: now,
+		DSN:         d.Env.DSN,
+		Body:        d.Env.Body,
+		MessageID:   d.Env.MessageID,
+	}
+	for _, r := range d.Env.Recipients {
+		env.Recipients = append(env.Recipients, spool.Recipient{Address: r.Address, Original: r.Original, Status: spool.Pending})
+	}
+	if err := draft.WriteEnvelope(env); err != nil {
+		return "", err
+	}
+	br := bufio.NewReaderSize(d.Content(), 64<<10)
+	eol := "\n"
+	if line, _ := br.Peek(1000); crlfFirstLine(line) {
+		eol = "\r\n"
+	}
+	if _, err := io.WriteString(draft, receivedField(p.Hostname, d.UID, draft.ID, now, eol)); err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(draft, br); err != nil {
+		return "", err
+	}
+	if err := draft.Commit(); err != nil {
+		return "", err
+	}
+	if err := p.Spool.FinishDrop(d); err != nil {
+		// The message is queued; a drop left behind would be taken again,
+		// so say so loudly.
+		p.Log("id", draft.ID, "maildrop", name, "status", "error", "reason", err.Error())
+	}
+	p.Log("id", draft.ID, "uid", fmt.Sprint(d.UID), "from", "<"+env.Sender+">", "size", fmt.Sprint(d.Size),
+		"nrcpt", fmt.Sprint(len(env.Recipients)), "msgid", env.MessageID, "status", "queued")
+	return draft.ID, nil
+}
+
+func crlfFirstLine(b []byte) bool {
+	for i, c := range b {
+		if c == '\n' {
+			return i > 0 && b[i-1] == '\r'
+		}
+	}
+	return false
+}
+
+// validDrop checks what a hostile submitter could have put in a drop's
+// envelope.
+func validDrop(env *spool.Envelope) error {
+	if env.Sender != "" {
+		if err := mailaddr.Valid(env.Sender); err != nil {
+			return fmt.Errorf("sender %q: %w", env.Sender, err)
+		}
+	}
+	if len(env.Recipients) == 0 || len(env.Recipients) > 100000 {
+		return errors.New("no recipients")
+	}
+	for _, r := range env.Recipients {
+		if err := mailaddr.Valid(r.Address); err != nil {
+			return fmt.Errorf("recipient %q: %w", r.Address, err)
+		}
+	}
+	for _, n := range env.DSN.Notify {
+		switch n {
+		case "NEVER", "SUCCESS", "DELAY", "FAILURE":
+		default:
+			return fmt.Errorf("DSN notify %q", n)
+		}
+	}
+	if r := env.DSN.Ret; r != "" && r != "FULL" && r != "HDRS" {
+		return fmt.Errorf("DSN ret %q", r)
+	}
+	if e := env.DSN.EnvID; e != "" && !validEnvID(e) {
+		return fmt.Errorf("DSN envid %q", e)
+	}
+	if b := env.Body; b != "" && b != "7BIT" && b != "8BITMIME" {
+		return fmt.Errorf("body %q", b)
+	}
+	if len(env.MessageID) > 998 || noLineBreak("message-id", env.MessageID) != nil {
+		return errors.New("bad message-id")
+	}
+	return nil
+}
