@@ -77,7 +77,7 @@ func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *t
 		err = tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
-			return nil, &Failure{Stage: StageTLS, Err: err}
+			return nil, &Failure{Stage: StageTLS, Err: fmt.Errorf("TLS handshake: %w", err)}
 		}
 		client = smtp.NewClient(tc)
 	case "starttls":
@@ -101,6 +101,8 @@ func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *t
 		client.Close()
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
+			// go-smtp reads the greeting inside Hello too: a 421 greeting
+			// is labelled ehlo here. Both defer alike.
 			return nil, failure(StageEHLO, err)
 		}
 		if sh.TLS == "starttls" {

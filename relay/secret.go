@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/relaymail/relay/config"
@@ -36,9 +37,18 @@ func password(ctx context.Context, sh *config.Smarthost) (string, error) {
 		cmd.Env = os.Environ()
 		var out bytes.Buffer
 		cmd.Stdout = &out
+		// Commands such as pass run children (gpg, pinentry) that keep
+		// stdout open: kill the whole process group on timeout, and stop
+		// waiting for the pipe soon after.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
 		if err := cmd.Run(); err != nil {
 			var ee *exec.ExitError
-			if errors.As(err, &ee) {
+			switch {
+			case ctx.Err() != nil:
+				err = fmt.Errorf("timed out after %v", PasswordCommandTimeout)
+			case errors.As(err, &ee):
 				err = fmt.Errorf("exit status %d", ee.ExitCode())
 			}
 			return "", fmt.Errorf("password_command %s: %v", sh.PasswordCommand[0], err)
