@@ -121,7 +121,22 @@ func (c *cli) sendmail(args []string) error {
 	}
 	switch {
 	case o.Mode == sendmailcompat.ModeSMTP:
-		return sysexits.New(sysexits.Usage, "-bs (SMTP on standard input) is not supported yet")
+		// An SMTP session on stdin/stdout (Symfony Mailer). When it cannot
+		// start, an SMTP client reads why in a 421 greeting; the exit code
+		// and stderr say it too.
+		cfg, err := c.loadConfig()
+		var s *sendmailcompat.Submitter
+		if err == nil {
+			s, err = c.submitter(cfg, true)
+		}
+		if err != nil {
+			fmt.Fprintf(c.stdout, "421 4.3.0 relay cannot accept mail: %s\r\n", strings.Join(strings.Fields(err.Error()), " "))
+			return err
+		}
+		// A client that closes its end early must not kill relay with
+		// SIGPIPE: the write fails and the session ends.
+		signal.Ignore(syscall.SIGPIPE)
+		return s.ServeSMTP(c.stdin, c.stdout, o)
 	case o.Verbose:
 		return sysexits.New(sysexits.Usage, "-v (deliver now and show the dialogue) is not supported yet")
 	case o.WaitSet:

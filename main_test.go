@@ -162,7 +162,6 @@ func TestSendmail_Refusals(t *testing.T) {
 		{"header injection in -F", "sendmail", []string{"-F", "N\r\nBcc: x@y", "c@d.example"}, "", "x\n", 64, "line break"},
 		{"no recipients", "sendmail", []string{"-i"}, "", "x\n", 64, "no recipients given"},
 		{"-t finds none", "sendmail", []string{"-t"}, "", "Subject: s\n\nx\n", 65, "no recipient addresses"},
-		{"-bs not yet", "sendmail", []string{"-bs"}, "", "", 64, "not supported yet"},
 		{"-v not yet", "sendmail", []string{"-v", "a@example.org"}, "", "x\n", 64, "not supported yet"},
 		{"--wait not yet", "sendmail", []string{"--wait", "a@example.org"}, "", "x\n", 64, "not supported yet"},
 		{"too large", "sendmail", []string{"-i", "a@example.org"}, "max_message_size = \"1KB\"\n", strings.Repeat("x", 5000), 65, "max_message_size"},

@@ -31,6 +31,7 @@ PACKAGES=(
 	git git-email     # git send-email
 	libmailtools-perl # git send-email needs Mail::Address; only a Recommends
 	php-cli           # PHP's mail()
+	php-symfony-mailer # Symfony Mailer's SendmailTransport: sendmail -bs (symfony_test.go)
 )
 
 log() { printf 'callers: %s\n' "$*" >&2; }
