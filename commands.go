@@ -19,6 +19,7 @@ import (
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/install"
+	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/sendmailcompat"
@@ -164,6 +165,10 @@ func (c *cli) sendmail(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The enqueue line goes to syslog or the log file when it can, never
+	// to stderr: callers take any output there for a failure.
+	s.Log = maillog.OpenBestEffort(cfg.Log.To)
+	defer s.Log.Close()
 	_, err = s.Enqueue(o, c.stdin)
 	return err
 }
@@ -201,6 +206,10 @@ func (c *cli) flush(cfg *config.Config, ids []string) error {
 	sp, err := openSpool(cfg)
 	if sp == nil || err != nil {
 		return err
+	}
+	// A flush means "try now": forget that a smarthost was down, too.
+	if err := sp.ForgetHosts(); err != nil {
+		return queueErr(err)
 	}
 	return queueErr(mailq.Flush(sp, ids, time.Now()))
 }
@@ -305,11 +314,18 @@ func (c *cli) check(args []string) error {
 		}
 	}
 	queued, err := checkSpool(cfg, c.stderr)
+	var stuck *stuckError
+	if errors.As(err, &stuck) {
+		err = nil
+	}
 	if err != nil {
 		errs = append(errs, config.Problem{File: cfg.Path, Key: "spool", Msg: err.Error()})
 	}
 	if len(errs) > 0 {
 		return sysexits.Wrap(sysexits.Config, &errs)
+	}
+	if stuck != nil {
+		return sysexits.Wrap(sysexits.TempFail, stuck)
 	}
 	source := cfg.Path
 	if !cfg.Loaded {
@@ -359,10 +375,23 @@ func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	stuck := 0
+	var reason string
 	for _, id := range ids {
-		if _, err := sp.Read(id); err != nil && !errors.Is(err, spool.ErrNotFound) {
-			fmt.Fprintf(warn, "relay: warning: %v\n", err)
+		m, err := sp.Read(id)
+		if err != nil {
+			if !errors.Is(err, spool.ErrNotFound) {
+				fmt.Fprintf(warn, "relay: warning: %v\n", err)
+			}
+			continue
 		}
+		if m.OwnSide {
+			stuck++
+			reason = m.LastError
+		}
+	}
+	if stuck > 0 {
+		return len(ids), &stuckError{n: stuck, reason: reason}
 	}
 	if names, _ := os.ReadDir(cfg.Spool + "/corrupt"); len(names) > 0 {
 		fmt.Fprintf(warn, "relay: warning: %d file(s) in %s/corrupt need a look\n", len(names), cfg.Spool)
@@ -391,7 +420,14 @@ func (c *cli) runQueue(cfg *config.Config) error {
 	if sp == nil || err != nil {
 		return err
 	}
-	log := relay.NewLogger(c.stderr)
+	log, err := maillog.Open(cfg.Log.To, c.stderr)
+	if err != nil {
+		return sysexits.Wrap(sysexits.Config, err)
+	}
+	defer log.Close()
+	for _, sh := range cfg.Smarthosts {
+		log.AddSecrets(sh.Password) // a last line of defence
+	}
 	if sp.HasMaildrop() {
 		if _, err := c.pickup(cfg, sp, log).Run(); err != nil {
 			return queueErr(err)
@@ -402,15 +438,15 @@ func (c *cli) runQueue(cfg *config.Config) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	r := &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Now: time.Now}
+	r := &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Domain: cfg.MailDomain(), Now: time.Now}
 	_, err = r.Run(ctx)
 	return queueErr(err)
 }
 
-func (c *cli) pickup(cfg *config.Config, sp *spool.Spool, log *relay.Logger) *sendmailcompat.Pickup {
+func (c *cli) pickup(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *sendmailcompat.Pickup {
 	host, _ := os.Hostname()
 	return &sendmailcompat.Pickup{
-		Spool: sp, Hostname: host, MaxMessageSize: int64(cfg.MaxMessageSize), Now: time.Now, Log: log.Log,
+		Spool: sp, Hostname: host, MaxMessageSize: int64(cfg.MaxMessageSize), Now: time.Now, Log: log.Info,
 		User: func(uid int) string { login, _ := lookupUser(uid); return login },
 	}
 }
@@ -472,4 +508,16 @@ func (c *cli) install(args []string) error {
 	}
 	o.Spool, o.Config, o.User = cfg.Spool, cfg.Path, cfg.Daemon.User
 	return sysexits.Wrap(sysexits.CantCreat, install.Run(o))
+}
+
+// stuckError: mail waits on a failure of relay's own side or the account
+// (connect, TLS, AUTH, MAIL FROM). relay check exits 75 for it: the
+// configuration is valid, but mail does not leave.
+type stuckError struct {
+	n      int
+	reason string
+}
+
+func (e *stuckError) Error() string {
+	return fmt.Sprintf("%d message(s) stuck on a failure of relay's side or the account, last: %s", e.n, e.reason)
 }

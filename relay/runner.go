@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -19,14 +20,29 @@ type Runner struct {
 	Config   *config.Config
 	Log      *Logger
 	HeloName string
-	Now      func() time.Time
+	// Domain is the mail domain: postmaster@Domain receives bounces that
+	// cannot be delivered.
+	Domain string
+	Now    func() time.Time
 	// Debug receives the SMTP dialogue of every connection (nil: none).
 	Debug io.Writer
 }
 
 // Stats counts what a pass did, per recipient.
 type Stats struct {
-	Messages, Delivered, Deferred, Failed int
+	Messages, Delivered, Deferred, Failed, Held int
+}
+
+// pass is the state of one delivery pass through one smarthost.
+type pass struct {
+	sh   *config.Smarthost
+	conn *Conn
+	// down is the failure that made the smarthost unusable, in this pass
+	// or remembered from an earlier one; until then every due message is
+	// deferred with it, without a connection of its own.
+	down      *Failure
+	downUntil time.Time
+	host      spool.HostState
 }
 
 // Run makes one delivery pass over the queue: every message that is due is
@@ -37,27 +53,29 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 	if len(r.Config.Smarthosts) == 0 {
 		return st, errors.New("no [[smarthost]] configured: mail waits in the queue")
 	}
-	sh := &r.Config.Smarthosts[0]
+	p := &pass{sh: &r.Config.Smarthosts[0]}
+	p.host = r.Spool.Host(p.sh.Name)
+	if r.Now().Before(p.host.DownUntil) {
+		p.down = &Failure{Stage: StageConnect, Err: fmt.Errorf("%s is down until %s (%s)", p.sh.Name, p.host.DownUntil.Format(time.RFC3339), p.host.Reason)}
+		p.downUntil = p.host.DownUntil
+	}
+	defer func() {
+		if p.conn != nil {
+			p.conn.Close()
+		}
+	}()
+
 	probs, err := r.Spool.Clean(r.Now())
 	if err != nil {
 		return st, err
 	}
-	for _, p := range probs {
-		r.Log.Log("spool", p.Path, "status", "cleaned", "reason", p.What)
+	for _, pr := range probs {
+		r.Log.Info("spool", pr.Path, "status", "cleaned", "reason", pr.What)
 	}
 	ids, err := r.Spool.IDs()
 	if err != nil {
 		return st, err
 	}
-	var conn *Conn
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	// down is the failure that made the smarthost unusable in this pass:
-	// the rest of the queue is deferred with it, without a connection each.
-	var down *Failure
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
@@ -70,54 +88,86 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 			continue
 		}
 		if err != nil {
-			r.Log.Log("id", id, "status", "error", "reason", err.Error())
+			r.Log.Error("id", id, "status", "error", "reason", err.Error())
 			continue
 		}
-		if !r.due(l.Env) {
-			l.Close()
-			continue
-		}
-		st.Messages++
-		var out *Outcome
-		if down == nil && (conn == nil || conn.Reset() != nil) {
-			if conn != nil {
-				conn.Close()
-			}
-			conn, err = Dial(ctx, sh, DialOptions{HeloName: r.HeloName, Debug: r.Debug})
-			if err != nil {
-				conn = nil
-				down = failure(StageConnect, err)
-			}
-		}
-		if down != nil {
-			out = allDeferred(l.Env, down)
-		} else {
-			out, err = conn.Send(l.Env, l.Content(), l.Size)
-			if err != nil {
-				conn.Close()
-				conn = nil
-			}
-		}
-		if err := r.record(l, out, conn, sh); err != nil {
-			r.Log.Log("id", id, "status", "error", "reason", err.Error())
+		if r.due(l.Env) {
+			r.deliver(ctx, p, l, &st)
 		}
 		l.Close()
-		for _, res := range out.Results {
-			switch {
-			case res.Err == nil:
-				st.Delivered++
-			case res.Err.Permanent():
-				st.Failed++
-			default:
-				st.Deferred++
-			}
-		}
 	}
 	return st, nil
 }
 
+// due reports whether a message has work to do now: pending recipients
+// whose time has come, or failures not yet reported to the sender.
 func (r *Runner) due(env *spool.Envelope) bool {
-	return !env.Held && !env.NextAttempt.After(r.Now()) && len(env.Pending()) > 0
+	if env.Held {
+		return false
+	}
+	return len(env.Pending()) > 0 && !env.NextAttempt.After(r.Now()) || len(unnotified(env)) > 0
+}
+
+// deliver tries one locked message and records the outcome.
+func (r *Runner) deliver(ctx context.Context, p *pass, l *spool.Locked, st *Stats) {
+	st.Messages++
+	var out *Outcome
+	if len(l.Env.Pending()) > 0 && !l.Env.NextAttempt.After(r.Now()) {
+		out = r.send(ctx, p, l)
+	} else {
+		out = &Outcome{} // only failures to report
+	}
+	if err := r.record(l, out, p); err != nil {
+		r.Log.Error("id", l.Env.ID, "status", "error", "reason", err.Error())
+	}
+	for _, res := range out.Results {
+		switch {
+		case res.Err == nil:
+			st.Delivered++
+		case res.Rcpt.Status == spool.Failed:
+			st.Failed++
+		default:
+			st.Deferred++
+		}
+	}
+	if l.Env.Held {
+		st.Held++
+	}
+}
+
+// send runs the transaction over the pass's connection, dialing when there
+// is none, or defers everything when the smarthost is down.
+func (r *Runner) send(ctx context.Context, p *pass, l *spool.Locked) *Outcome {
+	if p.down == nil && (p.conn == nil || p.conn.Reset() != nil) {
+		if p.conn != nil {
+			p.conn.Close()
+		}
+		var err error
+		p.conn, err = Dial(ctx, p.sh, DialOptions{HeloName: r.HeloName, Debug: r.Debug})
+		if err != nil {
+			p.conn = nil
+			p.down = failure(StageConnect, err)
+			p.host.Failures++
+			p.host.Reason = p.down.Error()
+			p.downUntil = r.Now().Add(r.backoff(p.host.Failures))
+			p.host.DownUntil = p.downUntil
+			if err := r.Spool.SetHost(p.sh.Name, p.host); err != nil {
+				r.Log.Error("relay", p.sh.Name, "status", "error", "reason", err.Error())
+			}
+		} else if p.host != (spool.HostState{}) {
+			p.host = spool.HostState{}
+			r.Spool.SetHost(p.sh.Name, p.host)
+		}
+	}
+	if p.down != nil {
+		return allDeferred(l.Env, p.down)
+	}
+	out, err := p.conn.Send(l.Env, l.Content(), l.Size)
+	if err != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+	return out
 }
 
 func allDeferred(env *spool.Envelope, f *Failure) *Outcome {
@@ -128,53 +178,81 @@ func allDeferred(env *spool.Envelope, f *Failure) *Outcome {
 	return out
 }
 
-// record writes the outcome into the spool — first, before the log or the
-// next message — then logs a line per recipient.
-func (r *Runner) record(l *spool.Locked, out *Outcome, conn *Conn, sh *config.Smarthost) error {
+// record writes the outcome into the spool — delivered recipients first,
+// before anything else — then reports failures to the sender, then logs a
+// line per recipient.
+func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	env := l.Env
 	now := r.Now()
-	env.Attempts++
-	var lastErr string
+	q := r.Config.Queue
+	if len(out.Results) > 0 {
+		env.Attempts++
+	}
+	env.LastError, env.OwnSide = "", false
 	for _, res := range out.Results {
 		switch {
 		case res.Err == nil:
 			res.Rcpt.Status = spool.Delivered
 			res.Rcpt.Reason = out.Reply
-		case res.Err.Permanent():
+		case res.Err.Permanent() && !q.SoftBounce:
 			res.Rcpt.Status = spool.Failed
 			res.Rcpt.Reason = res.Err.ReplyLine()
 		default:
 			res.Rcpt.Reason = res.Err.ReplyLine()
-			if lastErr == "" {
-				lastErr = res.Err.Error()
+			if env.LastError == "" {
+				env.LastError = res.Err.Error()
+			}
+			env.OwnSide = env.OwnSide || res.Err.OwnSide()
+		}
+	}
+	// Past the lifetime: mail that waits for relay's own side or the
+	// account goes on hold (fix it, then release); a recipient the
+	// smarthost keeps deferring is given up and reported.
+	if pending := env.Pending(); len(pending) > 0 && q.Lifetime > 0 && now.Sub(env.Arrival) >= time.Duration(q.Lifetime) {
+		if env.OwnSide || env.Bounce {
+			env.Held = true
+		} else {
+			for _, rc := range pending {
+				rc.Status = spool.Failed
+				rc.Reason = "gave up after " + config.Duration(q.Lifetime).String() + ": " + rc.Reason
 			}
 		}
 	}
-	env.LastError = lastErr
-	var err error
-	switch {
-	case len(env.Pending()) > 0:
-		env.NextAttempt = now.Add(r.backoff(env.Attempts))
-		err = l.Update()
-	case anyFailed(env):
-		// Kept, with the reasons, until bounces are sent (or it is deleted).
-		err = l.Update()
-	default:
-		err = l.Delete()
+	if len(env.Pending()) > 0 && !env.Held {
+		next := now.Add(r.backoff(env.Attempts))
+		if p.down != nil && p.downUntil.After(next) {
+			next = p.downUntil
+		}
+		env.NextAttempt = next
 	}
-	if err != nil {
+	if err := l.Update(); err != nil {
 		return fmt.Errorf("recording the outcome: %w", err)
 	}
+	r.logOutcome(env, out, p)
+
+	if err := r.notify(l, p, now); err != nil {
+		return err
+	}
+	if len(env.Pending()) == 0 && len(unnotified(env)) == 0 && !env.Held {
+		// Every recipient delivered, or failed and reported.
+		return l.Delete()
+	}
+	return nil
+}
+
+func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
+	sh := p.sh
 	relayField := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
 	reached, tlsField := "", ""
-	if conn != nil {
-		reached, tlsField = conn.Addr, conn.TLS
+	if p.conn != nil {
+		reached, tlsField = p.conn.Addr, p.conn.TLS
 	} else if len(out.Results) > 0 && out.Results[0].Err != nil {
 		reached = out.Results[0].Err.Addr
 	}
 	if ip, port, err := net.SplitHostPort(reached); err == nil {
 		relayField = sh.Host + "[" + ip + "]:" + port
 	}
+	now := r.Now()
 	for _, res := range out.Results {
 		kv := []string{"id", env.ID, "to", "<" + res.Rcpt.Address + ">", "relay", relayField}
 		if tlsField != "" {
@@ -184,23 +262,21 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, conn *Conn, sh *config.Sm
 		switch {
 		case res.Err == nil:
 			kv = append(kv, "status", "sent", "dsn", "2.0.0", "reply", out.Reply)
-		case res.Err.Permanent():
-			kv = append(kv, "status", "bounced", "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine())
+		case res.Rcpt.Status == spool.Failed:
+			kv = append(kv, "status", "bounced", "dsn", permanentDSN(res.Err), "reply", res.Err.ReplyLine())
+		case env.Held:
+			kv = append(kv, "status", "held", "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine(), "stage", string(res.Err.Stage))
 		default:
 			kv = append(kv, "status", "deferred", "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine(), "stage", string(res.Err.Stage))
 		}
-		r.Log.Log(kv...)
-	}
-	return nil
-}
-
-func anyFailed(env *spool.Envelope) bool {
-	for _, rc := range env.Recipients {
-		if rc.Status == spool.Failed {
-			return true
+		// Failures of relay's own side or the account are errors: they
+		// hold up all mail until someone acts.
+		level := maillog.Info
+		if res.Err != nil && res.Err.OwnSide() {
+			level = maillog.Error
 		}
+		r.Log.Log(level, kv...)
 	}
-	return false
 }
 
 // backoff is retry_min doubled per attempt, at most retry_max.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/relaymail/relay/mailaddr"
+	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
@@ -29,6 +31,8 @@ type Submitter struct {
 	// install) and leaves the message in the maildrop for the pickup, which
 	// adds the Received field with the uid it can trust.
 	Drop bool
+	// Log receives the enqueue line (the pickup writes it for drops).
+	Log *maillog.Logger
 }
 
 // addressFields are the headers whose bare local parts are qualified.
@@ -123,6 +127,10 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 	}
 	if err := d.Commit(); err != nil {
 		return "", sysexits.Wrap(spoolCode(err), err)
+	}
+	if !s.Drop {
+		s.Log.Info("id", d.ID, "uid", strconv.Itoa(s.UID), "from", "<"+sender+">", "size", strconv.FormatInt(input.n, 10),
+			"nrcpt", strconv.Itoa(len(rcpts)), "msgid", msgID, "status", "queued")
 	}
 	return d.ID, nil
 }

@@ -26,6 +26,15 @@ type Envelope struct {
 	Body        string      `json:"body,omitempty"` // "7BIT" or "8BITMIME" as declared with -B; "" undeclared
 	MessageID   string      `json:"message_id,omitempty"`
 	Held        bool        `json:"held,omitempty"`
+	// Bounce marks a delivery status notification relay made itself: it is
+	// never answered with another one.
+	Bounce bool `json:"bounce,omitempty"`
+	// OwnSide: the last attempt failed on relay's side or the account's
+	// (connect, TLS, AUTH, MAIL FROM), not on a recipient: relay check
+	// reports such mail as stuck.
+	OwnSide bool `json:"own_side,omitempty"`
+	// Warned: the delay warning (warn_after) was sent.
+	Warned bool `json:"warned,omitempty"`
 }
 
 // Recipient is one envelope recipient with its own delivery state.
@@ -37,6 +46,9 @@ type Recipient struct {
 	Status   Status `json:"status"`
 	// Reason is the last reply or error for this recipient.
 	Reason string `json:"reason,omitempty"`
+	// Notified: the failure of this recipient was reported to the sender
+	// (a bounce is queued), or needs no report (NOTIFY=NEVER, null sender).
+	Notified bool `json:"notified,omitempty"`
 }
 
 // DSN holds the delivery status notification options of RFC 3461 given with

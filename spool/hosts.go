@@ -1,0 +1,71 @@
+package spool
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// HostState is what the runners remember about a smarthost between passes:
+// after a connection-level failure it is down until its next retry time,
+// and every due message is deferred without a connection attempt of its
+// own until then (10,000 queued messages cost one failed connection).
+type HostState struct {
+	DownUntil time.Time `json:"down_until"`
+	Reason    string    `json:"reason"`
+	Failures  int       `json:"failures"` // consecutive failed connections
+}
+
+func (s *Spool) hostPath(name string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r == '/' || r == 0 {
+			return '_'
+		}
+		return r
+	}, name)
+	return filepath.Join(s.Dir, "hosts", safe+".json")
+}
+
+// Host returns the remembered state of the smarthost name (zero if none).
+func (s *Spool) Host(name string) HostState {
+	var st HostState
+	b, err := os.ReadFile(s.hostPath(name))
+	if err == nil {
+		json.Unmarshal(b, &st)
+	}
+	return st
+}
+
+// SetHost records the state of smarthost name durably; a zero state
+// forgets it (the host works).
+func (s *Spool) SetHost(name string, st HostState) error {
+	p := s.hostPath(name)
+	if st == (HostState{}) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("spool: %w", err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	b, _ := json.Marshal(st)
+	if err := s.writeFileDurably(p, b); err != nil {
+		return fmt.Errorf("spool: host %s: %w", name, err)
+	}
+	return nil
+}
+
+// ForgetHosts clears every remembered down state (relay queue flush: the
+// admin wants a try now).
+func (s *Spool) ForgetHosts() error {
+	err := os.RemoveAll(filepath.Join(s.Dir, "hosts"))
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
