@@ -41,6 +41,9 @@ type Entry struct {
 type Recipient struct {
 	Address     string `json:"address"`
 	DelayReason string `json:"delay_reason,omitempty"`
+	// Status is relay's addition: pending (not delivered yet) or failed
+	// (refused for good, waiting for its bounce).
+	Status string `json:"status"`
 }
 
 func entryOf(m *spool.Message) Entry {
@@ -70,7 +73,7 @@ func entryOf(m *spool.Message) Entry {
 		if r.Status == spool.Failed {
 			reason = "refused permanently: " + reason
 		}
-		e.Recipients = append(e.Recipients, Recipient{Address: r.Address, DelayReason: reason})
+		e.Recipients = append(e.Recipients, Recipient{Address: r.Address, DelayReason: reason, Status: string(r.Status)})
 	}
 	return e
 }
