@@ -298,15 +298,12 @@ func (c *smtpSession) mail(arg string) {
 		}
 	}
 	tx := &transaction{from: path}
-	seen := map[string]bool{}
-	for _, p := range params {
-		key, val, hasVal := strings.Cut(p, "=")
-		key = strings.ToUpper(key)
-		if seen[key] {
-			c.protocolError(501, "5.5.4", "Error: "+key+" given twice")
-			return
-		}
-		seen[key] = true
+	parsed, ok := c.esmtpParams(params)
+	if !ok {
+		return
+	}
+	for _, p := range parsed {
+		key, val, hasVal := p.key, p.val, p.hasVal
 		switch {
 		case key == "SIZE" && hasVal:
 			n, err := strconv.ParseInt(val, 10, 64)
@@ -344,7 +341,7 @@ func (c *smtpSession) mail(arg string) {
 		case key == "AUTH" && hasVal:
 			// RFC 4954: accepted and ignored by a server without AUTH.
 		default:
-			c.protocolError(555, "5.5.4", "Unsupported option: "+p)
+			c.protocolError(555, "5.5.4", "Unsupported option: "+p.raw)
 			return
 		}
 	}
@@ -375,15 +372,12 @@ func (c *smtpSession) rcpt(arg string) {
 		return
 	}
 	var notify []string
-	seen := map[string]bool{}
-	for _, p := range params {
-		key, val, hasVal := strings.Cut(p, "=")
-		key = strings.ToUpper(key)
-		if seen[key] {
-			c.protocolError(501, "5.5.4", "Error: "+key+" given twice")
-			return
-		}
-		seen[key] = true
+	parsed, ok := c.esmtpParams(params)
+	if !ok {
+		return
+	}
+	for _, p := range parsed {
+		key, val, hasVal := p.key, p.val, p.hasVal
 		switch {
 		case key == "NOTIFY" && hasVal:
 			n, err := parseNotify(val)
@@ -400,7 +394,7 @@ func (c *smtpSession) rcpt(arg string) {
 				return
 			}
 		default:
-			c.protocolError(555, "5.5.4", "Unsupported option: "+p)
+			c.protocolError(555, "5.5.4", "Unsupported option: "+p.raw)
 			return
 		}
 	}
@@ -798,3 +792,27 @@ type stdioAddr string
 
 func (a stdioAddr) Network() string { return "stdio" }
 func (a stdioAddr) String() string  { return string(a) }
+
+// esmtpParam is one KEY[=VALUE] parameter of MAIL or RCPT.
+type esmtpParam struct {
+	raw, key, val string
+	hasVal        bool
+}
+
+// esmtpParams splits MAIL or RCPT parameters, keys in upper case; a key
+// given twice is answered with 501 (ok false).
+func (c *smtpSession) esmtpParams(params []string) ([]esmtpParam, bool) {
+	out := make([]esmtpParam, 0, len(params))
+	seen := map[string]bool{}
+	for _, p := range params {
+		key, val, hasVal := strings.Cut(p, "=")
+		key = strings.ToUpper(key)
+		if seen[key] {
+			c.protocolError(501, "5.5.4", "Error: "+key+" given twice")
+			return nil, false
+		}
+		seen[key] = true
+		out = append(out, esmtpParam{p, key, val, hasVal})
+	}
+	return out, true
+}
