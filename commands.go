@@ -426,7 +426,11 @@ func (c *cli) runQueue(cfg *config.Config) error {
 	}
 	defer log.Close()
 	for _, sh := range cfg.Smarthosts {
-		log.AddSecrets(sh.Password) // a last line of defence
+		// A last line of defence, for passwords long enough that masking
+		// them cannot mangle ordinary text (and so give them away).
+		if len(sh.Password) >= 8 {
+			log.AddSecrets(sh.Password)
+		}
 	}
 	if sp.HasMaildrop() {
 		if _, err := c.pickup(cfg, sp, log).Run(); err != nil {

@@ -55,6 +55,9 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 	}
 	p := &pass{sh: &r.Config.Smarthosts[0]}
 	p.host = r.Spool.Host(p.sh.Name)
+	if p.host.Addr != hostAddr(p.sh) {
+		p.host = spool.HostState{} // about an address no longer configured
+	}
 	if r.Now().Before(p.host.DownUntil) {
 		p.down = &Failure{Stage: StageConnect, Err: fmt.Errorf("%s is down until %s (%s)", p.sh.Name, p.host.DownUntil.Format(time.RFC3339), p.host.Reason)}
 		p.downUntil = p.host.DownUntil
@@ -147,8 +150,9 @@ func (r *Runner) send(ctx context.Context, p *pass, l *spool.Locked) *Outcome {
 		if err != nil {
 			p.conn = nil
 			p.down = failure(StageConnect, err)
+			p.host.Addr = hostAddr(p.sh)
 			p.host.Failures++
-			p.host.Reason = p.down.Error()
+			p.host.Reason = p.down.ReplyLine()
 			p.downUntil = r.Now().Add(r.backoff(p.host.Failures))
 			p.host.DownUntil = p.downUntil
 			if err := r.Spool.SetHost(p.sh.Name, p.host); err != nil {
@@ -287,4 +291,9 @@ func (r *Runner) backoff(attempts int) time.Duration {
 		d *= 2
 	}
 	return min(d, hi)
+}
+
+// hostAddr names what a remembered host state is about.
+func hostAddr(sh *config.Smarthost) string {
+	return net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)) + "/" + sh.TLS
 }
