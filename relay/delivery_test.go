@@ -128,6 +128,7 @@ func newHarness(t *testing.T, sh config.Smarthost) *harness {
 		Config:   h.cfg,
 		Log:      relay.NewLogger(&h.log),
 		HeloName: "relay.test",
+		Domain:   testDomain,
 		Now:      func() time.Time { return h.now },
 		Debug:    &h.debug,
 	}
@@ -137,6 +138,13 @@ func newHarness(t *testing.T, sh config.Smarthost) *harness {
 // enqueue queues a message as sendmail would.
 func (h *harness) enqueue(body string, rcpts ...string) string {
 	h.t.Helper()
+	return h.enqueueWith(body, nil, rcpts...)
+}
+
+// enqueueWith is enqueue with a change to the envelope before it is
+// written (DSN options, the sender).
+func (h *harness) enqueueWith(body string, fn func(*spool.Envelope), rcpts ...string) string {
+	h.t.Helper()
 	d, err := h.sp.NewDraft()
 	if err != nil {
 		h.t.Fatal(err)
@@ -144,6 +152,9 @@ func (h *harness) enqueue(body string, rcpts ...string) string {
 	env := &spool.Envelope{Sender: sender, UID: 1000, User: "robot", Arrival: h.now}
 	for _, r := range rcpts {
 		env.Recipients = append(env.Recipients, spool.Recipient{Address: r, Status: spool.Pending})
+	}
+	if fn != nil {
+		fn(env)
 	}
 	if err := d.WriteEnvelope(env); err != nil {
 		h.t.Fatal(err)
@@ -227,7 +238,9 @@ func wantStatuses(t *testing.T, env *spool.Envelope, want map[string]spool.Statu
 var logStatus = map[spool.Status]string{spool.Delivered: "status=sent", spool.Pending: "status=deferred", spool.Failed: "status=bounced"}
 
 // The per-stage rules, through the runner: which recipients end delivered,
-// deferred or failed, what the server received, what the queue keeps.
+// deferred or failed, what the server received, what the queue keeps: the
+// message while a recipient is pending, and a bounce to the sender naming
+// the failed ones.
 func TestDelivery_ReplyAtEachStage(t *testing.T) {
 	all := func(st spool.Status) map[string]spool.Status {
 		return map[string]spool.Status{rcptA: st, rcptB: st, rcptC: st}
@@ -267,7 +280,9 @@ func TestDelivery_ReplyAtEachStage(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := plainAuthServer(t, tc.cfg)
-			h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
+			sh := withAuth(smarthost(srv.Port, "none"))
+			sh.BounceFrom = bounceAddr
+			h := newHarness(t, sh)
 			id := h.enqueue(content, rcptA, rcptB, rcptC)
 			st := h.run()
 
@@ -288,23 +303,37 @@ func TestDelivery_ReplyAtEachStage(t *testing.T) {
 			if st != want {
 				t.Errorf("stats %+v, want %+v", st, want)
 			}
-			env := h.read(id)
-			if want.Delivered == 3 {
-				if env != nil {
-					t.Errorf("fully delivered message still queued: %+v", env)
+			failed := map[string]string{}
+			for addr, s := range tc.want {
+				if s == spool.Failed {
+					failed[addr] = tc.reason
 				}
-				return
 			}
-			if env == nil {
-				t.Fatal("message left the queue although not every recipient was delivered")
+			// Every recipient delivered or failed and reported: the
+			// message leaves the queue; the failed ones are in a bounce.
+			env := h.read(id)
+			if !anyPending {
+				if env != nil {
+					t.Errorf("message still queued without a pending recipient: %+v", env.Recipients)
+				}
+			} else {
+				if env == nil {
+					t.Fatal("message left the queue although a recipient is pending")
+				}
+				wantStatuses(t, env, tc.want, tc.reason)
+				if env.Attempts != 1 {
+					t.Errorf("attempts = %d, want 1", env.Attempts)
+				}
+				if !env.NextAttempt.Equal(h.now.Add(time.Minute)) {
+					t.Errorf("next attempt %v, want now + retry_min", env.NextAttempt.Sub(h.now))
+				}
+				for addr := range failed {
+					if !rcpt(env, addr).Notified {
+						t.Errorf("%s: failed but not marked notified although its bounce is queued", addr)
+					}
+				}
 			}
-			wantStatuses(t, env, tc.want, tc.reason)
-			if env.Attempts != 1 {
-				t.Errorf("attempts = %d, want 1", env.Attempts)
-			}
-			if anyPending && !env.NextAttempt.Equal(h.now.Add(time.Minute)) {
-				t.Errorf("next attempt %v, want now + retry_min", env.NextAttempt.Sub(h.now))
-			}
+			wantBounce(t, h, bounceAddr, failed)
 			for addr, s := range tc.want {
 				n := srv.DeliveredTo(addr)
 				if s == spool.Delivered && n != 1 {
@@ -357,26 +386,37 @@ func TestDelivery_TemporaryFail_Partial(t *testing.T) {
 }
 
 // TestDelivery_PermanentFail_Partial: one recipient refused for good of
-// three; the others are delivered exactly once and the message is kept
-// with the failure until it is deleted, never tried again.
+// three; the others are delivered exactly once, the message leaves the
+// queue with a bounce for the refused one queued, and it is never tried
+// again: the next pass carries the bounce only.
 func TestDelivery_PermanentFail_Partial(t *testing.T) {
 	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	id := h.enqueue(content, rcptA, rcptB, rcptC)
-	h.run()
-	env := h.mustRead(id)
-	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Delivered, rcptB: spool.Failed, rcptC: spool.Delivered}, "550 5.1.1 No such user")
-	h.now = h.now.Add(24 * time.Hour)
-	if st := h.run(); st.Messages != 0 {
-		t.Errorf("a message without pending recipients was tried again: %+v", st)
+	if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 2, Failed: 1}) {
+		t.Errorf("stats %+v", st)
 	}
-	if n := srv.Conns(); n != 1 {
-		t.Errorf("%d connections, want 1", n)
+	if env := h.read(id); env != nil {
+		t.Errorf("message still queued after every recipient was delivered or failed and reported: %+v", env.Recipients)
+	}
+	wantBounce(t, h, testUser, map[string]string{rcptB: "550 5.1.1 No such user"})
+	h.now = h.now.Add(24 * time.Hour)
+	if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 1}) {
+		t.Errorf("second pass %+v, want the bounce alone delivered", st)
+	}
+	if n := srv.Conns(); n != 2 {
+		t.Errorf("%d connections, want 2 (the message, then its bounce)", n)
+	}
+	if got := srv.Rcpts(); !slices.Equal(got, []string{rcptA, rcptB, rcptC, sender}) {
+		t.Errorf("RCPT TO seen %q: the original's recipients must never be tried again", got)
 	}
 	for _, a := range []string{rcptA, rcptC} {
 		if n := srv.DeliveredTo(a); n != 1 {
 			t.Errorf("%s delivered %d times, want exactly once", a, n)
 		}
+	}
+	if q := h.queue(); len(q) != 0 {
+		t.Errorf("%d messages queued after the bounce was delivered", len(q))
 	}
 }
 
@@ -405,9 +445,19 @@ func TestDelivery_DataCommandReply(t *testing.T) {
 			h := newHarness(t, smarthost(srv.Port, "none"))
 			id := h.enqueue(content, rcptA, rcptB, rcptC)
 			h.run()
-			env := h.mustRead(id)
-			wantStatuses(t, env, map[string]spool.Status{rcptA: tc.accepted, rcptC: tc.accepted}, tc.reply)
-			wantStatuses(t, env, map[string]spool.Status{rcptB: spool.Failed}, "550 5.1.1 No such user")
+			failed := map[string]string{rcptB: "550 5.1.1 No such user"}
+			if tc.accepted == spool.Pending {
+				env := h.mustRead(id)
+				wantStatuses(t, env, map[string]spool.Status{rcptA: tc.accepted, rcptC: tc.accepted}, tc.reply)
+				wantStatuses(t, env, map[string]spool.Status{rcptB: spool.Failed}, "550 5.1.1 No such user")
+			} else {
+				if env := h.read(id); env != nil {
+					t.Errorf("message still queued with every recipient failed and reported: %+v", env.Recipients)
+				}
+				failed[rcptA], failed[rcptC] = tc.reply, tc.reply
+			}
+			// No username: the bounce comes from MAILER-DAEMON.
+			wantBounce(t, h, "MAILER-DAEMON@"+testDomain, failed)
 			if b := srv.Bodies(); len(b) != 0 {
 				t.Errorf("a message was sent after the DATA command was refused: %q", b)
 			}
@@ -539,8 +589,8 @@ func TestDelivery_RefusedTransaction_KeepsConnectionForNextMessage(t *testing.T)
 	})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	first := h.enqueue(content, rcptB) // every recipient refused
-	bounce := h.enqueue(content, rcptA)
-	setSender(t, h, bounce, "") // the null sender is refused
+	nullSender := h.enqueue(content, rcptA)
+	setSender(t, h, nullSender, "") // the null sender is refused
 	last := h.enqueue(content, rcptC)
 	st := h.run()
 	if st != (relay.Stats{Messages: 3, Delivered: 1, Deferred: 1, Failed: 1}) {
@@ -549,8 +599,11 @@ func TestDelivery_RefusedTransaction_KeepsConnectionForNextMessage(t *testing.T)
 	if n := srv.Conns(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
 	}
-	wantStatuses(t, h.mustRead(first), map[string]spool.Status{rcptB: spool.Failed}, "550")
-	wantStatuses(t, h.mustRead(bounce), map[string]spool.Status{rcptA: spool.Pending}, "553")
+	if h.read(first) != nil {
+		t.Error("the refused message is still queued although its failure is reported")
+	}
+	wantBounce(t, h, testUser, map[string]string{rcptB: "550"})
+	wantStatuses(t, h.mustRead(nullSender), map[string]spool.Status{rcptA: spool.Pending}, "553")
 	if h.read(last) != nil || srv.DeliveredTo(rcptC) != 1 {
 		t.Error("the message after two refused ones was not delivered")
 	}
@@ -1244,9 +1297,11 @@ func TestLog_MultiLineReplyOnOneLine(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], `reply="554 5.7.1 Message rejected; see https://example.test/why; really"`) {
 		t.Errorf("log:\n%s", h.log.String())
 	}
-	if r := rcpt(h.mustRead(id), rcptA).Reason; strings.Contains(r, "\n") {
-		t.Errorf("reason %q spans lines", r)
+	if h.read(id) != nil {
+		t.Error("message still queued with its only recipient failed and reported")
 	}
+	// The reason went into the bounce joined on one line.
+	wantBounce(t, h, testUser, map[string]string{rcptA: "554 5.7.1 Message rejected; see https://example.test/why; really"})
 }
 
 // --- Dial and Send directly ---

@@ -54,10 +54,27 @@
 // of the pass are deferred with the same reason without a new connection
 // each: a queue of thousands costs one failed connection, not thousands.
 //
-// # Retries
+// # Retries, lifetime, reports
 //
 // A deferred message is due again after retry_min, doubling per attempt up
-// to retry_max. Messages are never removed unless every recipient is
-// delivered; a message whose recipients all failed stays queued (with the
-// reasons shown by mailq) until it is deleted.
+// to retry_max. A smarthost that cannot be reached is remembered as down
+// (spool.HostState, for its host, port and TLS mode) until its own retry
+// time, across passes: due messages meanwhile are deferred with that reason
+// and no connection; a flush forgets it.
+//
+// Past lifetime, a message waiting on relay's own side or the account is
+// put on hold (never bounced, never deleted), and a recipient the
+// smarthost keeps deferring is failed ("gave up after …"). soft_bounce
+// turns every permanent failure into a deferral.
+//
+// A failed recipient is recorded first; then a delivery status
+// notification (package bounce) is queued to the sender as a message of its
+// own, marked as a bounce, from bounce_from; then the recipient is marked
+// notified. A crash in between repeats the report, never loses it. NOTIFY
+// and the null sender can make a report unnecessary. Reports — relay's own
+// and other systems' (multipart/report, Auto-Submitted: auto-replied) — are
+// never answered with a report: a failed one goes to postmaster, and if
+// postmaster fails too, it is held. A delay warning goes out once after
+// warn_after. A message leaves the queue when every recipient is delivered
+// or failed and reported; otherwise only by relay queue delete.
 package relay

@@ -1,7 +1,11 @@
 package relay
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"mime"
+	"net/textproto"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +51,8 @@ func (r *Runner) notify(l *spool.Locked, p *pass, now time.Time) error {
 	if failed := unnotified(env); len(failed) > 0 {
 		changed = true
 		switch {
-		case env.Bounce:
+		case env.Bounce || isReport(l):
+			// Never a bounce of a bounce, ours or another system's.
 			pm := "postmaster@" + r.Domain
 			for _, rc := range failed {
 				if strings.EqualFold(rc.Address, pm) {
@@ -114,11 +119,21 @@ func (r *Runner) enqueueReport(l *spool.Locked, kind bounce.Kind, rcpts []*spool
 		RetryUntil:      env.Arrival.Add(time.Duration(r.Config.Queue.Lifetime)),
 	}
 	for _, rc := range rcpts {
+		// Diagnostic-Code carries the server's reply alone; relay's giving
+		// up is said in words.
+		diag, explanation := rc.Reason, ""
+		if rest, ok := strings.CutPrefix(rc.Reason, "gave up after "); ok {
+			if lifetime, reply, ok := strings.Cut(rest, ": "); ok {
+				diag = reply
+				explanation = "The smarthost kept deferring this recipient; relay gave up after " + lifetime + " (lifetime)."
+			}
+		}
 		rep.Recipients = append(rep.Recipients, bounce.Recipient{
 			Address:     rc.Address,
 			Original:    rc.Original,
 			Status:      statusOf(rc, kind),
-			Diagnostic:  rc.Reason,
+			Diagnostic:  diag,
+			Explanation: explanation,
 			RemoteMTA:   p.sh.Host,
 			LastAttempt: now,
 		})
@@ -185,4 +200,24 @@ func permanentDSN(f *Failure) string {
 		return f.DSN()
 	}
 	return "5.4.7"
+}
+
+// isReport reports whether the message is itself a delivery or
+// disposition report, or an automatic reply (RFC 3834): such mail, from
+// another system with an ordinary sender, is never answered with a bounce
+// either. Mail merely auto-generated (cron) is bounced as usual.
+func isReport(l *spool.Locked) bool {
+	h, _ := textproto.NewReader(bufio.NewReader(io.LimitReader(l.Content(), 256<<10))).ReadMIMEHeader()
+	if v := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted"))); strings.HasPrefix(v, "auto-replied") {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil || mt != "multipart/report" {
+		return false
+	}
+	switch strings.ToLower(params["report-type"]) {
+	case "delivery-status", "global-delivery-status", "disposition-notification", "global-disposition-notification":
+		return true
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/relaymail/relay/config"
@@ -189,10 +190,11 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	env := l.Env
 	now := r.Now()
 	q := r.Config.Queue
-	if len(out.Results) > 0 {
+	attempted := len(out.Results) > 0 // else the pass only reports failures
+	if attempted {
 		env.Attempts++
+		env.LastError, env.OwnSide = "", false
 	}
-	env.LastError, env.OwnSide = "", false
 	for _, res := range out.Results {
 		switch {
 		case res.Err == nil:
@@ -222,7 +224,7 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 			}
 		}
 	}
-	if len(env.Pending()) > 0 && !env.Held {
+	if attempted && len(env.Pending()) > 0 && !env.Held {
 		next := now.Add(r.backoff(env.Attempts))
 		if p.down != nil && p.downUntil.After(next) {
 			next = p.downUntil
@@ -271,7 +273,12 @@ func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
 		case env.Held:
 			kv = append(kv, "status", "held", "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine(), "stage", string(res.Err.Stage))
 		default:
-			kv = append(kv, "status", "deferred", "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine(), "stage", string(res.Err.Stage))
+			// soft_bounce defers a 5xx: the log still says 4.x.x.
+			dsn := res.Err.DSN()
+			if strings.HasPrefix(dsn, "5.") {
+				dsn = "4." + dsn[2:]
+			}
+			kv = append(kv, "status", "deferred", "dsn", dsn, "reply", res.Err.ReplyLine(), "stage", string(res.Err.Stage))
 		}
 		// Failures of relay's own side or the account are errors: they
 		// hold up all mail until someone acts.
