@@ -138,10 +138,6 @@ func (c *cli) sendmail(args []string) error {
 		// SIGPIPE: the write fails and the session ends.
 		signal.Ignore(syscall.SIGPIPE)
 		return s.ServeSMTP(c.stdin, c.stdout, o)
-	case o.Verbose:
-		return sysexits.New(sysexits.Usage, "-v (deliver now and show the dialogue) is not supported yet")
-	case o.WaitSet:
-		return sysexits.New(sysexits.Usage, "--wait is not supported yet")
 	}
 	cfg, err := c.loadConfig()
 	if err != nil {
@@ -169,8 +165,99 @@ func (c *cli) sendmail(args []string) error {
 	// to stderr: callers take any output there for a failure.
 	s.Log = maillog.OpenBestEffort(cfg.Log.To)
 	defer s.Log.Close()
-	_, err = s.Enqueue(o, c.stdin)
-	return err
+	id, err := s.Enqueue(o, c.stdin)
+	if err != nil {
+		return err
+	}
+	if o.WaitSet || o.Verbose {
+		return c.deliverNow(cfg, s, id, o)
+	}
+	c.startDelivery(cfg, s)
+	return nil
+}
+
+// deliverNow delivers one just-queued message in the foreground (sendmail
+// --wait, -v) and says how it went in the exit code: 0 every recipient
+// delivered, 67 one refused for good (it gets its bounce), 75 one still
+// queued. -v shows the SMTP dialogue on stderr, AUTH redacted.
+func (c *cli) deliverNow(cfg *config.Config, s *sendmailcompat.Submitter, id string, o *sendmailcompat.Options) error {
+	if s.Drop {
+		return sysexits.New(sysexits.TempFail, "queued as %s for the relay daemon: this user cannot read the credentials to deliver it now", id)
+	}
+	if len(cfg.Smarthosts) == 0 {
+		return sysexits.New(sysexits.TempFail, "queued as %s: no [[smarthost]] configured", id)
+	}
+	r := &relay.Runner{Spool: s.Spool, Config: cfg, Log: s.Log, HeloName: heloName(cfg), Domain: cfg.MailDomain(),
+		Now: time.Now, Only: []string{id}}
+	if o.Verbose {
+		r.Log = maillog.New(c.stderr)
+		r.Debug = relay.RedactAuth(c.stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.WaitDuration())
+	defer cancel()
+	type result struct {
+		st  relay.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := r.Run(ctx)
+		done <- result{st, err}
+	}()
+	select {
+	case res := <-done:
+		switch {
+		case res.err != nil:
+			return sysexits.Wrap(sysexits.TempFail, fmt.Errorf("queued as %s: %w", id, res.err))
+		case res.st.Failed > 0:
+			return sysexits.New(sysexits.NoUser, "queued as %s: %d recipient(s) refused permanently; the sender gets a bounce", id, res.st.Failed)
+		case res.st.Deferred > 0 || res.st.Held > 0 || res.st.Messages == 0:
+			return sysexits.New(sysexits.TempFail, "queued as %s: not delivered yet (see mailq); relay keeps trying", id)
+		}
+		return nil
+	case <-ctx.Done():
+		// Leaving ends the transaction without its final dot: the message
+		// stays queued and is retried.
+		return sysexits.New(sysexits.TempFail, "queued as %s: not delivered within %v; relay keeps trying", id, o.WaitDuration())
+	}
+}
+
+// startDelivery starts a delivery pass in a detached process (a session
+// of its own, standard streams on /dev/null, so cron and PHP, which read
+// sendmail's output until EOF, never wait for it) when no daemon does it:
+// for a caller who can read the credentials, unless detached_delivery is
+// off. Otherwise the mail waits for the daemon or relay queue run.
+func (c *cli) startDelivery(cfg *config.Config, s *sendmailcompat.Submitter) {
+	if s.Drop || !cfg.Daemon.DetachedDelivery || len(cfg.Smarthosts) == 0 || !canReadSecret(&cfg.Smarthosts[0]) {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	args := []string{"relay"}
+	if cfg.Loaded {
+		args = append(args, "-C", cfg.Path)
+	}
+	cmd := &exec.Cmd{Path: exe, Args: append(args, "queue", "run", "--detached"), Dir: "/",
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if cmd.Start() == nil {
+		cmd.Process.Release()
+	}
+}
+
+// canReadSecret reports whether this process can authenticate to sh.
+func canReadSecret(sh *config.Smarthost) bool {
+	switch {
+	case sh.Username == "" || sh.Password != "":
+		return true
+	case sh.PasswordFile != "":
+		return unix.Access(sh.PasswordFile, unix.R_OK) == nil
+	case len(sh.PasswordCommand) > 0:
+		_, err := exec.LookPath(sh.PasswordCommand[0])
+		return err == nil
+	}
+	return false
 }
 
 // newaliases is accepted so that package scripts calling it succeed; the
@@ -233,10 +320,11 @@ func (c *cli) queue(args []string) error {
 	case "flush":
 		return c.flush(cfg, args)
 	case "run":
-		if len(args) > 0 {
+		detached := len(args) == 1 && args[0] == "--detached"
+		if len(args) > 0 && !detached {
 			return sysexits.New(sysexits.Usage, "queue run takes no arguments")
 		}
-		return c.runQueue(cfg)
+		return c.runQueue(cfg, detached)
 	}
 	ids, all, err := idArgs(cmd, args)
 	if err != nil {
@@ -413,15 +501,20 @@ func version() string {
 	return v
 }
 
-// runQueue makes one delivery pass (relay queue run: for cron and systemd
-// timers). SIGTERM or SIGINT ends it after the message being sent.
-func (c *cli) runQueue(cfg *config.Config) error {
+// runQueue makes a delivery pass (relay queue run: for cron and systemd
+// timers; with --detached, started by sendmail). One runner works on a
+// spool at a time: another one leaves at once, and the one at work looks
+// again after its pass, so mail queued meanwhile is not left waiting.
+// SIGTERM or SIGINT ends it after the message being sent.
+func (c *cli) runQueue(cfg *config.Config, detached bool) error {
 	sp, err := openSpool(cfg)
 	if sp == nil || err != nil {
 		return err
 	}
-	log, err := maillog.Open(cfg.Log.To, c.stderr)
-	if err != nil {
+	var log *maillog.Logger
+	if detached {
+		log = maillog.OpenBestEffort(cfg.Log.To) // its stderr is /dev/null
+	} else if log, err = maillog.Open(cfg.Log.To, c.stderr); err != nil {
 		return sysexits.Wrap(sysexits.Config, err)
 	}
 	defer log.Close()
@@ -432,6 +525,24 @@ func (c *cli) runQueue(cfg *config.Config) error {
 			log.AddSecrets(sh.Password)
 		}
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	r := &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Domain: cfg.MailDomain(), Now: time.Now}
+	for pass := 0; pass < 100 && ctx.Err() == nil; pass++ {
+		lock, ok, err := sp.TryRunLock()
+		if err != nil || !ok {
+			return queueErr(err)
+		}
+		err = c.onePass(ctx, cfg, sp, r, log)
+		lock.Release()
+		if err != nil || !r.Due(sp.HasMaildrop()) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cli) onePass(ctx context.Context, cfg *config.Config, sp *spool.Spool, r *relay.Runner, log *maillog.Logger) error {
 	if sp.HasMaildrop() {
 		if _, err := c.pickup(cfg, sp, log).Run(); err != nil {
 			return queueErr(err)
@@ -440,10 +551,7 @@ func (c *cli) runQueue(cfg *config.Config) error {
 	if len(cfg.Smarthosts) == 0 {
 		return sysexits.New(sysexits.Config, "%s: no [[smarthost]] configured: nothing to deliver to", cfg.Path)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	r := &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Domain: cfg.MailDomain(), Now: time.Now}
-	_, err = r.Run(ctx)
+	_, err := r.Run(ctx)
 	return queueErr(err)
 }
 

@@ -67,7 +67,9 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "daemon", "probe":
+	case "probe":
+		return c.exit(c.probe(args))
+	case "daemon":
 		return c.exit(sysexits.New(sysexits.Usage, "%s is not supported yet", cmd))
 	}
 	return c.exit(sysexits.New(sysexits.Usage, "unknown command %q (see relay help)", cmd))

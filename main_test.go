@@ -162,8 +162,6 @@ func TestSendmail_Refusals(t *testing.T) {
 		{"header injection in -F", "sendmail", []string{"-F", "N\r\nBcc: x@y", "c@d.example"}, "", "x\n", 64, "line break"},
 		{"no recipients", "sendmail", []string{"-i"}, "", "x\n", 64, "no recipients given"},
 		{"-t finds none", "sendmail", []string{"-t"}, "", "Subject: s\n\nx\n", 65, "no recipient addresses"},
-		{"-v not yet", "sendmail", []string{"-v", "a@example.org"}, "", "x\n", 64, "not supported yet"},
-		{"--wait not yet", "sendmail", []string{"--wait", "a@example.org"}, "", "x\n", 64, "not supported yet"},
 		{"too large", "sendmail", []string{"-i", "a@example.org"}, "max_message_size = \"1KB\"\n", strings.Repeat("x", 5000), 65, "max_message_size"},
 		{"below min_free_space", "sendmail", []string{"-i", "a@example.org"}, "min_free_space = \"1000000GB\"\n", "x\n", 75, "below min_free_space"},
 		{"broken configuration", "sendmail", []string{"a@example.org"}, "smarthost = 3\n", "x\n", 78, "relay.toml"},

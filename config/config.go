@@ -130,6 +130,9 @@ type Daemon struct {
 	Listen         []string `toml:"listen"`          // host:port to accept SMTP on
 	ListenNetworks []string `toml:"listen_networks"` // extra client networks (CIDR)
 	User           string   `toml:"user"`            // default "relay"
+	// DetachedDelivery: without a running daemon, sendmail starts a
+	// delivery pass in a detached process (default true).
+	DetachedDelivery bool `toml:"detached_delivery"`
 }
 
 // Log holds the logging settings ([log]).
@@ -150,7 +153,7 @@ func Default() *Config {
 			MaxConnections: 4,
 		},
 		Rewrite: Rewrite{Aliases: "/etc/aliases", FromHeader: "keep"},
-		Daemon:  Daemon{User: "relay"},
+		Daemon:  Daemon{User: "relay", DetachedDelivery: true},
 		Log:     Log{To: "stderr"},
 	}
 }

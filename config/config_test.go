@@ -83,7 +83,7 @@ func TestDefault(t *testing.T) {
 			Lifetime: config.Duration(5 * 24 * time.Hour), MaxConnections: 4,
 		},
 		Rewrite: config.Rewrite{Aliases: "/etc/aliases", FromHeader: "keep"},
-		Daemon:  config.Daemon{User: "relay"},
+		Daemon:  config.Daemon{User: "relay", DetachedDelivery: true},
 		Log:     config.Log{To: "stderr"},
 	}
 	if got := exported(c); !reflect.DeepEqual(got, want) {
@@ -256,6 +256,7 @@ name = "X-Mailer"
 listen = ["127.0.0.1:25", "[::1]:25", ":2525"]
 listen_networks = ["172.17.0.0/16", "2001:db8::/32"]
 user = "mail"
+detached_delivery = false
 
 [log]
 to = "/var/log/relay.log"
@@ -299,6 +300,7 @@ to = "/var/log/relay.log"
 					ListenNetworks: []string{"172.17.0.0/16", "2001:db8::/32"},
 					User:           "mail",
 				}
+				c.Daemon.DetachedDelivery = false
 				c.Log.To = "/var/log/relay.log"
 			},
 		},

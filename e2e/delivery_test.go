@@ -403,6 +403,9 @@ func TestRefusedRecipient(t *testing.T) {
 			bounceID = l.kv["bounce_id"]
 			continue
 		}
+		if l.kv["id"] == bounceID { // the notice's own delivery
+			continue
+		}
 		status[strings.Trim(l.kv["to"], "<>")] = l.kv["status"]
 		if l.kv["to"] == "<"+refused+">" {
 			contains(t, "refused recipient's reply", l.kv["reply"], "550 5.1.1")
@@ -429,24 +432,28 @@ func TestRefusedRecipient(t *testing.T) {
 	}
 	checkCopies("after the first pass")
 
-	// The original left the queue; in its place, the bounce to the sender,
-	// from the smarthost login (providers refuse the null sender).
-	q := c.queueList()
-	if bounceID == "" || len(q) != 1 || q[0].QueueID != bounceID || q[0].Sender != user ||
-		len(q[0].Recipients) != 1 || q[0].Recipients[0].Address != user {
-		t.Fatalf("queue after the pass: %+v, want only the bounce %s from and to %s", q, bounceID, user)
+	// The original left the queue, and the same run, looking again when its
+	// pass was done, sent the bounce to the sender, from the smarthost login
+	// (providers refuse the null sender).
+	var bounceSent bool
+	for _, l := range recipientLines(lines) {
+		if l.kv["id"] == bounceID && l.kv["to"] == "<"+user+">" && l.kv["status"] == "sent" {
+			bounceSent = true
+		}
+	}
+	if bounceID == "" || !bounceSent {
+		t.Errorf("no bounce %q sent to %s in the run:\n%v", bounceID, user, lines)
+	}
+	if q := c.queueList(); len(q) != 0 {
+		t.Errorf("queue after the run: %+v", q)
 	}
 
-	// The second pass delivers the bounce and sends nothing else again.
+	// A second run sends nothing again.
 	r, lines := c.queueRun()
-	rl := recipientLines(lines)
-	if r.Code != 0 || len(rl) != 1 || rl[0].kv["id"] != bounceID || rl[0].kv["status"] != "sent" {
-		t.Errorf("second pass: %v %v, want the bounce %s sent", r, lines, bounceID)
+	if rl := recipientLines(lines); len(rl) != 0 || r.Code != 0 {
+		t.Errorf("second run did something: %v %v", r, lines)
 	}
-	checkCopies("after the second pass")
-	if q := c.queueList(); len(q) != 0 {
-		t.Errorf("queue after the bounce was sent: %+v", q)
-	}
+	checkCopies("after the second run")
 	// The report reached the sender, names the refused recipient and the
 	// server's reply, and quotes the original.
 	deadline := time.Now().Add(30 * time.Second)

@@ -342,6 +342,8 @@ type tc struct {
 	t    *testing.T
 	dir  string
 	conf string
+	// detached: leave detached delivery on (sendmail starts a runner).
+	detached bool
 }
 
 // newCase makes a directory with a spool and writes relay.toml (0600) for
@@ -397,6 +399,11 @@ func (c *tc) writeConfig(sh smarthost, extra string) {
 			parts = append(parts, q(a))
 		}
 		fmt.Fprintf(&b, "password_command = [%s]\n", strings.Join(parts, ", "))
+	}
+	// The tests drive delivery with relay queue run themselves: no runner
+	// started behind their back by sendmail.
+	if !c.detached {
+		b.WriteString("[daemon]\ndetached_delivery = false\n")
 	}
 	if err := os.WriteFile(c.conf, []byte(b.String()), 0o600); err != nil {
 		c.t.Fatal(err)

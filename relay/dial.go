@@ -53,7 +53,13 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 	if err != nil {
 		return nil, &Failure{Stage: StageConnect, Err: err}
 	}
-	c, err := handshake(ctx, sh, o, tcfg, raw)
+	conn := raw
+	if o.Debug != nil && sh.TLS == "starttls" {
+		// go-smtp's debug writer starts inside TLS; the tap shows the
+		// plain-text greeting, EHLO and STARTTLS before it.
+		conn = &startTLSTap{Conn: raw, w: o.Debug}
+	}
+	c, err := handshake(ctx, sh, o, tcfg, conn)
 	if err != nil {
 		raw.Close()
 		f := failure(StageConnect, err)

@@ -128,6 +128,10 @@ func (r *Runner) enqueueReport(l *spool.Locked, kind bounce.Kind, rcpts []*spool
 				explanation = "The smarthost kept deferring this recipient; relay gave up after " + lifetime + " (lifetime)."
 			}
 		}
+		if explanation == "" {
+			// The stage is not stored: "" lets every row of the table apply.
+			explanation = ExplainReply("", diag)
+		}
 		rep.Recipients = append(rep.Recipients, bounce.Recipient{
 			Address:     rc.Address,
 			Original:    rc.Original,

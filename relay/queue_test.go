@@ -893,8 +893,8 @@ func TestDelivery_PermanentFailure_DoesNotBlockLaterMessages(t *testing.T) {
 
 // TestLog_Fields_SentDeferredBounced checks the delivery log lines field
 // by field and in order: id, to, relay=host[ip]:port, tls, delay, attempt,
-// status, dsn, reply (and stage for a deferral); then the line of the
-// bounce queued and of its delivery.
+// status, dsn, reply (then hint when the failure is explained, and stage
+// for a deferral); then the line of the bounce queued and of its delivery.
 func TestLog_Fields_SentDeferredBounced(t *testing.T) {
 	srv := newFaultServer(t, serverConfig{
 		STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass,
@@ -922,7 +922,8 @@ func TestLog_Fields_SentDeferredBounced(t *testing.T) {
 	}{
 		{rcptA, sent, keys, map[string]string{"status": "sent", "dsn": "2.0.0", "reply": "250 2.0.0 OK: queued"}},
 		{rcptC, deferred, append(keys, "stage"), map[string]string{"status": "deferred", "dsn": "4.2.0", "reply": "450 4.2.0 Mailbox busy", "stage": "rcpt"}},
-		{rcptB, bounced, keys, map[string]string{"status": "bounced", "dsn": "5.1.1", "reply": `550 5.1.1 <b@example.test>: Recipient address rejected: "b" unknown`}},
+		{rcptB, bounced, append(keys, "hint"), map[string]string{"status": "bounced", "dsn": "5.1.1", "reply": `550 5.1.1 <b@example.test>: Recipient address rejected: "b" unknown`,
+			"hint": relay.Explain(&relay.Failure{Stage: relay.StageRcpt, Code: 550, Enhanced: "5.1.1"})}},
 	} {
 		l := h.logLines(tc.addr)
 		if len(l) != 1 {

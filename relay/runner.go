@@ -27,6 +27,9 @@ type Runner struct {
 	Now    func() time.Time
 	// Debug receives the SMTP dialogue of every connection (nil: none).
 	Debug io.Writer
+	// Only restricts the pass to these messages (sendmail --wait, -v);
+	// nil means the whole queue.
+	Only []string
 }
 
 // Stats counts what a pass did, per recipient.
@@ -76,9 +79,11 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 	for _, pr := range probs {
 		r.Log.Info("spool", pr.Path, "status", "cleaned", "reason", pr.What)
 	}
-	ids, err := r.Spool.IDs()
-	if err != nil {
-		return st, err
+	ids := r.Only
+	if ids == nil {
+		if ids, err = r.Spool.IDs(); err != nil {
+			return st, err
+		}
 	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
@@ -109,14 +114,16 @@ func (r *Runner) due(env *spool.Envelope) bool {
 	if env.Held {
 		return false
 	}
-	return len(env.Pending()) > 0 && !env.NextAttempt.After(r.Now()) || len(unnotified(env)) > 0
+	// A pass over named messages (sendmail --wait) does not wait for their
+	// next attempt time.
+	return len(env.Pending()) > 0 && (r.Only != nil || !env.NextAttempt.After(r.Now())) || len(unnotified(env)) > 0
 }
 
 // deliver tries one locked message and records the outcome.
 func (r *Runner) deliver(ctx context.Context, p *pass, l *spool.Locked, st *Stats) {
 	st.Messages++
 	var out *Outcome
-	if len(l.Env.Pending()) > 0 && !l.Env.NextAttempt.After(r.Now()) {
+	if len(l.Env.Pending()) > 0 && (r.Only != nil || !l.Env.NextAttempt.After(r.Now())) {
 		out = r.send(ctx, p, l)
 	} else {
 		out = &Outcome{} // only failures to report
@@ -270,15 +277,18 @@ func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
 			kv = append(kv, "status", "sent", "dsn", "2.0.0", "reply", out.Reply)
 		case res.Rcpt.Status == spool.Failed:
 			kv = append(kv, "status", "bounced", "dsn", permanentDSN(res.Err), "reply", res.Err.ReplyLine())
+			kv = withHint(kv, res.Err)
 		case env.Held:
-			kv = append(kv, "status", "held", "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine(), "stage", string(res.Err.Stage))
+			kv = append(kv, "status", "held", "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine())
+			kv = append(withHint(kv, res.Err), "stage", string(res.Err.Stage))
 		default:
 			// soft_bounce defers a 5xx: the log still says 4.x.x.
 			dsn := res.Err.DSN()
 			if strings.HasPrefix(dsn, "5.") {
 				dsn = "4." + dsn[2:]
 			}
-			kv = append(kv, "status", "deferred", "dsn", dsn, "reply", res.Err.ReplyLine(), "stage", string(res.Err.Stage))
+			kv = append(kv, "status", "deferred", "dsn", dsn, "reply", res.Err.ReplyLine())
+			kv = append(withHint(kv, res.Err), "stage", string(res.Err.Stage))
 		}
 		// Failures of relay's own side or the account are errors: they
 		// hold up all mail until someone acts.
@@ -288,6 +298,15 @@ func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
 		}
 		r.Log.Log(level, kv...)
 	}
+}
+
+// withHint adds the plain explanation of a failure (see Explain), when the
+// table has one.
+func withHint(kv []string, f *Failure) []string {
+	if h := Explain(f); h != "" {
+		kv = append(kv, "hint", h)
+	}
+	return kv
 }
 
 // backoff is retry_min doubled per attempt, at most retry_max.
@@ -303,4 +322,24 @@ func (r *Runner) backoff(attempts int) time.Duration {
 // hostAddr names what a remembered host state is about.
 func hostAddr(sh *config.Smarthost) string {
 	return net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)) + "/" + sh.TLS
+}
+
+// Due reports whether the queue holds work for a pass now: a due message,
+// or (with maildrop) a drop to pick up.
+func (r *Runner) Due(maildrop bool) bool {
+	if maildrop {
+		if names, err := r.Spool.Drops(r.Now()); err == nil && len(names) > 0 {
+			return true
+		}
+	}
+	ids, err := r.Spool.IDs()
+	if err != nil {
+		return false
+	}
+	for _, id := range ids {
+		if m, err := r.Spool.Read(id); err == nil && !m.Active && r.due(&m.Envelope) {
+			return true
+		}
+	}
+	return false
 }

@@ -136,7 +136,7 @@ func (o *Options) long(a string, args []string, i *int) error {
 	switch name {
 	case "wait":
 		o.WaitSet = true
-		o.Wait = 60 * time.Second
+		o.Wait = DefaultWait
 		if hasVal {
 			d, err := time.ParseDuration(val)
 			if err != nil || d <= 0 {
@@ -287,4 +287,15 @@ func noLineBreak(what, v string) error {
 // String gives the mode's flag, for messages.
 func (m Mode) String() string {
 	return fmt.Sprint([]string{"-bm", "-bp", "-bs", "-bv", "-bi", "-q"}[m])
+}
+
+// DefaultWait is how long --wait (and -v) wait for delivery by default.
+const DefaultWait = 60 * time.Second
+
+// WaitDuration is how long the submitter waits for delivery.
+func (o *Options) WaitDuration() time.Duration {
+	if o.Wait > 0 {
+		return o.Wait
+	}
+	return DefaultWait
 }

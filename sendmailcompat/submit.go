@@ -111,6 +111,11 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 		Body:        o.Body,
 		MessageID:   msgID,
 	}
+	if o.WaitSet || o.Verbose {
+		// The submitter delivers this one itself (--wait, -v): other
+		// runners leave it alone for as long as it waits.
+		env.NextAttempt = now.Add(o.WaitDuration())
+	}
 	if err := d.WriteEnvelope(env); err != nil {
 		return "", sysexits.Wrap(spoolCode(err), err)
 	}

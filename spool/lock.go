@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -189,3 +190,28 @@ func (s *Spool) moveCorrupt(id string) error {
 	}
 	return err
 }
+
+// RunLock is held by the process making a delivery pass over the spool.
+type RunLock struct{ f *os.File }
+
+// TryRunLock takes the spool's run lock without waiting; ok is false when
+// another runner holds it. Runners that start at a submitter's request
+// (detached delivery) give way to one already at work: that one re-checks
+// for due mail after it releases the lock, so nothing committed is missed.
+func (s *Spool) TryRunLock() (*RunLock, bool, error) {
+	f, err := os.OpenFile(filepath.Join(s.Dir, "run.lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("spool: run lock: %w", err)
+	}
+	if err := lockFile(f, false); err != nil {
+		f.Close()
+		if err == unix.EAGAIN || err == unix.EACCES {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("spool: run lock: %w", err)
+	}
+	return &RunLock{f}, true, nil
+}
+
+// Release gives the run lock up.
+func (l *RunLock) Release() { l.f.Close() }

@@ -1,0 +1,300 @@
+package relay
+
+// The explainRule table: what a smarthost's answer (or a failure without
+// one) means in plain words, and what to change. One place in the code,
+// used by the log's hint=, relay's bounces, mailq and relay probe.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// explainRule is one row of the table. Every condition that is set must
+// hold; a row with none of code, enhanced, reply, err and errText set
+// matches on the stage alone.
+type explainRule struct {
+	// stages, when set, lists the stages the row is about: a failure at
+	// another stage, or of an unknown stage (""), does not match.
+	stages []Stage
+	// notStages lists stages the row is never about; an unknown stage
+	// matches.
+	notStages []Stage
+	// code matches the reply code ("421"); it needs a reply.
+	code *regexp.Regexp
+	// enhanced matches the enhanced status code ("5.7.1"); it needs one.
+	enhanced *regexp.Regexp
+	// reply matches the reply text, case-insensitively; it needs a reply.
+	reply *regexp.Regexp
+	// err and errText match a failure without a reply: the row matches
+	// when err says yes for the Go error, or errText matches its text (a
+	// reason stored in the queue has lost its type).
+	err     func(error) bool
+	errText *regexp.Regexp
+	// say is the explainRule: what happened and what to do.
+	say string
+}
+
+func (e *explainRule) matches(f *Failure) bool {
+	if len(e.stages) > 0 && !slices.Contains(e.stages, f.Stage) {
+		return false
+	}
+	if slices.Contains(e.notStages, f.Stage) {
+		return false
+	}
+	if e.code != nil && (f.Code == 0 || !e.code.MatchString(strconv.Itoa(f.Code))) {
+		return false
+	}
+	if e.enhanced != nil && !e.enhanced.MatchString(f.Enhanced) {
+		return false
+	}
+	if e.reply != nil && (f.Code == 0 || !e.reply.MatchString(f.Reply)) {
+		return false
+	}
+	if e.err != nil || e.errText != nil {
+		if f.Code != 0 || f.Err == nil {
+			return false
+		}
+		if !(e.err != nil && e.err(f.Err)) && !(e.errText != nil && e.errText.MatchString(f.Err.Error())) {
+			return false
+		}
+	}
+	return true
+}
+
+// icase is a case-insensitive regular expression.
+func icase(s string) *regexp.Regexp { return regexp.MustCompile("(?i)" + s) }
+
+// Errors recognised by their type.
+func errIsErrno(errs ...syscall.Errno) func(error) bool {
+	return func(err error) bool {
+		for _, e := range errs {
+			if errors.Is(err, e) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func errIsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// errIsDialTimeout: the TCP connection itself was not made in time.
+func errIsDialTimeout(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial" && oe.Timeout()
+}
+
+func errIsDNS(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de)
+}
+
+func errIsUnknownAuthority(err error) bool {
+	var ua x509.UnknownAuthorityError
+	return errors.As(err, &ua)
+}
+
+func errIsHostname(err error) bool {
+	var he x509.HostnameError
+	return errors.As(err, &he)
+}
+
+func errIsExpired(err error) bool {
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &ci) && ci.Reason == x509.Expired
+}
+
+func errIsNotTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh)
+}
+
+func errIsCut(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// Sentences that more than one row gives.
+const (
+	sayNoGreeting = `The smarthost accepted the connection but sent no SMTP greeting. ` +
+		`A port that speaks TLS from the first byte (465) needs tls = "implicit"; otherwise the server is overloaded or does not serve this address.`
+	sayAppPassword = `The provider wants an app password for mail programs, not the account's normal password: ` +
+		`create one in the account's security settings and put it in password_file.`
+	sayMailboxFull = `The recipient's mailbox is full. relay keeps trying for a while; only the recipient can make room.`
+	sayTooLarge    = `The message is larger than the smarthost accepts: send a smaller message (a link instead of a big attachment), ` +
+		`and lower max_message_size so that relay refuses such mail when it is submitted.`
+	sayQuota = `The account reached the provider's sending limit (daily quota or rate). ` +
+		`relay keeps the mail and tries again later; set rate_limit for this smarthost to stay under the limit.`
+	saySpam = `The smarthost refused the message as spam, for its content or the sender's reputation: ` +
+		`check the message (links, attachments, subject) and the provider's sending limits.`
+	sayUnknownUser = `The recipient's address does not exist at its domain: check it for typing mistakes.`
+	sayBadDomain   = `The recipient's domain does not exist or accepts no mail: check the part after the @ for typing mistakes.`
+)
+
+// explainRules is the table, in order: the first row that matches gives
+// the explainRule.
+var explainRules = []explainRule{
+	// relay's own side.
+	{stages: []Stage{StageLocal}, errText: icase(`password_command`),
+		say: `relay could not get the password: password_command failed or printed nothing. Run the command by hand, as the user relay runs as, to see why.`},
+	{stages: []Stage{StageLocal}, errText: icase(`password_file`),
+		say: `relay could not read password_file: check the path, and that the user relay runs as may read the file.`},
+	{stages: []Stage{StageLocal}, errText: icase(`tls_fingerprint: `),
+		say: `tls_fingerprint is not a SHA-256 fingerprint: it must be 64 hexadecimal digits (colons allowed).`},
+	{stages: []Stage{StageLocal}, errText: icase(`tls_ca_file|tls_client_cert|tls_client_key`),
+		say: `A TLS file of this smarthost (tls_ca_file, tls_client_cert or tls_client_key) cannot be read or holds no PEM certificate: check its path and contents.`},
+
+	// TLS.
+	{errText: icase(`does not match tls_fingerprint`),
+		say: `The smarthost's certificate is not the one pinned in tls_fingerprint: if the provider renewed its certificate, put the new one's SHA-256 in tls_fingerprint; otherwise something intercepts the connection.`},
+	{err: errIsUnknownAuthority, errText: icase(`signed by unknown authority`),
+		say: `The smarthost's certificate is not signed by an authority this system trusts (self-signed or a private CA). If host is the right server, set tls_ca_file to its CA certificate (or pin it with tls_fingerprint); otherwise check host.`},
+	{err: errIsHostname, errText: icase(`certificate is (not )?valid for`),
+		say: `The smarthost's certificate is made out to another name than the one relay connected to: set host to the name on the certificate, or tls_server_name when you connect by IP address or by another name.`},
+	{err: errIsExpired, errText: icase(`certificate has expired`),
+		say: `The smarthost's certificate has expired, or this machine's clock is wrong: check the date here; otherwise the provider must renew the certificate (relay keeps the mail until then).`},
+	{err: errIsNotTLS, errText: icase(`first record does not look like a TLS handshake|oversized record received|unsupported SSLv2 handshake`),
+		say: `relay spoke TLS from the start (tls = "implicit") but the server answered in plain text: implicit TLS is for port 465; for port 587 or 25 set tls = "starttls".`},
+	{errText: icase(`does not offer STARTTLS|doesn't support STARTTLS`),
+		say: `The server does not offer STARTTLS on this port, and relay never sends mail unencrypted: check the port, and set tls = "implicit" for port 465 (tls = "none" only for a server on a trusted network).`},
+
+	// Reaching the smarthost.
+	{err: errIsErrno(syscall.ECONNREFUSED), errText: icase(`connection refused`),
+		say: `Nothing accepts connections on this host and port: check host and port (587 for STARTTLS, 465 for implicit TLS) and that no firewall rejects them.`},
+	{err: errIsDNS, errText: icase(`\blookup \S+|no such host`),
+		say: `The smarthost's name could not be looked up in DNS: check host for typing mistakes, and that this machine's DNS works.`},
+	{err: errIsErrno(syscall.ENETUNREACH, syscall.EHOSTUNREACH), errText: icase(`network is unreachable|no route to host`),
+		say: `This machine has no network route to the smarthost: check the network connection and the firewall.`},
+	{err: errIsDialTimeout, errText: icase(`^dial .*(i/o timeout|timed out)`),
+		say: `The smarthost did not answer the connection attempt in time: the host is down, or a firewall drops the traffic (many networks block outgoing port 25; use 587 or 465).`},
+	{stages: []Stage{StageGreeting}, err: func(err error) bool { return errIsTimeout(err) || errIsCut(err) },
+		errText: icase(`i/o timeout|deadline exceeded|timed out|^EOF$|connection reset`), say: sayNoGreeting},
+	{err: errIsTimeout, errText: icase(`i/o timeout|deadline exceeded|timed out`),
+		say: `The smarthost stopped answering (timeout). relay tries again later; if it keeps happening, the network or the server is slow, or a firewall cuts idle connections.`},
+	{err: errIsCut, errText: icase(`^(EOF|unexpected EOF)$|connection reset|broken pipe`),
+		say: `The smarthost closed the connection in the middle of the session. relay tries again later; if it keeps happening, the server may be refusing this address or the message.`},
+
+	// Logging in.
+	{errText: icase(`without TLS`),
+		say: `relay refuses to send the password unencrypted to a host other than this machine: use TLS, tls = "starttls" (port 587) or tls = "implicit" (port 465).`},
+	{errText: icase(`does not offer AUTH`),
+		say: `The server does not offer AUTH (login) here, but a username is configured: check host and port (587 or 465 usually offer it, many servers only over TLS), or remove username if the server takes mail from this machine without login.`},
+	{errText: icase(`but the server does not offer|no AUTH mechanism relay supports`),
+		say: `The server does not offer the AUTH mechanism relay would use: remove auth, or set it to a mechanism the server lists (relay probe shows them).`},
+	{code: icase(`^534$`), say: sayAppPassword},
+	{reply: icase(`application[- ]specific password|app(lication)? password`), say: sayAppPassword},
+	{reply: icase(`does not have access rights|\bEULA\b|accept .*(terms|agreement)|not allowed to use (smtp|this service)|smtp (access )?(is )?disabled`),
+		say: `The account may not send through SMTP yet: log in to the provider's web mail once, accept its terms and allow mail programs in the settings (Yandex: Mail clients), then use an app password.`},
+	{code: icase(`^535$`),
+		say: `The smarthost refused the username or password: check username and password_file (or password_command). Gmail, Yandex and mail.ru need an app password here, not the account's normal password.`},
+	{stages: []Stage{StageAuth}, code: icase(`^454$`),
+		say: `The smarthost's login service failed for a moment (temporary authentication failure): relay tries again later by itself.`},
+
+	// Refused before the transaction.
+	{stages: []Stage{StageGreeting, StageEHLO}, code: icase(`^5`),
+		say: `The smarthost refuses to talk to this machine: check host and port (a mail submission port such as 587 or 465), and whether the provider blocks this machine's address.`},
+
+	// The sender.
+	{reply: icase(`not owned by (auth|authenticated) user|not allowed to send as|SendAsDenied|sender .*(does not|doesn't) match .*(login|auth)`),
+		say: `The provider accepts only the login's own address as envelope sender: set envelope_from to it, or map senders to it with sender_map in [rewrite] (the yandex and mailru presets do this).`},
+	{reply: icase(`relay(ing)? (access )?(is )?(denied|not permitted|prohibited)|not permitted to relay|unable to relay|relay not (permitted|allowed)`),
+		say: `The smarthost does not relay mail for this account: relay is not logged in (set username and a password), or host is not the outgoing server of this account.`},
+	{reply: icase(`\bDMARC\b|\bSPF\b|\bDKIM\b|unauthenticated (e-?mail|sender)`),
+		say: `The message was refused because the sender's domain does not authorise this server (SPF, DKIM or DMARC): send from an address of the login's own domain (envelope_from and the From header).`},
+
+	// The recipient's mailbox and the message.
+	{enhanced: icase(`^[45]\.2\.2$`), say: sayMailboxFull},
+	{notStages: []Stage{StageGreeting, StageEHLO, StageAuth, StageMail}, reply: icase(`mailbox (is )?full|over quota|insufficient (storage|space)`), say: sayMailboxFull},
+	{enhanced: icase(`^[45]\.(3\.4|2\.3)$`), say: sayTooLarge},
+	{reply: icase(`\bsize\b.*\b(exceed|limit|maximum|too)|exceeds .*\bsize\b|(message|mail) (is )?too (big|large)`), say: sayTooLarge},
+	{notStages: []Stage{StageRcpt, StageGreeting, StageEHLO, StageAuth}, code: icase(`^552$`), say: sayTooLarge},
+	{reply: icase(`quota|limit (is )?exceeded|exceeded .*limit|too many (messages|mails|e-?mails)|rate ?limit|sending limit`), say: sayQuota},
+	{reply: icase(`spam|unsolicited|junk|black ?list|block ?list|reputation|suspicio`), say: saySpam},
+	// 554 5.7.1 to the message (or a stored reason, whose stage is unknown).
+	{notStages: []Stage{StageConnect, StageTLS, StageGreeting, StageEHLO, StageAuth, StageMail, StageRcpt, StageLocal},
+		code: icase(`^554$`), enhanced: icase(`^5\.7\.1$`), say: saySpam},
+	{enhanced: icase(`^5\.1\.1$`), say: sayUnknownUser},
+	{reply: icase(`user unknown|unknown (user|recipient)|no such (user|mailbox|recipient)|(mailbox|recipient) not found|(user|address|mailbox|recipient) does not exist`), say: sayUnknownUser},
+	{enhanced: icase(`^5\.1\.2$`), say: sayBadDomain},
+	{reply: icase(`domain (not found|does not exist)|host (or domain name )?not found`), say: sayBadDomain},
+
+	// Come back later.
+	{reply: icase(`gr[ae]y-?list`),
+		say: `The server delays mail from senders it does not know yet (greylisting): relay tries again later by itself, and that attempt usually passes.`},
+	{code: icase(`^421$`),
+		say: `The smarthost is busy or closing the connection (421, often too many connections at once): relay tries again later by itself; if it keeps happening, lower max_connections in [queue].`},
+}
+
+// downReason is the reason of a smarthost remembered as down (see Run):
+// "NAME is down until TIME (REASON)".
+var downReason = regexp.MustCompile(`is down until \S+ \((.*)\)$`)
+
+// Explain says in plain words what a failure means and how to fix it, in
+// one or two sentences; "" when the table has nothing to say.
+func Explain(f *Failure) string {
+	if f == nil {
+		return ""
+	}
+	if f.Code == 0 && f.Err != nil {
+		// A smarthost remembered as down: explain why it went down.
+		if m := downReason.FindStringSubmatch(f.Err.Error()); m != nil {
+			return ExplainReply("", m[1])
+		}
+	}
+	for i := range explainRules {
+		if explainRules[i].matches(f) {
+			return explainRules[i].say
+		}
+	}
+	return ""
+}
+
+// storedReplyRe parses a reply line: "553 5.7.1 Sender address rejected".
+var storedReplyRe = regexp.MustCompile(`^([2-5][0-9][0-9])(?:[ -]+([245]\.[0-9]{1,3}\.[0-9]{1,3}))?(?:[ -]+(.*))?$`)
+
+var knownStages = []Stage{StageConnect, StageTLS, StageGreeting, StageEHLO, StageAuth, StageMail, StageRcpt, StageData, StageLocal}
+
+// ExplainReply is Explain for a failure known only by a line stored in the
+// queue (mailq's reason, a bounce): a reply "CODE [X.Y.Z] text" or the
+// text of an error. stage may be "" when unknown; a line that starts with
+// a stage ("auth: 535 …", as Failure.Error writes it) gives its own. A
+// reason "gave up after DURATION: …" is explained by what follows it.
+func ExplainReply(stage Stage, reply string) string {
+	reply = strings.TrimSpace(reply)
+	if rest, ok := strings.CutPrefix(reply, "gave up after "); ok {
+		if _, r, ok := strings.Cut(rest, ": "); ok {
+			reply = r
+		}
+	}
+	if s, rest, ok := strings.Cut(reply, ": "); ok && slices.Contains(knownStages, Stage(s)) {
+		if stage == "" {
+			stage = Stage(s)
+		}
+		reply = rest
+	}
+	if reply == "" {
+		return ""
+	}
+	f := &Failure{Stage: stage}
+	if m := storedReplyRe.FindStringSubmatch(reply); m != nil {
+		f.Code, _ = strconv.Atoi(m[1])
+		f.Enhanced, f.Reply = m[2], m[3]
+	} else {
+		f.Err = errors.New(reply)
+	}
+	return Explain(f)
+}

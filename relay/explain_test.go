@@ -1,0 +1,593 @@
+package relay_test
+
+// The explanation table (explain.go), row by row, through the real
+// delivery path: a scripted server gives the answer, the runner delivers,
+// and the test reads the sentence where a person meets it — the log line's
+// hint= and, for a permanent failure, the bounce's human-readable part.
+// Each case checks a phrase that only its row says.
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/relay"
+)
+
+// lastLine returns the status and hint= of the last log line about
+// addr.
+func (h *harness) lastLine(addr string) (line, status, hint string) {
+	h.t.Helper()
+	l := h.logLines(addr)
+	if len(l) == 0 {
+		h.t.Fatalf("no log line about %s:\n%s", addr, h.log.String())
+	}
+	line = l[len(l)-1]
+	_, v := logFields(h.t, line)
+	return line, v["status"], v["hint"]
+}
+
+// squashSpaces joins the words of s with single spaces: the bounce text is
+// wrapped at 72 columns.
+func squashSpaces(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// wantHint checks that the last log line about addr has status and a
+// hint= containing phrase and, for a bounce, that the queue holds one
+// report whose human-readable part explains the failure with phrase.
+func wantHint(t *testing.T, h *harness, addr, status, phrase string) {
+	t.Helper()
+	line, st, hint := h.lastLine(addr)
+	if st != status {
+		t.Errorf("status %q, want %q (line %q)", st, status, line)
+	}
+	if !strings.Contains(hint, phrase) {
+		t.Errorf("hint %q does not say %q (line %q)", hint, phrase, line)
+	}
+	reps := h.reports()
+	if status != "bounced" {
+		if len(reps) != 0 {
+			t.Errorf("%d reports queued for a %s recipient", len(reps), status)
+		}
+		return
+	}
+	if len(reps) != 1 {
+		t.Fatalf("%d reports queued, want one bounce", len(reps))
+	}
+	human := squashSpaces(parseReport(t, reps[0].Content).Human)
+	if !strings.Contains(human, "What this means: ") || !strings.Contains(human, squashSpaces(phrase)) {
+		t.Errorf("bounce does not explain with %q:\n%s", phrase, human)
+	}
+}
+
+// explainCase is one scripted failure and the phrase its row says.
+type explainCase struct {
+	name string
+	// setup starts the server and returns the smarthost that reaches it.
+	setup  func(t *testing.T) config.Smarthost
+	status string // of rcptA: "deferred" or "bounced"
+	phrase string
+}
+
+func runExplainCases(t *testing.T, cases []explainCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			shortTimeouts(t, 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond, 2*time.Second)
+			h := newHarness(t, tc.setup(t))
+			id := h.enqueue(content, rcptA)
+			h.run()
+			wantHint(t, h, rcptA, tc.status, tc.phrase)
+			if tc.status == "deferred" {
+				h.mustRead(id)
+			}
+		})
+	}
+}
+
+// explainServer returns a setup for a plain server on loopback with cfg's faults,
+// authenticated when cfg offers AUTH.
+func explainServer(cfg serverConfig) func(t *testing.T) config.Smarthost {
+	return func(t *testing.T) config.Smarthost {
+		if cfg.AuthMechs != nil {
+			return withAuth(smarthost(plainAuthServer(t, cfg).Port, "none"))
+		}
+		return smarthost(newFaultServer(t, cfg).Port, "none")
+	}
+}
+
+var explainAuth = []string{"PLAIN", "LOGIN"}
+
+// TestExplain_Connection: failures of reaching the smarthost and of TLS.
+func TestExplain_Connection(t *testing.T) {
+	runExplainCases(t, []explainCase{
+		{"ConnectionRefused", func(t *testing.T) config.Smarthost {
+			return smarthost(closedPort(t), "none")
+		}, "deferred", "Nothing accepts connections on this host and port"},
+		{"ConnectTimeout", func(t *testing.T) config.Smarthost {
+			return smarthost(unansweredPort(t), "none")
+		}, "deferred", "did not answer the connection attempt in time"},
+		{"DNSFailure", func(t *testing.T) config.Smarthost {
+			sh := smarthost(587, "starttls")
+			sh.Host = "smarthost.invalid" // RFC 2606: never resolves
+			return sh
+		}, "deferred", "could not be looked up in DNS"},
+		{"NoGreeting", explainServer(serverConfig{Hang: hangGreeting}),
+			"deferred", "sent no SMTP greeting"},
+		{"PlainToImplicitTLSPort", func(t *testing.T) config.Smarthost {
+			return smarthost(newFaultServer(t, serverConfig{ImplicitTLS: true}).Port, "none")
+		}, "deferred", `needs tls = "implicit"`},
+		{"ImplicitTLSToPlainPort", func(t *testing.T) config.Smarthost {
+			return smarthost(newRawServer(t, smtpReplies(nil, nil)).Port, "implicit")
+		}, "deferred", `answered in plain text: implicit TLS is for port 465; for port 587 or 25 set tls = "starttls"`},
+		{"StartTLSNotOffered", func(t *testing.T) config.Smarthost {
+			return withAuth(smarthost(newRawServer(t, smtpReplies([]string{"AUTH PLAIN LOGIN"}, nil)).Port, "starttls"))
+		}, "deferred", `does not offer STARTTLS on this port, and relay never sends mail unencrypted: check the port, and set tls = "implicit" for port 465`},
+		{"CertificateUnknownAuthority", func(t *testing.T) config.Smarthost {
+			srv := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
+			return withAuth(smarthost(srv.Port, "starttls"))
+		}, "deferred", "set tls_ca_file to its CA certificate"},
+		{"CertificateNameMismatch", func(t *testing.T) config.Smarthost {
+			srv := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
+			sh := withAuth(smarthost(srv.Port, "starttls"))
+			sh.TLSCAFile = srv.Cert.caFile(t)
+			sh.TLSServerName = "wrong.test"
+			return sh
+		}, "deferred", "or tls_server_name when you connect by IP address"},
+		{"CertificateExpired", func(t *testing.T) config.Smarthost {
+			port, caFile := expiredTLSServer(t)
+			sh := smarthost(port, "implicit")
+			sh.TLSCAFile = caFile
+			return sh
+		}, "deferred", "certificate has expired, or this machine's clock is wrong"},
+		{"FingerprintMismatch", func(t *testing.T) config.Smarthost {
+			srv := newFaultServer(t, serverConfig{STARTTLS: true})
+			sh := smarthost(srv.Port, "starttls")
+			sh.TLSFingerprint = strings.Repeat("ab", 32)
+			return sh
+		}, "deferred", "not the one pinned in tls_fingerprint"},
+		{"ConnectionCutMidData", explainServer(serverConfig{DropMidData: true}),
+			"deferred", "closed the connection in the middle of the session"},
+		{"NoAnswerToDot", explainServer(serverConfig{Hang: hangDot}),
+			"deferred", "The smarthost stopped answering (timeout)"},
+	})
+}
+
+// TestExplain_Local: relay's own side, before or while logging in.
+func TestExplain_Local(t *testing.T) {
+	runExplainCases(t, []explainCase{
+		{"PasswordCommandFails", func(t *testing.T) config.Smarthost {
+			sh := smarthost(plainAuthServer(t, serverConfig{}).Port, "none")
+			sh.Username = testUser
+			sh.PasswordCommand = []string{writeScript(t, "exit 3\n")}
+			return sh
+		}, "deferred", "password_command failed or printed nothing. Run the command by hand"},
+		{"PasswordFileUnreadable", func(t *testing.T) config.Smarthost {
+			sh := smarthost(plainAuthServer(t, serverConfig{}).Port, "none")
+			sh.Username = testUser
+			sh.PasswordFile = filepath.Join(t.TempDir(), "missing")
+			return sh
+		}, "deferred", "relay could not read password_file"},
+		{"CAFileMissing", func(t *testing.T) config.Smarthost {
+			sh := smarthost(newFaultServer(t, serverConfig{STARTTLS: true}).Port, "starttls")
+			sh.TLSCAFile = filepath.Join(t.TempDir(), "missing.pem")
+			return sh
+		}, "deferred", "A TLS file of this smarthost (tls_ca_file"},
+		{"FingerprintNotHex", func(t *testing.T) config.Smarthost {
+			sh := smarthost(newFaultServer(t, serverConfig{STARTTLS: true}).Port, "starttls")
+			sh.TLSFingerprint = "not-a-fingerprint"
+			return sh
+		}, "deferred", "tls_fingerprint is not a SHA-256 fingerprint"},
+	})
+}
+
+// TestExplain_Auth: logging in.
+func TestExplain_Auth(t *testing.T) {
+	runExplainCases(t, []explainCase{
+		{"AuthNotOffered", func(t *testing.T) config.Smarthost {
+			return withAuth(smarthost(newFaultServer(t, serverConfig{}).Port, "none"))
+		}, "deferred", "does not offer AUTH (login) here, but a username is configured"},
+		{"AuthMechanismNotOffered", func(t *testing.T) config.Smarthost {
+			sh := withAuth(smarthost(plainAuthServer(t, serverConfig{AuthMechs: []string{"PLAIN"}}).Port, "none"))
+			sh.Auth = "login"
+			return sh
+		}, "deferred", "remove auth, or set it to a mechanism the server lists"},
+		{"WrongPassword535", func(t *testing.T) config.Smarthost {
+			sh := withAuth(smarthost(plainAuthServer(t, serverConfig{}).Port, "none"))
+			sh.Password = "not-the-password"
+			return sh
+		}, "deferred", "refused the username or password: check username and password_file (or password_command). Gmail, Yandex and mail.ru need an app password"},
+		{"Yandex535NoAccessRights", explainServer(serverConfig{AuthMechs: explainAuth,
+			AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Error: authentication failed: This user does not have access rights to this service")}),
+			"deferred", "log in to the provider's web mail once, accept its terms"},
+		{"AcceptEULAFirst", explainServer(serverConfig{AuthMechs: explainAuth,
+			AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Error: authentication failed: Please accept EULA first")}),
+			"deferred", "log in to the provider's web mail once, accept its terms"},
+		{"GmailAppPasswordRequired", explainServer(serverConfig{AuthMechs: explainAuth,
+			AuthErr: smtpErr(534, smtp.EnhancedCode{5, 7, 9}, "Application-specific password required. Learn more at https://support.google.com/mail/?p=InvalidSecondFactor")}),
+			"deferred", "create one in the account's security settings"},
+		{"GmailWebLoginRequired534", explainServer(serverConfig{AuthMechs: explainAuth,
+			AuthErr: smtpErr(534, smtp.EnhancedCode{5, 7, 14}, "Please log in via your web browser and then try again.")}),
+			"deferred", "create one in the account's security settings"},
+		{"AppPasswordRequired535", explainServer(serverConfig{AuthMechs: explainAuth,
+			AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 0}, "NEOBT Application password is REQUIRED")}),
+			"deferred", "create one in the account's security settings"},
+		{"AuthTemporaryFailure", explainServer(serverConfig{AuthMechs: explainAuth,
+			AuthErr: smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure")}),
+			"deferred", "login service failed for a moment"},
+	})
+}
+
+// TestExplain_Replies: what the smarthost answers to the session and the
+// transaction.
+func TestExplain_Replies(t *testing.T) {
+	mail := func(code int, enh smtp.EnhancedCode, msg string) func(*testing.T) config.Smarthost {
+		return explainServer(serverConfig{AuthMechs: explainAuth, MailErr: map[string]*smtp.SMTPError{"*": smtpErr(code, enh, msg)}})
+	}
+	rcptErr := func(code int, enh smtp.EnhancedCode, msg string) func(*testing.T) config.Smarthost {
+		return explainServer(serverConfig{AuthMechs: explainAuth, RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(code, enh, msg)}})
+	}
+	data := func(code int, enh smtp.EnhancedCode, msg string) func(*testing.T) config.Smarthost {
+		return explainServer(serverConfig{AuthMechs: explainAuth, DataErr: smtpErr(code, enh, msg)})
+	}
+	runExplainCases(t, []explainCase{
+		{"Greeting421", explainServer(serverConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 7, 0}, "Too many connections, try again later")}),
+			"deferred", "busy or closing the connection (421"},
+		{"EHLO421", explainServer(serverConfig{EHLO: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available, closing transmission channel")}),
+			"deferred", "busy or closing the connection (421"},
+		{"Greeting554", explainServer(serverConfig{Greeting: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "Access denied")}),
+			"deferred", "refuses to talk to this machine"},
+		{"SenderNotOwnedByAuthUser553", mail(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user."),
+			"deferred", "accepts only the login's own address as envelope sender: set envelope_from to it, or map senders to it with sender_map"},
+		{"RelayingDeniedAtMail550", mail(550, smtp.EnhancedCode{5, 7, 1}, "Relaying denied"),
+			"deferred", "does not relay mail for this account"},
+		{"RelayAccessDeniedAtRcpt550", rcptErr(550, smtp.EnhancedCode{5, 7, 1}, "<a@example.test>: Relay access denied"),
+			"bounced", "does not relay mail for this account"},
+		{"DailyQuotaExceeded", mail(550, smtp.EnhancedCode{5, 4, 5}, "Daily user sending quota exceeded."),
+			"deferred", "reached the provider's sending limit"},
+		{"RateLimitExceeded", mail(451, smtp.EnhancedCode{4, 7, 1}, "Ratelimit exceeded for mailbox robot@example.test. Try again later."),
+			"deferred", "set rate_limit for this smarthost"},
+		{"TooManyMessages", mail(450, smtp.EnhancedCode{4, 7, 1}, "Too many messages sent, try later"),
+			"deferred", "set rate_limit for this smarthost"},
+		{"UserUnknown511", rcptErr(550, smtp.EnhancedCode{5, 1, 1}, "<a@example.test>: Recipient address rejected: User unknown in virtual mailbox table"),
+			"bounced", "address does not exist at its domain"},
+		{"UserUnknown511Only", rcptErr(550, smtp.EnhancedCode{5, 1, 1}, "Recipient rejected"),
+			"bounced", "address does not exist at its domain"},
+		{"UserUnknownTextOnly", rcptErr(550, smtp.NoEnhancedCode, "<a@example.test>: Recipient address rejected: User unknown in local recipient table"),
+			"bounced", "address does not exist at its domain"},
+		{"BadDestination512", rcptErr(550, smtp.EnhancedCode{5, 1, 2}, "Bad destination system address"),
+			"bounced", "domain does not exist or accepts no mail"},
+		{"DomainNotFoundText", rcptErr(450, smtp.EnhancedCode{4, 1, 2}, "<a@example.test>: Recipient address rejected: Domain not found"),
+			"deferred", "domain does not exist or accepts no mail"},
+		{"MailboxFull422", rcptErr(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full"),
+			"deferred", "mailbox is full"},
+		{"MailboxFull522Only", rcptErr(552, smtp.EnhancedCode{5, 2, 2}, "Requested mail action aborted: exceeded storage allocation"),
+			"deferred", "mailbox is full"},
+		{"MailboxFullTextOnly", rcptErr(452, smtp.NoEnhancedCode, "Mailbox is full"),
+			"deferred", "mailbox is full"},
+		{"Greylisted", rcptErr(450, smtp.EnhancedCode{4, 7, 1}, "<a@example.test>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/"),
+			"deferred", "(greylisting)"},
+		{"RejectedAsSpam554", data(554, smtp.EnhancedCode{5, 7, 1}, "Message rejected under suspicion of SPAM"),
+			"bounced", "refused the message as spam"},
+		{"UnsolicitedMail550", data(550, smtp.EnhancedCode{5, 7, 1}, "Our system has detected that this message is likely unsolicited mail."),
+			"bounced", "refused the message as spam"},
+		{"Rejected554PolicyAtData", data(554, smtp.EnhancedCode{5, 7, 1}, "Message rejected"),
+			"bounced", "refused the message as spam"},
+		{"MessageTooLarge552", data(552, smtp.EnhancedCode{5, 3, 4}, "Error: message file too big"),
+			"bounced", "lower max_message_size"},
+		{"MessageSizeExceeds", data(552, smtp.NoEnhancedCode, "Message size exceeds fixed maximum message size"),
+			"bounced", "lower max_message_size"},
+		{"MessageTooLarge534Only", data(550, smtp.EnhancedCode{5, 3, 4}, "Rejected by size policy"),
+			"bounced", "lower max_message_size"},
+		{"MessageSizeTextOnly", data(554, smtp.EnhancedCode{5, 0, 0}, "Message size exceeds maximum permitted"),
+			"bounced", "lower max_message_size"},
+		{"Data552Only", data(552, smtp.NoEnhancedCode, "Requested mail action aborted: exceeded storage allocation"),
+			"bounced", "lower max_message_size"},
+		{"DMARC", data(550, smtp.EnhancedCode{5, 7, 26}, "Unauthenticated email from example.test is not accepted due to domain's DMARC policy."),
+			"bounced", "(SPF, DKIM or DMARC)"},
+	})
+}
+
+// TestExplain_AuthInClear: relay refuses AUTH without TLS to a peer that is
+// not loopback. The peer is a non-loopback address of this machine,
+// forwarded to a loopback test server; without one, the sentence is
+// checked on the refusal's text alone.
+func TestExplain_AuthInClear(t *testing.T) {
+	const phrase = `refuses to send the password unencrypted to a host other than this machine: use TLS`
+	t.Run("Text", func(t *testing.T) {
+		f := &relay.Failure{Stage: relay.StageAuth, Err: errors.New("refusing to send the password of robot@example.test without TLS to 192.0.2.1:25 (only loopback peers may be authenticated in clear)")}
+		if got := relay.Explain(f); !strings.Contains(got, phrase) {
+			t.Errorf("Explain = %q, want %q", got, phrase)
+		}
+	})
+	t.Run("Delivery", func(t *testing.T) {
+		srv := plainAuthServer(t, serverConfig{})
+		addr := nonLoopbackForwarder(t, srv.Port)
+		sh := withAuth(smarthost(addr.Port, "none"))
+		sh.Name, sh.Host = addr.IP.String(), addr.IP.String()
+		h := newHarness(t, sh)
+		id := h.enqueue(content, rcptA)
+		h.run()
+		h.mustRead(id)
+		wantHint(t, h, rcptA, "deferred", phrase)
+		if len(srv.Auths()) != 0 {
+			t.Errorf("the server got AUTH %+v in clear over a non-loopback address", srv.Auths())
+		}
+	})
+}
+
+// TestExplain_NetworkUnreachable: a connect without a route fails at once
+// (ENETUNREACH). That cannot be scripted without changing the machine's
+// routing table, so the row is checked on the error Dial returns for it.
+func TestExplain_NetworkUnreachable(t *testing.T) {
+	const phrase = "no network route to the smarthost"
+	op := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 587},
+		Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}
+	if got := relay.Explain(&relay.Failure{Stage: relay.StageConnect, Err: op}); !strings.Contains(got, phrase) {
+		t.Errorf("Explain = %q, want %q", got, phrase)
+	}
+	if got := relay.ExplainReply("", "connect: "+op.Error()); !strings.Contains(got, phrase) {
+		t.Errorf("ExplainReply(%q) = %q, want %q", op.Error(), got, phrase)
+	}
+}
+
+// TestExplain_DownHostExplainedOnLaterPass: a smarthost remembered as down
+// defers later mail without a connection; its hint still says why it is
+// down.
+func TestExplain_DownHostExplainedOnLaterPass(t *testing.T) {
+	h := newHarness(t, smarthost(closedPort(t), "none"))
+	h.enqueue(content, rcptA)
+	h.run()
+	h.log.Reset()
+	h.now = h.now.Add(10 * time.Second) // before the retry time
+	h.enqueue(content, rcptB)
+	h.run()
+	line, _, hint := h.lastLine(rcptB)
+	if !strings.Contains(line, "is down until") {
+		t.Fatalf("line %q: not deferred as down", line)
+	}
+	if !strings.Contains(hint, "Nothing accepts connections") {
+		t.Errorf("hint %q, want the reason the smarthost is down explained (line %q)", hint, line)
+	}
+}
+
+// TestExplain_HeldLineHasHint: past the lifetime, an own-side failure puts
+// the message on hold; the held line explains too.
+func TestExplain_HeldLineHasHint(t *testing.T) {
+	srv := plainAuthServer(t, serverConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}})
+	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
+	h.cfg.Queue.Lifetime = config.Duration(time.Hour)
+	id := h.enqueue(content, rcptA)
+	h.now = h.now.Add(time.Hour)
+	h.run()
+	if !h.mustRead(id).Held {
+		t.Fatal("not held")
+	}
+	line, st, hint := h.lastLine(rcptA)
+	if st != "held" || !strings.Contains(hint, "set envelope_from") {
+		t.Errorf("line %q: want status=held with the hint", line)
+	}
+	keys, _ := logFields(t, line)
+	if i := keyIndex(keys, "hint"); i < 1 || keys[i-1] != "reply" {
+		t.Errorf("fields %q: want hint right after reply", keys)
+	}
+}
+
+func keyIndex(s []string, x string) int {
+	for i, v := range s {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestExplain_NoRow: a failure the table does not know gets no hint= (and
+// Explain says ""), rather than a wrong explanation.
+func TestExplain_NoRow(t *testing.T) {
+	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
+	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
+	h.enqueue(content, rcptA)
+	h.run()
+	if line, st, hint := h.lastLine(rcptA); st != "deferred" || hint != "" || strings.Contains(line, "hint=") {
+		t.Errorf("line %q: want deferred without hint=", line)
+	}
+	for _, f := range []*relay.Failure{nil, {Stage: relay.StageRcpt, Code: 450, Enhanced: "4.2.0", Reply: "Mailbox busy"}, {Stage: relay.StageData, Err: errors.New("something odd")}} {
+		if got := relay.Explain(f); got != "" {
+			t.Errorf("Explain(%+v) = %q, want \"\"", f, got)
+		}
+	}
+}
+
+// TestExplainReply: lines as the queue stores them (a recipient's reason,
+// Failure.Error as last error) are parsed back and explained like the
+// failure itself.
+func TestExplainReply(t *testing.T) {
+	for _, tc := range []struct {
+		stage relay.Stage
+		line  string
+		want  string // a phrase; "" for no explanation
+	}{
+		{relay.StageMail, "553 5.7.1 Sender address rejected: not owned by auth user", "set envelope_from"},
+		{"", "mail: 553 5.7.1 Sender address rejected: not owned by auth user", "set envelope_from"},
+		{"", "auth: 535 5.7.8 Error: authentication failed: This user does not have access rights to this service", "accept its terms"},
+		{"", "535 5.7.8 Authentication credentials invalid", "refused the username or password"},
+		{"", "534-5.7.9 Application-specific password required", "create one in the account's security settings"},
+		{"", "550 5.1.1 <a@example.test>: Recipient address rejected: User unknown", "does not exist at its domain"},
+		{"", "gave up after 5d: 452 4.2.2 Mailbox full", "mailbox is full"},
+		{"", "421 Too many concurrent SMTP connections", "(421"},
+		{"", "552 Message size exceeds fixed maximum message size", "max_message_size"},
+		{relay.StageConnect, "dial tcp 127.0.0.1:25: connect: connection refused", "Nothing accepts connections"},
+		{"", "connect: dial tcp: lookup smtp.example.invalid on 127.0.0.53:53: no such host", "looked up in DNS"},
+		{"", "connect: dial tcp 192.0.2.1:587: i/o timeout", "did not answer the connection attempt"},
+		{"", "greeting: read tcp 127.0.0.1:4000->127.0.0.1:465: i/o timeout", "sent no SMTP greeting"},
+		{"", "tls: TLS handshake: tls: failed to verify certificate: x509: certificate signed by unknown authority", "tls_ca_file"},
+		{"", "tls: TLS handshake: tls: failed to verify certificate: x509: certificate is valid for mx.example.org, not smtp.example.org", "tls_server_name"},
+		{"", "tls: TLS handshake: tls: failed to verify certificate: x509: certificate has expired or is not yet valid: current time 2030-01-01T00:00:00Z is after 2029-01-01T00:00:00Z", "has expired"},
+		{"", "tls: TLS handshake: tls: first record does not look like a TLS handshake", "implicit TLS is for port 465"},
+		{"", `tls: the server does not offer STARTTLS, and tls = "starttls" never falls back to plain text`, "does not offer STARTTLS on this port"},
+		{"", "auth: the server does not offer AUTH, but a username is configured", "does not offer AUTH (login)"},
+		{"", "local: password_command pass: exit status 2", "password_command failed"},
+		{"", "rcpt: 450 4.2.0 Mailbox busy", ""},
+		{"", "250 2.0.0 Ok", ""},
+		{"", "", ""},
+	} {
+		got := relay.ExplainReply(tc.stage, tc.line)
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("ExplainReply(%q, %q) = %q, want %q", tc.stage, tc.line, got, tc.want)
+		}
+	}
+}
+
+// --- servers for the connection-level rows ---
+
+// unansweredPort returns a port on 127.0.0.1 whose listener never takes a
+// connection and whose accept queue is full, so that the kernel drops new
+// connection attempts: a connect that times out, as with a firewall that
+// drops packets.
+func unansweredPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*syscall.SockaddrInet4).Port
+	for range 8 {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 300*time.Millisecond)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return port // the queue is full
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("this kernel takes every connection into the accept queue: no way to make a connect time out on loopback")
+	return 0
+}
+
+// expiredTLSServer starts an implicit-TLS listener on 127.0.0.1 whose
+// self-signed certificate expired yesterday; it returns its port and a
+// tls_ca_file that trusts the certificate.
+func expiredTLSServer(t *testing.T) (port int, caFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(2),
+		Subject:               pkix.Name{CommonName: "expired relay test smarthost"},
+		NotBefore:             time.Now().Add(-30 * 24 * time.Hour),
+		NotAfter:              time.Now().Add(-24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.(*tls.Conn).Handshake() // fails: the client refuses the certificate
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	caFile = filepath.Join(t.TempDir(), "expired.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ln.Addr().(*net.TCPAddr).Port, caFile
+}
+
+// nonLoopbackForwarder listens on an address of this machine that is not
+// loopback and forwards every connection to 127.0.0.1:port. It skips the
+// test when the machine has no such address.
+func nonLoopbackForwarder(t *testing.T, port int) *net.TCPAddr {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skip(err)
+	}
+	var ln net.Listener
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if ln, err = net.Listen("tcp", net.JoinHostPort(ipn.IP.String(), "0")); err == nil {
+			break
+		}
+	}
+	if ln == nil {
+		t.Skip("no address other than loopback to listen on")
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(b, c); b.Close() }()
+			go func() { defer wg.Done(); io.Copy(c, b); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().(*net.TCPAddr)
+}
