@@ -435,6 +435,9 @@ func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
 		return 0, err
 	}
 	if sp.HasMaildrop() {
+		// Users of a system install cannot deliver themselves: without a
+		// daemon their mail waits for relay queue run.
+		fmt.Fprintf(warn, "relay: warning: no relay daemon is running: mail from local users waits for relay queue run (cron, or relay-queue.timer)\n")
 		// A system install: every directory with its owner and mode.
 		uid, gid, err := sp.Owner()
 		if err != nil {

@@ -87,6 +87,7 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   queue hold ID...|--all            put messages on hold
   queue release ID...|--all         release held messages
   check                             validate configuration and spool
+  probe [--send-to ADDR] [-v]       try each smarthost and explain what fails
   install [--prefix DIR] [--dry-run] [--force]
                                     set up a system install (user, spool, links)
   rewrite ADDR...                   show what addresses become

@@ -211,6 +211,11 @@ func TestWrongPassword(t *testing.T) {
 	expectDeferred(t, lines, 3, "535")
 	expectStillQueued(t, c, 3, "535")
 	expectNotDelivered(t, ms...)
+	// Both the log and mailq say what the 535 means.
+	for _, l := range recipientLines(lines) {
+		contains(t, "hint", l.kv["hint"], "password")
+	}
+	contains(t, "mailq", c.mailq(), "hint: ", "password")
 
 	ss := sessions(t, mark, "starttls-"+env["SMARTHOST_PORT_STARTTLS"])
 	expectNoMail(t, ss)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
@@ -127,11 +128,15 @@ func List(w, warn io.Writer, sp *spool.Spool) error {
 			sender = "MAILER-DAEMON"
 		}
 		fmt.Fprintf(bw, "%-15s%c %8d %-20.20s  %s\n", e.QueueID, mark, e.MessageSize, m.Arrival.Local().Format("Mon Jan _2 15:04:05"), sender)
-		// Recipients sharing a reason are listed under it, as Postfix does.
+		// Recipients sharing a reason are listed under it, as Postfix does,
+		// with what it means when relay knows.
 		lastReason := ""
 		for _, r := range e.Recipients {
 			if r.DelayReason != "" && r.DelayReason != lastReason {
 				fmt.Fprintf(bw, "%8s(%s)\n", "", oneLine(r.DelayReason))
+				if hint := explain(m, r); hint != "" {
+					fmt.Fprintf(bw, "%8shint: %s\n", "", hint)
+				}
 				lastReason = r.DelayReason
 			}
 			fmt.Fprintf(bw, "%48s%s\n", "", r.Address)
@@ -305,4 +310,20 @@ func Flush(sp *spool.Spool, ids []string, now time.Time) error {
 		}
 		return err
 	})
+}
+
+// explain is the plain-words explanation of a recipient's stored reason.
+// The stage is not stored: a message stuck on relay's own side failed
+// before RCPT, anything else at or after it.
+func explain(m *spool.Message, r Recipient) string {
+	stage := relay.StageRcpt
+	if m.OwnSide {
+		stage = relay.StageMail
+	}
+	for _, rc := range m.Recipients {
+		if rc.Address == r.Address {
+			return relay.ExplainReply(stage, rc.Reason)
+		}
+	}
+	return ""
 }
