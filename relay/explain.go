@@ -128,7 +128,7 @@ func errIsCut(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// Sentences that more than one row gives.
+// Sentences of the table that several rows give, or that are long.
 const (
 	sayNoGreeting = `The smarthost accepted the connection but sent no SMTP greeting. ` +
 		`A port that speaks TLS from the first byte (465) needs tls = "implicit"; otherwise the server is overloaded or does not serve this address.`
@@ -210,7 +210,7 @@ var explainRules = []explainRule{
 
 	// The sender.
 	{reply: icase(`not owned by (auth|authenticated) user|not allowed to send as|SendAsDenied|sender .*(does not|doesn't) match .*(login|auth)`),
-		say: `The provider accepts only the login's own address as envelope sender: set envelope_from to it, or map senders to it with sender_map in [rewrite] (the yandex and mailru presets do this).`},
+		say: `The provider accepts only the login's own address as envelope sender: set envelope_from to it, or map senders to it with sender_map in [rewrite].`},
 	{reply: icase(`relay(ing)? (access )?(is )?(denied|not permitted|prohibited)|not permitted to relay|unable to relay|relay not (permitted|allowed)`),
 		say: `The smarthost does not relay mail for this account: relay is not logged in (set username and a password), or host is not the outgoing server of this account.`},
 	{reply: icase(`\bDMARC\b|\bSPF\b|\bDKIM\b|unauthenticated (e-?mail|sender)`),
