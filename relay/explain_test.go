@@ -258,8 +258,12 @@ func TestExplain_Replies(t *testing.T) {
 			"deferred", "accepts only the login's own address as envelope sender: set envelope_from to it, or map senders to it with sender_map"},
 		{"RelayingDeniedAtMail550", mail(550, smtp.EnhancedCode{5, 7, 1}, "Relaying denied"),
 			"deferred", "does not relay mail for this account"},
+		// Postfix refuses relaying at RCPT; it is about the account, so it
+		// defers like a refusal at MAIL (SPEC 6), never bounces.
 		{"RelayAccessDeniedAtRcpt550", rcptErr(550, smtp.EnhancedCode{5, 7, 1}, "<a@example.test>: Relay access denied"),
-			"bounced", "does not relay mail for this account"},
+			"deferred", "does not relay mail for this account"},
+		{"QuotaExceededAtRcpt550", rcptErr(550, smtp.EnhancedCode{5, 7, 1}, "Daily sending quota exceeded"),
+			"deferred", "reached the provider's sending limit"},
 		{"DailyQuotaExceeded", mail(550, smtp.EnhancedCode{5, 4, 5}, "Daily user sending quota exceeded."),
 			"deferred", "reached the provider's sending limit"},
 		{"RateLimitExceeded", mail(451, smtp.EnhancedCode{4, 7, 1}, "Ratelimit exceeded for mailbox robot@example.test. Try again later."),

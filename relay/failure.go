@@ -63,7 +63,7 @@ func (f *Failure) ReplyLine() string {
 // Every failure before RCPT is an own-side or account failure and never
 // permanent, whatever its code.
 func (f *Failure) Permanent() bool {
-	if f.Code/100 != 5 {
+	if f.Code/100 != 5 || f.accountCondition() {
 		return false
 	}
 	switch f.Stage {
@@ -81,9 +81,19 @@ func (f *Failure) Permanent() bool {
 func (f *Failure) OwnSide() bool {
 	switch f.Stage {
 	case StageRcpt, StageData:
-		return false
+		return f.accountCondition()
 	}
 	return true
+}
+
+// accountRefusal matches replies at RCPT or DATA that speak of the account,
+// not the recipient (SPEC 6): relaying denied (Postfix says it at RCPT), a
+// sending quota or limit exceeded. The mail is fine; it must wait, not
+// bounce.
+var accountRefusal = regexp.MustCompile(`(?i)relay(ing)? (access )?(denied|not permitted)|quota exceeded|sending limit|limit exceeded|too many messages|daily (message|sending)`)
+
+func (f *Failure) accountCondition() bool {
+	return f.Code > 0 && accountRefusal.MatchString(f.Reply) && !strings.Contains(strings.ToLower(f.Reply), "mailbox")
 }
 
 // DSN is the status code for the log: the enhanced code when the server
