@@ -8,3 +8,5 @@ require (
 	github.com/emersion/go-smtp v0.25.1
 	golang.org/x/sys v0.49.0
 )
+
+require golang.org/x/net v0.62.0

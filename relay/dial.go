@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -34,7 +33,8 @@ type DialOptions struct {
 // Conn is an open, authenticated connection to a smarthost.
 type Conn struct {
 	Host   *config.Smarthost
-	Addr   string // the address reached, "ip:port"
+	Addr   string // the address reached, "ip:port"; "" through a proxy
+	Via    string // the SOCKS5 proxy, password masked; "" when direct
 	TLS    string // TLS version such as "TLSv1.3", "" without TLS
 	client *smtp.Client
 	broken bool
@@ -47,9 +47,7 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 	if err != nil {
 		return nil, &Failure{Stage: StageLocal, Err: err}
 	}
-	addr := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
-	d := net.Dialer{Timeout: ConnectTimeout}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, via, err := dialSmarthost(ctx, sh)
 	if err != nil {
 		return nil, &Failure{Stage: StageConnect, Err: err}
 	}
@@ -63,8 +61,15 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 	if err != nil {
 		raw.Close()
 		f := failure(StageConnect, err)
-		f.Addr = raw.RemoteAddr().String()
+		if via == "" {
+			f.Addr = raw.RemoteAddr().String()
+		}
 		return nil, f
+	}
+	if via != "" {
+		// The peer is the proxy: its address says nothing of the smarthost
+		// (and is never loopback evidence for AUTH in clear).
+		c.Addr, c.Via = "", via
 	}
 	return c, nil
 }
@@ -145,7 +150,7 @@ func startTLSFailure(err error) *Failure {
 // without TLS to anything but a loopback address.
 func (c *Conn) auth(ctx context.Context, peer net.Addr) error {
 	sh := c.Host
-	if c.TLS == "" && !isLoopback(peer) {
+	if c.TLS == "" && (!isLoopback(peer) || sh.Proxy != "") {
 		return &Failure{Stage: StageAuth, Err: fmt.Errorf("refusing to send the password of %s without TLS to %s (only loopback peers may be authenticated in clear)", sh.Username, peer)}
 	}
 	ok, _ := c.client.Extension("AUTH")

@@ -93,11 +93,6 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 		if p, err := config.ParseProxy(sh.Proxy); err == nil {
 			r.Route = "via " + p.String()
 		}
-		// TODO(issue 11): dial through the proxy once Dial does. Until
-		// then the probe must not connect directly: that would leak the
-		// smarthost's name and our address where the proxy is meant to
-		// hide them.
-		return fail("route", &Failure{Stage: StageConnect, Err: errors.New("SOCKS5 proxies are not supported yet, and relay never connects directly instead")})
 	}
 
 	tcfg, err := TLSConfig(sh)
@@ -120,15 +115,16 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 		return nil
 	}
 
-	addr := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
-	d := net.Dialer{Timeout: ConnectTimeout}
 	start := time.Now()
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, via, err := dialSmarthost(ctx, sh)
 	if err != nil {
 		return fail("connect", &Failure{Stage: StageConnect, Err: err})
 	}
 	r.Connect = time.Since(start)
 	r.Addr = raw.RemoteAddr().String()
+	if via != "" {
+		r.Addr = net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)) + " via " + via
+	}
 
 	// The EHLO answers are read off the dialogue: go-smtp keeps the
 	// capabilities in a map, which loses the server's order. Before

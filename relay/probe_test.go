@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -315,15 +316,17 @@ func TestProbe_Refusals(t *testing.T) {
 		wantLines(t, out, "  greeting:     failed: 421 4.3.2 Service not available\n", "  result:       FAILED at greeting\n")
 		wantExplained(t, r, out)
 	})
-	t.Run("proxy: never direct", func(t *testing.T) {
+	t.Run("proxy down: never direct", func(t *testing.T) {
 		s := newFaultServer(t, serverConfig{})
 		sh := smarthost(s.Port, "none")
-		sh.Proxy = "socks5://tor:hunter22@127.0.0.1:9050"
+		proxyPort := closedPort(t)
+		sh.Proxy = fmt.Sprintf("socks5://tor:hunter22@127.0.0.1:%d", proxyPort)
 		r, out := probeReport(t, sh, relay.ProbeOptions{})
 		if r.OK() || s.Conns() != 0 {
 			t.Fatalf("probe with a proxy it cannot use: OK=%v, %d direct connections", r.OK(), s.Conns())
 		}
-		wantLines(t, out, "  route:        via socks5://tor:xxx@127.0.0.1:9050: failed: ")
+		wantLines(t, out, fmt.Sprintf("  route:        via socks5://tor:xxx@127.0.0.1:%d\n", proxyPort),
+			"  connected:    failed: proxy socks5://tor:xxx@", "connection refused")
 		if strings.Contains(out, "hunter22") {
 			t.Errorf("the proxy password shows")
 		}

@@ -265,9 +265,16 @@ func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
 	if ip, port, err := net.SplitHostPort(reached); err == nil {
 		relayField = sh.Host + "[" + ip + "]:" + port
 	}
+	via := ""
+	if sh.Proxy != "" {
+		via = config.MaskProxy(sh.Proxy)
+	}
 	now := r.Now()
 	for _, res := range out.Results {
 		kv := []string{"id", env.ID, "to", "<" + res.Rcpt.Address + ">", "relay", relayField}
+		if via != "" {
+			kv = append(kv, "via", via)
+		}
 		if tlsField != "" {
 			kv = append(kv, "tls", tlsField)
 		}
