@@ -1,6 +1,7 @@
 #!/bin/bash
 # e2e/callers.sh — the real programs that call /usr/sbin/sendmail, for the
-# real-callers tests (e2e/callers_test.go).
+# real-callers tests (e2e/callers_test.go), and the other Debian packages the
+# e2e suite runs (microsocks and socat for e2e/socks_test.go).
 #
 # Usage: e2e/callers.sh install|status|packages
 #
@@ -32,10 +33,14 @@ PACKAGES=(
 	libmailtools-perl # git send-email needs Mail::Address; only a Recommends
 	php-cli           # PHP's mail()
 	php-symfony-mailer # Symfony Mailer's SendmailTransport: sendmail -bs (symfony_test.go)
+	microsocks        # a real SOCKS5 server for the proxy tests (socks_test.go)
+	socat             # a unix-socket proxy and a TCP forwarder in front of it (socks_test.go)
 )
 
 log() { printf 'callers: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=e2e/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -79,21 +84,7 @@ cmd_install() {
 		die "apt would change the MTA (lines above): refusing"
 	fi
 
-	# The same guard as smarthost.sh: no package's init script may start a
-	# service (cron comes in as a dependency of nothing here, but be safe).
-	local policy=/usr/sbin/policy-rc.d
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\n# temporary, from relay e2e/callers.sh install\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		# shellcheck disable=SC2064  # expand $policy now, on purpose
-		trap "rm -f '$policy'" EXIT
-	fi
-
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; then
-		log "install failed; refreshing package lists and retrying once"
-		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-	fi
+	apt_install "${missing[@]}"
 	installed postfix || die "Postfix is gone after the install"
 	local still
 	mapfile -t still < <(missing_packages)

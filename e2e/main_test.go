@@ -220,10 +220,17 @@ func (r result) String() string {
 // t.Errorf only, so it may be called from goroutines.
 func run(t testing.TB, stdin io.Reader, bin string, args ...string) result {
 	t.Helper()
+	return runEnv(t, cleanEnv(), stdin, bin, args...)
+}
+
+// runEnv is run with the environment given (socks_test.go hands relay an
+// ALL_PROXY that cleanEnv would strip).
+func runEnv(t testing.TB, environ []string, stdin io.Reader, bin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = environ
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -312,6 +319,8 @@ type smarthost struct {
 	PasswordFile    string
 	PasswordCommand []string
 	Password        string
+	// Proxy is the smarthost's own proxy = "socks5://…" (socks_test.go).
+	Proxy string
 }
 
 // okSmarthost is the working STARTTLS configuration every test starts from.
@@ -393,6 +402,7 @@ func (c *tc) writeConfig(sh smarthost, extra string) {
 	kv("username", sh.Username)
 	kv("password_file", sh.PasswordFile)
 	kv("password", sh.Password)
+	kv("proxy", sh.Proxy)
 	if len(sh.PasswordCommand) > 0 {
 		var parts []string
 		for _, a := range sh.PasswordCommand {

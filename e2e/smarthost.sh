@@ -68,6 +68,8 @@ AUTH_SOCKET="$DC_RUN/auth-postfix"
 
 log() { printf 'smarthost: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=e2e/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 need_root() {
 	[[ $(id -u) -eq 0 ]] || die "must run as root (Postfix and Dovecot need it)"
@@ -102,25 +104,7 @@ cmd_install() {
 		apt-get update
 	fi
 
-	# Keep the packages' init scripts from starting a system-wide Dovecot
-	# (or Postfix) with the default config: we start our own instances.
-	# A container usually has a policy-rc.d that does exactly this; when
-	# there is none, put one in place for the duration of the install.
-	local policy=/usr/sbin/policy-rc.d
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\n# temporary, from relay e2e/smarthost.sh install\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		# shellcheck disable=SC2064  # expand $policy now, on purpose
-		trap "rm -f '$policy'" EXIT
-	fi
-
-	# Stale package lists (a machine image older than the mirror) make the
-	# download 404: refresh them once and retry.
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; then
-		log "install failed; refreshing package lists and retrying once"
-		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-	fi
+	apt_install "${missing[@]}"
 }
 
 # ------------------------------------------------------------------- TLS --
