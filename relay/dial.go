@@ -150,7 +150,11 @@ func startTLSFailure(err error) *Failure {
 // without TLS to anything but a loopback address.
 func (c *Conn) auth(ctx context.Context, peer net.Addr) error {
 	sh := c.Host
-	if c.TLS == "" && (!isLoopback(peer) || sh.Proxy != "") {
+	switch {
+	case c.TLS == "" && sh.Proxy != "":
+		return &Failure{Stage: StageAuth, Err: fmt.Errorf("refusing to send the password of %s without TLS to %s via %s (through a proxy a password needs TLS)",
+			sh.Username, net.JoinHostPort(sh.Host, fmt.Sprint(sh.Port)), config.MaskProxy(sh.Proxy))}
+	case c.TLS == "" && !isLoopback(peer):
 		return &Failure{Stage: StageAuth, Err: fmt.Errorf("refusing to send the password of %s without TLS to %s (only loopback peers may be authenticated in clear)", sh.Username, peer)}
 	}
 	ok, _ := c.client.Extension("AUTH")

@@ -145,6 +145,10 @@ const (
 	sayBadDomain   = `The recipient's domain does not exist or accepts no mail: check the part after the @ for typing mistakes.`
 )
 
+// proxyFailed starts the text of every failure of the SOCKS proxy, as
+// dialSmarthost words it: "proxy socks5://…: socks connect …".
+const proxyFailed = `^proxy socks5://.*: socks connect\b`
+
 // explainRules is the table, in order: the first row that matches gives
 // the explainRule.
 var explainRules = []explainRule{
@@ -171,6 +175,32 @@ var explainRules = []explainRule{
 		say: `relay spoke TLS from the start (tls = "implicit") but the server answered in plain text: implicit TLS is for port 465; for port 587 or 25 set tls = "starttls".`},
 	{errText: icase(`does not offer STARTTLS|doesn't support STARTTLS`),
 		say: `The server does not offer STARTTLS on this port, and relay never sends mail unencrypted: check the port, and set tls = "implicit" for port 465 (tls = "none" only for a server on a trusted network).`},
+
+	// The SOCKS proxy (proxy = "socks5://…"). Before the rows about
+	// reaching the smarthost: a connection to the proxy that is refused,
+	// or a SOCKS reply "connection refused", is not the smarthost's port.
+	// The rows after the one for "dial" are about the proxy's replies
+	// (RFC 1928 section 6, as golang.org/x/net/proxy names them).
+	{errText: icase(proxyFailed + `.*username/password authentication failed`),
+		say: `The SOCKS proxy refused the user name or password in proxy: check the user:password part of proxy against the proxy's configuration.`},
+	{errText: icase(proxyFailed + `.*no acceptable authentication methods`),
+		say: `The SOCKS proxy wants a login that relay was not given: put the user name and password in proxy, as "socks5://user:password@host:port".`},
+	{errText: icase(proxyFailed + `.*: dial unix .*permission denied`),
+		say: `relay may not open the SOCKS proxy's unix socket: give the user relay runs as access to it (Debian's Tor: add that user to the group debian-tor), or use the proxy's TCP port.`},
+	{errText: icase(proxyFailed + `.*: dial (tcp|unix)\b`),
+		say: `The SOCKS proxy in proxy is not running or cannot be reached: start it (Tor: systemctl start tor) and check its address in proxy. relay never connects to the smarthost directly instead: the mail waits for the proxy.`},
+	{errText: icase(proxyFailed + `.*(unexpected protocol version|non-zero reserved field|unknown address type)`),
+		say: `What answers at the address in proxy does not speak SOCKS5 (an HTTP proxy, or Tor's control port 9051?): point proxy at a SOCKS5 port (Tor: its SocksPort, usually 9050).`},
+	{errText: icase(proxyFailed + `.*connection not allowed by ruleset`),
+		say: `The SOCKS proxy's rules forbid connecting to this host and port (with Tor, the exit relays' policy; many reject port 25): use port 587 or 465, or change the proxy's rules.`},
+	{errText: icase(proxyFailed + `.*connection refused`),
+		say: `The SOCKS proxy reached the smarthost's machine, but nothing accepts connections on that port: check port (587 for STARTTLS, 465 for implicit TLS); for a .onion smarthost, the hidden service has no HiddenServicePort for it, or what it points to is not running.`},
+	{errText: icase(proxyFailed + `.*(host unreachable|network unreachable|TTL expired|general SOCKS server failure|unknown code)`),
+		say: `The SOCKS proxy works but could not reach the smarthost: for a .onion smarthost, the hidden service is down or the name in host is wrong; otherwise check host, and that the proxy itself has network access. relay tries again later.`},
+	{errText: icase(proxyFailed + `.*(i/o timeout|deadline exceeded|timed out)`),
+		say: `The SOCKS proxy did not connect to the smarthost in time: with Tor, building a circuit or reaching the hidden service is slow or failing. relay tries again later.`},
+	{errText: icase(proxyFailed + `.*(: (unexpected )?EOF$|connection reset|broken pipe)`),
+		say: `The SOCKS proxy closed the connection before it connected to the smarthost: its log says why (a limit, its rules, or a login it wants).`},
 
 	// Reaching the smarthost.
 	{err: errIsErrno(syscall.ECONNREFUSED), errText: icase(`connection refused`),

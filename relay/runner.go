@@ -326,9 +326,15 @@ func (r *Runner) backoff(attempts int) time.Duration {
 	return min(d, hi)
 }
 
-// hostAddr names what a remembered host state is about.
+// hostAddr names what a remembered host state is about: a change of host,
+// port, TLS mode or proxy voids it (the proxy masked: no secret in the
+// spool).
 func hostAddr(sh *config.Smarthost) string {
-	return net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)) + "/" + sh.TLS
+	a := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)) + "/" + sh.TLS
+	if sh.Proxy != "" {
+		a += "/" + config.MaskProxy(sh.Proxy)
+	}
+	return a
 }
 
 // Due reports whether the queue holds work for a pass now: a due message,
