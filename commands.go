@@ -231,6 +231,9 @@ func (c *cli) startDelivery(cfg *config.Config, s *sendmailcompat.Submitter) {
 	if s.Drop || !cfg.Daemon.DetachedDelivery || len(cfg.Smarthosts) == 0 || !canReadSecret(&cfg.Smarthosts[0]) {
 		return
 	}
+	if s.Spool.RunnerActive() {
+		return // it looks again after its pass: a burst costs one runner
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return

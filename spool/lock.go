@@ -215,3 +215,15 @@ func (s *Spool) TryRunLock() (*RunLock, bool, error) {
 
 // Release gives the run lock up.
 func (l *RunLock) Release() { l.f.Close() }
+
+// RunnerActive reports whether a runner holds the run lock now. A
+// submitter that sees one need not start another: the message it just
+// committed is found by that runner's look after its pass.
+func (s *Spool) RunnerActive() bool {
+	f, err := os.Open(filepath.Join(s.Dir, "run.lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return isLocked(f)
+}
