@@ -9,6 +9,8 @@ import (
 	"mime/quotedprintable"
 	"strings"
 	"time"
+
+	"github.com/relaymail/relay/mailaddr"
 )
 
 // Kind of report.
@@ -161,8 +163,8 @@ func Build(w io.Writer, r *Report) (eightBit bool, err error) {
 	if r.Kind == Delay {
 		subject = DelaySubject
 	}
-	writeField(bw, "From", formatMailbox(cleanLine(r.FromName), from))
-	writeField(bw, "To", formatMailbox("", to))
+	writeField(bw, "From", mailaddr.FormatMailbox(cleanLine(r.FromName), from))
+	writeField(bw, "To", mailaddr.FormatMailbox("", to))
 	writeField(bw, "Subject", subject)
 	writeField(bw, "Date", now.Format(time.RFC1123Z))
 	writeField(bw, "Message-ID", messageID(now, r.MessageIDDomain, mta))

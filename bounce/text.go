@@ -141,34 +141,6 @@ func typedAddress(a string) string {
 	return b.String()
 }
 
-// formatMailbox formats a From or To header value: "addr", or
-// "name <addr>" with the name quoted or RFC 2047-encoded as needed. A
-// non-ASCII address is written as it is (RFC 6532).
-func formatMailbox(name, addr string) string {
-	if name == "" {
-		return addr
-	}
-	return formatPhrase(name) + " <" + addr + ">"
-}
-
-func formatPhrase(name string) string {
-	if !isASCII(name) {
-		return mime.QEncoding.Encode("utf-8", name)
-	}
-	plain := true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ' ' || strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0) {
-			plain = false
-			break
-		}
-	}
-	if plain && !strings.Contains(name, "=?") {
-		return name
-	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`
-}
-
 // needsQP reports whether the human-readable text cannot go as 7bit:
 // non-ASCII characters or a line longer than the SMTP limit.
 func needsQP(text string) bool {

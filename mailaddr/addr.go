@@ -3,6 +3,7 @@ package mailaddr
 import (
 	"errors"
 	"fmt"
+	"mime"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
@@ -304,4 +305,31 @@ func checkLiteral(lit string) error {
 		}
 	}
 	return nil
+}
+
+// FormatMailbox writes a mailbox for a header: "addr" without a name, else
+// "Name <addr>" with the name bare when it is a phrase of atoms, quoted
+// when it has specials, spaces at its ends, runs of spaces or "=?" (which
+// a reader would take for an encoded word), and RFC 2047-encoded when it
+// is not printable ASCII.
+func FormatMailbox(name, addr string) string {
+	if name == "" {
+		return addr
+	}
+	plain, ascii := true, true
+	for _, r := range name {
+		switch {
+		case r >= 0x80 || r < ' ':
+			ascii = false
+		case !(r == ' ' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)):
+			plain = false
+		}
+	}
+	switch {
+	case !ascii:
+		name = mime.QEncoding.Encode("utf-8", name)
+	case !plain || strings.TrimSpace(name) != name || strings.Contains(name, "  ") || strings.Contains(name, "=?"):
+		name = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`
+	}
+	return name + " <" + addr + ">"
 }

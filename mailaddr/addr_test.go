@@ -172,3 +172,21 @@ func TestDomainLocal(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatMailbox(t *testing.T) {
+	for _, tt := range []struct{ name, want string }{
+		{"", "a@b.example"},
+		{"CronDaemon", "CronDaemon <a@b.example>"},
+		{"Mail Delivery System", "Mail Delivery System <a@b.example>"},
+		{"Doe, John", `"Doe, John" <a@b.example>`},
+		{`Say "hi"`, `"Say \"hi\"" <a@b.example>`},
+		{" padded", `" padded" <a@b.example>`},
+		{"two  spaces", `"two  spaces" <a@b.example>`},
+		{"=?utf-8?q?x?=", `"=?utf-8?q?x?=" <a@b.example>`},
+		{"Jürgen", "=?utf-8?q?J=C3=BCrgen?= <a@b.example>"},
+	} {
+		if got := mailaddr.FormatMailbox(tt.name, "a@b.example"); got != tt.want {
+			t.Errorf("FormatMailbox(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"strconv"
 	"strings"
 	"time"
@@ -298,7 +297,7 @@ func (s *Submitter) fixHeader(h *header, id, sender, fullName string, now time.T
 		if name == "" {
 			name = s.Gecos
 		}
-		h.add("From", formatMailbox(name, from), false)
+		h.add("From", mailaddr.FormatMailbox(name, from), false)
 	}
 	if !h.has("date") {
 		h.add("Date", now.Format(time.RFC1123Z), false)
@@ -320,28 +319,4 @@ func (s *Submitter) fixHeader(h *header, id, sender, fullName string, now time.T
 // message, as Postfix's pickup writes it.
 func receivedField(host string, uid int, id string, now time.Time, eol string) string {
 	return fmt.Sprintf("Received: by %s (relay, from userid %d)%s\tid %s; %s%s", host, uid, eol, id, now.Format(time.RFC1123Z), eol)
-}
-
-// formatMailbox writes "Name <addr>": the name bare when it is a phrase of
-// atoms, quoted when it has specials, RFC 2047-encoded when not ASCII.
-func formatMailbox(name, addr string) string {
-	if name == "" {
-		return addr
-	}
-	plain, ascii := true, true
-	for _, r := range name {
-		switch {
-		case r >= 0x80 || r < ' ':
-			ascii = false
-		case !(r == ' ' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)):
-			plain = false
-		}
-	}
-	switch {
-	case !ascii:
-		name = mime.QEncoding.Encode("utf-8", name)
-	case !plain || strings.TrimSpace(name) != name || strings.Contains(name, "  "):
-		name = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`
-	}
-	return name + " <" + addr + ">"
 }
