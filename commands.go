@@ -193,6 +193,7 @@ func (c *cli) deliverNow(cfg *config.Config, s *sendmailcompat.Submitter, id str
 		r.Log = maillog.New(c.stderr)
 		r.Debug = relay.RedactAuth(c.stderr)
 	}
+	maskSecrets(r.Log, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), o.WaitDuration())
 	defer cancel()
 	type result struct {
@@ -524,13 +525,7 @@ func (c *cli) runQueue(cfg *config.Config, detached bool) error {
 		return sysexits.Wrap(sysexits.Config, err)
 	}
 	defer log.Close()
-	for _, sh := range cfg.Smarthosts {
-		// A last line of defence, for passwords long enough that masking
-		// them cannot mangle ordinary text (and so give them away).
-		if len(sh.Password) >= 8 {
-			log.AddSecrets(sh.Password)
-		}
-	}
+	maskSecrets(log, cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	r := &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Domain: cfg.MailDomain(), Now: time.Now}
@@ -638,4 +633,15 @@ type stuckError struct {
 
 func (e *stuckError) Error() string {
 	return fmt.Sprintf("%d message(s) stuck on a failure of relay's side or the account, last: %s", e.n, e.reason)
+}
+
+// maskSecrets makes log mask the inline passwords: a last line of defence,
+// for passwords long enough that masking them cannot mangle ordinary text
+// (and so give them away).
+func maskSecrets(log *maillog.Logger, cfg *config.Config) {
+	for _, sh := range cfg.Smarthosts {
+		if len(sh.Password) >= 8 {
+			log.AddSecrets(sh.Password)
+		}
+	}
 }
