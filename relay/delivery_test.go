@@ -1141,7 +1141,7 @@ func TestSecrets_PasswordNeverInLogOrErrors(t *testing.T) {
 				outputs["Dial error"] = err.Error()
 				outputs["Dial error %#v"] = fmt.Sprintf("%#v", err)
 			} else {
-				out, err := c.Send(&spool.Envelope{ID: "X", Sender: sender, Recipients: []spool.Recipient{{Address: rcptA, Status: spool.Pending}}}, strings.NewReader(content), int64(len(content)))
+				out, err := c.Send(&spool.Envelope{ID: "X", Sender: sender, Recipients: []spool.Recipient{{Address: rcptA, Status: spool.Pending}}}, sender, strings.NewReader(content), int64(len(content)))
 				if err != nil {
 					outputs["Send error"] = err.Error()
 				}
@@ -1411,7 +1411,7 @@ func TestSend_ResultPerRecipient(t *testing.T) {
 	defer c.Close()
 	env := sendEnv(rcptA, rcptB, rcptC)
 	env.Recipients = append(env.Recipients, spool.Recipient{Address: "done@example.test", Status: spool.Delivered})
-	out, err := c.Send(env, strings.NewReader(content), int64(len(content)))
+	out, err := c.Send(env, env.Sender, strings.NewReader(content), int64(len(content)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1469,7 +1469,7 @@ func TestSend_SpoolReadError_NeverEndsData(t *testing.T) {
 	}
 	defer c.Close()
 	r := &failingReader{data: "Subject: half\r\n\r\nfirst half\r\n", err: errors.New("disk read error")}
-	out, err := c.Send(sendEnv(rcptA, rcptB), r, 1000)
+	out, err := c.Send(sendEnv(rcptA, rcptB), sender, r, 1000)
 	if err == nil || c.Usable() {
 		t.Errorf("Send error %v, usable %v: the connection must be dropped", err, c.Usable())
 	}
@@ -1495,7 +1495,7 @@ func TestSend_ResultsInEnvelopeOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	out, err := c.Send(sendEnv(rcptA, rcptB, rcptC), strings.NewReader(content), int64(len(content)))
+	out, err := c.Send(sendEnv(rcptA, rcptB, rcptC), sender, strings.NewReader(content), int64(len(content)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1529,7 +1529,7 @@ func TestSend_ConnectionLostAtRcpt_KeepsEarlierRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	out, err := c.Send(sendEnv(rcptA, rcptB, rcptC), strings.NewReader(content), int64(len(content)))
+	out, err := c.Send(sendEnv(rcptA, rcptB, rcptC), sender, strings.NewReader(content), int64(len(content)))
 	if err == nil {
 		t.Error("Send returned no error for a lost connection")
 	}

@@ -30,6 +30,8 @@ type Runner struct {
 	// Only restricts the pass to these messages (sendmail --wait, -v);
 	// nil means the whole queue.
 	Only []string
+	// Rewrite changes sender and headers at delivery time (nil: none).
+	Rewrite Rewriter
 }
 
 // Stats counts what a pass did, per recipient.
@@ -174,7 +176,12 @@ func (r *Runner) send(ctx context.Context, p *pass, l *spool.Locked) *Outcome {
 	if p.down != nil {
 		return allDeferred(l.Env, p.down)
 	}
-	out, err := p.conn.Send(l.Env, l.Content(), l.Size)
+	sender, content := l.Env.Sender, io.Reader(l.Content())
+	if r.Rewrite != nil {
+		sender = r.Rewrite.Sender(l.Env)
+		content = r.Rewrite.Content(l.Env, p.sh, sender, content)
+	}
+	out, err := p.conn.Send(l.Env, sender, content, l.Size)
 	if err != nil {
 		p.conn.Close()
 		p.conn = nil

@@ -28,12 +28,13 @@ type RcptResult struct {
 // errReadSpool marks a failure to read the queued message.
 var errReadSpool = errors.New("reading the queued message")
 
-// Send runs one transaction for the pending recipients of env and returns
+// Send runs one transaction for the pending recipients of env, from the
+// envelope sender sender (env.Sender after rewriting), and returns
 // a result for each of them, in envelope order. A non-nil error means the
 // connection is no longer usable; the results are complete all the same:
 // recipients refused before the loss keep their refusal, the others are
 // deferred with the error.
-func (c *Conn) Send(env *spool.Envelope, content io.Reader, size int64) (*Outcome, error) {
+func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size int64) (*Outcome, error) {
 	pending := env.Pending()
 	out := &Outcome{}
 	results := make(map[*spool.Recipient]*Failure, len(pending))
@@ -61,7 +62,7 @@ func (c *Conn) Send(env *spool.Envelope, content io.Reader, size int64) (*Outcom
 		return finish(f, nil)
 	}
 
-	if err := c.client.Mail(env.Sender, mailOptions(env, size)); err != nil {
+	if err := c.client.Mail(sender, mailOptions(env, size)); err != nil {
 		return failed(StageMail, err)
 	}
 	for _, r := range pending {
