@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1547,5 +1548,62 @@ func TestSend_ConnectionLostAtRcpt_KeepsEarlierRefusal(t *testing.T) {
 		if f := got[a]; f == nil || f.Permanent() {
 			t.Errorf("%s: %v, want deferred", a, f)
 		}
+	}
+}
+
+// TestRun_Cancel_CutsDataAndKeepsMessageAsItWas: cancelling a pass (the
+// daemon's SIGTERM) in the middle of a DATA that the server stopped
+// reading closes the connection at once, without the final dot, and
+// leaves the message queued exactly as it was: no attempt counted, still
+// due, the host not marked down.
+func TestRun_Cancel_CutsDataAndKeepsMessageAsItWas(t *testing.T) {
+	const long = 20 * time.Second
+	shortTimeouts(t, long, long, long, long)
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 998)+"\r\n", 16<<10) // 16 MB
+	dataSeen := make(chan struct{})
+	var once sync.Once
+	srv := newRawServer(t, smtpReplies(nil, map[string]func(string) string{
+		"DATA": func(string) string {
+			once.Do(func() { close(dataSeen) })
+			return rawStall + "354 go ahead"
+		},
+	}))
+	h := newHarness(t, smarthost(srv.Port, "none"))
+	id := h.enqueue(big, rcptA)
+	before := h.mustRead(id)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan relay.Stats)
+	go func() {
+		st, err := h.runner.Run(ctx)
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		done <- st
+	}()
+	select {
+	case <-dataSeen:
+	case <-time.After(long):
+		t.Fatal("the server never saw DATA")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(long):
+		t.Fatal("the cancelled pass did not return: the DATA was not cut")
+	}
+	env := h.mustRead(id)
+	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, "")
+	if env.Attempts != before.Attempts || !env.NextAttempt.Equal(before.NextAttempt) {
+		t.Errorf("attempts %d next %v, want %d %v: a stop is no attempt", env.Attempts, env.NextAttempt, before.Attempts, before.NextAttempt)
+	}
+	if n := len(srv.Bodies()); n != 0 {
+		t.Errorf("%d bodies ended at the server", n)
+	}
+	if hs := h.sp.Host(h.cfg.Smarthosts[0].Name); !hs.DownUntil.IsZero() {
+		t.Errorf("host remembered as down until %v after a stop", hs.DownUntil)
+	}
+	if l := h.logLines(rcptA); len(l) != 1 || !strings.Contains(l[0], "relay is stopping") {
+		t.Errorf("log %q, want one deferred line saying relay is stopping", l)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -28,7 +29,15 @@ var (
 type DialOptions struct {
 	HeloName string    // our name in EHLO
 	Debug    io.Writer // the SMTP dialogue, for -v; nil for none
+	// Abort, when done, closes the connection at once, even in the middle
+	// of a DATA: the transaction in flight fails with ErrAborted and its
+	// message stays queued, never half-sent (the final dot is never
+	// written). The daemon's SIGTERM. nil: never.
+	Abort context.Context
 }
+
+// ErrAborted is the error of a transaction cut short by DialOptions.Abort.
+var ErrAborted = errors.New("delivery interrupted: relay is stopping")
 
 // Conn is an open, authenticated connection to a smarthost.
 type Conn struct {
@@ -38,6 +47,10 @@ type Conn struct {
 	TLS    string // TLS version such as "TLSv1.3", "" without TLS
 	client *smtp.Client
 	broken bool
+	// aborted is set when DialOptions.Abort closed the connection;
+	// stopAbort unregisters that.
+	aborted   *atomic.Bool
+	stopAbort func() bool
 }
 
 // Dial connects to the smarthost, sets up TLS as configured and
@@ -51,6 +64,14 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 	if err != nil {
 		return nil, &Failure{Stage: StageConnect, Err: err}
 	}
+	aborted := new(atomic.Bool)
+	stopAbort := func() bool { return false }
+	if o.Abort != nil {
+		stopAbort = context.AfterFunc(o.Abort, func() {
+			aborted.Store(true)
+			raw.Close()
+		})
+	}
 	conn := raw
 	if o.Debug != nil && sh.TLS == "starttls" {
 		// go-smtp's debug writer starts inside TLS; the tap shows the
@@ -59,7 +80,11 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 	}
 	c, err := handshake(ctx, sh, o, tcfg, conn)
 	if err != nil {
+		stopAbort()
 		raw.Close()
+		if aborted.Load() {
+			return nil, &Failure{Stage: StageConnect, Err: ErrAborted}
+		}
 		f := failure(StageConnect, err)
 		if via == "" {
 			f.Addr = raw.RemoteAddr().String()
@@ -71,6 +96,7 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 		// (and is never loopback evidence for AUTH in clear).
 		c.Addr, c.Via = "", via
 	}
+	c.aborted, c.stopAbort = aborted, stopAbort
 	return c, nil
 }
 
@@ -191,6 +217,9 @@ func isLoopback(a net.Addr) bool {
 // Close ends the session politely when it can (QUIT closes the
 // connection itself).
 func (c *Conn) Close() error {
+	if c.stopAbort != nil {
+		c.stopAbort()
+	}
 	if !c.broken && c.client.Quit() == nil {
 		return nil
 	}

@@ -52,8 +52,9 @@ type pass struct {
 }
 
 // Run makes one delivery pass over the queue: every message that is due is
-// tried once. It returns when the pass is done or ctx is cancelled (the
-// message being sent is finished first: no half-sent mail).
+// tried once. It returns when the pass is done or ctx is cancelled: a
+// cancel closes the connection at once, and the transaction it cuts leaves
+// its message queued as it was (see DialOptions.Abort), never half-sent.
 func (r *Runner) Run(ctx context.Context) (Stats, error) {
 	var st Stats
 	if len(r.Config.Smarthosts) == 0 {
@@ -156,7 +157,12 @@ func (r *Runner) send(ctx context.Context, p *pass, l *spool.Locked) *Outcome {
 			p.conn.Close()
 		}
 		var err error
-		p.conn, err = Dial(ctx, p.sh, DialOptions{HeloName: r.HeloName, Debug: r.Debug})
+		p.conn, err = Dial(ctx, p.sh, DialOptions{HeloName: r.HeloName, Debug: r.Debug, Abort: ctx})
+		if err != nil && ctx.Err() != nil {
+			// Stopping is not an outage of the smarthost.
+			p.conn = nil
+			return allDeferred(l.Env, &Failure{Stage: StageConnect, Err: ErrAborted})
+		}
 		if err != nil {
 			p.conn = nil
 			p.down = failure(StageConnect, err)
@@ -204,13 +210,20 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	env := l.Env
 	now := r.Now()
 	q := r.Config.Queue
-	attempted := len(out.Results) > 0 // else the pass only reports failures
+	// A transaction cut by a stop (ErrAborted) is no attempt: its
+	// recipients stay as they were, due as before.
+	attempted := false // else the pass only reports failures
+	for _, res := range out.Results {
+		attempted = attempted || res.Err == nil || !errors.Is(res.Err, ErrAborted)
+	}
 	if attempted {
 		env.Attempts++
 		env.LastError, env.OwnSide = "", false
 	}
 	for _, res := range out.Results {
 		switch {
+		case res.Err != nil && errors.Is(res.Err, ErrAborted):
+			// untouched
 		case res.Err == nil:
 			res.Rcpt.Status = spool.Delivered
 			res.Rcpt.Reason = out.Reply

@@ -42,6 +42,10 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 	// finish gives every recipient without an outcome yet the failure f
 	// (nil: delivered) and lists the outcomes in envelope order.
 	finish := func(f *Failure, connErr error) (*Outcome, error) {
+		if f != nil && f.Code == 0 && c.aborted != nil && c.aborted.Load() {
+			f = &Failure{Stage: f.Stage, Err: ErrAborted}
+			connErr = f
+		}
 		for _, r := range pending {
 			if _, done := results[r]; !done {
 				results[r] = f
