@@ -187,8 +187,8 @@ func (c *cli) deliverNow(cfg *config.Config, s *sendmailcompat.Submitter, id str
 	if len(cfg.Smarthosts) == 0 {
 		return sysexits.New(sysexits.TempFail, "queued as %s: no [[smarthost]] configured", id)
 	}
-	r := &relay.Runner{Spool: s.Spool, Config: cfg, Log: s.Log, HeloName: heloName(cfg), Domain: cfg.MailDomain(),
-		Now: time.Now, Only: []string{id}}
+	r := newRunner(cfg, s.Spool, s.Log)
+	r.Only = []string{id}
 	if o.Verbose {
 		r.Log = maillog.New(c.stderr)
 		r.Debug = relay.RedactAuth(c.stderr)
@@ -528,7 +528,7 @@ func (c *cli) runQueue(cfg *config.Config, detached bool) error {
 	maskSecrets(log, cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	r := &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Domain: cfg.MailDomain(), Now: time.Now}
+	r := newRunner(cfg, sp, log)
 	for pass := 0; pass < 100 && ctx.Err() == nil; pass++ {
 		lock, ok, err := sp.TryRunLock()
 		if err != nil || !ok {
@@ -644,4 +644,10 @@ func maskSecrets(log *maillog.Logger, cfg *config.Config) {
 			log.AddSecrets(sh.Password)
 		}
 	}
+}
+
+// newRunner is the one place a delivery runner is put together from the
+// configuration: queue run, --wait/-v and the daemon all take theirs here.
+func newRunner(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *relay.Runner {
+	return &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Domain: cfg.MailDomain(), Now: time.Now}
 }
