@@ -177,9 +177,17 @@ host = "smtp.yandex.com"
 name = "mailru-starttls"
 preset = "mailru"
 tls = "starttls"
+rate_limit = "20/m"
+[[smarthost]]
+name = "rambler-unlimited"
+preset = "rambler"
+rate_limit = ""
 `,
 			want: func(c *config.Config) {
-				p := func(s config.Smarthost, preset string) config.Smarthost { s.Preset = preset; return s }
+				p := func(s config.Smarthost, preset string) config.Smarthost {
+					s.Preset, s.RateLimit = preset, config.Presets[preset].RateLimit
+					return s
+				}
 				c.Smarthosts = []config.Smarthost{
 					p(sh(2, "smtp.yandex.ru", "smtp.yandex.ru", 465, "implicit"), "yandex"),
 					p(sh(4, "smtp.mail.ru", "smtp.mail.ru", 465, "implicit"), "mailru"),
@@ -189,7 +197,16 @@ tls = "starttls"
 					p(sh(12, "gmail465", "smtp.gmail.com", 465, "implicit"), "gmail"),
 					p(sh(16, "yandex587", "smtp.yandex.ru", 587, "starttls"), "yandex"),
 					p(sh(20, "yandex-com", "smtp.yandex.com", 465, "implicit"), "yandex"),
-					p(sh(24, "mailru-starttls", "smtp.mail.ru", 587, "starttls"), "mailru"),
+					func() config.Smarthost {
+						s := p(sh(24, "mailru-starttls", "smtp.mail.ru", 587, "starttls"), "mailru")
+						s.RateLimit = config.RateLimit{N: 20, Per: time.Minute}
+						return s
+					}(),
+					func() config.Smarthost {
+						s := p(sh(29, "rambler-unlimited", "smtp.rambler.ru", 465, "implicit"), "rambler")
+						s.RateLimit = config.RateLimit{}
+						return s
+					}(),
 				}
 			},
 		},

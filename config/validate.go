@@ -12,21 +12,7 @@ import (
 	"strings"
 )
 
-// Preset is what a provider preset fills in.
-type Preset struct {
-	Host string
-	Port int
-	TLS  string
-}
-
-// Presets are the provider presets a [[smarthost]] can name.
-var Presets = map[string]Preset{
-	"yandex":  {"smtp.yandex.ru", 465, "implicit"},
-	"mailru":  {"smtp.mail.ru", 465, "implicit"},
-	"gmail":   {"smtp.gmail.com", 587, "starttls"},
-	"outlook": {"smtp-mail.outlook.com", 587, "starttls"},
-	"rambler": {"smtp.rambler.ru", 465, "implicit"},
-}
+// Presets and presetNames: presets.go.
 
 var (
 	tlsModes       = []string{"implicit", "starttls", "none"}
@@ -34,7 +20,6 @@ var (
 	authMechs      = []string{"plain", "login", "cram-md5", "scram-sha-256", "xoauth2", "oauthbearer"}
 	fromHeaders    = []string{"keep", "rewrite"}
 	headerActions  = []string{"add", "replace", "append", "remove"}
-	presetNames    = []string{"yandex", "mailru", "gmail", "outlook", "rambler"}
 	senderPatterns = `"*", "*@example.org", "@example.org" or "alice@example.org"`
 )
 
@@ -202,6 +187,9 @@ func (v *validator) smarthosts() {
 				preset = &pr
 				if sh.Host == "" {
 					sh.Host = pr.Host
+				}
+				if !v.has(k("rate_limit")) {
+					sh.RateLimit = pr.RateLimit
 				}
 			} else {
 				v.errorf(k("preset"), "unknown preset %q: use %s", sh.Preset, strings.Join(presetNames, ", "))
