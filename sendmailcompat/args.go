@@ -38,6 +38,9 @@ type Options struct {
 	Wait       time.Duration
 	WaitSet    bool     // --wait
 	Recipients []string // the recipient arguments as given
+	// Client is the network peer of an SMTP session (the daemon's
+	// listener); nil for the command line and -bs.
+	Client *Client
 }
 
 // argKind says whether a flag takes an argument.

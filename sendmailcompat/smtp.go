@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -66,7 +67,11 @@ func (s *Submitter) ServeSMTP(in io.Reader, out io.Writer, o *Options) error {
 	return srv.ServeConn(NewStdioConn(in, out))
 }
 
-// ServeConn runs one SMTP session on conn and closes it. It returns nil
+// ServeConn runs one SMTP session on conn and closes it. When conn's peer
+// is a TCP address (the daemon's listener), each message records it: a
+// Received field "from HELO ([IP]) by host (relay) with ESMTP id …", as
+// Postfix's smtpd writes one, and client=[IP]:port in the log line, instead
+// of the submitting uid of -bs. It returns nil
 // after QUIT, end of input, an idle timeout or a client that went away;
 // an error only when conn fails otherwise (EBADF, EIO), as a
 // *sysexits.Error with code 75.
@@ -87,6 +92,10 @@ func (srv *SMTPServer) ServeConn(conn net.Conn) error {
 		r:    bufio.NewReaderSize(deadlineReader{conn, timeout}, 64<<10),
 		w:    bufio.NewWriter(deadlineWriter{conn, timeout}),
 	}
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		c.client = &Client{Addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), Protocol: "SMTP"}
+	}
 	err := c.serve()
 	var ne net.Error
 	if err == nil || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne) && ne.Timeout() {
@@ -102,7 +111,8 @@ type smtpSession struct {
 	host   string // our name in the greeting and EHLO
 	r      *bufio.Reader
 	w      *bufio.Writer
-	helo   string // the client's name from HELO or EHLO
+	helo   string  // the client's name from HELO or EHLO
+	client *Client // the network peer; nil for -bs
 	errors int
 	tx     *transaction // nil outside MAIL … DATA
 }
@@ -270,6 +280,13 @@ func (c *smtpSession) hello(arg string, extended bool) {
 	}
 	c.helo = name
 	c.tx = nil
+	if c.client != nil {
+		c.client.Helo = name
+		c.client.Protocol = "SMTP"
+		if extended {
+			c.client.Protocol = "ESMTP"
+		}
+	}
 	if !extended {
 		c.reply(250, "", c.host)
 		return
@@ -438,6 +455,10 @@ func (c *smtpSession) data(arg string) error {
 		Ret:        tx.ret,
 		EnvID:      tx.envID,
 		Body:       tx.body,
+	}
+	if c.client != nil {
+		cl := *c.client
+		o.Client = &cl
 	}
 	dr := &dotReader{r: c.r, atLineStart: true}
 	id, err := c.s.Enqueue(o, dr)
@@ -792,6 +813,56 @@ type stdioAddr string
 
 func (a stdioAddr) Network() string { return "stdio" }
 func (a stdioAddr) String() string  { return string(a) }
+
+// Client is the network peer of an SMTP session, as recorded with each
+// message it sends.
+type Client struct {
+	Addr     netip.AddrPort
+	Helo     string // the name given in HELO or EHLO; "" before either
+	Protocol string // "ESMTP" after EHLO, else "SMTP"
+}
+
+// String is the client in log lines: [IP]:port.
+func (c *Client) String() string {
+	return "[" + c.Addr.Addr().String() + "]:" + strconv.Itoa(int(c.Addr.Port()))
+}
+
+// receivedField is the Received field of a message from c, as Postfix's
+// smtpd writes it (without a DNS name: relay looks none up):
+//
+//	Received: from app.example ([127.0.0.1])
+//		by host (relay) with ESMTP id 1K0WJNDJ9DXBQP5;
+//		Mon, 23 Nov 2026 01:02:03 +0000
+//
+// An IPv6 client is an RFC 5321 address literal, [IPv6:::1]. The HELO name
+// is the client's word: anything but printable ASCII, parentheses and
+// semicolons is replaced with '?', and it is cut at 255 bytes.
+func (c *Client) receivedField(host, id string, now time.Time, eol string) string {
+	ip := c.Addr.Addr()
+	lit := "[" + ip.String() + "]"
+	if ip.Is6() {
+		lit = "[IPv6:" + ip.String() + "]"
+	}
+	helo := c.Helo
+	if len(helo) > 255 {
+		helo = helo[:255]
+	}
+	helo = strings.Map(func(r rune) rune {
+		if r <= ' ' || r > '~' || r == '(' || r == ')' || r == ';' {
+			return '?'
+		}
+		return r
+	}, helo)
+	if helo == "" {
+		helo = "unknown"
+	}
+	proto := c.Protocol
+	if proto == "" {
+		proto = "SMTP"
+	}
+	return fmt.Sprintf("Received: from %s (%s)%s\tby %s (relay) with %s id %s;%s\t%s%s",
+		helo, lit, eol, host, proto, id, eol, now.Format(time.RFC1123Z), eol)
+}
 
 // esmtpParam is one KEY[=VALUE] parameter of MAIL or RCPT.
 type esmtpParam struct {

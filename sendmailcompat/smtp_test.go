@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -720,5 +721,71 @@ func TestSMTP_PipelinedRepliesBatched(t *testing.T) {
 	want := [][]string{{"220"}, {"250", "250", "250", "250", "354"}, {"250", "250", "221"}}
 	if !slices.EqualFunc(codes, want, slices.Equal) {
 		t.Errorf("replies written as %q, want %q", codes, want)
+	}
+}
+
+// A session over TCP records its client: a Received field as Postfix's
+// smtpd writes one (HELO name, address literal, protocol, queue ID) and
+// client=[IP]:port instead of uid= in the log line; a From added for it
+// carries no local user's full name.
+func TestSMTP_TCPClientRecorded(t *testing.T) {
+	for _, tc := range []struct{ network, addr, literal, logged string }{
+		{"tcp4", "127.0.0.1:0", "[127.0.0.1]", "[127.0.0.1]"},
+		{"tcp6", "[::1]:0", "[IPv6:::1]", "[::1]"},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			ln, err := net.Listen(tc.network, tc.addr)
+			if err != nil {
+				t.Skipf("no %s loopback here: %v", tc.network, err)
+			}
+			defer ln.Close()
+			s := newSubmitter(t)
+			var logBuf strings.Builder
+			s.Log = maillog.New(&logBuf)
+			done := make(chan error, 1)
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					done <- err
+					return
+				}
+				done <- (&sendmailcompat.SMTPServer{Submitter: s}).ServeConn(conn)
+			}()
+			cl, err := smtp.Dial(ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.Hello("app(1);x\x01.example"); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.SendMail("app@example.org", []string{"bob@example.org"}, strings.NewReader("Subject: tcp\r\n\r\nbody\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.Quit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			ids := spoolIDs(t, s.Spool)
+			if len(ids) != 1 {
+				t.Fatalf("spool %v", ids)
+			}
+			_, content := readQueued(t, s.Spool, ids[0])
+			want := "Received: from app?1??x?.example (" + tc.literal + ")\r\n\tby server1 (relay) with ESMTP id " + ids[0] + ";\r\n\t" + testNow.Format(time.RFC1123Z) + "\r\n"
+			if !strings.HasPrefix(content, want) {
+				t.Errorf("content begins\n%q\nwant\n%q", content[:min(len(content), len(want)+40)], want)
+			}
+			if strings.Contains(content, "userid") || !strings.Contains(headerOf(content), "From: app@example.org\r\n") {
+				t.Errorf("header:\n%s", headerOf(content))
+			}
+			line := logBuf.String()
+			if !regexp.MustCompile(`^id=` + ids[0] + ` client=` + regexp.QuoteMeta(tc.logged) + `:[0-9]+ from=<app@example.org> .*status=queued\n$`).MatchString(line) {
+				t.Errorf("log line %q", line)
+			}
+			if strings.Contains(line, "uid=") {
+				t.Errorf("log line names a uid for a network client: %q", line)
+			}
+		})
 	}
 }

@@ -98,7 +98,7 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 		return "", sysexits.Wrap(spoolCode(err), err)
 	}
 	defer d.Abort()
-	msgID := s.fixHeader(h, d.ID, sender, o.FullName, now)
+	msgID := s.fixHeader(h, d.ID, sender, o.FullName, o.Client, now)
 	env := &spool.Envelope{
 		Sender:      sender,
 		Recipients:  rcpts,
@@ -133,8 +133,12 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 		return "", sysexits.Wrap(spoolCode(err), err)
 	}
 	if !s.Drop {
-		s.Log.Info("id", d.ID, "uid", strconv.Itoa(s.UID), "from", "<"+sender+">", "size", strconv.FormatInt(input.n, 10),
-			"nrcpt", strconv.Itoa(len(rcpts)), "msgid", msgID, "status", "queued")
+		who := []string{"uid", strconv.Itoa(s.UID)}
+		if o.Client != nil {
+			who = []string{"client", o.Client.String()}
+		}
+		s.Log.Info(append(append([]string{"id", d.ID}, who...), "from", "<"+sender+">", "size", strconv.FormatInt(input.n, 10),
+			"nrcpt", strconv.Itoa(len(rcpts)), "msgid", msgID, "status", "queued")...)
 	}
 	return d.ID, nil
 }
@@ -282,9 +286,9 @@ func isAddressField(key string) bool {
 
 // fixHeader makes the header fit for the world as Postfix's cleanup does:
 // Bcc, Resent-Bcc and Return-Path removed; From, Date and Message-ID added
-// when missing; a Received field recording the submitting user on top. It
-// returns the Message-ID.
-func (s *Submitter) fixHeader(h *header, id, sender, fullName string, now time.Time) string {
+// when missing; a Received field recording the submitting user (or the
+// network client) on top. It returns the Message-ID.
+func (s *Submitter) fixHeader(h *header, id, sender, fullName string, client *Client, now time.Time) string {
 	h.remove("bcc")
 	h.remove("resent-bcc")
 	h.remove("return-path")
@@ -294,7 +298,7 @@ func (s *Submitter) fixHeader(h *header, id, sender, fullName string, now time.T
 			from = s.User + "@" + s.Domain
 		}
 		name := fullName
-		if name == "" {
+		if name == "" && client == nil { // a network client is no local user
 			name = s.Gecos
 		}
 		h.add("From", mailaddr.FormatMailbox(name, from), false)
@@ -310,7 +314,11 @@ func (s *Submitter) fixHeader(h *header, id, sender, fullName string, now time.T
 		h.add("Message-ID", msgID, false)
 	}
 	if !s.Drop {
-		h.fields = append([]*field{{name: "Received", raw: []byte(receivedField(s.Hostname, s.UID, id, now, h.eol()))}}, h.fields...)
+		rcv := receivedField(s.Hostname, s.UID, id, now, h.eol())
+		if client != nil {
+			rcv = client.receivedField(s.Hostname, id, now, h.eol())
+		}
+		h.fields = append([]*field{{name: "Received", raw: []byte(rcv)}}, h.fields...)
 	}
 	return msgID
 }
