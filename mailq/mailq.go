@@ -36,6 +36,22 @@ type Entry struct {
 	Recipients  []Recipient `json:"recipients"`
 	Attempts    int         `json:"attempts"`
 	NextAttempt int64       `json:"next_attempt"`
+	// RateWait is relay's addition: the message waits for a smarthost's
+	// rate limit (its recipients' delay_reason says so too).
+	RateWait *RateWait `json:"rate_wait,omitempty"`
+}
+
+// RateWait says which smarthost's rate limit a message waits for, and
+// until when (Unix time, like next_attempt).
+type RateWait struct {
+	Smarthost string `json:"smarthost"`
+	Limit     string `json:"limit"`
+	Until     int64  `json:"until"`
+}
+
+// rateWaitReason is the delay reason of a message waiting for a rate limit.
+func rateWaitReason(w *spool.RateWait) string {
+	return fmt.Sprintf("waiting for the rate limit of smarthost %s (%s) until %s", w.Smarthost, w.Limit, w.Until.Local().Format(time.RFC3339))
 }
 
 // Recipient is one undelivered recipient as listed.
@@ -66,13 +82,19 @@ func entryOf(m *spool.Message) Entry {
 	default:
 		e.QueueName = "incoming"
 	}
+	if w := m.RateWait; w != nil {
+		e.RateWait = &RateWait{Smarthost: w.Smarthost, Limit: w.Limit, Until: w.Until.Unix()}
+	}
 	for _, r := range m.Recipients {
 		if r.Status == spool.Delivered {
 			continue
 		}
 		reason := r.Reason
-		if r.Status == spool.Failed {
+		switch {
+		case r.Status == spool.Failed:
 			reason = "refused permanently: " + reason
+		case m.RateWait != nil:
+			reason = rateWaitReason(m.RateWait)
 		}
 		e.Recipients = append(e.Recipients, Recipient{Address: r.Address, DelayReason: reason, Status: string(r.Status)})
 	}
@@ -200,6 +222,9 @@ func Show(w io.Writer, sp *spool.Spool, id string) error {
 	if m.LastError != "" {
 		fmt.Fprintf(bw, "Last error:   %s\n", oneLine(m.LastError))
 	}
+	if m.RateWait != nil {
+		fmt.Fprintf(bw, "Rate limit:   %s\n", rateWaitReason(m.RateWait))
+	}
 	if d := m.DSN; len(d.Notify) > 0 || d.Ret != "" || d.EnvID != "" {
 		fmt.Fprintf(bw, "DSN:          NOTIFY=%s RET=%s ENVID=%s\n", strings.Join(d.Notify, ","), d.Ret, d.EnvID)
 	}
@@ -316,6 +341,9 @@ func Flush(sp *spool.Spool, ids []string, now time.Time) error {
 // The stage is not stored: a message stuck on relay's own side failed
 // before RCPT, anything else at or after it.
 func explain(m *spool.Message, r Recipient) string {
+	if m.RateWait != nil && r.Status == string(spool.Pending) {
+		return "" // no failure to explain: relay holds it back
+	}
 	stage := relay.StageRcpt
 	if m.OwnSide {
 		stage = relay.StageMail

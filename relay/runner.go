@@ -37,47 +37,38 @@ type Runner struct {
 // Stats counts what a pass did, per recipient.
 type Stats struct {
 	Messages, Delivered, Deferred, Failed, Held int
+	// Waiting counts recipients held back by a smarthost's rate limit:
+	// no attempt was made, they go when the limit allows.
+	Waiting int
 }
 
-// pass is the state of one delivery pass through one smarthost.
+// pass is one message's way through one smarthost: what recording the
+// outcome, the log and the reports need to know about it.
 type pass struct {
 	sh   *config.Smarthost
 	conn *Conn
 	// down is the failure that made the smarthost unusable, in this pass
-	// or remembered from an earlier one; until then every due message is
-	// deferred with it, without a connection of its own.
+	// or remembered from an earlier one: the message was deferred with it,
+	// without a connection of its own, until downUntil.
 	down      *Failure
 	downUntil time.Time
-	host      spool.HostState
+	// noRoute: no smarthost serves the sender; sh is only where reports
+	// would go.
+	noRoute bool
 }
 
 // Run makes one delivery pass over the queue: every message that is due is
-// tried once. It returns when the pass is done or ctx is cancelled: a
-// cancel closes the connection at once, and the transaction it cuts leaves
+// tried once (see "Several smarthosts, parallel connections" in the package
+// documentation). It returns when the pass is done or ctx is cancelled: a
+// cancel closes the connections at once, and a transaction it cuts leaves
 // its message queued as it was (see DialOptions.Abort), never half-sent.
 func (r *Runner) Run(ctx context.Context) (Stats, error) {
-	var st Stats
 	if len(r.Config.Smarthosts) == 0 {
-		return st, errors.New("no [[smarthost]] configured: mail waits in the queue")
+		return Stats{}, errors.New("no [[smarthost]] configured: mail waits in the queue")
 	}
-	p := &pass{sh: &r.Config.Smarthosts[0]}
-	p.host = r.Spool.Host(p.sh.Name)
-	if p.host.Addr != hostAddr(p.sh) {
-		p.host = spool.HostState{} // about an address no longer configured
-	}
-	if r.Now().Before(p.host.DownUntil) {
-		p.down = &Failure{Stage: StageConnect, Err: fmt.Errorf("%s is down until %s (%s)", p.sh.Name, p.host.DownUntil.Format(time.RFC3339), p.host.Reason)}
-		p.downUntil = p.host.DownUntil
-	}
-	defer func() {
-		if p.conn != nil {
-			p.conn.Close()
-		}
-	}()
-
 	probs, err := r.Spool.Clean(r.Now())
 	if err != nil {
-		return st, err
+		return Stats{}, err
 	}
 	for _, pr := range probs {
 		r.Log.Info("spool", pr.Path, "status", "cleaned", "reason", pr.What)
@@ -85,30 +76,19 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 	ids := r.Only
 	if ids == nil {
 		if ids, err = r.Spool.IDs(); err != nil {
-			return st, err
+			return Stats{}, err
 		}
 	}
+	ru := r.newRun(ctx)
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
-		if m, err := r.Spool.Read(id); err == nil && !r.due(&m.Envelope) {
-			continue // cheap check without the lock
-		}
-		l, err := r.Spool.Lock(id)
-		if errors.Is(err, spool.ErrBusy) || errors.Is(err, spool.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			r.Log.Error("id", id, "status", "error", "reason", err.Error())
-			continue
-		}
-		if r.due(l.Env) {
-			r.deliver(ctx, p, l, &st)
-		}
-		l.Close()
+		ru.dispatchRedone()
+		ru.dispatch(job{id: id})
 	}
-	return st, nil
+	ru.wait()
+	return ru.st, nil
 }
 
 // due reports whether a message has work to do now: pending recipients
@@ -117,82 +97,32 @@ func (r *Runner) due(env *spool.Envelope) bool {
 	if env.Held {
 		return false
 	}
-	// A pass over named messages (sendmail --wait) does not wait for their
-	// next attempt time.
-	return len(env.Pending()) > 0 && (r.Only != nil || !env.NextAttempt.After(r.Now())) || len(unnotified(env)) > 0
+	return r.sendable(env) || len(unnotified(env)) > 0
 }
 
-// deliver tries one locked message and records the outcome.
-func (r *Runner) deliver(ctx context.Context, p *pass, l *spool.Locked, st *Stats) {
-	st.Messages++
-	var out *Outcome
-	if len(l.Env.Pending()) > 0 && (r.Only != nil || !l.Env.NextAttempt.After(r.Now())) {
-		out = r.send(ctx, p, l)
-	} else {
-		out = &Outcome{} // only failures to report
-	}
-	if err := r.record(l, out, p); err != nil {
-		r.Log.Error("id", l.Env.ID, "status", "error", "reason", err.Error())
-	}
-	for _, res := range out.Results {
-		switch {
-		case res.Err == nil:
-			st.Delivered++
-		case res.Rcpt.Status == spool.Failed:
-			st.Failed++
-		default:
-			st.Deferred++
-		}
-	}
-	if l.Env.Held {
-		st.Held++
-	}
+// sendable reports whether a message has pending recipients whose time
+// has come. A pass over named messages (sendmail --wait) does not wait for
+// their next attempt time.
+func (r *Runner) sendable(env *spool.Envelope) bool {
+	return len(env.Pending()) > 0 && (r.Only != nil || !env.NextAttempt.After(r.Now()))
 }
 
-// send runs the transaction over the pass's connection, dialing when there
-// is none, or defers everything when the smarthost is down.
-func (r *Runner) send(ctx context.Context, p *pass, l *spool.Locked) *Outcome {
-	if p.down == nil && (p.conn == nil || p.conn.Reset() != nil) {
-		if p.conn != nil {
-			p.conn.Close()
-		}
-		var err error
-		p.conn, err = Dial(ctx, p.sh, DialOptions{HeloName: r.HeloName, Debug: r.Debug, Abort: ctx})
-		if err != nil && ctx.Err() != nil {
-			// Stopping is not an outage of the smarthost.
-			p.conn = nil
-			return allDeferred(l.Env, &Failure{Stage: StageConnect, Err: ErrAborted})
-		}
-		if err != nil {
-			p.conn = nil
-			p.down = failure(StageConnect, err)
-			p.host.Addr = hostAddr(p.sh)
-			p.host.Failures++
-			p.host.Reason = p.down.ReplyLine()
-			p.downUntil = r.Now().Add(r.backoff(p.host.Failures))
-			p.host.DownUntil = p.downUntil
-			if err := r.Spool.SetHost(p.sh.Name, p.host); err != nil {
-				r.Log.Error("relay", p.sh.Name, "status", "error", "reason", err.Error())
-			}
-		} else if p.host != (spool.HostState{}) {
-			p.host = spool.HostState{}
-			r.Spool.SetHost(p.sh.Name, p.host)
-		}
-	}
-	if p.down != nil {
-		return allDeferred(l.Env, p.down)
-	}
-	sender, content := l.Env.Sender, io.Reader(l.Content())
+// sendVia runs the transaction of a locked message over conn, through
+// sh: the sender map's sender (Rewrite.Sender) was routed to sh, whose
+// envelope_from or preset rule gives the envelope sender that goes out
+// (OutgoingSender), then the header changes for sh apply (Rewrite.Content).
+// A non-nil error means conn is no longer usable.
+func (r *Runner) sendVia(conn *Conn, sh *config.Smarthost, l *spool.Locked) (*Outcome, error) {
+	sender := l.Env.Sender
 	if r.Rewrite != nil {
 		sender = r.Rewrite.Sender(l.Env)
-		content = r.Rewrite.Content(l.Env, p.sh, sender, content)
 	}
-	out, err := p.conn.Send(l.Env, sender, content, l.Size)
-	if err != nil {
-		p.conn.Close()
-		p.conn = nil
+	sender, _ = OutgoingSender(sh, sender)
+	content := io.Reader(l.Content())
+	if r.Rewrite != nil {
+		content = r.Rewrite.Content(l.Env, sh, sender, content)
 	}
-	return out
+	return conn.Send(l.Env, sender, content, l.Size)
 }
 
 func allDeferred(env *spool.Envelope, f *Failure) *Outcome {
@@ -219,6 +149,7 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	if attempted {
 		env.Attempts++
 		env.LastError, env.OwnSide = "", false
+		env.RateWait = nil
 	}
 	for _, res := range out.Results {
 		switch {
@@ -241,7 +172,8 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	// Past the lifetime: mail that waits for relay's own side or the
 	// account goes on hold (fix it, then release); a recipient the
 	// smarthost keeps deferring is given up and reported.
-	if pending := env.Pending(); len(pending) > 0 && q.Lifetime > 0 && now.Sub(env.Arrival) >= time.Duration(q.Lifetime) {
+	// Time spent waiting for a rate limit does not count.
+	if pending := env.Pending(); len(pending) > 0 && q.Lifetime > 0 && now.Sub(env.Arrival)-env.RateWaited >= time.Duration(q.Lifetime) {
 		if env.OwnSide || env.Bounce {
 			env.Held = true
 		} else {
@@ -276,6 +208,9 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
 	sh := p.sh
 	relayField := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
+	if p.noRoute {
+		relayField = "none"
+	}
 	reached, tlsField := "", ""
 	if p.conn != nil {
 		reached, tlsField = p.conn.Addr, p.conn.TLS
@@ -286,7 +221,7 @@ func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
 		relayField = sh.Host + "[" + ip + "]:" + port
 	}
 	via := ""
-	if sh.Proxy != "" {
+	if sh.Proxy != "" && !p.noRoute {
 		via = config.MaskProxy(sh.Proxy)
 	}
 	now := r.Now()

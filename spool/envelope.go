@@ -35,6 +35,20 @@ type Envelope struct {
 	OwnSide bool `json:"own_side,omitempty"`
 	// Warned: the delay warning (warn_after) was sent.
 	Warned bool `json:"warned,omitempty"`
+	// RateWait, when set, says that the message waits for a smarthost's
+	// rate limit (not for a retry): mailq shows it. The next real attempt
+	// clears it.
+	RateWait *RateWait `json:"rate_wait,omitempty"`
+	// RateWaited is the time the message spent waiting for rate limits in
+	// all: it does not count toward the lifetime.
+	RateWaited time.Duration `json:"rate_waited,omitempty"`
+}
+
+// RateWait is a message held back by the rate limit of a smarthost.
+type RateWait struct {
+	Smarthost string    `json:"smarthost"`
+	Limit     string    `json:"limit"` // as configured, "100/h"
+	Until     time.Time `json:"until"` // when a send is free again
 }
 
 // Recipient is one envelope recipient with its own delivery state.

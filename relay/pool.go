@@ -1,0 +1,403 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/spool"
+)
+
+// run is the state of one delivery pass: a lane per smarthost, each with
+// up to max_connections workers, and a dispatcher (Run's goroutine) that
+// routes queued messages to them. See the package documentation.
+type run struct {
+	r       *Runner
+	ctx     context.Context
+	lanes   []*lane // one per [[smarthost]], in configuration order
+	maxConn int
+	workers sync.WaitGroup
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	inflight int   // jobs handed to lanes and not finished
+	redone   []job // jobs a lane gave back for the next candidate
+	st       Stats
+}
+
+// job is one message on its way: the smarthosts its sender is routed to
+// and the one to try now.
+type job struct {
+	id    string
+	cands []*lane
+	next  int
+}
+
+// lane is one smarthost in a pass: its workers, what is known about it.
+type lane struct {
+	sh      *config.Smarthost
+	jobs    chan job
+	workers int // started; only the dispatcher touches it
+
+	mu        sync.Mutex
+	host      spool.HostState
+	down      *Failure  // unusable: remembered, or failed in this pass
+	downUntil time.Time // until then
+	failed    bool      // a connection failed in this pass (counted once)
+	rateFull  time.Time // the rate limit is used up until then
+}
+
+func (r *Runner) newRun(ctx context.Context) *run {
+	ru := &run{r: r, ctx: ctx, maxConn: max(r.Config.Queue.MaxConnections, 1)}
+	if r.Debug != nil {
+		// The dialogue of one connection at a time, readable.
+		ru.maxConn = 1
+	}
+	ru.cond = sync.NewCond(&ru.mu)
+	now := r.Now()
+	for i := range r.Config.Smarthosts {
+		sh := &r.Config.Smarthosts[i]
+		ln := &lane{sh: sh, jobs: make(chan job)}
+		ln.host = r.Spool.Host(sh.Name)
+		if ln.host.Addr != hostAddr(sh) {
+			ln.host = spool.HostState{} // about an address no longer configured
+		}
+		if now.Before(ln.host.DownUntil) {
+			ln.down = &Failure{Stage: StageConnect, Err: fmt.Errorf("%s is down until %s (%s)", sh.Name, ln.host.DownUntil.Format(time.RFC3339), ln.host.Reason)}
+			ln.downUntil = ln.host.DownUntil
+		}
+		ru.lanes = append(ru.lanes, ln)
+	}
+	return ru
+}
+
+// laneOf returns the lane of a smarthost of the configuration.
+func (ru *run) laneOf(sh *config.Smarthost) *lane {
+	for _, ln := range ru.lanes {
+		if ln.sh == sh {
+			return ln
+		}
+	}
+	return nil
+}
+
+func (ln *lane) state() (*Failure, time.Time) {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	return ln.down, ln.downUntil
+}
+
+// dispatch routes a message to the first of its smarthosts that is not
+// down and hands it to that lane, starting a worker (a connection) when
+// every started one is busy and the lane has fewer than max_connections.
+// Messages that need no connection — no route, every smarthost down — are
+// recorded here.
+func (ru *run) dispatch(j job) {
+	r := ru.r
+	if j.cands == nil {
+		m, err := r.Spool.Read(j.id)
+		if errors.Is(err, spool.ErrNotFound) {
+			return
+		}
+		if err == nil && !r.due(&m.Envelope) {
+			return // cheap check without the lock
+		}
+		if err != nil {
+			// Lock reports it, and moves a corrupt file aside.
+			if l := ru.lock(j.id); l != nil {
+				l.Close()
+			}
+			return
+		}
+		sender := m.Sender
+		if r.Rewrite != nil {
+			sender = r.Rewrite.Sender(&m.Envelope)
+		}
+		for _, sh := range Route(r.Config, sender) {
+			j.cands = append(j.cands, ru.laneOf(sh))
+		}
+		if len(j.cands) == 0 {
+			ru.noRoute(j.id, sender)
+			return
+		}
+	}
+	for j.next < len(j.cands) {
+		if down, _ := j.cands[j.next].state(); down == nil {
+			break
+		}
+		j.next++
+	}
+	if j.next == len(j.cands) {
+		ru.allDown(j)
+		return
+	}
+	ln := j.cands[j.next]
+	ru.mu.Lock()
+	ru.inflight++
+	ru.mu.Unlock()
+	select {
+	case ln.jobs <- j:
+		return
+	default:
+	}
+	if ln.workers < ru.maxConn {
+		ln.workers++
+		ru.workers.Add(1)
+		go ru.work(ln)
+	}
+	ln.jobs <- j
+}
+
+// dispatchRedone dispatches the jobs lanes gave back.
+func (ru *run) dispatchRedone() {
+	for {
+		ru.mu.Lock()
+		if len(ru.redone) == 0 || ru.ctx.Err() != nil {
+			ru.mu.Unlock()
+			return
+		}
+		j := ru.redone[0]
+		ru.redone = ru.redone[1:]
+		ru.mu.Unlock()
+		ru.dispatch(j)
+	}
+}
+
+// wait lets the lanes finish: jobs given back are dispatched again until
+// none is in flight; then the workers close their connections and end.
+func (ru *run) wait() {
+	ru.mu.Lock()
+	for {
+		if len(ru.redone) > 0 && ru.ctx.Err() == nil {
+			ru.mu.Unlock()
+			ru.dispatchRedone()
+			ru.mu.Lock()
+			continue
+		}
+		if ru.inflight == 0 {
+			break
+		}
+		ru.cond.Wait()
+	}
+	ru.mu.Unlock()
+	for _, ln := range ru.lanes {
+		close(ln.jobs)
+	}
+	ru.workers.Wait()
+}
+
+// done ends a job; redo, when set, goes back to the dispatcher.
+func (ru *run) done(redo *job) {
+	ru.mu.Lock()
+	ru.inflight--
+	if redo != nil {
+		ru.redone = append(ru.redone, *redo)
+	}
+	ru.cond.Broadcast()
+	ru.mu.Unlock()
+}
+
+// work is one connection's worth of a lane: it takes the lane's jobs one
+// after the other over a connection it opens when needed and keeps for
+// the next message (RSET between transactions).
+func (ru *run) work(ln *lane) {
+	defer ru.workers.Done()
+	var conn *Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for j := range ln.jobs {
+		ru.done(ru.handle(ln, &conn, j))
+	}
+}
+
+// lock takes a message for this runner; nil when it is not to be had
+// (another runner has it, it is gone, or it is unreadable: reported).
+func (ru *run) lock(id string) *spool.Locked {
+	l, err := ru.r.Spool.Lock(id)
+	switch {
+	case errors.Is(err, spool.ErrBusy) || errors.Is(err, spool.ErrNotFound):
+		return nil
+	case err != nil:
+		ru.r.Log.Error("id", id, "status", "error", "reason", err.Error())
+		return nil
+	}
+	return l
+}
+
+// handle delivers one message through lane ln, over *conn (dialed when
+// there is none, or when the old one fails its RSET). It returns the job
+// to dispatch again when the smarthost cannot be used and another
+// candidate is left.
+func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
+	r := ru.r
+	if ru.ctx.Err() != nil {
+		return nil
+	}
+	l := ru.lock(j.id)
+	if l == nil {
+		return nil
+	}
+	defer l.Close()
+	if !r.due(l.Env) {
+		return nil
+	}
+	if !r.sendable(l.Env) {
+		ru.record(l, &Outcome{}, &pass{sh: ln.sh}) // only failures to report
+		return nil
+	}
+	if down, until := ln.state(); down != nil {
+		if j.next+1 < len(j.cands) {
+			j.next++
+			return &j
+		}
+		ru.record(l, allDeferred(l.Env, down), &pass{sh: ln.sh, down: down, downUntil: until})
+		return nil
+	}
+	slot, wait := ru.takeRate(ln)
+	if !wait.IsZero() {
+		ru.holdForRate(l, ln, wait)
+		return nil
+	}
+	if *conn == nil || (*conn).Reset() != nil {
+		if *conn != nil {
+			(*conn).Close()
+			*conn = nil
+		}
+		c, err := Dial(ru.ctx, ln.sh, DialOptions{HeloName: r.HeloName, Debug: r.Debug, Abort: ru.ctx})
+		if err != nil {
+			ru.returnRate(ln, slot)
+			if ru.ctx.Err() != nil {
+				// Stopping is not an outage of the smarthost.
+				ru.record(l, allDeferred(l.Env, &Failure{Stage: StageConnect, Err: ErrAborted}), &pass{sh: ln.sh})
+				return nil
+			}
+			down, until := ru.markDown(ln, failure(StageConnect, err))
+			if j.next+1 < len(j.cands) {
+				r.Log.Info("id", j.id, "relay", ln.sh.Name, "status", "failover", "next", j.cands[j.next+1].sh.Name, "reason", down.ReplyLine())
+				j.next++
+				return &j
+			}
+			ru.record(l, allDeferred(l.Env, down), &pass{sh: ln.sh, down: down, downUntil: until})
+			return nil
+		}
+		*conn = c
+		ru.markUp(ln)
+	}
+	out, err := r.sendVia(*conn, ln.sh, l)
+	p := &pass{sh: ln.sh, conn: *conn}
+	if err != nil {
+		(*conn).Close()
+		*conn = nil
+		p.conn = nil
+	}
+	ru.record(l, out, p)
+	return nil
+}
+
+// markDown remembers that a connection to ln's smarthost failed: it is
+// down until its backoff ends, in this pass and (spool.HostState) in the
+// next ones. Workers failing together count as one failure.
+func (ru *run) markDown(ln *lane, f *Failure) (*Failure, time.Time) {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.down != nil {
+		return ln.down, ln.downUntil
+	}
+	r := ru.r
+	ln.down, ln.failed = f, true
+	ln.host.Addr = hostAddr(ln.sh)
+	ln.host.Failures++
+	ln.host.Reason = f.ReplyLine()
+	ln.downUntil = r.Now().Add(r.backoff(ln.host.Failures))
+	ln.host.DownUntil = ln.downUntil
+	if err := r.Spool.SetHost(ln.sh.Name, ln.host); err != nil {
+		r.Log.Error("relay", ln.sh.Name, "status", "error", "reason", err.Error())
+	}
+	return ln.down, ln.downUntil
+}
+
+// markUp forgets a remembered outage once a connection worked.
+func (ru *run) markUp(ln *lane) {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.host != (spool.HostState{}) && !ln.failed {
+		ln.host = spool.HostState{}
+		ru.r.Spool.SetHost(ln.sh.Name, ln.host)
+	}
+}
+
+// noRoute records a message whose sender no smarthost serves: it waits,
+// as a fault of the configuration (own side: never bounced, held after
+// the lifetime).
+func (ru *run) noRoute(id, sender string) {
+	l := ru.lock(id)
+	if l == nil {
+		return
+	}
+	defer l.Close()
+	if !ru.r.due(l.Env) {
+		return
+	}
+	f := &Failure{Stage: StageLocal, Err: fmt.Errorf("no smarthost serves the sender <%s>: add it to the senders of a [[smarthost]], or add a [[smarthost]] without senders", sender)}
+	ru.record(l, ru.r.deferAll(l.Env, f), &pass{sh: &ru.r.Config.Smarthosts[0], noRoute: true})
+}
+
+// allDown records a message all of whose smarthosts are down: deferred
+// with the last one's failure until the first of them is up again, without
+// a connection.
+func (ru *run) allDown(j job) {
+	l := ru.lock(j.id)
+	if l == nil {
+		return
+	}
+	defer l.Close()
+	if !ru.r.due(l.Env) {
+		return
+	}
+	last := j.cands[len(j.cands)-1]
+	down, until := last.state()
+	for _, ln := range j.cands {
+		if _, u := ln.state(); u.Before(until) {
+			until = u
+		}
+	}
+	ru.record(l, ru.r.deferAll(l.Env, down), &pass{sh: last.sh, down: down, downUntil: until})
+}
+
+// deferAll defers the message's recipients that are due with f; a message
+// with only failures to report gets an empty outcome.
+func (r *Runner) deferAll(env *spool.Envelope, f *Failure) *Outcome {
+	if !r.sendable(env) {
+		return &Outcome{}
+	}
+	return allDeferred(env, f)
+}
+
+// record writes the outcome (Runner.record) and counts it.
+func (ru *run) record(l *spool.Locked, out *Outcome, p *pass) {
+	if err := ru.r.record(l, out, p); err != nil {
+		ru.r.Log.Error("id", l.Env.ID, "status", "error", "reason", err.Error())
+	}
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	ru.st.Messages++
+	for _, res := range out.Results {
+		switch {
+		case res.Err == nil:
+			ru.st.Delivered++
+		case res.Rcpt.Status == spool.Failed:
+			ru.st.Failed++
+		default:
+			ru.st.Deferred++
+		}
+	}
+	if l.Env.Held {
+		ru.st.Held++
+	}
+}
