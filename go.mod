@@ -6,7 +6,15 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
+	github.com/xdg-go/scram v1.1.2
 	golang.org/x/sys v0.49.0
 )
 
 require golang.org/x/net v0.62.0
+
+require (
+	github.com/fsnotify/fsnotify v1.10.1 // indirect
+	github.com/xdg-go/pbkdf2 v1.0.0 // indirect
+	github.com/xdg-go/stringprep v1.0.4 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)

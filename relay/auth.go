@@ -1,16 +1,54 @@
 package relay
 
+// AUTH: which mechanism, the fallback to PLAIN, and what a failure says.
+//
+// Without auth in the configuration, relay takes the strongest password
+// mechanism both sides offer: SCRAM-SHA-256 (the server proves it knows
+// the password too), CRAM-MD5, PLAIN, LOGIN. XOAUTH2 and OAUTHBEARER are
+// used only when auth names them: their secret is an OAuth token, not a
+// password. A named mechanism the server does not offer is an error; relay
+// never silently picks another.
+//
+// A server that offers CRAM-MD5 or SCRAM but stores hashed passwords
+// cannot check them and refuses every login with them. So when the
+// automatically chosen challenge-response mechanism is refused (any reply
+// but 421), relay tries PLAIN (LOGIN when PLAIN is not offered) on the same
+// connection, but only over TLS: the point of a challenge-response
+// mechanism is that the password never crosses the wire, and it must not
+// then cross it in clear. Servers keep the session after a refused AUTH
+// (RFC 4954 4: the client may try again; Postfix, Dovecot, Exim and
+// go-smtp do); one that drops it (421, or a closed connection) fails the
+// attempt, which is deferred like any AUTH failure. A mechanism named in
+// auth is never replaced.
+//
+// The secret is read once per connection (password_file, password_command:
+// tokens expire) and used for the fallback too.
+
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/emersion/go-sasl"
+	"github.com/relaymail/relay/config"
 )
 
 // passwordMechanisms are the mechanisms relay chooses from by itself,
 // strongest first.
-var passwordMechanisms = []string{"PLAIN", "LOGIN"}
+var passwordMechanisms = []string{"SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"}
+
+// challengeResponse reports whether the password stays off the wire with
+// mech (and so the server needs it in clear or in the mechanism's hash).
+func challengeResponse(mech string) bool {
+	return mech == "SCRAM-SHA-256" || mech == "CRAM-MD5"
+}
+
+// tokenMechanism reports whether mech's secret is an OAuth token.
+func tokenMechanism(mech string) bool {
+	return mech == "XOAUTH2" || mech == "OAUTHBEARER"
+}
 
 // chooseMechanism picks the mechanism named by auth, or else the strongest
 // password mechanism the server offers.
@@ -27,17 +65,122 @@ func chooseMechanism(auth string, offered func(string) bool) (string, error) {
 			return m, nil
 		}
 	}
-	return "", errors.New("the server offers no AUTH mechanism relay supports (PLAIN, LOGIN)")
+	return "", errors.New("the server offers no AUTH mechanism relay supports (SCRAM-SHA-256, CRAM-MD5, PLAIN, LOGIN; XOAUTH2 and OAUTHBEARER when auth names them)")
 }
 
-func saslClient(mech, user, pass string) (sasl.Client, error) {
+// fallbackMechanism is the mechanism to try after first failed with f, or
+// "" for none (see the file comment).
+func fallbackMechanism(auth, first string, f *Failure, tls bool, offered func(string) bool) string {
+	if auth != "" || !challengeResponse(first) || !tls || f.Code == 0 || f.Code == 421 {
+		return ""
+	}
+	for _, m := range []string{"PLAIN", "LOGIN"} {
+		if offered(m) {
+			return m
+		}
+	}
+	return ""
+}
+
+func saslClient(mech string, sh *config.Smarthost, secret string) (sasl.Client, error) {
+	user := sh.Username
 	switch mech {
 	case "PLAIN":
-		return sasl.NewPlainClient("", user, pass), nil
+		return sasl.NewPlainClient("", user, secret), nil
 	case "LOGIN":
-		return &loginClient{user: user, pass: pass}, nil
+		return &loginClient{user: user, pass: secret}, nil
+	case "CRAM-MD5":
+		return &cramMD5Client{user: user, pass: secret}, nil
+	case "SCRAM-SHA-256":
+		return newSCRAMClient(user, secret)
+	case "XOAUTH2":
+		return &xoauth2Client{user: user, token: secret}, nil
+	case "OAUTHBEARER":
+		return newOAuthBearerClient(user, secret, sh.Host, sh.Port), nil
 	}
-	return nil, fmt.Errorf("AUTH %s is not supported yet", mech)
+	return nil, fmt.Errorf("AUTH %s is not supported", mech)
+}
+
+// authenticate logs in on c: refuses to send a secret without TLS to
+// anything but a loopback peer, chooses the mechanism, reads the secret,
+// and falls back to PLAIN as the file comment says. tried lists the
+// mechanisms tried, in order, also when it fails. Every error is a
+// *Failure.
+func (c *Conn) authenticate(ctx context.Context, peer net.Addr) (tried []string, err error) {
+	sh := c.Host
+	switch {
+	case c.TLS == "" && sh.Proxy != "":
+		return nil, &Failure{Stage: StageAuth, Err: fmt.Errorf("refusing to send the password of %s without TLS to %s via %s (through a proxy a password needs TLS)",
+			sh.Username, net.JoinHostPort(sh.Host, fmt.Sprint(sh.Port)), config.MaskProxy(sh.Proxy))}
+	case c.TLS == "" && !isLoopback(peer):
+		return nil, &Failure{Stage: StageAuth, Err: fmt.Errorf("refusing to send the password of %s without TLS to %s (only loopback peers may be authenticated in clear)", sh.Username, peer)}
+	}
+	if ok, _ := c.client.Extension("AUTH"); !ok {
+		return nil, &Failure{Stage: StageAuth, Err: errors.New("the server does not offer AUTH, but a username is configured")}
+	}
+	mech, err := chooseMechanism(sh.Auth, c.client.SupportsAuth)
+	if err != nil {
+		return nil, &Failure{Stage: StageAuth, Err: err}
+	}
+	secret, err := password(ctx, sh)
+	if err != nil {
+		return nil, &Failure{Stage: StageLocal, Err: err}
+	}
+	tried = []string{mech}
+	f := c.authWith(mech, secret)
+	if f == nil {
+		return tried, nil
+	}
+	if fb := fallbackMechanism(sh.Auth, mech, f, c.TLS != "", c.client.SupportsAuth); fb != "" {
+		tried = append(tried, fb)
+		f2 := c.authWith(fb, secret)
+		if f2 == nil {
+			return tried, nil
+		}
+		if f2.Code == 0 && f2.Stage == StageAuth {
+			// The server dropped the session after the refusal: its
+			// answer to the first mechanism is the one that explains.
+			f.Reply += fmt.Sprintf(" (AUTH %s was refused; %s could not be tried: %v)", mech, fb, f2.Err)
+		} else {
+			f = f2
+			if f.Code > 0 {
+				f.Reply += fmt.Sprintf(" (AUTH %s was refused, then %s)", mech, fb)
+			}
+		}
+	}
+	return tried, f
+}
+
+// authWith runs one AUTH exchange with mech; nil when the server answered
+// 235 (and, with SCRAM, proved that it knows the password).
+func (c *Conn) authWith(mech, secret string) *Failure {
+	sc, err := saslClient(mech, c.Host, secret)
+	if err != nil {
+		return &Failure{Stage: StageAuth, Err: err}
+	}
+	if err := c.client.Auth(sc); err != nil {
+		f := failure(StageAuth, err)
+		if f.Code == 0 {
+			if !strings.HasPrefix(err.Error(), "AUTH ") {
+				f.Err = fmt.Errorf("AUTH %s: %w", mech, err)
+			}
+			return f
+		}
+		if tc, ok := sc.(tokenClient); ok && f.Code/100 == 5 {
+			// The explanation of a refused token differs from that of a
+			// wrong password (explain.go looks for this).
+			why := "token refused"
+			if r := tc.Refusal(); r != "" {
+				why += ", " + r
+			}
+			f.Reply += fmt.Sprintf(" (AUTH %s: %s)", mech, why)
+		}
+		return f
+	}
+	if s, ok := sc.(*scramClient); ok && !s.Valid() {
+		return &Failure{Stage: StageAuth, Err: errors.New("AUTH SCRAM-SHA-256: the server accepted the login without proving that it knows the password (no valid server signature)")}
+	}
+	return nil
 }
 
 // loginClient is AUTH LOGIN that answers the first challenge with the user

@@ -22,7 +22,21 @@ var (
 	// WriteIdleTimeout bounds each write of the message: a server that
 	// stops reading fails the delivery instead of hanging it.
 	WriteIdleTimeout = 3 * time.Minute
+	// DataBudgetBase and DataMinRate make the budget of a whole DATA:
+	// DataBudgetBase plus the message size at DataMinRate octets per
+	// second. A server that keeps reading, but slower than that (a
+	// trickle that each write's idle timeout never catches), fails the
+	// delivery when the budget is spent. 32 KiB/s is slower than a poor
+	// Tor circuit: a 100 MB message gets 5 min + 53 min.
+	DataBudgetBase       = 5 * time.Minute
+	DataMinRate    int64 = 32 << 10
 )
+
+// dataBudget is the time a DATA of size octets may take.
+func dataBudget(size int64) time.Duration {
+	rate := max(DataMinRate, 1)
+	return DataBudgetBase + time.Duration(float64(size)/float64(rate)*float64(time.Second))
+}
 
 // DialOptions are the parts of a connection that do not come from the
 // smarthost's configuration.
@@ -46,6 +60,7 @@ type Conn struct {
 	Via    string // the SOCKS5 proxy, password masked; "" when direct
 	TLS    string // TLS version such as "TLSv1.3", "" without TLS
 	client *smtp.Client
+	idle   *idleConn
 	broken bool
 	// aborted is set when DialOptions.Abort closed the connection;
 	// stopAbort unregisters that.
@@ -103,7 +118,7 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 // handshake speaks TLS, EHLO and AUTH on a fresh connection.
 func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *tls.Config, raw net.Conn) (*Conn, error) {
 	conn := &idleConn{Conn: raw}
-	c := &Conn{Host: sh, Addr: raw.RemoteAddr().String()}
+	c := &Conn{Host: sh, Addr: raw.RemoteAddr().String(), idle: conn}
 	var err error
 
 	var client *smtp.Client
@@ -173,40 +188,11 @@ func startTLSFailure(err error) *Failure {
 }
 
 // auth authenticates, refusing to send a password over a connection
-// without TLS to anything but a loopback address.
+// without TLS to anything but a loopback address (see authenticate in
+// auth.go: the mechanism, the fallback to PLAIN).
 func (c *Conn) auth(ctx context.Context, peer net.Addr) error {
-	sh := c.Host
-	switch {
-	case c.TLS == "" && sh.Proxy != "":
-		return &Failure{Stage: StageAuth, Err: fmt.Errorf("refusing to send the password of %s without TLS to %s via %s (through a proxy a password needs TLS)",
-			sh.Username, net.JoinHostPort(sh.Host, fmt.Sprint(sh.Port)), config.MaskProxy(sh.Proxy))}
-	case c.TLS == "" && !isLoopback(peer):
-		return &Failure{Stage: StageAuth, Err: fmt.Errorf("refusing to send the password of %s without TLS to %s (only loopback peers may be authenticated in clear)", sh.Username, peer)}
-	}
-	ok, _ := c.client.Extension("AUTH")
-	if !ok {
-		return &Failure{Stage: StageAuth, Err: errors.New("the server does not offer AUTH, but a username is configured")}
-	}
-	mech, err := chooseMechanism(sh.Auth, c.client.SupportsAuth)
-	if err != nil {
-		return &Failure{Stage: StageAuth, Err: err}
-	}
-	pass, err := password(ctx, sh)
-	if err != nil {
-		return &Failure{Stage: StageLocal, Err: err}
-	}
-	sc, err := saslClient(mech, sh.Username, pass)
-	if err != nil {
-		return &Failure{Stage: StageAuth, Err: err}
-	}
-	if err := c.client.Auth(sc); err != nil {
-		f := failure(StageAuth, err)
-		if f.Code == 0 {
-			f.Err = fmt.Errorf("AUTH %s: %w", mech, err)
-		}
-		return f
-	}
-	return nil
+	_, err := c.authenticate(ctx, peer)
+	return err
 }
 
 func isLoopback(a net.Addr) bool {
@@ -229,13 +215,28 @@ func (c *Conn) Close() error {
 
 // idleConn gives every write its own deadline, so that a server that stops
 // reading the message fails the delivery after WriteIdleTimeout instead of
-// hanging it (go-smtp sets none while DATA is written). Deadlines that
+// hanging it (go-smtp sets none while DATA is written), and no later than
+// the budget of the DATA in progress (see dataBudget). Deadlines that
 // go-smtp sets for replies are kept.
 type idleConn struct {
 	net.Conn
+	budget atomic.Int64 // the DATA's end as Unix nanoseconds; 0: none
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(WriteIdleTimeout))
+	d := time.Now().Add(WriteIdleTimeout)
+	if b := c.budget.Load(); b != 0 && time.Unix(0, b).Before(d) {
+		d = time.Unix(0, b)
+	}
+	c.Conn.SetWriteDeadline(d)
 	return c.Conn.Write(p)
+}
+
+// startBudget bounds the writes to come by the deadline end; stopBudget
+// lifts that. overBudget reports whether the budget is spent.
+func (c *idleConn) startBudget(end time.Time) { c.budget.Store(end.UnixNano()) }
+func (c *idleConn) stopBudget()               { c.budget.Store(0) }
+func (c *idleConn) overBudget() bool {
+	b := c.budget.Load()
+	return b != 0 && !time.Now().Before(time.Unix(0, b))
 }

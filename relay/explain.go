@@ -225,6 +225,15 @@ var explainRules = []explainRule{
 		say: `The server does not offer AUTH (login) here, but a username is configured: check host and port (587 or 465 usually offer it, many servers only over TLS), or remove username if the server takes mail from this machine without login.`},
 	{errText: icase(`but the server does not offer|no AUTH mechanism relay supports`),
 		say: `The server does not offer the AUTH mechanism relay would use: remove auth, or set it to a mechanism the server lists (relay probe shows them).`},
+	// AUTH with a token (auth.go appends "(AUTH XOAUTH2: token refused…)"
+	// to the reply): before the password rows, which would say "app
+	// password".
+	{reply: icase(`\(AUTH (XOAUTH2|OAUTHBEARER): token refused`),
+		say: `The smarthost refused the OAuth access token: password_command must print a current access token for this account (not the refresh token, not the password), with the scope for mail (Gmail: https://mail.google.com/, Outlook: https://outlook.office.com/SMTP.Send). Run the command by hand to see what it prints; relay runs it again for each connection.`},
+	{errText: icase(`SCRAM-SHA-256: .*characters SCRAM does not allow`),
+		say: `The username or password holds characters SCRAM-SHA-256 cannot use (SASLprep refuses control characters and some others): set auth = "plain" to log in with PLAIN over TLS.`},
+	{errText: icase(`AUTH SCRAM-SHA-256: .*(without proving|server validation failed|server error|nonce|iterations|unexpected challenge)`),
+		say: `The smarthost's SCRAM-SHA-256 login did not check out: the server did not prove that it knows the password, or broke the protocol. Check that host and the TLS settings reach the real server; if its SCRAM support is broken, set auth = "plain" to log in with PLAIN over TLS.`},
 	{code: icase(`^534$`), say: sayAppPassword},
 	{reply: icase(`application[- ]specific password|app(lication)? password`), say: sayAppPassword},
 	{reply: icase(`does not have access rights|\bEULA\b|accept .*(terms|agreement)|not allowed to use (smtp|this service)|smtp (access )?(is )?disabled`),

@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -235,6 +236,47 @@ func TestExplain_Auth(t *testing.T) {
 	})
 }
 
+// TestExplain_AuthMechanisms: the rows of the mechanisms of auth.go,
+// through delivery against the fault server's CRAM-MD5, SCRAM and token
+// mechanisms (auth_test.go).
+func TestExplain_AuthMechanisms(t *testing.T) {
+	token := func(mech string) func(t *testing.T) config.Smarthost {
+		return func(t *testing.T) config.Smarthost {
+			srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Token: "the-right-token"}, mech)
+			sh := tlsSmarthost(t, srv)
+			sh.Auth = strings.ToLower(mech)
+			sh.Password = "a-stale-token"
+			return sh
+		}
+	}
+	runExplainCases(t, []explainCase{
+		{"XOAUTH2TokenRefused", token("XOAUTH2"), "deferred", "refused the OAuth access token: password_command must print a current access token"},
+		{"OAUTHBEARERTokenRefused", token("OAUTHBEARER"), "deferred", "refused the OAuth access token"},
+		{"CRAMMD5WrongPassword", func(t *testing.T) config.Smarthost {
+			sh := withAuth(smarthost(mechServer(t, serverConfig{}, authBehaviour{}, "CRAM-MD5").Port, "none"))
+			sh.Password = "not-the-password"
+			return sh
+		}, "deferred", "refused the username or password"},
+		{"HashedPasswordsPlainRefusedToo", func(t *testing.T) config.Smarthost {
+			sh := tlsSmarthost(t, mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Hashed: true}, "SCRAM-SHA-256", "PLAIN"))
+			sh.Password = "not-the-password"
+			return sh
+		}, "deferred", "refused the username or password"},
+		{"SCRAMServerWithoutProof", func(t *testing.T) config.Smarthost {
+			srv := newRawServer(t, smtpReplies([]string{"AUTH SCRAM-SHA-256"}, map[string]func(string) string{
+				"AUTH": func(l string) string {
+					f := strings.Fields(l)
+					first, _ := base64.StdEncoding.DecodeString(f[len(f)-1])
+					_, nonce, _ := strings.Cut(string(first), ",r=")
+					return "334 " + base64.StdEncoding.EncodeToString([]byte("r="+nonce+"x,s=c2FsdA==,i=4096"))
+				},
+				"*": func(string) string { return "334 " + base64.StdEncoding.EncodeToString([]byte("v=AAAA")) },
+			}))
+			return withAuth(smarthost(srv.Port, "none"))
+		}, "deferred", "SCRAM-SHA-256 login did not check out"},
+	})
+}
+
 // TestExplain_Replies: what the smarthost answers to the session and the
 // transaction.
 func TestExplain_Replies(t *testing.T) {
@@ -449,6 +491,11 @@ func TestExplainReply(t *testing.T) {
 		{"", `tls: the server does not offer STARTTLS, and tls = "starttls" never falls back to plain text`, "does not offer STARTTLS on this port"},
 		{"", "auth: the server does not offer AUTH, but a username is configured", "does not offer AUTH (login)"},
 		{"", "local: password_command pass: exit status 2", "password_command failed"},
+		{"", "auth: 535 5.7.8 Username and Password not accepted. (AUTH XOAUTH2: token refused, status 401, scope https://mail.google.com/)", "refused the OAuth access token"},
+		{"", "auth: 535 5.7.8 Authentication failed (AUTH OAUTHBEARER: token refused)", "refused the OAuth access token"},
+		{"", "auth: 535 5.7.8 Error: authentication failed (AUTH CRAM-MD5 was refused, then PLAIN)", "refused the username or password"},
+		{"", "auth: AUTH SCRAM-SHA-256: server validation failed", "SCRAM-SHA-256 login did not check out"},
+		{"", "auth: AUTH SCRAM-SHA-256: the username or password holds characters SCRAM does not allow (SASLprep)", `set auth = "plain"`},
 		{"", "rcpt: 450 4.2.0 Mailbox busy", ""},
 		{"", "250 2.0.0 Ok", ""},
 		{"", "", ""},

@@ -58,8 +58,11 @@ type ProbeResult struct {
 	// succeed).
 	EHLO      []string
 	EHLOClear bool
-	Auth      string // "PLAIN as robot@example.test: ok"; the failure when it failed
-	Sent      string // the test message's outcome
+	// Auth is the mechanisms tried and the login: "SCRAM-SHA-256 as
+	// robot@example.test: ok", "CRAM-MD5, then PLAIN as …" after the
+	// fallback; without ": ok" when it failed.
+	Auth string
+	Sent string // the test message's outcome
 	// Step is the step that failed ("connect", "TLS", "AUTH", …) and
 	// Failure why; both empty when every step worked.
 	Step    string
@@ -185,15 +188,14 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 	if sh.Username == "" {
 		r.Auth = "not configured (no username)"
 	} else {
-		mech := ""
-		if ok, _ := c.client.Extension("AUTH"); ok {
-			mech, _ = chooseMechanism(sh.Auth, c.client.SupportsAuth)
-		}
+		// The mechanisms tried, in order: "PLAIN as robot@…", or
+		// "CRAM-MD5, then PLAIN as robot@…" after a fallback.
+		tried, err := c.authenticate(ctx, raw.RemoteAddr())
 		who := "as " + sh.Username
-		if mech != "" {
-			who = mech + " " + who
+		if len(tried) > 0 {
+			who = strings.Join(tried, ", then ") + " " + who
 		}
-		if err := c.auth(ctx, raw.RemoteAddr()); err != nil {
+		if err != nil {
 			r.Auth = who
 			return fail("AUTH", failure(StageAuth, err))
 		}

@@ -80,6 +80,11 @@ type serverConfig struct {
 	Password string
 	// AuthErr is the reply to AUTH after the credentials arrived.
 	AuthErr *smtp.SMTPError
+	// AuthServer serves the mechanisms besides PLAIN and LOGIN (auth_test.go:
+	// CRAM-MD5, SCRAM-SHA-256, XOAUTH2, OAUTHBEARER); nil for a mechanism
+	// it does not serve. check records what it was given and applies
+	// AuthErr and Password as for PLAIN.
+	AuthServer func(mech string, check func(authSeen) error) sasl.Server
 
 	// MailErr is the reply to MAIL FROM, by sender; the key "*" matches
 	// every sender.
@@ -410,6 +415,11 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 		return &loginServer{prompts: se.s.config().LoginPrompts, auth: func(user, pass string) error {
 			return se.authenticate(authSeen{Mech: mech, User: user, Pass: pass})
 		}}, nil
+	}
+	if f := se.s.config().AuthServer; f != nil {
+		if srv := f(mech, func(a authSeen) error { a.Mech = mech; return se.authenticate(a) }); srv != nil {
+			return srv, nil
+		}
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
