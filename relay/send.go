@@ -1,13 +1,18 @@
 package relay
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"regexp"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/spool"
+	"golang.org/x/net/idna"
 )
 
 // Outcome is what one transaction did for each recipient it tried.
@@ -28,17 +33,36 @@ type RcptResult struct {
 // errReadSpool marks a failure to read the queued message.
 var errReadSpool = errors.New("reading the queued message")
 
-// Send runs one transaction for the pending recipients of env, from the
-// envelope sender sender (env.Sender after rewriting), and returns
-// a result for each of them, in envelope order. A non-nil error means the
+// SpillDir is where Send keeps a copy of a message it cannot read twice
+// (a rewritten one) and that is over 1 MiB: the file is removed as soon
+// as it is created. "" is os.TempDir().
+var SpillDir = ""
+
+// Send delivers the message to the pending recipients of env, from the
+// envelope sender sender (env.Sender after rewriting), and returns a
+// result for each of them, in envelope order. A non-nil error means the
 // connection is no longer usable; the results are complete all the same:
 // recipients refused before the loss keep their refusal, the others are
 // deferred with the error.
+//
+// Before MAIL FROM, Send reads the message once to see whether it must be
+// re-encoded for this server (see encode.go), then checks the server's
+// SIZE against the size that goes out (a larger message fails at once
+// with 552 5.3.4, as Postfix bounces "message size exceeds fixed limit"
+// of its next hop: waiting never makes it fit) and whether an address
+// needs SMTPUTF8 (such a recipient, or the whole message for such a
+// sender, is deferred when the server does not offer it: the mail waits
+// for a smarthost that can carry it).
+//
+// A 452 to RCPT after some recipients were accepted ("too many
+// recipients", RFC 5321 4.5.3.1.10) ends the recipients of this
+// transaction: the message goes to those accepted, then a new transaction
+// on the same connection carries the rest, until every recipient was
+// accepted or refused.
 func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size int64) (*Outcome, error) {
 	pending := env.Pending()
 	out := &Outcome{}
 	results := make(map[*spool.Recipient]*Failure, len(pending))
-	var accepted []*spool.Recipient
 	// finish gives every recipient without an outcome yet the failure f
 	// (nil: delivered) and lists the outcomes in envelope order.
 	finish := func(f *Failure, connErr error) (*Outcome, error) {
@@ -65,33 +89,9 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 		c.Reset()
 		return finish(f, nil)
 	}
-
-	if err := c.client.Mail(sender, mailOptions(env, size)); err != nil {
-		return failed(StageMail, err)
-	}
-	for _, r := range pending {
-		err := c.client.Rcpt(r.Address, rcptOptions(env, r))
-		if err == nil {
-			accepted = append(accepted, r)
-			continue
-		}
-		f := failure(StageRcpt, err)
-		if f.Code == 0 {
-			return failed(StageRcpt, err)
-		}
-		results[r] = f
-	}
-	if len(accepted) == 0 {
-		c.Reset()
-		return finish(nil, nil) // every recipient has its refusal
-	}
-	w, err := c.client.Data()
-	if err != nil {
-		return failed(StageData, err)
-	}
-	if _, err := io.Copy(w, readTagged{content}); err != nil {
-		// Never end a DATA we could not send whole: drop the connection
-		// instead of writing the final dot, so nothing half is delivered.
+	// drop ends the session without a word: the message could not be sent
+	// whole (never end a DATA half written), or the spool failed.
+	drop := func(err error) (*Outcome, error) {
 		c.broken = true
 		c.client.Close()
 		stage := StageData
@@ -101,12 +101,244 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 		f := &Failure{Stage: stage, Err: err}
 		return finish(f, f)
 	}
-	resp, err := w.CloseWithResponse()
+
+	src, err := rereadable(content)
 	if err != nil {
-		return failed(StageData, err)
+		return drop(err)
 	}
-	out.Reply = "250 " + oneLine(resp.StatusText)
+	defer src.Close()
+	eightBitOK, _ := c.client.Extension("8BITMIME")
+	plan, sendSize, err := prepareMessage(src, size, eightBitOK)
+	if err != nil {
+		return drop(err)
+	}
+	if limit, ok := c.client.MaxMessageSize(); ok && limit > 0 && sendSize > int64(limit) {
+		return finish(&Failure{Stage: StageData, Code: 552, Enhanced: "5.3.4",
+			Reply: fmt.Sprintf("message size %d exceeds size limit %d of the smarthost (SIZE in its EHLO): relay did not send it", sendSize, limit)}, nil)
+	}
+
+	utf8OK, _ := c.client.Extension("SMTPUTF8")
+	from, fromUTF8 := smtpAddress(sender)
+	if fromUTF8 && !utf8OK {
+		return finish(&Failure{Stage: StageMail, Err: fmt.Errorf("the sender %s needs SMTPUTF8, which the smarthost does not offer", sender)}, nil)
+	}
+	type rcptTo struct {
+		r    *spool.Recipient
+		addr string
+	}
+	var todo []rcptTo
+	needUTF8 := fromUTF8
+	for _, r := range pending {
+		addr, u := smtpAddress(r.Address)
+		if u && !utf8OK {
+			results[r] = &Failure{Stage: StageMail, Err: fmt.Errorf("the recipient %s needs SMTPUTF8, which the smarthost does not offer", r.Address)}
+			continue
+		}
+		needUTF8 = needUTF8 || u
+		todo = append(todo, rcptTo{r, addr})
+	}
+
+	for len(todo) > 0 {
+		opts := mailOptions(env, sendSize)
+		opts.UTF8 = needUTF8
+		if err := c.client.Mail(from, opts); err != nil {
+			return failed(StageMail, err)
+		}
+		var accepted []*spool.Recipient
+		var next []rcptTo
+		for i, t := range todo {
+			err := c.client.Rcpt(t.addr, rcptOptions(env, t.r))
+			if err == nil {
+				accepted = append(accepted, t.r)
+				continue
+			}
+			f := failure(StageRcpt, err)
+			if f.Code == 0 {
+				return failed(StageRcpt, err)
+			}
+			if len(accepted) > 0 && tooManyRecipients(f) {
+				next = todo[i:]
+				break
+			}
+			results[t.r] = f
+		}
+		if len(accepted) == 0 {
+			c.Reset()
+			break // every recipient has its refusal
+		}
+		w, err := c.client.Data()
+		if err != nil {
+			return failed(StageData, err)
+		}
+		if err := src.rewind(); err != nil {
+			return drop(err)
+		}
+		c.idle.startBudget(time.Now().Add(dataBudget(sendSize)))
+		if plan != nil {
+			_, err = plan.write(w, readTagged{src})
+		} else {
+			_, err = io.Copy(w, readTagged{src})
+		}
+		if err != nil && c.idle.overBudget() && !errors.Is(err, errReadSpool) {
+			err = fmt.Errorf("the smarthost took the message too slowly: %d octets did not go through within the budget of %v (DATA may take %v plus a second per %d KiB): %w",
+				sendSize, dataBudget(sendSize).Round(time.Second), DataBudgetBase, DataMinRate>>10, err)
+		}
+		c.idle.stopBudget()
+		if err != nil {
+			// Never end a DATA we could not send whole: drop the
+			// connection instead of writing the final dot, so nothing
+			// half is delivered.
+			return drop(err)
+		}
+		resp, err := w.CloseWithResponse()
+		var f *Failure
+		if err != nil {
+			f = failure(StageData, err)
+			if f.Code == 0 {
+				c.broken = true
+				return finish(f, f)
+			}
+		} else {
+			out.Reply = "250 " + oneLine(resp.StatusText)
+		}
+		for _, r := range accepted {
+			results[r] = f
+		}
+		todo = next
+	}
 	return finish(nil, nil)
+}
+
+// tooManyRecipients reports whether a refusal at RCPT says that the
+// transaction holds as many recipients as the server takes (RFC 5321
+// 4.5.3.1.10: 452, or 552 from older servers), rather than something
+// about this recipient.
+func tooManyRecipients(f *Failure) bool {
+	switch {
+	case f.Code == 452:
+		return true
+	case f.Code == 552 || f.Code/100 == 4:
+		return f.Enhanced == "4.5.3" || f.Enhanced == "5.5.3" || tooManyRe.MatchString(f.Reply)
+	}
+	return false
+}
+
+var tooManyRe = regexp.MustCompile(`(?i)too many recipients`)
+
+// smtpAddress returns addr as it goes into MAIL FROM or RCPT TO, a
+// non-ASCII domain written as A-labels (punycode), and whether it still
+// needs SMTPUTF8 (a local part that is not ASCII; then addr is returned
+// unchanged).
+func smtpAddress(addr string) (string, bool) {
+	if isASCII(addr) {
+		return addr, false
+	}
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 || !isASCII(addr[:i]) {
+		return addr, true
+	}
+	domain, err := idna.Lookup.ToASCII(addr[i+1:])
+	if err != nil {
+		return addr, true
+	}
+	return addr[:i+1] + domain, false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// prepareMessage decides how the message goes out: as it is (plan nil)
+// or re-encoded, and its size then. It leaves src anywhere.
+func prepareMessage(src *rereader, size int64, eightBitOK bool) (*encodePlan, int64, error) {
+	if err := src.rewind(); err != nil {
+		return nil, 0, err
+	}
+	sc, err := scanMessage(readTagged{src})
+	if err != nil {
+		return nil, 0, err
+	}
+	if !sc.LongLine && (eightBitOK || !sc.EightBit) {
+		return nil, size, nil
+	}
+	if err := src.rewind(); err != nil {
+		return nil, 0, err
+	}
+	plan, err := planEncoding(readTagged{src}, eightBitOK)
+	if err != nil || plan == nil {
+		return nil, size, err
+	}
+	if err := src.rewind(); err != nil {
+		return nil, 0, err
+	}
+	n, err := plan.write(io.Discard, readTagged{src})
+	if err != nil {
+		return nil, 0, err
+	}
+	return plan, n, nil
+}
+
+// rereader is the message, readable again from its start.
+type rereader struct {
+	io.ReadSeeker
+	start int64
+	file  *os.File // a spill file to close, or nil
+}
+
+func (r *rereader) rewind() error {
+	if _, err := r.Seek(r.start, io.SeekStart); err != nil {
+		return fmt.Errorf("%w: %w", errReadSpool, err)
+	}
+	return nil
+}
+
+func (r *rereader) Close() error {
+	if r.file != nil {
+		return r.file.Close()
+	}
+	return nil
+}
+
+// rereadable makes content readable more than once: as it is when it can
+// seek (the spool file), else in memory up to 1 MiB, else through a
+// removed temporary file in SpillDir.
+func rereadable(content io.Reader) (*rereader, error) {
+	if rs, ok := content.(io.ReadSeeker); ok {
+		pos, err := rs.Seek(0, io.SeekCurrent)
+		if err == nil {
+			return &rereader{ReadSeeker: rs, start: pos}, nil
+		}
+	}
+	const inMemory = 1 << 20
+	buf, err := io.ReadAll(io.LimitReader(readTagged{content}, inMemory+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(buf) <= inMemory {
+		return &rereader{ReadSeeker: bytes.NewReader(buf)}, nil
+	}
+	f, err := os.CreateTemp(SpillDir, "relay-send-*")
+	if err != nil {
+		return nil, fmt.Errorf("%w: a copy to read it twice: %w", errReadSpool, err)
+	}
+	os.Remove(f.Name())
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: a copy to read it twice: %w", errReadSpool, err)
+	}
+	if _, err := io.Copy(f, readTagged{content}); err != nil {
+		f.Close()
+		if !errors.Is(err, errReadSpool) {
+			err = fmt.Errorf("%w: a copy to read it twice: %w", errReadSpool, err)
+		}
+		return nil, err
+	}
+	return &rereader{ReadSeeker: f, file: f}, nil
 }
 
 // Usable reports whether the connection can carry another transaction.
@@ -125,15 +357,23 @@ func (c *Conn) Reset() error {
 	return err
 }
 
+// mailOptions are the MAIL FROM parameters. go-smtp sends the DSN ones
+// only when the server offers DSN, and BODY=8BITMIME whenever the server
+// offers 8BITMIME (what o.Body says does not matter). A value go-smtp
+// would refuse (an ENVID that is not printable ASCII) is left out rather
+// than failing the transaction.
 func mailOptions(env *spool.Envelope, size int64) *smtp.MailOptions {
-	o := &smtp.MailOptions{Size: size, EnvelopeID: env.DSN.EnvID}
+	o := &smtp.MailOptions{Size: size}
+	if printableASCII(env.DSN.EnvID) {
+		o.EnvelopeID = env.DSN.EnvID
+	}
 	switch env.Body {
 	case "8BITMIME":
 		o.Body = smtp.Body8BitMIME
 	case "7BIT":
 		o.Body = smtp.Body7Bit
 	}
-	switch env.DSN.Ret {
+	switch strings.ToUpper(env.DSN.Ret) {
 	case "FULL":
 		o.Return = smtp.DSNReturnFull
 	case "HDRS":
@@ -142,16 +382,40 @@ func mailOptions(env *spool.Envelope, size int64) *smtp.MailOptions {
 	return o
 }
 
+// rcptOptions are the RCPT TO parameters (DSN NOTIFY and ORCPT), left out
+// when they are not valid (NEVER with another value, an unknown value, a
+// non-ASCII original address).
 func rcptOptions(env *spool.Envelope, r *spool.Recipient) *smtp.RcptOptions {
 	o := &smtp.RcptOptions{}
+	never := false
 	for _, n := range env.DSN.Notify {
-		o.Notify = append(o.Notify, smtp.DSNNotify(strings.ToUpper(n)))
+		v := smtp.DSNNotify(strings.ToUpper(strings.TrimSpace(n)))
+		switch v {
+		case smtp.DSNNotifyNever:
+			never = true
+		case smtp.DSNNotifySuccess, smtp.DSNNotifyDelayed, smtp.DSNNotifyFailure:
+		default:
+			continue
+		}
+		o.Notify = append(o.Notify, v)
 	}
-	if r.Original != "" && strings.Contains(r.Original, "@") {
+	if never && len(o.Notify) > 1 {
+		o.Notify = nil
+	}
+	if r.Original != "" && strings.Contains(r.Original, "@") && printableASCII(r.Original) {
 		o.OriginalRecipientType = smtp.DSNAddressTypeRFC822
 		o.OriginalRecipient = r.Original
 	}
 	return o
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '!' || s[i] > '~' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // readTagged marks read errors so Send can tell a failing spool from a
