@@ -226,7 +226,12 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	defer cancel()
 	errc := make(chan error, len(lns))
 	var loops sync.WaitGroup
+	nets := "loopback"
+	for _, p := range s.o.Networks {
+		nets += "," + p.String()
+	}
 	for _, ln := range lns {
+		s.o.Log.Info("listen", ln.Addr().String(), "clients", nets, "status", "listening")
 		loops.Go(func() {
 			if err := s.acceptLoop(ctx, ln); err != nil {
 				errc <- err

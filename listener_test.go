@@ -1,0 +1,270 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relaymail/relay/spool"
+)
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// daemonProc is a running `relay daemon`.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuf
+	done   chan struct{}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startDaemon starts relay daemon and waits until addr accepts
+// connections.
+func (e *env) startDaemon(addr string) *daemonProc {
+	e.t.Helper()
+	d := &daemonProc{cmd: e.cmd("relay", "daemon"), stderr: &syncBuf{}, done: make(chan struct{})}
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	e.t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close() // a session that ends at once: harmless
+			return d
+		}
+		select {
+		case <-d.done:
+			e.t.Fatalf("relay daemon exited: %v\n%s", d.cmd.ProcessState, d.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("relay daemon does not listen on %s: %v\n%s", addr, err, d.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killMsg is one message a client tries to send, and what it saw.
+type killMsg struct {
+	token  string
+	sum    string // hex SHA-256 of the body
+	sawDot bool   // the final dot was written
+	queued string // the queue ID of the 250; "" when none came
+}
+
+// sendOne sends m over one session at addr; it returns when the session
+// fails (the daemon was killed) or after the reply to DATA.
+func sendOne(addr string, m *killMsg, body []byte) {
+	nc, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(nc)
+	expect := func(code string) bool {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || len(line) < 4 || line[:3] != code {
+				return false
+			}
+			if line[3] == ' ' {
+				if code == "250" && strings.Contains(line, "queued as ") {
+					m.queued = strings.TrimSpace(line[strings.LastIndex(line, " ")+1:])
+				}
+				return true
+			}
+		}
+	}
+	if !expect("220") {
+		return
+	}
+	fmt.Fprintf(nc, "EHLO killtest\r\n")
+	if !expect("250") {
+		return
+	}
+	fmt.Fprintf(nc, "MAIL FROM:<app@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
+	if !expect("250") || !expect("250") || !expect("354") {
+		return
+	}
+	head := fmt.Sprintf("Subject: kill %s\r\nMessage-ID: <%s@kill.test>\r\nX-Sum: %s\r\n\r\n", m.token, m.token, m.sum)
+	if _, err := io.WriteString(nc, head); err != nil {
+		return
+	}
+	// In pieces: the kill finds messages half-written as well.
+	for b := body; len(b) > 0; {
+		n := min(len(b), 16<<10)
+		if _, err := nc.Write(b[:n]); err != nil {
+			return
+		}
+		b = b[n:]
+	}
+	if _, err := io.WriteString(nc, ".\r\n"); err != nil {
+		return
+	}
+	m.sawDot = true
+	expect("250")
+}
+
+// makeBody is a body of n lines of the token (no line begins with a dot).
+func makeBody(token string, n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, "%s line %06d of the message body, long enough to make it count\r\n", token, i)
+	}
+	return b.Bytes()
+}
+
+// A 250 is never answered before the message is durable: many rounds of
+// clients sending through the listener of a daemon killed with SIGKILL at
+// a random moment. Afterwards every message whose client saw 250 is in the
+// queue, complete; no message is there twice; nothing in the queue is
+// partial (its body's checksum matches). The daemon restarts on the same
+// spool each round (with the leftovers of the killed one). A SIGKILL keeps
+// what was written to the page cache, so this proves the order (the 250
+// after the rename into the queue), not the fsyncs; spool's tests cover
+// those.
+func TestDaemonListener_KillNever250BeforeDurable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tens of seconds")
+	}
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	// The smarthost is a closed port: delivery defers, the queue keeps
+	// everything for the check.
+	e := newEnv(t, fmt.Sprintf("[daemon]\nlisten = [%q]\n\n[[smarthost]]\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\n",
+		addr, freePort(t)))
+	if _, err := spool.Create(e.spool); err != nil { // as root, the daemon makes none
+		t.Fatal(err)
+	}
+	var all []*killMsg
+	var mu sync.Mutex
+	const rounds, clients = 60, 6
+	killsInData := 0
+	for round := range rounds {
+		d := e.startDaemon(addr)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		inData := make(chan struct{}, clients)
+		for c := range clients {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					tok := fmt.Sprintf("r%02dc%dm%03d%s", round, c, i, strconv.FormatUint(rand.Uint64()%1e6, 36))
+					body := makeBody(tok, 200+rand.IntN(3000))
+					sum := sha256.Sum256(body)
+					m := &killMsg{token: tok, sum: hex.EncodeToString(sum[:])}
+					mu.Lock()
+					all = append(all, m)
+					mu.Unlock()
+					select {
+					case inData <- struct{}{}:
+					default:
+					}
+					sendOne(addr, m, body)
+					if m.queued == "" {
+						return // the daemon is gone
+					}
+				}
+			})
+		}
+		<-inData
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+		d.cmd.Process.Signal(syscall.SIGKILL)
+		<-d.done
+		close(stop)
+		wg.Wait()
+	}
+	for _, m := range all {
+		if m.sawDot && m.queued == "" {
+			killsInData++
+		}
+	}
+
+	// The queue, message by message.
+	seen := map[string]int{}
+	queued := map[string]string{} // token → queue ID
+	tokenRE := regexp.MustCompile(`(?m)^Subject: kill (\S+)\r$`)
+	sumRE := regexp.MustCompile(`(?m)^X-Sum: ([0-9a-f]+)\r$`)
+	for id := range e.messages() {
+		content := e.content(id)
+		head, body, ok := strings.Cut(content, "\r\n\r\n")
+		tm, sm := tokenRE.FindStringSubmatch(head), sumRE.FindStringSubmatch(head)
+		if !ok || tm == nil || sm == nil {
+			t.Errorf("queued message %s is not one of the test's, or its header is cut:\n%.300s", id, content)
+			continue
+		}
+		sum := sha256.Sum256([]byte(body))
+		if hex.EncodeToString(sum[:]) != sm[1] {
+			t.Errorf("queued message %s (%s) is partial: %d bytes of body, checksum differs", id, tm[1], len(body))
+		}
+		seen[tm[1]]++
+		queued[tm[1]] = id
+	}
+	got250, lost := 0, 0
+	for _, m := range all {
+		if seen[m.token] > 1 {
+			t.Errorf("message %s is queued %d times", m.token, seen[m.token])
+		}
+		if m.queued != "" {
+			got250++
+			if seen[m.token] == 0 {
+				lost++
+				t.Errorf("message %s was answered 250 (queued as %s) but is not in the queue", m.token, m.queued)
+			} else if queued[m.token] != m.queued {
+				t.Errorf("message %s: the 250 named %s, the queue holds it as %s", m.token, m.queued, queued[m.token])
+			}
+		}
+	}
+	t.Logf("%d rounds: %d messages begun, %d answered 250, %d cut after their final dot, %d in the queue, %d lost",
+		rounds, len(all), got250, killsInData, len(seen), lost)
+	if got250 == 0 {
+		t.Fatal("no message was ever answered 250: the test proves nothing")
+	}
+}
