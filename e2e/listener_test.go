@@ -345,7 +345,7 @@ func TestListener_NetnsClientNeedsListenNetworks(t *testing.T) {
 		t.Errorf("swaks from %s: exit %d; want a failure with \"554 5.7.1\" and no 220 greeting", nsIP, code)
 	}
 	log := d.stop()
-	if n := len(regexp.MustCompile(`client=\[` + regexp.QuoteMeta(nsIP) + `\]:\d+ status=refused`).FindAllString(log, -1)); n != 1 {
+	if n := len(regexp.MustCompile(`client=\[`+regexp.QuoteMeta(nsIP)+`\]:\d+ status=refused`).FindAllString(log, -1)); n != 1 {
 		t.Errorf("%d refusal lines naming %s in the daemon's log, want 1:\n%s", n, nsIP, log)
 	}
 	if q := c.queueList(); len(q) != 0 {
