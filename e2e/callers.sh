@@ -1,7 +1,8 @@
 #!/bin/bash
 # e2e/callers.sh — the real programs that call /usr/sbin/sendmail, for the
 # real-callers tests (e2e/callers_test.go), and the other Debian packages the
-# e2e suite runs (microsocks and socat for e2e/socks_test.go).
+# e2e suite runs (microsocks and socat for e2e/socks_test.go, swaks and
+# python3 for e2e/listener_test.go).
 #
 # Usage: e2e/callers.sh install|status|packages
 #
@@ -35,6 +36,8 @@ PACKAGES=(
 	php-symfony-mailer # Symfony Mailer's SendmailTransport: sendmail -bs (symfony_test.go)
 	microsocks        # a real SOCKS5 server for the proxy tests (socks_test.go)
 	socat             # a unix-socket proxy and a TCP forwarder in front of it (socks_test.go)
+	swaks             # an SMTP client for the daemon's listener (listener_test.go)
+	python3           # Python's smtplib, as Django sends, for the listener (listener_test.go)
 )
 
 log() { printf 'callers: %s\n' "$*" >&2; }
