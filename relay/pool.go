@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ type run struct {
 	ctx     context.Context
 	lanes   []*lane // one per [[smarthost]], in configuration order
 	maxConn int
+	debug   io.Writer // Runner.Debug, safe for the workers
 	workers sync.WaitGroup
 
 	mu       sync.Mutex
@@ -52,9 +54,12 @@ type lane struct {
 
 func (r *Runner) newRun(ctx context.Context) *run {
 	ru := &run{r: r, ctx: ctx, maxConn: max(r.Config.Queue.MaxConnections, 1)}
+	ru.debug = r.Debug
 	if r.Debug != nil {
-		// The dialogue of one connection at a time, readable.
+		// The dialogue of one connection per smarthost, whole lines from
+		// one writer at a time.
 		ru.maxConn = 1
+		ru.debug = &lockedWriter{w: r.Debug}
 	}
 	ru.cond = sync.NewCond(&ru.mu)
 	now := r.Now()
@@ -269,7 +274,7 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 			(*conn).Close()
 			*conn = nil
 		}
-		c, err := Dial(ru.ctx, ln.sh, DialOptions{HeloName: r.HeloName, Debug: r.Debug, Abort: ru.ctx})
+		c, err := Dial(ru.ctx, ln.sh, DialOptions{HeloName: r.HeloName, Debug: ru.debug, Abort: ru.ctx})
 		if err != nil {
 			ru.returnRate(ln, slot)
 			if ru.ctx.Err() != nil {
@@ -400,4 +405,16 @@ func (ru *run) record(l *spool.Locked, out *Outcome, p *pass) {
 	if l.Env.Held {
 		ru.st.Held++
 	}
+}
+
+// lockedWriter serializes the writes of several connections.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }
