@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/mailaddr"
+	"github.com/relaymail/relay/rewrite"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -25,6 +26,10 @@ type Pickup struct {
 	Now  func() time.Time
 	// Log receives one line per message taken or drop refused.
 	Log func(kv ...string)
+	// Rewrite (nil: none) applies the alias file and sender_login_map
+	// here too: the submitter may not have been able to read them, and a
+	// drop is trusted for nothing.
+	Rewrite *rewrite.Rules
 }
 
 // Run takes every complete drop. A drop that is no message is unlinked or
@@ -58,6 +63,15 @@ func (p *Pickup) take(name string) (string, error) {
 	if err := validDrop(d.Env); err != nil {
 		return "", p.Spool.RejectDrop(d, err)
 	}
+	user := p.User(d.UID)
+	if p.Rewrite != nil {
+		// The user's own address is always allowed; any other sender
+		// came with -f, which sendmail checked, unless the drop was
+		// written by hand.
+		if err := p.Rewrite.AllowSender(user, d.Env.Sender); err != nil {
+			return "", p.Spool.RejectDrop(d, err)
+		}
+	}
 	now := p.Now()
 	draft, err := p.Spool.NewDraft()
 	if err != nil {
@@ -67,7 +81,7 @@ func (p *Pickup) take(name string) (string, error) {
 	env := &spool.Envelope{
 		Sender:      d.Env.Sender,
 		UID:         d.UID,
-		User:        p.User(d.UID),
+		User:        user,
 		Arrival:     now,
 		NextAttempt: now,
 		DSN:         d.Env.DSN,
@@ -76,6 +90,10 @@ func (p *Pickup) take(name string) (string, error) {
 	}
 	for _, r := range d.Env.Recipients {
 		env.Recipients = append(env.Recipients, spool.Recipient{Address: r.Address, Original: r.Original, Status: spool.Pending})
+	}
+	if p.Rewrite != nil {
+		// Expanding an expanded list again gives the same list.
+		env.Recipients, _ = p.Rewrite.Recipients(env.Recipients)
 	}
 	if err := draft.WriteEnvelope(env); err != nil {
 		return "", err

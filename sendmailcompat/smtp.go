@@ -314,6 +314,12 @@ func (c *smtpSession) mail(arg string) {
 			return
 		}
 	}
+	if sender, err := c.s.envelopeSender(&Options{Sender: path, SenderSet: true}); err == nil {
+		if err := c.s.allowSender(&Options{SenderSet: true, Client: c.client}, sender); err != nil {
+			c.reply(553, "5.7.1", "Sender address rejected: "+err.Error())
+			return
+		}
+	}
 	tx := &transaction{from: path}
 	parsed, ok := c.esmtpParams(params)
 	if !ok {
@@ -384,9 +390,16 @@ func (c *smtpSession) rcpt(arg string) {
 		c.protocolError(501, "5.1.3", "Bad recipient address: begins with '-'")
 		return
 	}
-	if rs, err := c.s.argRecipients([]string{path}); err != nil || len(rs) != 1 || !exactAddress(path) {
+	rs, err := c.s.argRecipients([]string{path})
+	if err != nil || len(rs) != 1 || !exactAddress(path) {
 		c.protocolError(501, "5.1.3", "Bad recipient address syntax")
 		return
+	}
+	if c.s.Rewrite != nil {
+		if _, nowhere := c.s.Rewrite.Recipients(rs); len(nowhere) > 0 {
+			c.reply(550, "5.1.1", "Recipient address rejected: "+nowhere[0])
+			return
+		}
 	}
 	var notify []string
 	parsed, ok := c.esmtpParams(params)
@@ -462,7 +475,8 @@ func (c *smtpSession) data(arg string) error {
 	}
 	dr := &dotReader{r: c.r, atLineStart: true}
 	id, err := c.s.Enqueue(o, dr)
-	if err == nil {
+	if err == nil || id != "" {
+		// (With an ID the message is queued even if a recipient bounces.)
 		// Enqueue read to the end; make sure of it all the same.
 		_, err = io.Copy(io.Discard, dr)
 		if dr.err == nil {

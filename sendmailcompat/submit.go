@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaymail/relay/mailaddr"
 	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/rewrite"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
@@ -32,6 +33,8 @@ type Submitter struct {
 	Drop bool
 	// Log receives the enqueue line (the pickup writes it for drops).
 	Log *maillog.Logger
+	// Rewrite expands aliases and enforces sender_login_map (nil: none).
+	Rewrite *rewrite.Rules
 }
 
 // addressFields are the headers whose bare local parts are qualified.
@@ -47,10 +50,18 @@ var addressFields = []string{
 // arguments, 65 for bad or oversized input, 75 for a full disk, 77 for
 // permissions, 73 when the spool file cannot be made. On error nothing is
 // left in the queue.
+//
+// One exception: when a recipient has nowhere to go (an alias that leads
+// only to a command, a file or a loop), the message is queued all the
+// same (that recipient failed, so the sender gets a bounce) and Enqueue
+// returns the queue ID with an exit-67 error that says so.
 func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 	now := s.Now()
 	sender, err := s.envelopeSender(o)
 	if err != nil {
+		return "", err
+	}
+	if err := s.allowSender(o, sender); err != nil {
 		return "", err
 	}
 	rcpts, err := s.argRecipients(o.Recipients)
@@ -87,6 +98,10 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 	rcpts = dedupe(rcpts)
 	if len(rcpts) == 0 {
 		return "", sysexits.New(sysexits.DataErr, "no recipient addresses found in the message header")
+	}
+	var nowhere []string
+	if s.Rewrite != nil {
+		rcpts, nowhere = s.Rewrite.Recipients(rcpts)
 	}
 
 	newDraft := s.Spool.NewDraft
@@ -140,7 +155,24 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 		s.Log.Info(append(append([]string{"id", d.ID}, who...), "from", "<"+sender+">", "size", strconv.FormatInt(input.n, 10),
 			"nrcpt", strconv.Itoa(len(rcpts)), "msgid", msgID, "status", "queued")...)
 	}
+	if len(nowhere) > 0 {
+		return d.ID, sysexits.New(sysexits.NoUser, "queued as %s, but %d recipient(s) have nowhere to go and bounce: %s",
+			d.ID, len(nowhere), strings.Join(nowhere, "; "))
+	}
 	return d.ID, nil
+}
+
+// allowSender applies sender_login_map to a sender given with -f or MAIL
+// FROM (the default sender, the user's own address, is always allowed).
+// It is about local users: a network client of the daemon has no login.
+func (s *Submitter) allowSender(o *Options, sender string) error {
+	if s.Rewrite == nil || !o.SenderSet || o.Client != nil {
+		return nil
+	}
+	if err := s.Rewrite.AllowSender(s.User, sender); err != nil {
+		return sysexits.New(sysexits.NoPerm, "%v", err)
+	}
+	return nil
 }
 
 var errInput = errors.New("input error")

@@ -5,19 +5,23 @@ import (
 	"io"
 
 	"github.com/relaymail/relay/mailaddr"
+	"github.com/relaymail/relay/rewrite"
 	"github.com/relaymail/relay/sysexits"
 )
 
-// Verify prints what each address argument becomes as an envelope
-// recipient (sendmail -bv, relay rewrite), one line per address in the
-// manner of Exim's -bv: the result, and under it the address as given when
-// they differ. Addresses that cannot be used are reported on the same
-// writer and make the result an exit-64 error. No mail is sent.
+// Verify prints what each address argument becomes (sendmail -bv, relay
+// rewrite). With Rewrite set: as envelope recipient, envelope sender and
+// From, each with the rule that decided (rewrite.WriteReport); an address
+// with nowhere to go makes the result an exit-67 error. Without: one line
+// per address in the manner of Exim's -bv, the result and under it the
+// address as given when they differ. Addresses that cannot be used are
+// reported on the same writer and make the result an exit-64 error. No
+// mail is sent.
 func (s *Submitter) Verify(args []string, w io.Writer) error {
 	if len(args) == 0 {
 		return usageErr("no addresses to verify")
 	}
-	bad := 0
+	bad, nowhere := 0, 0
 	for _, arg := range args {
 		list, err := mailaddr.ParseList(arg)
 		if err != nil {
@@ -32,6 +36,14 @@ func (s *Submitter) Verify(args []string, w io.Writer) error {
 				bad++
 				continue
 			}
+			if s.Rewrite != nil {
+				rep := s.Rewrite.Describe(a.Addr)
+				rewrite.WriteReport(w, rep)
+				if rep.Undeliverable() {
+					nowhere++
+				}
+				continue
+			}
 			fmt.Fprintln(w, r.Address)
 			if r.Original != "" {
 				fmt.Fprintf(w, "  <-- %s\n", r.Original)
@@ -40,6 +52,9 @@ func (s *Submitter) Verify(args []string, w io.Writer) error {
 	}
 	if bad > 0 {
 		return sysexits.New(sysexits.Usage, "%d address(es) cannot be used", bad)
+	}
+	if nowhere > 0 {
+		return sysexits.New(sysexits.NoUser, "%d address(es) have nowhere to go", nowhere)
 	}
 	return nil
 }

@@ -1,0 +1,49 @@
+package rewrite
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/relaymail/relay/config"
+)
+
+func TestDescribe(t *testing.T) {
+	r := rulesWith(t, "root: admin\nadmin: alice@example.com\npipe: |/bin/cat\n",
+		"@server1.example.com: @example.com\n", "")
+	r.Config.Smarthosts = []config.Smarthost{
+		{Name: "yandex", Preset: "yandex", Username: "robot@example.com"},
+		{Name: "shop", Username: "shop@shop.example", Senders: []string{"@shop.example"}},
+	}
+	r.Config.Rewrite.FromHeader = "rewrite"
+	var b strings.Builder
+	for _, a := range []string{"root", "app@shop.example", "pipe"} {
+		WriteReport(&b, r.Describe(a))
+	}
+	al, sm := r.Aliases.File, r.Senders.File
+	want := `root
+  envelope recipient: alice@example.com (alias ` + al + `:1 root:2 admin)
+  envelope sender:    robot@example.com via smarthost "yandex" (sender_map ` + sm + `:1 @server1.example.com; preset yandex: envelope sender = login of smarthost "yandex")
+  From:               root on server1 <robot@example.com> (from_header = "rewrite", the old From kept in X-Original-From)
+app@shop.example
+  envelope recipient: app@shop.example (unchanged)
+  envelope sender:    app@shop.example via smarthost "shop" (unchanged)
+  From:               app@shop.example (unchanged)
+pipe
+  envelope recipient: undeliverable: ` + al + `:3: pipe: "|/bin/cat" is a command; relay only hands mail to its smarthost and runs no commands
+  envelope sender:    robot@example.com via smarthost "yandex" (sender_map ` + sm + `:1 @server1.example.com; preset yandex: envelope sender = login of smarthost "yandex")
+  From:               pipe on server1 <robot@example.com> (from_header = "rewrite", the old From kept in X-Original-From)
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	if !r.Describe("pipe").Undeliverable() || r.Describe("root").Undeliverable() {
+		t.Error("Undeliverable")
+	}
+	// No smarthost for a sender: said so.
+	r.Config.Smarthosts = r.Config.Smarthosts[1:]
+	b.Reset()
+	WriteReport(&b, r.Describe("root"))
+	if !strings.Contains(b.String(), "no smarthost serves this sender") {
+		t.Errorf("no route:\n%s", b.String())
+	}
+}
