@@ -16,9 +16,11 @@
 # Environment:
 #   RELAY_E2E_DIR    state directory (default /tmp/relay-e2e); configuration,
 #                    certificates, queue, logs and the Maildir all live here.
-#   RELAY_E2E_MECHS  SASL mechanisms Dovecot offers (default "plain login";
-#                    the passwd-file keeps {PLAIN} secrets, so "cram-md5",
-#                    "scram-sha-1" and "scram-sha-256" can be added).
+#   RELAY_E2E_MECHS  SASL mechanisms Dovecot offers (default "plain login
+#                    cram-md5 scram-sha-256": the passwd-file keeps {PLAIN}
+#                    secrets, so every mechanism works). Postfix filters
+#                    them per port: the first four ports offer PLAIN LOGIN,
+#                    the AUTH ports below one mechanism each, or all four.
 #   RELAY_E2E_HOSTS  set to 0 to leave /etc/hosts alone (by default "start"
 #                    maps smarthost.test and wrong.test to 127.0.0.1).
 #
@@ -28,7 +30,7 @@
 set -euo pipefail
 
 DIR=${RELAY_E2E_DIR:-/tmp/relay-e2e}
-MECHS=${RELAY_E2E_MECHS:-plain login}
+MECHS=${RELAY_E2E_MECHS:-plain login cram-md5 scram-sha-256}
 
 # Fixed test ports: none is 25 (relay's own listener and the tests use their
 # own), none below 1024 so nothing collides with a system MTA.
@@ -36,6 +38,15 @@ PORT_STARTTLS=2587   # submission, STARTTLS required before AUTH
 PORT_TLS=2465        # submissions, implicit TLS
 PORT_PLAIN=2526      # no TLS at all, AUTH in clear: relay must refuse it
 PORT_WRONGNAME=2588  # like 2587, but the certificate is for wrong.test
+# AUTH mechanism ports: like 2587 (STARTTLS before AUTH), each offering one
+# SASL mechanism (smtpd_sasl_mechanism_filter), the last one all four.
+AUTH_PORTS=(
+	"2590:cram-md5"
+	"2591:scram-sha-256"
+	"2592:plain"
+	"2593:login"
+	"2594:plain,login,cram-md5,scram-sha-256"
+)
 
 HOSTNAME_OK=smarthost.test
 HOSTNAME_WRONG=wrong.test
@@ -297,6 +308,9 @@ write_postfix_conf() {
 		smtpd_sasl_path = $AUTH_SOCKET
 		smtpd_sasl_auth_enable = no
 		smtpd_sasl_security_options = noanonymous
+		# Dovecot offers every mechanism of auth_mechanisms; the ports of
+		# the first tests offer only these (the AUTH ports override it).
+		smtpd_sasl_mechanism_filter = plain, login
 		smtpd_sasl_tls_security_options = noanonymous
 		# Record the login in Received: so tests can see who authenticated.
 		smtpd_sasl_authenticated_header = yes
@@ -351,6 +365,7 @@ write_postfix_conf() {
 		  -o smtpd_tls_auth_only=yes
 		  -o smtpd_sasl_auth_enable=yes
 		  -o smtpd_sender_restrictions=\$submission_sender_restrictions
+		$(auth_port_services)
 		pickup    unix  n       -       n       60      1       pickup
 		cleanup   unix  n       -       n       -       0       cleanup
 		qmgr      unix  n       -       n       300     1       qmgr
@@ -373,6 +388,27 @@ write_postfix_conf() {
 		scache    unix  -       -       n       -       1       scache
 		postlog   unix-dgram n  -       n       -       1       postlogd
 	EOF
+}
+
+# The master.cf entries of AUTH_PORTS; syslog name auth-PORT.
+auth_port_services() {
+	local p
+	for p in "${AUTH_PORTS[@]}"; do
+		printf '%s inet n       -       n       -       -       smtpd\n' "${p%%:*}"
+		printf '  -o %s\n' "syslog_name=postfix/auth-${p%%:*}" \
+			"smtpd_sasl_mechanism_filter=${p#*:}" \
+			smtpd_tls_security_level=encrypt smtpd_tls_auth_only=yes \
+			smtpd_sasl_auth_enable=yes 'smtpd_sender_restrictions=$submission_sender_restrictions'
+	done
+}
+
+# auth_port MECH: the AUTH port that offers exactly MECH.
+auth_port() {
+	local p
+	for p in "${AUTH_PORTS[@]}"; do
+		[[ ${p#*:} == "$1" ]] && { echo "${p%%:*}"; return 0; }
+	done
+	return 1
 }
 
 # The setgid helpers (postdrop, postqueue) accept a non-default config
@@ -433,6 +469,11 @@ write_env() {
 		kv SMARTHOST_PASS2 "${u2#*:}"
 		kv SMARTHOST_REFUSED_RCPT "$REFUSED_RCPT"
 		kv SMARTHOST_MECHS "$MECHS"
+		kv SMARTHOST_PORT_CRAM_MD5 "$(auth_port cram-md5)"
+		kv SMARTHOST_PORT_SCRAM_SHA_256 "$(auth_port scram-sha-256)"
+		kv SMARTHOST_PORT_AUTH_PLAIN "$(auth_port plain)"
+		kv SMARTHOST_PORT_AUTH_LOGIN "$(auth_port login)"
+		kv SMARTHOST_PORT_AUTH_ALL "$(auth_port plain,login,cram-md5,scram-sha-256)"
 		kv SMARTHOST_MAILDIR "$MAILDIR"
 		kv SMARTHOST_POSTFIX_CONFIG "$PF_CONF"
 		kv SMARTHOST_POSTFIX_LOG "$DIR/postfix.log"
@@ -483,7 +524,7 @@ cmd_start() {
 	# refuse before starting anything.
 	local port
 	if ! postfix_running; then
-		for port in "$PORT_STARTTLS" "$PORT_TLS" "$PORT_PLAIN" "$PORT_WRONGNAME"; do
+		for port in "$PORT_STARTTLS" "$PORT_TLS" "$PORT_PLAIN" "$PORT_WRONGNAME" "${AUTH_PORTS[@]%%:*}"; do
 			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 				die "port $port is already in use (another smarthost instance?); stop it first"
 			fi
@@ -521,11 +562,11 @@ cmd_start() {
 
 	write_env
 
-	# Do not return before all four listeners greet: callers start right away.
+	# Do not return before every listener greets: callers start right away.
 	local i
 	for ((i = 0; i < 100; i++)); do
 		if cmd_status >/dev/null 2>&1; then
-			log "ready: ports $PORT_STARTTLS $PORT_TLS $PORT_PLAIN $PORT_WRONGNAME; env in $DIR/env"
+			log "ready: ports $PORT_STARTTLS $PORT_TLS $PORT_PLAIN $PORT_WRONGNAME ${AUTH_PORTS[*]%%:*}; env in $DIR/env"
 			return 0
 		fi
 		sleep 0.2
@@ -579,7 +620,7 @@ greeting() {
 
 cmd_status() {
 	local ok=0 p g
-	for p in "$PORT_STARTTLS" "$PORT_PLAIN" "$PORT_WRONGNAME" "$PORT_TLS:tls"; do
+	for p in "$PORT_STARTTLS" "$PORT_PLAIN" "$PORT_WRONGNAME" "$PORT_TLS:tls" "${AUTH_PORTS[@]%%:*}"; do
 		if [[ $p == *:tls ]]; then g=$(greeting "${p%:tls}" tls || true); else g=$(greeting "$p" || true); fi
 		if [[ $g == 220* ]]; then
 			printf 'port %s: %s\n' "${p%:tls}" "$g"

@@ -76,12 +76,13 @@ token() { printf 'tok-%s-%s' "$$" "$(openssl rand -hex 6)"; }
 
 # ---------------------------------------------------------------- basics --
 
-if "$SMARTHOST" status >"$OUT/status" 2>&1; then ok "status: all four ports greet with 220"; else not_ok "status" "$OUT/status"; fi
+if "$SMARTHOST" status >"$OUT/status" 2>&1; then ok "status: all ports greet with 220"; else not_ok "status" "$OUT/status"; fi
 
 missing=""
 for v in SMARTHOST_CA SMARTHOST_OTHER_CA SMARTHOST_CERT SMARTHOST_CERT_SHA256 SMARTHOST_USER \
 	SMARTHOST_PASS SMARTHOST_USER2 SMARTHOST_PASS2 SMARTHOST_MAILDIR SMARTHOST_PORT_STARTTLS \
-	SMARTHOST_PORT_TLS SMARTHOST_PORT_PLAIN SMARTHOST_PORT_WRONGNAME; do
+	SMARTHOST_PORT_TLS SMARTHOST_PORT_PLAIN SMARTHOST_PORT_WRONGNAME SMARTHOST_PORT_CRAM_MD5 \
+	SMARTHOST_PORT_SCRAM_SHA_256 SMARTHOST_PORT_AUTH_PLAIN SMARTHOST_PORT_AUTH_LOGIN SMARTHOST_PORT_AUTH_ALL; do
 	[[ -n ${!v:-} ]] || missing+=" $v"
 done
 if [[ -z $missing && -s $SMARTHOST_CA && -s $SMARTHOST_OTHER_CA && $SMARTHOST_CERT_SHA256 =~ ^[0-9a-f]{64}$ ]]; then
@@ -220,6 +221,32 @@ expect "2526: a client demanding STARTTLS cannot get it" "$OUT/tls_plain" 'START
 
 swaks_to "$OUT/ehlo_wrong" --port "$SMARTHOST_PORT_WRONGNAME" --quit-after EHLO
 expect "2588: STARTTLS offered" "$OUT/ehlo_wrong" '^<-  250[- ]STARTTLS'
+
+# ------------------------------------------------- AUTH mechanism ports --
+
+# Each offers (after STARTTLS) exactly its mechanism; swaks logs in with
+# CRAM-MD5, PLAIN and LOGIN (it has no SCRAM: relay's e2e tests cover that).
+for pm in "$SMARTHOST_PORT_CRAM_MD5:CRAM-MD5" "$SMARTHOST_PORT_SCRAM_SHA_256:SCRAM-SHA-256" \
+	"$SMARTHOST_PORT_AUTH_PLAIN:PLAIN" "$SMARTHOST_PORT_AUTH_LOGIN:LOGIN" \
+	"$SMARTHOST_PORT_AUTH_ALL:PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"; do
+	port=${pm%%:*} mechs=${pm#*:}
+	swaks_to "$OUT/ehlo_$port" --port "$port" --tls --quit-after EHLO
+	expect "$port: offers exactly AUTH $mechs after STARTTLS" "$OUT/ehlo_$port" "^<~  250[- ]AUTH $mechs\$"
+	case $mechs in
+	CRAM-MD5 | PLAIN | LOGIN)
+		tok=$(token)
+		swaks_to "$OUT/ok_$port" --port "$port" --tls --auth "$mechs" \
+			--auth-user "$SMARTHOST_USER" --auth-password "$SMARTHOST_PASS" \
+			--from "$SMARTHOST_USER" --to "rcpt-$tok@example.org" --header "X-Selftest-Token: $tok"
+		expect "$port: AUTH $mechs accepted" "$OUT/ok_$port" '^<~  235 2\.7\.0'
+		wait_token "$port: message delivered into the Maildir" "$tok"
+		;;
+	esac
+done
+swaks_to "$OUT/cram_badpw" --port "$SMARTHOST_PORT_CRAM_MD5" --tls --auth CRAM-MD5 \
+	--auth-user "$SMARTHOST_USER" --auth-password wrong-password --quit-after AUTH
+expect "$SMARTHOST_PORT_CRAM_MD5: wrong password gets 535" "$OUT/cram_badpw" '^<~\* 535 5\.7\.8'
+expect "$SMARTHOST_PORT_CRAM_MD5: the session stays open after a refused AUTH" "$OUT/cram_badpw" '^<~  221 '
 
 # ------------------------------------------------------------ extras --
 
