@@ -9,7 +9,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,20 +69,27 @@ func (e *env) startDaemon(addr string) *daemonProc {
 	}
 	go func() { d.cmd.Wait(); close(d.done) }()
 	e.t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
+	waitListening(e.t, d, addr)
+	return d
+}
+
+// waitListening waits until the daemon accepts connections on addr.
+func waitListening(t *testing.T, d *daemonProc, addr string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close() // a session that ends at once: harmless
-			return d
+			return
 		}
 		select {
 		case <-d.done:
-			e.t.Fatalf("relay daemon exited: %v\n%s", d.cmd.ProcessState, d.stderr)
+			t.Fatalf("relay daemon exited: %v\n%s", d.cmd.ProcessState, d.stderr)
 		default:
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("relay daemon does not listen on %s: %v\n%s", addr, err, d.stderr)
+			t.Fatalf("relay daemon does not listen on %s: %v\n%s", addr, err, d.stderr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -266,5 +275,80 @@ func TestDaemonListener_KillNever250BeforeDurable(t *testing.T) {
 		rounds, len(all), got250, killsInData, len(seen), lost)
 	if got250 == 0 {
 		t.Fatal("no message was ever answered 250: the test proves nothing")
+	}
+}
+
+// The way systemd runs the daemon with a listener on port 25: as an
+// unprivileged user (nobody here) holding only the ambient capability
+// CAP_NET_BIND_SERVICE. The daemon binds a port below 1024, then gives the
+// capability up (no program it runs inherits it) and serves.
+func TestDaemonListener_LowPortWithAmbientCapability(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start the daemon as another user with a capability")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv(1) from util-linux")
+	}
+	port := 0
+	for p := 1020; p > 900 && port == 0; p-- {
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			l.Close()
+			port = p
+		}
+	}
+	if port == 0 {
+		t.Skip("no free port below 1024")
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	e := newEnv(t, fmt.Sprintf("[daemon]\nlisten = [%q]\n", addr))
+	// nobody must reach the configuration and own the spool.
+	for d := e.dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	os.Chmod(e.conf, 0o644)
+	if _, err := spool.Create(e.spool); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", "65534:65534", e.spool).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	d := &daemonProc{stderr: &syncBuf{}, done: make(chan struct{})}
+	d.cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=-all,+net_bind_service", "--ambient-caps=+net_bind_service", "--bounding-set=-all,+net_bind_service",
+		relayBin, "-C", e.conf, "daemon")
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
+	waitListening(t, d, addr)
+
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{"CapPrm", "CapEff", "CapAmb", "CapInh"} {
+		m := regexp.MustCompile(`(?m)^` + set + `:\s*([0-9a-f]+)$`).FindSubmatch(status)
+		if m == nil || strings.Trim(string(m[1]), "0") != "" {
+			t.Errorf("the daemon still holds capabilities: %s = %q, want none", set, m)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^Uid:\s+65534\s`).Match(status) {
+		t.Errorf("the daemon does not run as nobody:\n%s", status)
+	}
+	m := &killMsg{token: "lowport", sum: "0"}
+	sendOne(addr, m, []byte("body\r\n"))
+	if m.queued == "" {
+		t.Fatalf("no 250 from the daemon on port %d\n%s", port, d.stderr)
+	}
+	if msgs := e.messages(); msgs[m.queued] == nil || msgs[m.queued].UID != 65534 {
+		t.Errorf("queue %v: want %s queued by uid 65534", msgs, m.queued)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+	if !d.cmd.ProcessState.Success() {
+		t.Errorf("daemon: %v after SIGTERM\n%s", d.cmd.ProcessState, d.stderr)
 	}
 }

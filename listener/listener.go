@@ -178,6 +178,9 @@ func (s *Server) Allowed(addr netip.Addr) bool {
 // `[daemon] listen`). On any failure it closes those already open and
 // returns one error naming the address, with a hint for the usual causes.
 //
+// Then the process gives up CAP_NET_BIND_SERVICE (caps_linux.go): it
+// needs it for nothing else.
+//
 // The sockets are bound with IP_FREEBIND: an address that does not exist
 // yet (the docker bridge's 172.17.0.1 before docker has started) is
 // accepted and served as soon as the interface appears.
@@ -200,6 +203,14 @@ func Listen(addrs []string) ([]net.Listener, error) {
 			return nil, sysexits.New(sysexits.Unavailable, "[daemon] listen %q: %v%s", a, err, hint)
 		}
 		out = append(out, ln)
+	}
+	if len(out) > 0 {
+		if err := dropBindCapability(); err != nil {
+			for _, l := range out {
+				l.Close()
+			}
+			return nil, sysexits.New(sysexits.NoPerm, "cannot give up CAP_NET_BIND_SERVICE after opening [daemon] listen: %v", err)
+		}
 	}
 	return out, nil
 }
