@@ -202,6 +202,14 @@ var explainRules = []explainRule{
 	{errText: icase(proxyFailed + `.*(: (unexpected )?EOF$|connection reset|broken pipe)`),
 		say: `The SOCKS proxy closed the connection before it connected to the smarthost: its log says why (a limit, its rules, or a login it wants).`},
 
+	// What Send decides before or while it sends (send.go).
+	{errText: icase(`needs SMTPUTF8`),
+		say: `The address has non-ASCII characters before the @, which only a server offering SMTPUTF8 can carry, and this smarthost does not offer it: ` +
+			`relay keeps the mail and tries again, so route it through a smarthost that offers SMTPUTF8, or ask for an ASCII address.`},
+	{errText: icase(`took the message too slowly`),
+		say: `The smarthost read the message slower than relay allows (DATA budget): the link or the server is very slow. ` +
+			`relay tries again later; if it keeps happening with big messages, send them smaller or through a faster route.`},
+
 	// Reaching the smarthost.
 	{err: errIsErrno(syscall.ECONNREFUSED), errText: icase(`connection refused`),
 		say: `Nothing accepts connections on this host and port: check host and port (587 for STARTTLS, 465 for implicit TLS) and that no firewall rejects them.`},
