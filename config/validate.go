@@ -150,8 +150,30 @@ func (v *validator) rewrite() {
 			}
 		case strings.ContainsAny(h.Value, "\r\n"):
 			v.errorf(p+".value", "must not contain line breaks")
+		case badPercent(h.Value) != "":
+			v.errorf(p+".value", "unknown %s: use %%h (host), %%u (submitting user) or %%%% (a percent sign)", badPercent(h.Value))
 		}
 	}
+}
+
+// badPercent returns the first % escape of a header rule value that is
+// not %h, %u or %%, "" when there is none.
+func badPercent(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+1 == len(s) {
+			return "% at the end"
+		}
+		switch s[i+1] {
+		case 'h', 'u', '%':
+			i++
+		default:
+			return "%" + string(s[i+1])
+		}
+	}
+	return ""
 }
 
 func (v *validator) daemon() {
