@@ -321,6 +321,8 @@ type smarthost struct {
 	Password        string
 	// Proxy is the smarthost's own proxy = "socks5://…" (socks_test.go).
 	Proxy string
+	// Auth is the smarthost's auth = "…" (auth_test.go).
+	Auth string
 }
 
 // okSmarthost is the working STARTTLS configuration every test starts from.
@@ -403,6 +405,7 @@ func (c *tc) writeConfig(sh smarthost, extra string) {
 	kv("password_file", sh.PasswordFile)
 	kv("password", sh.Password)
 	kv("proxy", sh.Proxy)
+	kv("auth", sh.Auth)
 	if len(sh.PasswordCommand) > 0 {
 		var parts []string
 		for _, a := range sh.PasswordCommand {
