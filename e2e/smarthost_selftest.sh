@@ -82,7 +82,8 @@ missing=""
 for v in SMARTHOST_CA SMARTHOST_OTHER_CA SMARTHOST_CERT SMARTHOST_CERT_SHA256 SMARTHOST_USER \
 	SMARTHOST_PASS SMARTHOST_USER2 SMARTHOST_PASS2 SMARTHOST_MAILDIR SMARTHOST_PORT_STARTTLS \
 	SMARTHOST_PORT_TLS SMARTHOST_PORT_PLAIN SMARTHOST_PORT_WRONGNAME SMARTHOST_PORT_CRAM_MD5 \
-	SMARTHOST_PORT_SCRAM_SHA_256 SMARTHOST_PORT_AUTH_PLAIN SMARTHOST_PORT_AUTH_LOGIN SMARTHOST_PORT_AUTH_ALL; do
+	SMARTHOST_PORT_SCRAM_SHA_256 SMARTHOST_PORT_AUTH_PLAIN SMARTHOST_PORT_AUTH_LOGIN SMARTHOST_PORT_AUTH_ALL \
+	SMARTHOST_PORT_NO8BITMIME; do
 	[[ -n ${!v:-} ]] || missing+=" $v"
 done
 if [[ -z $missing && -s $SMARTHOST_CA && -s $SMARTHOST_OTHER_CA && $SMARTHOST_CERT_SHA256 =~ ^[0-9a-f]{64}$ ]]; then
@@ -221,6 +222,14 @@ expect "2526: a client demanding STARTTLS cannot get it" "$OUT/tls_plain" 'START
 
 swaks_to "$OUT/ehlo_wrong" --port "$SMARTHOST_PORT_WRONGNAME" --quit-after EHLO
 expect "2588: STARTTLS offered" "$OUT/ehlo_wrong" '^<-  250[- ]STARTTLS'
+
+# ------------------------------------------------ 2527: no 8BITMIME --
+
+swaks_to "$OUT/ehlo_8bit" --port "$SMARTHOST_PORT_STARTTLS" --tls --quit-after EHLO
+expect "2587: 8BITMIME offered" "$OUT/ehlo_8bit" '^<~  250[- ]8BITMIME'
+swaks_to "$OUT/ehlo_no8bit" --port "$SMARTHOST_PORT_NO8BITMIME" --tls --quit-after EHLO
+expect "$SMARTHOST_PORT_NO8BITMIME: STARTTLS and AUTH offered" "$OUT/ehlo_no8bit" '^<~  250[- ]AUTH '
+expect_not "$SMARTHOST_PORT_NO8BITMIME: 8BITMIME not offered" "$OUT/ehlo_no8bit" '8BITMIME'
 
 # ------------------------------------------------- AUTH mechanism ports --
 
