@@ -22,6 +22,7 @@ import (
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/rewrite"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -69,6 +70,7 @@ func (c *cli) submitter(cfg *config.Config, create bool) (*sendmailcompat.Submit
 	}
 	s.Hostname, _ = os.Hostname()
 	s.User, s.Gecos = lookupUser(s.UID)
+	s.Rewrite = rewrite.Load(cfg, s.Hostname)
 	if !create {
 		return s, nil
 	}
@@ -85,6 +87,11 @@ func (c *cli) submitter(cfg *config.Config, create bool) (*sendmailcompat.Submit
 	}
 	// A user of a system install cannot write the queue: the maildrop.
 	s.Drop = !s.Spool.Writable() && s.Spool.HasMaildrop()
+	if err := s.Rewrite.Err(); err != nil && !s.Drop {
+		// Without the alias file mail would go to the wrong place; a
+		// drop is expanded again by the pickup, which can read it.
+		return nil, sysexits.New(sysexits.TempFail, "%v: try again when it is readable", err)
+	}
 	return s, nil
 }
 
@@ -166,14 +173,19 @@ func (c *cli) sendmail(args []string) error {
 	s.Log = maillog.OpenBestEffort(cfg.Log.To)
 	defer s.Log.Close()
 	id, err := s.Enqueue(o, c.stdin)
-	if err != nil {
+	if id == "" {
 		return err
 	}
+	// err may still say that a recipient has nowhere to go (exit 67): the
+	// message is queued, and the bounce is delivered like the rest.
 	if o.WaitSet || o.Verbose {
-		return c.deliverNow(cfg, s, id, o)
+		if werr := c.deliverNow(cfg, s, id, o); err == nil {
+			err = werr
+		}
+		return err
 	}
 	c.startDelivery(cfg, s)
-	return nil
+	return err
 }
 
 // deliverNow delivers one just-queued message in the foreground (sendmail
@@ -264,9 +276,31 @@ func canReadSecret(sh *config.Smarthost) bool {
 	return false
 }
 
-// newaliases is accepted so that package scripts calling it succeed; the
-// alias file is checked once relay reads one.
-func (c *cli) newaliases() error { return nil }
+// newaliases checks the alias file, as package scripts expect: every
+// problem is printed with file:line, and it exits 0 all the same (those
+// scripts must not fail); relay reads the file at each submission, so
+// there is no database to build.
+func (c *cli) newaliases() error {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	if cfg.Rewrite.Aliases == "" {
+		return nil
+	}
+	rw := rewrite.Load(cfg, "")
+	if err := rw.Errs["rewrite.aliases"]; err != nil {
+		fmt.Fprintf(c.stderr, "%s: warning: %v\n", c.prog, err)
+		return nil
+	}
+	for _, p := range rw.Problems {
+		if p.File == cfg.Rewrite.Aliases {
+			p.Warning = true
+			fmt.Fprintf(c.stderr, "%s: %s\n", c.prog, p)
+		}
+	}
+	return nil
+}
 
 func (c *cli) list(cfg *config.Config, asJSON bool) error {
 	sp, err := openSpool(cfg)
@@ -398,7 +432,8 @@ func (c *cli) check(args []string) error {
 		return err
 	}
 	var errs config.Errors
-	for _, p := range cfg.Check() {
+	host, _ := os.Hostname()
+	for _, p := range append(cfg.Check(), rewrite.Load(cfg, host).Check()...) {
 		if p.Warning {
 			fmt.Fprintf(c.stderr, "relay: %s\n", p)
 		} else {
@@ -560,7 +595,8 @@ func (c *cli) pickup(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *
 	host, _ := os.Hostname()
 	return &sendmailcompat.Pickup{
 		Spool: sp, Hostname: host, MaxMessageSize: int64(cfg.MaxMessageSize), Now: time.Now, Log: log.Info,
-		User: func(uid int) string { login, _ := lookupUser(uid); return login },
+		User:    func(uid int) string { login, _ := lookupUser(uid); return login },
+		Rewrite: rewrite.Load(cfg, host),
 	}
 }
 
@@ -649,5 +685,18 @@ func maskSecrets(log *maillog.Logger, cfg *config.Config) {
 // newRunner is the one place a delivery runner is put together from the
 // configuration: queue run, --wait/-v and the daemon all take theirs here.
 func newRunner(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *relay.Runner {
-	return &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Domain: cfg.MailDomain(), Now: time.Now}
+	return &relay.Runner{Spool: sp, Config: cfg, Log: log, HeloName: heloName(cfg), Domain: cfg.MailDomain(), Now: time.Now,
+		Rewrite: loadRewrite(cfg, log)}
+}
+
+// loadRewrite reads the [rewrite] files for delivery (sender map, header
+// rules). A file that cannot be read is logged as an error; delivery goes
+// on without it (a wrong sender is refused and deferred, never lost).
+func loadRewrite(cfg *config.Config, log *maillog.Logger) *rewrite.Rules {
+	host, _ := os.Hostname()
+	rw := rewrite.Load(cfg, host)
+	if err := rw.Err(); err != nil && log != nil {
+		log.Error("status", "error", "reason", err.Error())
+	}
+	return rw
 }
