@@ -21,6 +21,12 @@ package relay
 // attempt, which is deferred like any AUTH failure. A mechanism named in
 // auth is never replaced.
 //
+// The process remembers such a fallback for the smarthost (host, port,
+// username): its next connections start with the mechanism that was
+// tried next, so they neither pay for a refusal each (Dovecot delays
+// every failed login by 2 s) nor depend on the session surviving one. A
+// daemon keeps that memory until it restarts; it is never written down.
+//
 // The secret is read once per connection (password_file, password_command:
 // tokens expire) and used for the fallback too.
 
@@ -30,6 +36,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-sasl"
 	"github.com/relaymail/relay/config"
@@ -82,6 +89,14 @@ func fallbackMechanism(auth, first string, f *Failure, tls bool, offered func(st
 	return ""
 }
 
+// fallbacks remembers, per smarthost, the mechanism to start with after a
+// challenge-response mechanism was refused: "host:port user" → "PLAIN".
+var fallbacks sync.Map
+
+func fallbackKey(sh *config.Smarthost) string {
+	return fmt.Sprintf("%s:%d %s", strings.ToLower(sh.Host), sh.Port, sh.Username)
+}
+
 func saslClient(mech string, sh *config.Smarthost, secret string) (sasl.Client, error) {
 	user := sh.Username
 	switch mech {
@@ -122,6 +137,9 @@ func (c *Conn) authenticate(ctx context.Context, peer net.Addr) (tried []string,
 	if err != nil {
 		return nil, &Failure{Stage: StageAuth, Err: err}
 	}
+	if m, ok := fallbacks.Load(fallbackKey(sh)); ok && sh.Auth == "" && c.TLS != "" && c.client.SupportsAuth(m.(string)) {
+		mech = m.(string)
+	}
 	secret, err := password(ctx, sh)
 	if err != nil {
 		return nil, &Failure{Stage: StageLocal, Err: err}
@@ -135,11 +153,14 @@ func (c *Conn) authenticate(ctx context.Context, peer net.Addr) (tried []string,
 		tried = append(tried, fb)
 		f2 := c.authWith(fb, secret)
 		if f2 == nil {
+			fallbacks.Store(fallbackKey(sh), fb)
 			return tried, nil
 		}
 		if f2.Code == 0 && f2.Stage == StageAuth {
 			// The server dropped the session after the refusal: its
-			// answer to the first mechanism is the one that explains.
+			// answer to the first mechanism is the one that explains,
+			// and the next connection starts with fb.
+			fallbacks.Store(fallbackKey(sh), fb)
 			f.Reply += fmt.Sprintf(" (AUTH %s was refused; %s could not be tried: %v)", mech, fb, f2.Err)
 		} else {
 			f = f2

@@ -217,6 +217,10 @@ func mechServer(t *testing.T, cfg serverConfig, b authBehaviour, mechs ...string
 	}
 	cfg.AllowInsecureAuth = !cfg.STARTTLS
 	cfg.AuthServer = authServers(testPass, b)
+	// What relay remembers of a fallback is per host and port: a later
+	// test's server on the same port must start afresh.
+	relay.ForgetAuthFallbacks()
+	t.Cleanup(relay.ForgetAuthFallbacks)
 	return newFaultServer(t, cfg)
 }
 
@@ -462,6 +466,8 @@ func TestAuth_Fallback_ServerDropsSessionAfterRefusal(t *testing.T) {
 					return tc.refusal
 				},
 			}))
+			relay.ForgetAuthFallbacks()
+			t.Cleanup(relay.ForgetAuthFallbacks)
 			sh := withAuth(smarthost(tlsFront(t, srv.Port), "implicit"))
 			sh.TLSCAFile = localhostCert(t).caFile(t)
 			shortTimeouts(t, 2*time.Second, 2*time.Second, 2*time.Second, 2*time.Second)
@@ -472,10 +478,46 @@ func TestAuth_Fallback_ServerDropsSessionAfterRefusal(t *testing.T) {
 			wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, tc.refusal[:3])
 			wantHint(t, h, rcptA, "deferred", tc.hint)
 			t.Logf("reason: %s", rcpt(env, rcptA).Reason)
-			if slices.ContainsFunc(srv.Lines(), func(l string) bool { return strings.HasPrefix(l, "AUTH PLAIN") }) {
+			plain := func() bool {
+				return slices.ContainsFunc(srv.Lines(), func(l string) bool { return strings.HasPrefix(l, "AUTH PLAIN") })
+			}
+			if plain() {
 				t.Errorf("AUTH PLAIN reached a closed session: %q", srv.Lines())
 			}
+
+			// The next connection (the retry) starts with PLAIN after a
+			// 535, and delivers; after a 421 it tries CRAM-MD5 again.
+			h.now = h.now.Add(time.Hour)
+			h.run()
+			if tc.refusal[:3] == "535" {
+				if h.read(id) != nil || !plain() {
+					t.Errorf("the retry did not deliver with PLAIN: %q", srv.Lines())
+				}
+			} else if plain() {
+				t.Errorf("PLAIN after a 421: %q", srv.Lines())
+			}
 		})
+	}
+}
+
+// TestAuth_Fallback_Remembered: after a fallback, the next connection to
+// the same smarthost starts with PLAIN (no refusal, no Dovecot delay).
+func TestAuth_Fallback_Remembered(t *testing.T) {
+	srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Hashed: true}, "SCRAM-SHA-256", "PLAIN")
+	h := newHarness(t, tlsSmarthost(t, srv))
+	h.enqueue(content, rcptA)
+	h.run()
+	h.enqueue(content, rcptB)
+	h.run()
+	var got []string
+	for _, a := range srv.Auths() {
+		got = append(got, fmt.Sprintf("%d:%s", a.Conn, a.Mech))
+	}
+	if strings.Join(got, " ") != "1:SCRAM-SHA-256 1:PLAIN 2:PLAIN" {
+		t.Errorf("server saw AUTH %q, want SCRAM then PLAIN on the first connection, PLAIN alone on the second", got)
+	}
+	if len(srv.Messages()) != 2 {
+		t.Errorf("%d messages delivered, want 2", len(srv.Messages()))
 	}
 }
 

@@ -24,9 +24,12 @@
 // pins the SHA-256 of the leaf certificate and skips chain verification.
 // Then AUTH, when a username is configured: never over a connection without
 // TLS unless the peer's address is loopback, with the mechanism named by
-// auth or else the strongest one both sides support (PLAIN, then LOGIN).
-// The password is read for each new connection (password_file, or the
-// first line password_command prints: tokens expire).
+// auth or else the strongest password mechanism both sides support
+// (SCRAM-SHA-256, CRAM-MD5, PLAIN, LOGIN; XOAUTH2 and OAUTHBEARER only when
+// named), with PLAIN over TLS after a refused challenge-response mechanism
+// (auth.go explains). The password is read for each new connection
+// (password_file, or the first line password_command prints: tokens
+// expire).
 //
 // # One transaction, a result per recipient
 //
