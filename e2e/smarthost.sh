@@ -39,6 +39,7 @@ PORT_TLS=2465        # submissions, implicit TLS
 PORT_PLAIN=2526      # no TLS at all, AUTH in clear: relay must refuse it
 PORT_WRONGNAME=2588  # like 2587, but the certificate is for wrong.test
 PORT_NO8BIT=2527     # like 2587, but 8BITMIME is not offered (re-encoding tests)
+PORT_STRICT=2589     # like 2587, but every sender the login does not own is refused (as Yandex, mail.ru)
 # AUTH mechanism ports: like 2587 (STARTTLS before AUTH), each offering one
 # SASL mechanism (smtpd_sasl_mechanism_filter), the last one all four.
 AUTH_PORTS=(
@@ -373,6 +374,12 @@ write_postfix_conf() {
 		  -o smtpd_tls_auth_only=yes
 		  -o smtpd_sasl_auth_enable=yes
 		  -o smtpd_sender_restrictions=\$submission_sender_restrictions
+		$PORT_STRICT inet n       -       n       -       -       smtpd
+		  -o syslog_name=postfix/strict-$PORT_STRICT
+		  -o smtpd_tls_security_level=encrypt
+		  -o smtpd_tls_auth_only=yes
+		  -o smtpd_sasl_auth_enable=yes
+		  -o smtpd_sender_restrictions=reject_sender_login_mismatch,permit_sasl_authenticated,reject
 		$(auth_port_services)
 		pickup    unix  n       -       n       60      1       pickup
 		cleanup   unix  n       -       n       -       0       cleanup
@@ -465,6 +472,7 @@ write_env() {
 		kv SMARTHOST_PORT_PLAIN "$PORT_PLAIN"
 		kv SMARTHOST_PORT_WRONGNAME "$PORT_WRONGNAME"
 		kv SMARTHOST_PORT_NO8BITMIME "$PORT_NO8BIT"
+		kv SMARTHOST_PORT_STRICT_SENDER "$PORT_STRICT"
 		kv SMARTHOST_CA "$TLS/ca.crt"
 		kv SMARTHOST_OTHER_CA "$TLS/other-ca.crt"
 		kv SMARTHOST_CERT "$TLS/server.crt"
@@ -533,7 +541,7 @@ cmd_start() {
 	# refuse before starting anything.
 	local port
 	if ! postfix_running; then
-		for port in "$PORT_STARTTLS" "$PORT_TLS" "$PORT_PLAIN" "$PORT_WRONGNAME" "$PORT_NO8BIT" "${AUTH_PORTS[@]%%:*}"; do
+		for port in "$PORT_STARTTLS" "$PORT_TLS" "$PORT_PLAIN" "$PORT_WRONGNAME" "$PORT_NO8BIT" "$PORT_STRICT" "${AUTH_PORTS[@]%%:*}"; do
 			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 				die "port $port is already in use (another smarthost instance?); stop it first"
 			fi
@@ -575,7 +583,7 @@ cmd_start() {
 	local i
 	for ((i = 0; i < 100; i++)); do
 		if cmd_status >/dev/null 2>&1; then
-			log "ready: ports $PORT_STARTTLS $PORT_TLS $PORT_PLAIN $PORT_WRONGNAME $PORT_NO8BIT ${AUTH_PORTS[*]%%:*}; env in $DIR/env"
+			log "ready: ports $PORT_STARTTLS $PORT_TLS $PORT_PLAIN $PORT_WRONGNAME $PORT_NO8BIT $PORT_STRICT ${AUTH_PORTS[*]%%:*}; env in $DIR/env"
 			return 0
 		fi
 		sleep 0.2
@@ -629,7 +637,7 @@ greeting() {
 
 cmd_status() {
 	local ok=0 p g
-	for p in "$PORT_STARTTLS" "$PORT_PLAIN" "$PORT_WRONGNAME" "$PORT_NO8BIT" "$PORT_TLS:tls" "${AUTH_PORTS[@]%%:*}"; do
+	for p in "$PORT_STARTTLS" "$PORT_PLAIN" "$PORT_WRONGNAME" "$PORT_NO8BIT" "$PORT_STRICT" "$PORT_TLS:tls" "${AUTH_PORTS[@]%%:*}"; do
 		if [[ $p == *:tls ]]; then g=$(greeting "${p%:tls}" tls || true); else g=$(greeting "$p" || true); fi
 		if [[ $g == 220* ]]; then
 			printf 'port %s: %s\n' "${p%:tls}" "$g"

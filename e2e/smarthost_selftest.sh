@@ -83,7 +83,7 @@ for v in SMARTHOST_CA SMARTHOST_OTHER_CA SMARTHOST_CERT SMARTHOST_CERT_SHA256 SM
 	SMARTHOST_PASS SMARTHOST_USER2 SMARTHOST_PASS2 SMARTHOST_MAILDIR SMARTHOST_PORT_STARTTLS \
 	SMARTHOST_PORT_TLS SMARTHOST_PORT_PLAIN SMARTHOST_PORT_WRONGNAME SMARTHOST_PORT_CRAM_MD5 \
 	SMARTHOST_PORT_SCRAM_SHA_256 SMARTHOST_PORT_AUTH_PLAIN SMARTHOST_PORT_AUTH_LOGIN SMARTHOST_PORT_AUTH_ALL \
-	SMARTHOST_PORT_NO8BITMIME; do
+	SMARTHOST_PORT_NO8BITMIME SMARTHOST_PORT_STRICT_SENDER; do
 	[[ -n ${!v:-} ]] || missing+=" $v"
 done
 if [[ -z $missing && -s $SMARTHOST_CA && -s $SMARTHOST_OTHER_CA && $SMARTHOST_CERT_SHA256 =~ ^[0-9a-f]{64}$ ]]; then
@@ -195,6 +195,18 @@ expect "2587: $SMARTHOST_REFUSED_RCPT gets 550 5.1.1 at RCPT" "$OUT/refuse" \
 swaks_to "$OUT/noauth" --port "$SMARTHOST_PORT_STARTTLS" --tls \
 	--from "$SMARTHOST_USER" --to x@example.org --quit-after RCPT
 expect "2587: MAIL without AUTH refused with 5xx" "$OUT/noauth" '^<~\* 5[0-9][0-9] '
+
+# ----------------------------------------- 2589: reject_sender_login_mismatch --
+
+swaks_to "$OUT/strict_unknown" --port "$SMARTHOST_PORT_STRICT_SENDER" --tls \
+	--auth PLAIN --auth-user "$SMARTHOST_USER" --auth-password "$SMARTHOST_PASS" \
+	--from root@client.example.test --to x@example.org --quit-after MAIL
+expect "2589: a sender no login owns gets 553 5.7.1 (2587 would take it)" "$OUT/strict_unknown" \
+	"^<~\\* 553 5\\.7\\.1 <root@client\\.example\\.test>: Sender address rejected: not owned by user $SMARTHOST_USER"
+swaks_to "$OUT/strict_own" --port "$SMARTHOST_PORT_STRICT_SENDER" --tls \
+	--auth PLAIN --auth-user "$SMARTHOST_USER" --auth-password "$SMARTHOST_PASS" \
+	--from "$SMARTHOST_USER" --to x@example.org --quit-after RCPT
+expect "2589: the login's own address is accepted" "$OUT/strict_own" '^<~  250 2\.1\.5 '
 
 # ------------------------------------------------------------ 2465: TLS --
 
