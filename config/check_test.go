@@ -64,6 +64,7 @@ func TestCheck(t *testing.T) {
 	write("secret", []byte("hunter2\n"), 0o640)
 	write("secret-644", []byte("hunter2\n"), 0o644)
 	write("secret-empty", nil, 0o600)
+	write("secret-600", []byte("hunter2\n"), 0o600)
 	write("aliases", []byte("root: admin@example.org\n"), 0o644)
 	write("senders", nil, 0o644)
 	write("logins", nil, 0o644)
@@ -155,6 +156,12 @@ password_command = ["DIR/secret"]
 				`FILE:29: warning: rewrite.sender_login_map: DIR/no-logins does not exist`,
 				`FILE:33: smarthost[5].password_command: cannot run "DIR/secret": permission denied`,
 			},
+		},
+		{
+			name: "oauth token without password_command",
+			text: "[[smarthost]]\nhost = \"smtp.gmail.com\"\nusername = \"a@gmail.com\"\npassword_file = \"DIR/secret-600\"\nauth = \"xoauth2\"\n" +
+				"[[smarthost]]\nhost = \"smtp.office365.com\"\nusername = \"a@gmail.com\"\npassword_command = [\"DIR/getpw\"]\nauth = \"oauthbearer\"\n",
+			want: []string{`FILE:5: warning: smarthost[1].auth: xoauth2 takes an OAuth access token, which expires within the hour: use password_command to get a fresh one for each connection`},
 		},
 		{
 			name: "no smarthost",
