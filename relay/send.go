@@ -20,8 +20,13 @@ type Outcome struct {
 	// Results holds one entry per pending recipient, in envelope order.
 	Results []RcptResult
 	// Reply is the smarthost's answer to the message ("250 2.0.0 Ok:
-	// queued as …"), when it accepted it for some recipient.
+	// queued as …"), when it accepted it for some recipient (the last
+	// one, when a 452 made several transactions).
 	Reply string
+	// Reencoded names the encodings applied when the message had to be
+	// re-encoded for this server ("quoted-printable", "base64" or
+	// "quoted-printable+base64"; see encode.go); "" when it went as queued.
+	Reencoded string
 }
 
 // RcptResult is the outcome for one recipient: Err nil means delivered.
@@ -111,6 +116,9 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 	plan, sendSize, err := prepareMessage(src, size, eightBitOK)
 	if err != nil {
 		return drop(err)
+	}
+	if plan != nil {
+		out.Reencoded = plan.encodings()
 	}
 	if limit, ok := c.client.MaxMessageSize(); ok && limit > 0 && sendSize > int64(limit) {
 		return finish(&Failure{Stage: StageData, Code: 552, Enhanced: "5.3.4",

@@ -364,6 +364,10 @@ func TestSend_DataBudget_HintInLog(t *testing.T) {
 	h.run()
 	wantStatuses(t, h.mustRead(id), map[string]spool.Status{rcptA: spool.Pending}, "too slowly")
 	wantHint(t, h, rcptA, "deferred", "DATA budget")
+	r := rcpt(h.mustRead(id), rcptA).Reason
+	if e := relay.ExplainReply("", r); !strings.Contains(e, "DATA budget") {
+		t.Errorf("stored reason %q explained as %q", r, e)
+	}
 }
 
 // TestSend_DSN_PassedWhenOffered: -N, -R, -V and the original recipient
@@ -506,8 +510,12 @@ func TestSend_8Bit_ServerWithout8BITMIME(t *testing.T) {
 	srv := newRawServer(t, smtpReplies(nil, ehloOnly(nil, "SIZE 10000000")))
 	c := dial(t, srv.Port)
 	msg, want := eightBitMessage(binaryOctets())
-	if got, err := send(t, c, sendEnv(rcptA), msg); err != nil || got[rcptA] != nil {
-		t.Fatalf("%v %v", got, err)
+	out, err := c.Send(sendEnv(rcptA), sender, strings.NewReader(msg), int64(len(msg)))
+	if err != nil || out.Results[0].Err != nil {
+		t.Fatalf("%v %v", out.Results[0].Err, err)
+	}
+	if out.Reencoded != "quoted-printable+base64" {
+		t.Errorf("Reencoded %q", out.Reencoded)
 	}
 	bodies := srv.Bodies()
 	if len(bodies) != 1 {
@@ -686,6 +694,10 @@ func TestSend_SMTPUTF8_HintInLog(t *testing.T) {
 		t.Error("not marked own side: relay check would not report the stuck mail")
 	}
 	wantHint(t, h, utf, "deferred", "offering SMTPUTF8")
+	// mailq and bounces explain the stored reason the same way.
+	if e := relay.ExplainReply("", rcpt(env, utf).Reason); !strings.Contains(e, "offering SMTPUTF8") {
+		t.Errorf("stored reason %q explained as %q", rcpt(env, utf).Reason, e)
+	}
 }
 
 // TestSend_NotSeekable_ReadsOnce: a message that can only be read once
