@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/daemon"
 	"github.com/relaymail/relay/install"
+	"github.com/relaymail/relay/listener"
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/relay"
@@ -244,8 +247,8 @@ func (c *cli) startDelivery(cfg *config.Config, s *sendmailcompat.Submitter) {
 	if s.Drop || !cfg.Daemon.DetachedDelivery || len(cfg.Smarthosts) == 0 || !canReadSecret(&cfg.Smarthosts[0]) {
 		return
 	}
-	if s.Spool.RunnerActive() {
-		return // it looks again after its pass: a burst costs one runner
+	if s.Spool.RunnerActive() || s.Spool.DaemonRunning() {
+		return // it looks again after its pass (a daemon: at once)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -473,10 +476,12 @@ func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if sp.HasMaildrop() {
+	if sp.HasMaildrop() && !sp.DaemonRunning() {
 		// Users of a system install cannot deliver themselves: without a
 		// daemon their mail waits for relay queue run.
 		fmt.Fprintf(warn, "relay: warning: no relay daemon is running: mail from local users waits for relay queue run (cron, or relay-queue.timer)\n")
+	}
+	if sp.HasMaildrop() {
 		// A system install: every directory with its owner and mode.
 		uid, gid, err := sp.Owner()
 		if err != nil {
@@ -564,6 +569,9 @@ func (c *cli) runQueue(cfg *config.Config, detached bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	r := newRunner(cfg, sp, log)
+	// Pass after pass over the same connections (see Runner.KeepConnections).
+	r.KeepConnections = 5 * time.Second
+	defer r.Close()
 	for pass := 0; pass < 100 && ctx.Err() == nil; pass++ {
 		lock, ok, err := sp.TryRunLock()
 		if err != nil || !ok {
@@ -699,4 +707,83 @@ func loadRewrite(cfg *config.Config, log *maillog.Logger) *rewrite.Rules {
 		log.Error("status", "error", "reason", err.Error())
 	}
 	return rw
+}
+
+// daemon runs relay daemon (package daemon) as the spool's owner. A
+// second daemon on the spool exits 75 with one line.
+func (c *cli) daemon(args []string) error {
+	if len(args) > 0 {
+		return sysexits.New(sysexits.Usage, "daemon takes no arguments")
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	// The SMTP listener's sockets first, while the process may still be
+	// root (port 25): openSpool takes the spool owner's identity.
+	lns, err := listener.Listen(cfg.Daemon.Listen)
+	if err != nil {
+		return err
+	}
+	sp, err := openSpool(cfg)
+	if err != nil {
+		return err
+	}
+	if sp == nil {
+		if os.Geteuid() == 0 {
+			return sysexits.New(sysexits.Config, "spool %s does not exist: run relay install", cfg.Spool)
+		}
+		// A single-user install makes its spool on first use.
+		if sp, err = spool.Create(cfg.Spool); err != nil {
+			return sysexits.Wrap(sysexits.CantCreat, err)
+		}
+	}
+	log, err := maillog.Open(cfg.Log.To, c.stderr)
+	if err != nil {
+		return sysexits.Wrap(sysexits.Config, err)
+	}
+	defer log.Close()
+	d := &daemon.Daemon{
+		Spool: sp, Config: cfg, Log: log,
+		Reload: c.loadConfig,
+		NewRunner: func(cfg *config.Config) *relay.Runner {
+			maskSecrets(log, cfg)
+			return newRunner(cfg, sp, log)
+		},
+		NewPickup: func(cfg *config.Config) *sendmailcompat.Pickup { return c.pickup(cfg, sp, log) },
+	}
+	if len(lns) > 0 {
+		svc, err := smtpListener(cfg, sp, log, lns)
+		if err != nil {
+			return err
+		}
+		d.Services = append(d.Services, svc)
+	}
+	err = d.Run(context.Background())
+	if daemon.IsRunning(err) {
+		return sysexits.Wrap(sysexits.TempFail, err)
+	}
+	return err
+}
+
+// smtpListener is the daemon's service for [daemon] listen (package
+// listener), on sockets already open. Its messages are queued as the
+// daemon's user, which owns the spool.
+func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns []net.Listener) (func(context.Context) error, error) {
+	nets, err := listener.ParseNetworks(cfg.Daemon.ListenNetworks)
+	if err != nil {
+		return nil, err
+	}
+	s := &sendmailcompat.Submitter{
+		Spool: sp, Domain: cfg.MailDomain(), UID: os.Getuid(),
+		MaxMessageSize: int64(cfg.MaxMessageSize), MinFreeSpace: int64(cfg.MinFreeSpace),
+		Now: time.Now, Log: log,
+	}
+	s.Hostname, _ = os.Hostname()
+	s.User, _ = lookupUser(s.UID)
+	srv, err := listener.New(listener.Options{Submitter: s, Networks: nets, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return srv.Serve(ctx, lns) }, nil
 }

@@ -210,12 +210,8 @@ func (ru *run) done(redo *job) {
 // the next message (RSET between transactions).
 func (ru *run) work(ln *lane) {
 	defer ru.workers.Done()
-	var conn *Conn
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
+	conn := ru.r.takeIdle(ru.ctx, ln.sh)
+	defer func() { ru.r.release(ru.ctx, ln.sh, conn) }()
 	for j := range ln.jobs {
 		ru.done(ru.handle(ln, &conn, j))
 	}
@@ -417,4 +413,91 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
+}
+
+// idleConns are the connections a pass left open for the next one (see
+// Runner.KeepConnections), per smarthost. They belong to the context of
+// the pass that opened them (DialOptions.Abort): a pass under another
+// context never gets them, so a stop always cuts what is in flight.
+type idleConns struct {
+	mu    sync.Mutex
+	ctx   context.Context
+	conns map[*config.Smarthost][]*Conn
+	timer *time.Timer
+}
+
+var idleInit sync.Mutex
+
+func (r *Runner) idleConns() *idleConns {
+	idleInit.Lock()
+	defer idleInit.Unlock()
+	if r.idle == nil {
+		r.idle = &idleConns{conns: map[*config.Smarthost][]*Conn{}}
+	}
+	return r.idle
+}
+
+// takeIdle returns a connection to sh left open by an earlier pass under
+// ctx, or nil.
+func (r *Runner) takeIdle(ctx context.Context, sh *config.Smarthost) *Conn {
+	if r.KeepConnections <= 0 {
+		return nil
+	}
+	ic := r.idleConns()
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.ctx != ctx {
+		return nil
+	}
+	cs := ic.conns[sh]
+	if len(cs) == 0 {
+		return nil
+	}
+	c := cs[len(cs)-1]
+	ic.conns[sh] = cs[:len(cs)-1]
+	return c
+}
+
+// release ends a worker's use of its connection: kept for the next pass
+// (KeepConnections) or closed.
+func (r *Runner) release(ctx context.Context, sh *config.Smarthost, c *Conn) {
+	if c == nil {
+		return
+	}
+	if r.KeepConnections <= 0 || ctx.Err() != nil || !c.Usable() {
+		c.Close()
+		return
+	}
+	ic := r.idleConns()
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.ctx != ctx {
+		closeAll(ic.conns)
+		ic.ctx = ctx
+	}
+	ic.conns[sh] = append(ic.conns[sh], c)
+	if ic.timer != nil {
+		ic.timer.Stop()
+	}
+	ic.timer = time.AfterFunc(r.KeepConnections, r.closeIdle)
+}
+
+// closeIdle closes the connections kept for a next pass.
+func (r *Runner) closeIdle() {
+	ic := r.idleConns()
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	closeAll(ic.conns)
+	if ic.timer != nil {
+		ic.timer.Stop()
+	}
+}
+
+func closeAll(m map[*config.Smarthost][]*Conn) {
+	for sh, cs := range m {
+		for _, c := range cs {
+			c.Close()
+		}
+		delete(m, sh)
+	}
 }

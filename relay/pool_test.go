@@ -352,3 +352,31 @@ func TestRouting_OnTheRewrittenSender(t *testing.T) {
 		t.Errorf("b received %+v, want one message from the login (preset rule)", ms)
 	}
 }
+
+// TestPool_KeepConnections_NextPassReusesTheConnection: with
+// KeepConnections, pass after pass under one context goes over one
+// connection; Close closes it (the server's leak check sees it closed).
+// Without it, each pass has its own.
+func TestPool_KeepConnections_NextPassReusesTheConnection(t *testing.T) {
+	srv := plainAuthServer(t, serverConfig{})
+	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
+	h.runner.KeepConnections = time.Minute
+	for i := range 3 {
+		h.enqueue(content, rcptA)
+		if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 1}) {
+			t.Errorf("pass %d: %+v", i+1, st)
+		}
+	}
+	if c := srv.Conns(); c != 1 {
+		t.Errorf("%d connections for 3 passes, want 1", c)
+	}
+	h.runner.Close()
+	h.runner.KeepConnections = 0
+	h.enqueue(content, rcptA)
+	h.run()
+	h.enqueue(content, rcptA)
+	h.run()
+	if c := srv.Conns(); c != 3 {
+		t.Errorf("%d connections, want 2 more without KeepConnections", c)
+	}
+}

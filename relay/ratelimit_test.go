@@ -21,8 +21,7 @@ import (
 // newRunner is another runner on the same spool and clock, as a cron
 // `relay queue run` would be next to the daemon.
 func (h *harness) newRunner() *relay.Runner {
-	r := *h.runner
-	return &r
+	return &relay.Runner{Spool: h.sp, Config: h.cfg, Log: h.runner.Log, HeloName: h.runner.HeloName, Domain: h.runner.Domain, Now: h.runner.Now}
 }
 
 func TestRateLimit_TenPerMinute_EleventhWaitsForTheWindow(t *testing.T) {

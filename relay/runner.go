@@ -32,6 +32,21 @@ type Runner struct {
 	Only []string
 	// Rewrite changes sender and headers at delivery time (nil: none).
 	Rewrite Rewriter
+	// KeepConnections, when positive, keeps the connections a pass leaves
+	// open for the next pass under the same context, for that long (a
+	// runner that makes pass after pass saves a TLS handshake and AUTH
+	// each time); Close closes them at once. Zero: every pass closes its
+	// connections at its end.
+	KeepConnections time.Duration
+
+	idle *idleConns
+}
+
+// Close closes the connections kept for a next pass (KeepConnections).
+func (r *Runner) Close() {
+	if r.idle != nil {
+		r.closeIdle()
+	}
 }
 
 // Stats counts what a pass did, per recipient.
