@@ -262,6 +262,15 @@ func (l *lineReader) line() ([]byte, error) {
 	return out, nil
 }
 
+// Limits of the walk, as Postfix has mime_nesting_limit: deeper
+// multiparts and enclosed messages, and leaf parts past maxParts, go out
+// as they are (never re-encoded), so that a hostile message costs neither
+// stack nor memory.
+const (
+	maxNesting = 50
+	maxParts   = 10000
+)
+
 // walker walks a message's MIME structure, either to analyse it
 // (analyze: parts are appended) or to write it (out; parts are read).
 type walker struct {
@@ -270,6 +279,7 @@ type walker struct {
 	out     *countWriter
 	parts   []*partInfo
 	idx     int
+	depth   int // multiparts and enclosed messages entered
 }
 
 func (w *walker) emit(b []byte) error {
@@ -334,29 +344,30 @@ func (w *walker) entity(bounds []string, top bool) ([]byte, error) {
 	}
 	ctype, params, cte := parseHeader(header)
 	ended := term != nil || len(header) == 0 || !isBlank(header[len(header)-1])
+	multi := strings.HasPrefix(ctype, "multipart/") && params["boundary"] != ""
+	enclosed := ctype == "message/rfc822" || ctype == "message/global"
 
 	switch {
-	case strings.HasPrefix(ctype, "multipart/") && params["boundary"] != "" && identityCTE(cte) && !ended:
+	case (multi || enclosed) && identityCTE(cte) && !ended && w.depth < maxNesting:
 		if err := w.writeHeader(header, nil, top); err != nil {
 			return nil, err
+		}
+		w.depth++
+		defer func() { w.depth-- }()
+		if enclosed {
+			return w.entity(bounds, false)
 		}
 		return w.multipart(append(bounds[:len(bounds):len(bounds)], params["boundary"]))
-	case (ctype == "message/rfc822" || ctype == "message/global") && identityCTE(cte) && !ended:
-		if err := w.writeHeader(header, nil, top); err != nil {
-			return nil, err
-		}
-		return w.entity(bounds, false)
 	}
 
-	// A leaf.
-	var pi *partInfo
-	if w.analyze {
-		pi = &partInfo{text: ctype == "" || strings.HasPrefix(ctype, "text/"), encoded: cte == "quoted-printable" || cte == "base64"}
+	// A leaf (or a container too deep: never re-encoded).
+	pi := &partInfo{encoded: true}
+	switch {
+	case w.analyze && len(w.parts) < maxParts:
+		pi.text = ctype == "" || strings.HasPrefix(ctype, "text/")
+		pi.encoded = cte == "quoted-printable" || cte == "base64" || multi || enclosed
 		w.parts = append(w.parts, pi)
-	} else {
-		if w.idx >= len(w.parts) {
-			return nil, errors.New("re-encoding: the message changed between two readings")
-		}
+	case !w.analyze && w.idx < len(w.parts):
 		pi = w.parts[w.idx]
 		w.idx++
 	}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -392,5 +393,33 @@ func TestEncode_Streams(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > size/8 {
 		t.Errorf("allocated %d MB for a %d MB message", alloc>>20, size>>20)
+	}
+}
+
+// TestEncode_HostileNesting: multiparts nested far deeper than anyone
+// writes cost neither stack nor quadratic time: past the limit the rest
+// goes as it is; the parts above it are still re-encoded.
+func TestEncode_HostileNesting(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n")
+	b.WriteString("--b0\r\nContent-Type: text/plain\r\n\r\nshallow caf\xc3\xa9\r\n")
+	const depth = 20000
+	for i := 0; i < depth; i++ {
+		fmt.Fprintf(&b, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n", i, i+1)
+	}
+	fmt.Fprintf(&b, "--b%d\r\nContent-Type: text/plain\r\n\r\ndeep caf\xc3\xa9\r\n", depth)
+	for i := depth; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\r\n", i)
+	}
+	msg := b.String()
+	out, plan := reencode(t, msg, false)
+	if plan == nil {
+		t.Fatal("no plan: the shallow part was not re-encoded")
+	}
+	if !strings.Contains(out, "shallow caf=C3=A9") || !strings.Contains(out, "deep caf\xc3\xa9") {
+		t.Errorf("want the shallow part re-encoded and the deep one as it was")
+	}
+	if len(plan.parts) > maxNesting+2 {
+		t.Errorf("%d parts planned", len(plan.parts))
 	}
 }
