@@ -256,7 +256,7 @@ var explainRules = []explainRule{
 		say: `The smarthost refuses to talk to this machine: check host and port (a mail submission port such as 587 or 465), and whether the provider blocks this machine's address.`},
 
 	// The sender.
-	{reply: icase(`not owned by (auth|authenticated) user|not allowed to send as|SendAsDenied|sender .*(does not|doesn't) match .*(login|auth)`),
+	{reply: icase(`not owned by (auth |authenticated )?user|not allowed to send as|SendAsDenied|sender .*(does not|doesn't) match .*(login|auth)`),
 		say: `The provider accepts only the login's own address as envelope sender: set envelope_from to it, or map senders to it with sender_map in [rewrite].`},
 	{reply: icase(`relay(ing)? (access )?(is )?(denied|not permitted|prohibited)|not permitted to relay|unable to relay|relay not (permitted|allowed)`),
 		say: `The smarthost does not relay mail for this account: relay is not logged in (set username and a password), or host is not the outgoing server of this account.`},

@@ -473,6 +473,7 @@ func TestExplainReply(t *testing.T) {
 	}{
 		{relay.StageMail, "553 5.7.1 Sender address rejected: not owned by auth user", "set envelope_from"},
 		{"", "mail: 553 5.7.1 Sender address rejected: not owned by auth user", "set envelope_from"},
+		{relay.StageMail, "553 5.7.1 <root@server1.lan>: Sender address rejected: not owned by user robot@example.com", "set envelope_from"}, // Postfix's reject_sender_login_mismatch
 		{"", "auth: 535 5.7.8 Error: authentication failed: This user does not have access rights to this service", "accept its terms"},
 		{"", "535 5.7.8 Authentication credentials invalid", "refused the username or password"},
 		{"", "534-5.7.9 Application-specific password required", "create one in the account's security settings"},
