@@ -42,7 +42,7 @@ func (b *syncBuffer) String() string {
 
 // fixture is a Server on a real spool, serving one loopback listener.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	sp     *spool.Spool
 	log    *syncBuffer
@@ -51,7 +51,7 @@ type fixture struct {
 	done   chan error
 }
 
-func newFixture(t *testing.T, o Options) *fixture {
+func newFixture(t testing.TB, o Options) *fixture {
 	t.Helper()
 	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
 	if err != nil {
