@@ -423,3 +423,33 @@ func TestEncode_HostileNesting(t *testing.T) {
 		t.Errorf("%d parts planned", len(plan.parts))
 	}
 }
+
+// BenchmarkScan and BenchmarkReencode: the cost of the scan every message
+// pays, and of re-encoding a 16 MB 8-bit text (plan, count and write, as
+// Send does).
+func BenchmarkScan(b *testing.B) {
+	const size = 16 << 20
+	b.SetBytes(size)
+	for i := 0; i < b.N; i++ {
+		if _, err := scanMessage(newGen(size)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReencode(b *testing.B) {
+	const size = 16 << 20
+	b.SetBytes(size)
+	for i := 0; i < b.N; i++ {
+		plan, err := planEncoding(newGen(size), false)
+		if err != nil || plan == nil {
+			b.Fatal(plan, err)
+		}
+		if _, err := plan.write(io.Discard, newGen(size)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := plan.write(io.Discard, newGen(size)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
