@@ -70,7 +70,7 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "probe":
 		return c.exit(c.probe(args))
 	case "daemon":
-		return c.exit(sysexits.New(sysexits.Usage, "%s is not supported yet", cmd))
+		return c.exit(c.daemon(args))
 	}
 	return c.exit(sysexits.New(sysexits.Usage, "unknown command %q (see relay help)", cmd))
 }
@@ -81,7 +81,8 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   newaliases                        check the alias file
   queue list [--json]               list the queue (postqueue -p / -j)
   queue show ID                     show a message's envelope and header
-  queue run                         one delivery pass, then exit
+  daemon                            run the queue: pick up new mail at once, retry on schedule
+  queue run                         one delivery pass, then exit (nothing while a daemon runs)
   queue flush [ID...]               make deferred mail due now
   queue delete ID...|--all          delete messages
   queue hold ID...|--all            put messages on hold

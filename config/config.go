@@ -133,6 +133,9 @@ type Daemon struct {
 	// DetachedDelivery: without a running daemon, sendmail starts a
 	// delivery pass in a detached process (default true).
 	DetachedDelivery bool `toml:"detached_delivery"`
+	// Rescan is how often the daemon looks at the whole queue besides its
+	// file-system watch (0: the daemon's default, 5m).
+	Rescan Duration `toml:"rescan"`
 }
 
 // Log holds the logging settings ([log]).

@@ -192,6 +192,9 @@ func (v *validator) daemon() {
 	if d.User == "" {
 		v.errorf("daemon.user", "must not be empty")
 	}
+	if d.Rescan < 0 {
+		v.errorf("daemon.rescan", "must not be negative")
+	}
 }
 
 func (v *validator) smarthosts() {

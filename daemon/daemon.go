@@ -1,0 +1,438 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/spool"
+)
+
+// DefaultRescan is the rescan interval when [daemon] rescan is not set.
+const DefaultRescan = 5 * time.Minute
+
+// MemoryLimit is the soft memory limit the daemon sets for the Go runtime
+// (debug.SetMemoryLimit) unless GOMEMLIMIT is set.
+const MemoryLimit = 10 << 20
+
+// minGap is the first gap between two passes the timer starts while work
+// stays due (see the package documentation).
+const minGap = time.Second
+
+// Daemon runs the queue of one spool. Fill the fields, then call Run.
+type Daemon struct {
+	Spool  *spool.Spool
+	Config *config.Config
+	Log    *maillog.Logger
+	// Reload reads the configuration again (SIGHUP); nil: SIGHUP only
+	// reopens the log.
+	Reload func() (*config.Config, error)
+	// NewRunner makes the delivery runner for a configuration; it is
+	// kept from pass to pass and made anew after a reload.
+	NewRunner func(*config.Config) *relay.Runner
+	// NewPickup makes the maildrop pickup for a configuration (nil: no
+	// pickup).
+	NewPickup func(*config.Config) *sendmailcompat.Pickup
+	// Services run beside the queue runner for the daemon's life (see
+	// the package documentation).
+	Services []func(ctx context.Context) error
+	// Rescan overrides the configuration's [daemon] rescan (0: take it
+	// from there, DefaultRescan when unset).
+	Rescan time.Duration
+}
+
+type passResult struct {
+	next    time.Time // earliest next due time; zero: none
+	hasNext bool
+	worked  bool // the pass found something to do
+}
+
+// Run serves the spool until ctx is cancelled or SIGTERM/SIGINT arrives,
+// and returns nil after a clean stop. It returns an error wrapping
+// spool.ErrDaemonRunning when another daemon serves the spool, the error of
+// a service that failed, or one of the watch when it cannot be set up.
+func (d *Daemon) Run(ctx context.Context) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
+	}
+	dl, err := d.Spool.LockDaemon()
+	if err != nil {
+		return err
+	}
+	defer dl.Release()
+
+	// The watch comes first: anything committed after it is seen, anything
+	// before it is found by the first pass.
+	w, err := fsnotify.NewBufferedWatcher(1024)
+	if err != nil {
+		return fmt.Errorf("daemon: watch: %w", err)
+	}
+	defer w.Close()
+	queueDir := filepath.Join(d.Spool.Dir, "queue")
+	dropDir := filepath.Join(d.Spool.Dir, "maildrop")
+	watched := []string{queueDir}
+	if d.Spool.HasMaildrop() {
+		watched = append(watched, dropDir)
+	}
+	for _, dir := range watched {
+		if err := w.Add(dir); err != nil {
+			return fmt.Errorf("daemon: watch %s: %w", dir, err)
+		}
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	rl, err := d.takeRunLock(ctx, sigs)
+	if rl == nil || err != nil {
+		return err
+	}
+	defer rl.Release()
+
+	svcCtx, stopServices := context.WithCancel(context.Background())
+	defer stopServices()
+	svcErr := make(chan error, len(d.Services))
+	var svcWG sync.WaitGroup
+	for _, svc := range d.Services {
+		svcWG.Add(1)
+		go func() {
+			defer svcWG.Done()
+			if err := svc(svcCtx); err != nil && svcCtx.Err() == nil {
+				svcErr <- err
+			}
+		}()
+	}
+
+	cfg := d.Config
+	runner := d.NewRunner(cfg)
+	pickup := d.newPickup(cfg)
+	d.Log.Info("status", "started", "pid", fmt.Sprint(os.Getpid()), "spool", d.Spool.Dir,
+		"watch", strings.Join(watched, ","), "rescan", d.rescan(cfg).String())
+	notify("READY=1\nSTATUS=delivering")
+
+	var (
+		want       = true // a pass is wanted
+		running    bool
+		passDone   = make(chan passResult, 1)
+		cancelPass = func() {}
+		timer      = time.NewTimer(time.Hour)
+		next       time.Time // earliest known due time; zero: none known
+		duringPass time.Time // earliest future due time seen during a pass
+		gap        = minGap
+		timerPass  bool // the running pass was started by the timer
+		lastStart  time.Time
+		fatal      error
+	)
+	timer.Stop()
+	defer func() { cancelPass() }()
+	earliest := func(a, b time.Time) time.Time {
+		if a.IsZero() || !b.IsZero() && b.Before(a) {
+			return b
+		}
+		return a
+	}
+loop:
+	for {
+		if want && !running {
+			want, running = false, true
+			timer.Stop()
+			var passCtx context.Context
+			passCtx, cancelPass = context.WithCancel(context.Background())
+			lastStart = time.Now()
+			go func(r *relay.Runner, p *sendmailcompat.Pickup, c *config.Config) {
+				passDone <- d.pass(passCtx, r, p, c)
+			}(runner, pickup, cfg)
+		}
+		if !running {
+			// Sleep until the next due time (no earlier than the gap after
+			// the last pass), or the rescan.
+			now := time.Now()
+			wake := now.Add(d.rescan(cfg))
+			if !next.IsZero() {
+				at := next
+				if floor := lastStart.Add(gap); at.Before(floor) {
+					at = floor
+				}
+				if at.Before(wake) {
+					wake = at
+				}
+			}
+			timer.Reset(max(wake.Sub(now), 0))
+		}
+		select {
+		case <-ctx.Done():
+			break loop
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				d.Log.Info("status", "stopping", "signal", sig.String())
+				break loop
+			}
+			if nc := d.reload(cfg); nc != cfg {
+				cfg = nc
+				runner = d.NewRunner(cfg)
+				pickup = d.newPickup(cfg)
+				want = true // new smarthost, new credentials: try at once
+			}
+			notify("READY=1")
+		case err := <-svcErr:
+			d.Log.Error("status", "stopping", "reason", "a service failed: "+err.Error())
+			fatal = err
+			break loop
+		case ev, ok := <-w.Events:
+			if !ok {
+				break loop
+			}
+			if want {
+				break // a pass comes anyway
+			}
+			now := time.Now()
+			due, at := d.classify(ev, now, running, queueDir, dropDir)
+			switch {
+			case due:
+				want, gap = true, minGap
+			case at.IsZero():
+			case running:
+				duringPass = earliest(duringPass, at)
+			default:
+				next = earliest(next, at)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				break loop
+			}
+			// An overflow lost events: look at everything.
+			d.Log.Warning("status", "watch", "reason", err.Error())
+			want = true
+		case <-timer.C:
+			want = true
+			timerPass = true
+		case res := <-passDone:
+			running = false
+			cancelPass()
+			next = time.Time{}
+			if res.hasNext {
+				next = res.next
+			}
+			next = earliest(next, duringPass)
+			duringPass = time.Time{}
+			if timerPass && !res.worked && !next.IsZero() && !next.After(time.Now()) {
+				// Due, yet nothing could be done: back off.
+				gap = min(gap*2, d.rescan(cfg))
+			} else if res.worked {
+				gap = minGap
+			}
+			timerPass = false
+		}
+	}
+
+	// Stop: the pass first (its connection is cut without the final
+	// dot), then the services.
+	notify("STOPPING=1")
+	cancelPass()
+	stopServices()
+	if running {
+		<-passDone
+	}
+	svcWG.Wait()
+	d.Log.Info("status", "stopped", "pid", fmt.Sprint(os.Getpid()))
+	return fatal
+}
+
+// takeRunLock waits for a runner at work (relay queue run) to finish its
+// pass, then holds the run lock. It returns nil, nil when told to stop
+// while waiting.
+func (d *Daemon) takeRunLock(ctx context.Context, sigs chan os.Signal) (*spool.RunLock, error) {
+	logged := false
+	for {
+		rl, ok, err := d.Spool.TryRunLock()
+		if err != nil || ok {
+			return rl, err
+		}
+		if !logged {
+			d.Log.Info("status", "waiting", "reason", "a relay queue run is at work on the spool; starting after its pass")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				return nil, nil
+			}
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Daemon) newPickup(cfg *config.Config) *sendmailcompat.Pickup {
+	if d.NewPickup == nil {
+		return nil
+	}
+	return d.NewPickup(cfg)
+}
+
+func (d *Daemon) rescan(cfg *config.Config) time.Duration {
+	switch {
+	case d.Rescan > 0:
+		return d.Rescan
+	case cfg.Daemon.Rescan > 0:
+		return time.Duration(cfg.Daemon.Rescan)
+	}
+	return DefaultRescan
+}
+
+// pass picks up the maildrop, runs the queue once and returns the
+// earliest next due time.
+func (d *Daemon) pass(ctx context.Context, r *relay.Runner, p *sendmailcompat.Pickup, cfg *config.Config) passResult {
+	var res passResult
+	if p != nil && d.Spool.HasMaildrop() {
+		n, err := p.Run()
+		if err != nil {
+			d.Log.Error("status", "error", "reason", "maildrop pickup: "+err.Error())
+		}
+		res.worked = n > 0
+	}
+	if len(cfg.Smarthosts) == 0 {
+		d.Log.Error("status", "error", "reason", cfg.Path+": no [[smarthost]] configured: mail waits in the queue")
+	} else if st, err := r.Run(ctx); err != nil {
+		d.Log.Error("status", "error", "reason", err.Error())
+	} else {
+		res.worked = res.worked || st.Messages > 0
+	}
+	if ctx.Err() == nil {
+		res.next, res.hasNext = d.scan()
+	}
+	return res
+}
+
+// scan returns the earliest time a message of the queue is due, reading
+// the envelopes one at a time. A message another process holds counts as
+// due a little later: its holder rewrites its envelope (an event) when
+// it is done, and if it died instead, this is when to look again.
+func (d *Daemon) scan() (time.Time, bool) {
+	ids, err := d.Spool.IDs()
+	if err != nil {
+		d.Log.Error("status", "error", "reason", err.Error())
+		return time.Time{}, false
+	}
+	var next time.Time
+	found := false
+	now := time.Now()
+	for _, id := range ids {
+		m, err := d.Spool.Read(id)
+		if err != nil {
+			continue
+		}
+		at, ok := relay.NextDue(&m.Envelope)
+		if !ok {
+			continue
+		}
+		if m.Active && !at.After(now) {
+			at = now.Add(10 * time.Second)
+		}
+		if !found || at.Before(next) {
+			next, found = at, true
+		}
+	}
+	return next, found
+}
+
+// classify tells what a watch event means: due (a pass now) or the time
+// the message it is about is due (zero: nothing to do).
+func (d *Daemon) classify(ev fsnotify.Event, now time.Time, running bool, queueDir, dropDir string) (due bool, at time.Time) {
+	if !ev.Has(fsnotify.Create) {
+		return false, time.Time{}
+	}
+	dir, name := filepath.Split(ev.Name)
+	if strings.HasPrefix(name, ".") {
+		return false, time.Time{}
+	}
+	switch filepath.Clean(dir) {
+	case dropDir:
+		return true, time.Time{}
+	case queueDir:
+	default:
+		return false, time.Time{}
+	}
+	id := strings.TrimSuffix(name, ".env")
+	if !spool.ValidID(id) {
+		return false, time.Time{}
+	}
+	m, err := d.Spool.Read(id)
+	if err != nil {
+		return false, time.Time{} // gone (delivered) or not ours to judge
+	}
+	at, ok := relay.NextDue(&m.Envelope)
+	switch {
+	case !ok:
+		return false, time.Time{}
+	case m.Active && running:
+		// Most likely our own runner at work on it; the scan after the
+		// pass sees how it ended.
+		return false, time.Time{}
+	case m.Active:
+		// Another process (a flush) still holds it: look again soon.
+		return false, now.Add(200 * time.Millisecond)
+	case !at.After(now):
+		return true, time.Time{}
+	}
+	return false, at
+}
+
+// reload reads the configuration again; it returns cur when the new one
+// is refused.
+func (d *Daemon) reload(cur *config.Config) *config.Config {
+	if err := d.Log.Reopen(); err != nil {
+		d.Log.Error("status", "error", "reason", "reopening the log: "+err.Error())
+	}
+	if d.Reload == nil {
+		return cur
+	}
+	nc, err := d.Reload()
+	if err != nil {
+		d.Log.Error("status", "reload-refused", "reason", oneLine(err.Error())+"; keeping the configuration in use")
+		return cur
+	}
+	var kept []string
+	if nc.Spool != cur.Spool {
+		kept, nc.Spool = append(kept, "spool"), cur.Spool
+	}
+	if nc.Daemon.User != cur.Daemon.User {
+		kept, nc.Daemon.User = append(kept, "daemon.user"), cur.Daemon.User
+	}
+	if !slices.Equal(nc.Daemon.Listen, cur.Daemon.Listen) {
+		kept, nc.Daemon.Listen = append(kept, "daemon.listen"), cur.Daemon.Listen
+	}
+	if !slices.Equal(nc.Daemon.ListenNetworks, cur.Daemon.ListenNetworks) {
+		kept, nc.Daemon.ListenNetworks = append(kept, "daemon.listen_networks"), cur.Daemon.ListenNetworks
+	}
+	if nc.Log.To != cur.Log.To {
+		kept, nc.Log.To = append(kept, "log.to"), cur.Log.To
+	}
+	if len(kept) > 0 {
+		d.Log.Warning("status", "reloaded", "reason", "changes to "+strings.Join(kept, ", ")+" need a restart; the old values stay in use")
+	} else {
+		d.Log.Info("status", "reloaded", "config", nc.Path)
+	}
+	return nc
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// IsRunning reports whether err says another daemon serves the spool.
+func IsRunning(err error) bool { return errors.Is(err, spool.ErrDaemonRunning) }

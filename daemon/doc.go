@@ -1,0 +1,112 @@
+// Package daemon is `relay daemon`: the long-running queue runner of a
+// spool. It picks up new mail within a moment of its submission, delivers
+// it, retries deferred mail on schedule, and survives what an operator or
+// the kernel does to it.
+//
+// # Exclusion
+//
+// One daemon serves a spool. At start it takes the daemon lock
+// ([spool.Spool.LockDaemon], an open file description lock on daemon.pid
+// holding its pid): a second daemon finds it taken and refuses to start
+// with [spool.ErrDaemonRunning] (relay exits 75). The daemon then takes
+// the spool's run lock, waiting for a `relay queue run` at work to finish,
+// and keeps it for its life: `relay queue run` and `sendmail -q`'s runs
+// find it taken and leave at once (exit 0), and sendmail starts no
+// detached runner. So while a daemon runs nothing else delivers from the
+// spool; the per-message locks would prevent a duplicate anyway, but one
+// runner is what makes connection reuse, rate limits and max_connections
+// mean what they say. The kernel drops both locks when the daemon dies,
+// even by SIGKILL, so a restart is never blocked by a stale file.
+//
+// # The loop: a watch, a timer and one pass at a time
+//
+// The daemon sleeps in one select and does nothing until something
+// happens, so it uses no CPU when idle. What wakes it:
+//
+//   - the file-system watch (inotify through fsnotify) on maildrop/ and
+//     queue/. Only creations count, which include renames into the
+//     directory: every committed message and every changed envelope
+//     arrives by a rename (spool package), removals and dot-named drafts
+//     are ignored. A new drop in maildrop/ means a pass at once. A new
+//     queue/ID or queue/ID.env means reading that one envelope (never the
+//     whole queue): due now and not locked by a runner → a pass; due
+//     later → the retry timer is moved earlier if need be. That is how
+//     `sendmail` writing straight into queue/ (single-user install, root),
+//     `relay queue flush` and `sendmail -q` (which rewrite envelopes with
+//     next attempt = now) and messages queued by an SMTP listener are
+//     noticed;
+//   - the retry timer, set to the earliest next attempt of the queue;
+//   - a rescan every [daemon] rescan (default 5 minutes): a safety net
+//     for anything the watch cannot see (an overflowing inotify queue, a
+//     runner of another process killed while it held a message). Nothing
+//     depends on it for speed;
+//   - SIGTERM/SIGINT (stop), SIGHUP (reload);
+//   - the end of a pass.
+//
+// A pass is: pick up every drop (sendmailcompat.Pickup, which fsyncs the
+// maildrop, closing the window in which a power failure could lose a
+// freshly dropped name), one relay.Runner.Run over the queue, then a scan
+// of the envelopes for the earliest next due time (relay.NextDue), which
+// sets the timer. Passes never overlap: events during a pass only mark
+// that another pass is wanted; it starts when this one ends, so a stream
+// of submissions is served pass after pass and a burst costs few passes.
+//
+// The daemon's own writes do not make it spin: its pickup creates
+// queue/ID (due, but usually locked by its runner by the time the event is
+// read; at worst one extra pass that finds nothing), and its runner
+// rewrites queue/ID.env with a next attempt in the future (deferred: only
+// the timer moves) or removes the message (no creation). A pass that
+// leaves work due at once (a message locked by another process, a rate
+// limit that holds mail back without moving its next attempt) does not
+// start the next pass at once either: timer-driven passes keep a gap that
+// starts at one second and doubles while they find nothing to do, up to
+// the rescan interval; any event resets it.
+//
+// # Signals
+//
+// SIGTERM (and SIGINT) cancel the pass: relay.Runner.Run closes its
+// connection at once, even in the middle of DATA, without the final dot,
+// so the smarthost discards the transaction and the message stays queued
+// exactly as it was (no attempt counted, still due). A message whose 250
+// had arrived is recorded as delivered before anything else, so what the
+// stop can cost is at most a duplicate of a message whose 250 came in the
+// instant the process died (the window every MTA has). The services are
+// stopped the same way, the locks released, and the daemon exits 0 within
+// a few seconds.
+//
+// SIGHUP reopens the log file (logrotate) and reads the configuration
+// again. A configuration that does not load is refused with an error line
+// in the log and the old one is kept. Some keys cannot change in a running
+// process and keep their old values until a restart, with a warning in
+// the log: spool, [daemon] user, listen and listen_networks, [log] to.
+// Everything else (smarthosts, credentials, retry times, rewriting)
+// applies from the next pass on.
+//
+// # systemd
+//
+// When NOTIFY_SOCKET is set (Type=notify) the daemon sends READY=1 once
+// its locks and watch are in place and its services started, READY=1
+// again after a reload, and STOPPING=1 when it begins to stop: a few
+// lines of sd_notify(3) over a datagram socket, no library.
+//
+// # Services
+//
+// [Daemon.Services] are other long-running parts that live and die with
+// the daemon, such as the SMTP listener (`[daemon] listen`). Each is a
+// func(ctx) error started in its own goroutine after the locks are taken
+// and before READY=1; ctx is cancelled on SIGTERM and the daemon waits for
+// every service to return before it exits. A service that returns an
+// error while the daemon runs stops the daemon (Run returns the error: a
+// listener that cannot bind is fatal); one that returns nil just ends. A
+// service queues mail through the spool as sendmail does; the watch on
+// queue/ notices it, no call into the daemon is needed.
+//
+// # Memory
+//
+// Bodies are streamed from the queue file to the connection and the queue
+// is walked one envelope at a time, so memory does not grow with message
+// size or queue length. The daemon sets a soft memory limit
+// ([MemoryLimit], unless GOMEMLIMIT is set) so that the garbage collector
+// returns garbage early instead of letting the heap double between
+// collections.
+package daemon
