@@ -193,14 +193,15 @@ func Listen(addrs []string) ([]net.Listener, error) {
 			for _, l := range out {
 				l.Close()
 			}
-			hint := ""
+			hint, code := "", sysexits.Unavailable
 			switch {
 			case errors.Is(err, syscall.EACCES):
-				hint = " (a port below 1024 needs root or the capability CAP_NET_BIND_SERVICE)"
+				hint, code = " (a port below 1024 needs root or the capability CAP_NET_BIND_SERVICE)", sysexits.NoPerm
 			case errors.Is(err, syscall.EADDRINUSE):
-				hint = " (another program listens there: a Postfix or exim still installed?)"
+				// Like a second daemon on the spool: 75.
+				hint, code = " (another program listens there: a relay daemon already running, or a Postfix or exim still installed?)", sysexits.TempFail
 			}
-			return nil, sysexits.New(sysexits.Unavailable, "[daemon] listen %q: %v%s", a, err, hint)
+			return nil, sysexits.New(code, "[daemon] listen %q: %v%s", a, err, hint)
 		}
 		out = append(out, ln)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
+	"github.com/relaymail/relay/sysexits"
 )
 
 // syncBuffer is a log sink the sessions may write concurrently.
@@ -397,8 +398,9 @@ func TestListen_Errors(t *testing.T) {
 	freeAddr := free.Addr().String()
 	free.Close()
 	_, err = Listen([]string{freeAddr, busy.Addr().String()})
-	if err == nil || !strings.Contains(err.Error(), "another program listens there") || !strings.Contains(err.Error(), busy.Addr().String()) {
-		t.Fatalf("Listen on a busy port: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "another program listens there") || !strings.Contains(err.Error(), busy.Addr().String()) ||
+		sysexits.Code(err, 0) != sysexits.TempFail {
+		t.Fatalf("Listen on a busy port: %v (exit code %d), want 75 with a hint", err, sysexits.Code(err, 0))
 	}
 	// The first one was closed again.
 	l, err := net.Listen("tcp", freeAddr)
