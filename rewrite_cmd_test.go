@@ -30,7 +30,7 @@ func rewriteEnv(t *testing.T, aliases, extra string) (*env, string) {
 func TestRewriteCommand(t *testing.T) {
 	e, af := rewriteEnv(t, "root: admin\nadmin: alice@example.org\npipe: |/usr/bin/procmail\n", `from_header = "rewrite"`)
 	want := fmt.Sprintf(`root
-  envelope recipient: alice@example.org (alias %[1]s:1 root:2 admin)
+  envelope recipient: alice@example.org (alias %[1]s: root (line 1) -> admin (line 2))
   envelope sender:    robot@example.com via smarthost "mail" (sender_map %[2]s:1 root)
   From:               root on server1 <robot@example.com> (from_header = "rewrite", the old From kept in X-Original-From)
 bob@example.org

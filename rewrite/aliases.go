@@ -151,7 +151,8 @@ type Expansion struct {
 	// leads only to a command, a file, an :include: or a loop.
 	Undeliverable string
 	// Rule names the alias entries that decided, in order ("alias
-	// /etc/aliases:3 root:7 admin"), "" when none applied.
+	// /etc/aliases: root (line 3) -> admin (line 7)"), "" when none
+	// applied.
 	Rule string
 }
 
@@ -222,9 +223,10 @@ func (x *expander) expand(addr string) []Expansion {
 			return
 		}
 		if rule == "" {
-			rule = "alias " + x.a.File
+			rule = "alias " + x.a.File + ": " + x.a.ruleName(al, name)
+		} else {
+			rule += " -> " + x.a.ruleName(al, name)
 		}
-		rule += x.a.ruleName(al, name)
 		path = append(path[:len(path):len(path)], name)
 		for _, t := range al.targets {
 			switch t.kind {
@@ -255,11 +257,12 @@ func (x *expander) expand(addr string) []Expansion {
 	return failed
 }
 
-// ruleName is one step of a Rule: ":3 root", ":9 * (for www-data)".
-// A Rule reads "alias /etc/aliases:3 root:7 admin".
+// ruleName is one step of a Rule: "root (line 3)", "* (line 9, for
+// www-data)". A Rule reads "alias /etc/aliases: root (line 3) -> admin
+// (line 7)".
 func (a *Aliases) ruleName(al *alias, name string) string {
 	if name != strings.ToLower(al.name) {
-		return fmt.Sprintf(":%d %s (for %s)", al.line, al.name, name)
+		return fmt.Sprintf("%s (line %d, for %s)", al.name, al.line, name)
 	}
-	return fmt.Sprintf(":%d %s", al.line, al.name)
+	return fmt.Sprintf("%s (line %d)", al.name, al.line)
 }

@@ -200,7 +200,7 @@ ok: fine@example.org,
 	if strings.Join(addrs, " ") != "fine@example.org jo@example.org" {
 		t.Errorf("ok: %v", addrs)
 	}
-	if e := x.expand("root"); len(e) != 2 || e[1].Address != "continued@example.org" || e[1].Rule != "alias "+p+":1 root" {
+	if e := x.expand("root"); len(e) != 2 || e[1].Address != "continued@example.org" || e[1].Rule != "alias "+p+": root (line 1)" {
 		t.Errorf("root: %+v", e)
 	}
 }

@@ -67,7 +67,7 @@ func (r *Rules) Describe(addr string) Report {
 // WriteReport prints rep for people:
 //
 //	root
-//	  envelope recipient: alice@example.com (alias /etc/aliases:3 root)
+//	  envelope recipient: alice@example.com (alias /etc/aliases: root (line 3))
 //	  envelope sender:    robot@example.com via smarthost "mail" (sender_map /etc/relay/senders:1 root)
 //	  From:               root on server1 <robot@example.com> (from_header = "rewrite", …)
 func WriteReport(w io.Writer, rep Report) {

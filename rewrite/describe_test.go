@@ -21,7 +21,7 @@ func TestDescribe(t *testing.T) {
 	}
 	al, sm := r.Aliases.File, r.Senders.File
 	want := `root
-  envelope recipient: alice@example.com (alias ` + al + `:1 root:2 admin)
+  envelope recipient: alice@example.com (alias ` + al + `: root (line 1) -> admin (line 2))
   envelope sender:    robot@example.com via smarthost "yandex" (sender_map ` + sm + `:1 @server1.example.com; preset yandex: envelope sender = login of smarthost "yandex")
   From:               root on server1 <robot@example.com> (from_header = "rewrite", the old From kept in X-Original-From)
 app@shop.example
