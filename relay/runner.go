@@ -205,6 +205,17 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 		}
 		env.NextAttempt = next
 	}
+	if len(env.Pending()) == 0 && len(unnotified(env)) == 0 && !env.Held {
+		// Done: removing the message is the record (durable once the
+		// queue directory is synced), with nothing to report; the new
+		// envelope need not be written first.
+		err := l.Delete()
+		if err != nil {
+			err = fmt.Errorf("recording the outcome: %w", err)
+		}
+		r.logOutcome(env, out, p)
+		return err
+	}
 	if err := l.Update(); err != nil {
 		return fmt.Errorf("recording the outcome: %w", err)
 	}
