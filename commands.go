@@ -291,12 +291,12 @@ func (c *cli) newaliases() error {
 	if cfg.Rewrite.Aliases == "" {
 		return nil
 	}
-	rw := rewrite.Load(cfg, "")
-	if err := rw.Errs["rewrite.aliases"]; err != nil {
+	files := rewrite.Load(cfg, "").Files()
+	if err := files.Errs["rewrite.aliases"]; err != nil {
 		fmt.Fprintf(c.stderr, "%s: warning: %v\n", c.prog, err)
 		return nil
 	}
-	for _, p := range rw.Problems {
+	for _, p := range files.Problems {
 		if p.File == cfg.Rewrite.Aliases {
 			p.Warning = true
 			fmt.Fprintf(c.stderr, "%s: %s\n", c.prog, p)
@@ -781,6 +781,9 @@ func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns 
 	}
 	s.Hostname, _ = os.Hostname()
 	s.User, _ = lookupUser(s.UID)
+	// Aliases apply to the listener's mail too (sender_login_map does
+	// not: a network client has no login).
+	s.Rewrite = rewrite.Load(cfg, s.Hostname)
 	srv, err := listener.New(listener.Options{Submitter: s, Networks: nets, Log: log})
 	if err != nil {
 		return nil, err

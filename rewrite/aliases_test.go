@@ -99,7 +99,7 @@ full: root@server1.example.com
 	line := func(prefix string) string {
 		for i, l := range strings.Split(file, "\n") {
 			if strings.HasPrefix(l, prefix) {
-				return r.Aliases.File + ":" + strconv.Itoa(i+1)
+				return r.Files().Aliases.File + ":" + strconv.Itoa(i+1)
 			}
 		}
 		return "?"
@@ -131,7 +131,7 @@ full: root@server1.example.com
 			t.Errorf("%s: got %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	for _, p := range r.Problems {
+	for _, p := range r.Files().Problems {
 		if !p.Warning {
 			t.Errorf("unexpected error: %s", p)
 		}

@@ -30,7 +30,7 @@ var privateTLDs = map[string]bool{
 //     (receivers drop or junk such mail).
 func (r *Rules) Check() []config.Problem {
 	// (Files that cannot be read: config.Check says so.)
-	probs := append([]config.Problem(nil), r.Problems...)
+	probs := append([]config.Problem(nil), r.Files().Problems...)
 	warn := func(key, format string, args ...any) {
 		probs = append(probs, config.Problem{File: r.Config.Path, Key: key, Msg: fmt.Sprintf(format, args...), Warning: true})
 	}

@@ -19,7 +19,7 @@ func TestDescribe(t *testing.T) {
 	for _, a := range []string{"root", "app@shop.example", "pipe"} {
 		WriteReport(&b, r.Describe(a))
 	}
-	al, sm := r.Aliases.File, r.Senders.File
+	al, sm := r.Files().Aliases.File, r.Files().Senders.File
 	want := `root
   envelope recipient: alice@example.com (alias ` + al + `: root (line 1) -> admin (line 2))
   envelope sender:    robot@example.com via smarthost "yandex" (sender_map ` + sm + `:1 @server1.example.com; preset yandex: envelope sender = login of smarthost "yandex")

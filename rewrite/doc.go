@@ -59,6 +59,10 @@
 // message leaves byte for byte as queued, so a DKIM signature stays
 // valid; a rule that changes a signed field (From, Subject, …) breaks it.
 //
+// A Rules held by a long-running process (the daemon) looks at its files
+// at most once a second and reads them again when one changed, so a fix
+// needs no restart.
+//
 // Rules.Describe follows one address through all of this for relay
 // rewrite and sendmail -bv; Rules.Check gives relay check's warnings
 // (root and postmaster undeliverable, DMARC misalignment).

@@ -4,7 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/mailaddr"
@@ -12,8 +17,14 @@ import (
 )
 
 // Rules is the [rewrite] configuration with its files read: what relay
-// changes in addresses and headers. A Rules is safe for concurrent use
-// once loaded. It implements relay.Rewriter (Sender, Content).
+// changes in addresses and headers. It implements relay.Rewriter (Sender,
+// Content) and is safe for concurrent use.
+//
+// A long-lived Rules (the daemon's runner, pickup and listener) notices
+// when a file changes: at most once a second it compares each file's
+// modification time, size and inode with those it read, and reads the
+// files again when one differs. So a corrected sender map applies to the
+// next message without a restart ("fix the map, then relay queue flush").
 type Rules struct {
 	Config *config.Config
 	// Domain is the mail domain: it qualifies bare names.
@@ -21,8 +32,16 @@ type Rules struct {
 	// Host is this machine's name, for %h and for display names such as
 	// "root on server1".
 	Host string
-	// Aliases, Senders and Logins are the files of the configuration,
-	// nil when none is configured or the file does not exist.
+
+	cur     atomic.Pointer[Files]
+	checked atomic.Int64 // unix nanoseconds of the last look at the files
+	mu      sync.Mutex   // one reload at a time
+}
+
+// Files is what the files of the configuration held when they were read.
+type Files struct {
+	// Aliases, Senders and Logins are nil when the file is not configured
+	// or does not exist.
 	Aliases *Aliases
 	Senders *SenderMap
 	Logins  *LoginMap
@@ -32,48 +51,101 @@ type Rules struct {
 	// Errs: files that exist but could not be read, by key
 	// ("rewrite.aliases"…).
 	Errs map[string]error
+
+	stamps map[string]stamp
+}
+
+// stamp identifies a version of a file; the zero stamp is "no file".
+type stamp struct {
+	mtime     time.Time
+	size, ino uint64
+}
+
+func stampOf(path string) stamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}
+	}
+	st := stamp{mtime: fi.ModTime(), size: uint64(fi.Size())}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st
 }
 
 // Load reads the files of cfg's [rewrite] table. A file that does not
 // exist is no error (the default /etc/aliases may be missing); one that
-// cannot be read is recorded in Errs, and the rest still works. host is
-// the machine's name.
+// cannot be read is recorded in Files().Errs, and the rest still works.
+// host is the machine's name.
 func Load(cfg *config.Config, host string) *Rules {
-	r := &Rules{Config: cfg, Domain: cfg.MailDomain(), Host: host, Errs: map[string]error{}}
+	r := &Rules{Config: cfg, Domain: cfg.MailDomain(), Host: host}
+	r.cur.Store(readFiles(cfg))
+	r.checked.Store(time.Now().UnixNano())
+	return r
+}
+
+func readFiles(cfg *config.Config) *Files {
+	f := &Files{Errs: map[string]error{}, stamps: map[string]stamp{}}
 	rw := cfg.Rewrite
-	note := func(key string, probs []config.Problem, err error) bool {
-		r.Problems = append(r.Problems, probs...)
+	note := func(key, path string, probs []config.Problem, err error) bool {
+		f.Problems = append(f.Problems, probs...)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			r.Errs[key] = err
+			f.Errs[key] = err
 		}
 		return err == nil
 	}
+	// The stamps are taken before reading: a change while reading is
+	// seen at the next look.
+	for _, p := range []string{rw.Aliases, rw.SenderMap, rw.SenderLoginMap} {
+		if p != "" {
+			f.stamps[p] = stampOf(p)
+		}
+	}
 	if rw.Aliases != "" {
 		a, probs, err := ParseAliases(rw.Aliases)
-		if note("rewrite.aliases", probs, err) {
-			r.Aliases = a
+		if note("rewrite.aliases", rw.Aliases, probs, err) {
+			f.Aliases = a
 		}
 	}
 	if rw.SenderMap != "" {
 		m, probs, err := ParseSenderMap(rw.SenderMap)
-		if note("rewrite.sender_map", probs, err) {
-			r.Senders = m
+		if note("rewrite.sender_map", rw.SenderMap, probs, err) {
+			f.Senders = m
 		}
 	}
 	if rw.SenderLoginMap != "" {
 		m, probs, err := ParseLoginMap(rw.SenderLoginMap)
-		if note("rewrite.sender_login_map", probs, err) {
-			r.Logins = m
+		if note("rewrite.sender_login_map", rw.SenderLoginMap, probs, err) {
+			f.Logins = m
 		}
 	}
-	return r
+	return f
+}
+
+// Files returns what the files hold now, reading them again when one
+// changed since (looking at most once a second).
+func (r *Rules) Files() *Files {
+	now := time.Now().UnixNano()
+	if last := r.checked.Load(); now-last >= int64(time.Second) && r.checked.CompareAndSwap(last, now) {
+		r.mu.Lock()
+		f := r.cur.Load()
+		for p, st := range f.stamps {
+			if stampOf(p) != st {
+				r.cur.Store(readFiles(r.Config))
+				break
+			}
+		}
+		r.mu.Unlock()
+	}
+	return r.cur.Load()
 }
 
 // Err returns the first file error, for callers that must not go on
 // without the files (nil when every configured file was read or absent).
 func (r *Rules) Err() error {
+	errs := r.Files().Errs
 	for _, k := range []string{"rewrite.aliases", "rewrite.sender_map", "rewrite.sender_login_map"} {
-		if err := r.Errs[k]; err != nil {
+		if err := errs[k]; err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
 	}
@@ -111,7 +183,7 @@ func (r *Rules) qualify(addr string) string { return mailaddr.Qualify(addr, r.Do
 // Expand returns what the envelope recipient addr (as given: bare names
 // are qualified here) becomes through the alias file: see expander.expand.
 func (r *Rules) Expand(addr string) []Expansion {
-	x := &expander{a: r.Aliases, local: r.Local, qual: r.qualify}
+	x := &expander{a: r.Files().Aliases, local: r.Local, qual: r.qualify}
 	return x.expand(addr)
 }
 
@@ -151,7 +223,7 @@ func (r *Rules) Recipients(in []spool.Recipient) (out []spool.Recipient, bad []s
 // MapSender returns the envelope sender after the sender map, and the
 // rule that changed it ("" when none did).
 func (r *Rules) MapSender(sender string) (string, string) {
-	if v, rule := r.Senders.Lookup(sender, r.Local); v != "" {
+	if v, rule := r.Files().Senders.Lookup(sender, r.Local); v != "" {
 		return v, rule
 	}
 	return sender, ""
@@ -172,7 +244,7 @@ func (r *Rules) Sender(env *spool.Envelope) string {
 // envelope sender sender (-f, MAIL FROM). The error says which entry
 // refused it.
 func (r *Rules) AllowSender(user, sender string) error {
-	ok, where := r.Logins.Allowed(user, sender, r.Domain)
+	ok, where := r.Files().Logins.Allowed(user, sender, r.Domain)
 	if ok {
 		return nil
 	}

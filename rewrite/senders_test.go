@@ -1,8 +1,11 @@
 package rewrite
 
 import (
+	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestSenderMap(t *testing.T) {
@@ -101,7 +104,7 @@ daemon: <>, bounces
 		}
 	}
 	err := r.AllowSender("alice", "bob@example.org")
-	if err == nil || !strings.Contains(err.Error(), "user alice may not send as bob@example.org (sender_login_map "+r.Logins.File+":2)") {
+	if err == nil || !strings.Contains(err.Error(), "user alice may not send as bob@example.org (sender_login_map "+r.Files().Logins.File+":2)") {
 		t.Errorf("message: %v", err)
 	}
 	// Without a "*" entry, a user without an entry has only the own address.
@@ -116,5 +119,46 @@ daemon: <>, bounces
 	r = rulesWith(t, "", "", "")
 	if err := r.AllowSender("bob", "x@example.org"); err != nil {
 		t.Errorf("no map: %v", err)
+	}
+}
+
+// TestReloadChangedFiles: a long-lived Rules (the daemon's) sees a
+// corrected sender map without a restart.
+func TestReloadChangedFiles(t *testing.T) {
+	r := rulesWith(t, "root: alice@example.org\n", "root: old@example.com\n", "")
+	if got, _ := r.MapSender("root@server1.example.com"); got != "old@example.com" {
+		t.Fatalf("before: %q", got)
+	}
+	p := r.Files().Senders.File
+	if err := os.WriteFile(p, []byte("root: robot@example.com\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Unchanged until the next look (at most once a second).
+	r.checked.Store(time.Now().Add(time.Hour).UnixNano())
+	if got, _ := r.MapSender("root@server1.example.com"); got != "old@example.com" {
+		t.Errorf("looked again at once: %q", got)
+	}
+	r.checked.Store(0) // as if a second had passed
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.MapSender("root@server1.example.com")
+			r.Expand("root")
+		}()
+	}
+	wg.Wait()
+	if got, _ := r.MapSender("root@server1.example.com"); got != "robot@example.com" {
+		t.Errorf("after the change: %q", got)
+	}
+	if got := expansions(r, "root"); got != "alice@example.org" {
+		t.Errorf("aliases after the reload: %q", got)
+	}
+	// A removed file: its rules are gone.
+	os.Remove(p)
+	r.checked.Store(0)
+	if got, _ := r.MapSender("root@server1.example.com"); got != "root@server1.example.com" {
+		t.Errorf("after removal: %q", got)
 	}
 }
