@@ -147,9 +147,15 @@ func (r *Runner) enqueueReport(l *spool.Locked, kind bounce.Kind, rcpts []*spool
 		return "", err
 	}
 	defer d.Abort()
+	rcptsTo := []spool.Recipient{{Address: env.Sender, Status: spool.Pending}}
+	if x, ok := r.Rewrite.(aliaser); ok {
+		// A local sender (root@server1.lan) reaches a person through
+		// the aliases, as its mail did.
+		rcptsTo, _ = x.Recipients(rcptsTo)
+	}
 	benv := &spool.Envelope{
 		Sender:      from,
-		Recipients:  []spool.Recipient{{Address: env.Sender, Status: spool.Pending}},
+		Recipients:  rcptsTo,
 		UID:         -1,
 		User:        "MAILER-DAEMON",
 		Arrival:     now,
@@ -168,6 +174,13 @@ func (r *Runner) enqueueReport(l *spool.Locked, kind bounce.Kind, rcpts []*spool
 		return "", err
 	}
 	return d.ID, nil
+}
+
+// aliaser is a Rewriter that also expands recipients through the alias
+// file (package rewrite's Rules): relay's own reports to a local sender go
+// where that sender's mail goes.
+type aliaser interface {
+	Recipients(in []spool.Recipient) (out []spool.Recipient, nowhere []string)
 }
 
 // bounceFrom is the envelope sender of relay's reports: bounce_from, else
