@@ -17,9 +17,11 @@ import (
 // when it takes the spool owner's identity. The capability is lowered in
 // the permitted set of every thread (capabilities are per thread on
 // Linux), which lowers it in the effective and ambient sets too; other
-// capabilities stay. A binary built with cgo cannot change every thread
-// (the Go runtime refuses): it keeps the capability (relay is shipped
-// without cgo).
+// capabilities stay. Where it cannot be done the capability is kept and
+// Serve logs a warning (holdsBindCapability): a binary built with cgo
+// cannot change every thread (the Go runtime refuses; relay is shipped
+// without cgo), and a seccomp filter without capset (systemd's
+// SystemCallFilter=~@privileged) answers EPERM.
 func dropBindCapability() error {
 	if os.Geteuid() == 0 {
 		return nil
@@ -29,17 +31,33 @@ func dropBindCapability() error {
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capget: %w", err)
 	}
-	const bit = uint32(1) << unix.CAP_NET_BIND_SERVICE // < 32: in data[0]
-	if data[0].Permitted&bit == 0 {
+	if data[0].Permitted&bindBit == 0 {
 		return nil
 	}
+	const bit = bindBit
 	data[0].Permitted &^= bit
 	data[0].Effective &^= bit
 	data[0].Inheritable &^= bit
 	_, _, errno := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
 	switch errno {
-	case 0, syscall.ENOTSUP:
+	case 0, syscall.ENOTSUP, syscall.EPERM:
 		return nil
 	}
 	return fmt.Errorf("capset: %w", errno)
+}
+
+const bindBit = uint32(1) << unix.CAP_NET_BIND_SERVICE // < 32: in data[0]
+
+// holdsBindCapability reports whether a process that is not root still
+// holds CAP_NET_BIND_SERVICE (dropBindCapability could not give it up).
+func holdsBindCapability() bool {
+	if os.Geteuid() == 0 {
+		return false
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Permitted&bindBit != 0
 }

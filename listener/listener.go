@@ -242,6 +242,10 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	for _, p := range s.o.Networks {
 		nets += "," + p.String()
 	}
+	if len(lns) > 0 && holdsBindCapability() {
+		s.o.Log.Warning("status", "warning", "reason", "the daemon still holds CAP_NET_BIND_SERVICE, and programs it runs inherit it: "+
+			"allow the capset system call (systemd: SystemCallFilter=capset), or build relay without cgo")
+	}
 	for _, ln := range lns {
 		s.o.Log.Info("listen", ln.Addr().String(), "clients", nets, "status", "listening")
 		loops.Go(func() {
