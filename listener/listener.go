@@ -360,8 +360,6 @@ func (s *Server) admit(nc net.Conn) bool {
 // refuse answers a client that is not allowed and logs it (rate-limited
 // per address).
 func (s *Server) refuse(nc net.Conn, ap netip.AddrPort) {
-	writeAndClose(nc, "554 5.7.1 "+s.host+" Error: access denied for "+ap.Addr().Unmap().String()+
-		" (only loopback and listen_networks may submit)\r\n")
 	ip := ap.Addr().Unmap()
 	now := time.Now()
 	s.mu.Lock()
@@ -389,6 +387,8 @@ func (s *Server) refuse(nc net.Conn, ap netip.AddrPort) {
 		}
 		s.o.Log.Warning(kv...)
 	}
+	writeAndClose(nc, "554 5.7.1 "+s.host+" Error: access denied for "+ip.String()+
+		" (only loopback and listen_networks may submit)\r\n")
 }
 
 // writeAndClose writes a last reply to a fresh connection (its send buffer

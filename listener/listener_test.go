@@ -302,8 +302,19 @@ func TestServe_PerClientLimit(t *testing.T) {
 	}
 	first.Write([]byte("QUIT\r\n"))
 	io.Copy(io.Discard, first) // 221, then the server closes
-	c, nc = dial(t, f.addr)
-	expect(t, nc, c, 220)
+	// The session's place is freed just after it closed the connection.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		c, nc = dial(t, f.addr)
+		nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		code, msg, err := c.ReadResponse(0)
+		if code == 220 {
+			break
+		}
+		if code != 421 || time.Now().After(deadline) {
+			t.Fatalf("after a session ended: %d %s %v, want 220", code, msg, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Past MaxConnections the listener stops accepting: the next client waits
