@@ -1,13 +1,73 @@
-// Package relay delivers queued mail to an authenticated TLS smarthost.
+// Package relay delivers queued mail to authenticated TLS smarthosts.
 //
 // # One delivery pass
 //
-// [Runner.Run] walks the spool in arrival order. A message is taken when it
-// is due (its next attempt time has come), not held, and has recipients
-// still pending. The runner locks it (see package spool: a message another
-// runner holds is skipped), re-reads its envelope under the lock and hands
-// it to the smarthost over a connection that later messages of the same
-// pass reuse (RSET between transactions).
+// [Runner.Run] walks the spool's queue IDs in arrival order (IDs only: the
+// envelopes are read one at a time, so memory does not grow with the
+// queue). A message is taken when it is due (its next attempt time has
+// come), not held, and has recipients still pending or failures still to
+// report.
+//
+// # Routing: which smarthost
+//
+// The order of decisions is SPEC §5's. First the sender map
+// ([Rewriter].Sender) gives the sender that routing looks at. Then
+// [Route]: the [[smarthost]] tables whose senders patterns match it, in
+// configuration order, or, when none matches, the tables without senders.
+// A table whose senders do not match is never used for that sender: its
+// account may not send as it. No table at all means a fault of the
+// configuration: the message waits (relay's own side, never bounced, held
+// after lifetime) with "no smarthost serves the sender". Last, the chosen
+// smarthost's envelope_from, or its preset's rule (yandex, mailru, outlook
+// and rambler accept only the login as the sender), gives the envelope
+// sender that goes out ([OutgoingSender]), and the header changes for that
+// smarthost apply ([Rewriter].Content).
+//
+// # Failover
+//
+// The candidates are tried in order. A smarthost that cannot be used —
+// connect, proxy, TLS or certificate failure, a 421 or other refusal of
+// the greeting or EHLO, AUTH refused — is marked down (below) and the
+// message goes to the next candidate in the same pass. A smarthost already
+// down is skipped without a connection. When every candidate is down the
+// message is deferred with the last one's failure until the first of them
+// is due to be tried again. A failure inside a transaction (a 4xx or 5xx
+// to MAIL, RCPT or DATA, a connection lost mid-way) is no reason to fail
+// over: the account works, the message or recipient is at issue.
+//
+// # Parallel connections, one message per worker
+//
+// Each smarthost has a lane of at most max_connections workers ([queue];
+// a Config not loaded from a file, with 0, gets 1). Run is the
+// dispatcher: it hands each due message's ID to the lane of its first
+// usable candidate, starting a new worker only when every running one is
+// busy, so a short queue keeps one connection and a long one opens up to
+// max_connections. A worker locks the message (see package spool: a
+// message another runner holds is skipped), re-reads its envelope under
+// the lock and sends it over the worker's connection, which it opens on
+// first use and keeps for the messages after (RSET between transactions).
+// A message is thus locked and sent by exactly one worker; results and log
+// lines stay per recipient. When a dial fails, the worker gives the ID
+// back to the dispatcher for the next candidate. With -v (Runner.Debug)
+// each smarthost gets one connection, so that the dialogue stays readable.
+// Runner.KeepConnections keeps a pass's connections for the next pass of
+// the same runner (relay queue run's passes follow each other closely).
+//
+// # Rate limits
+//
+// rate_limit = "100/h" (presets carry the providers' known limits): before
+// a message goes to a smarthost with a limit, the worker takes a send from
+// the smarthost's window, a sliding window kept in the spool
+// (rate/NAME.json, under a lock) so that every runner — the daemon, a cron
+// `queue run` each minute, a sendmail --wait — counts the same sends, and
+// a restart forgets none. A send whose connection then fails is given
+// back. When the window is full the message waits until the oldest send
+// leaves it: no attempt is counted, its reasons stay, the envelope records
+// what it waits for (mailq shows "waiting for the rate limit of smarthost
+// X (100/h) until …"), and the time waited is added to RateWaited, which
+// lifetime does not count: a message never expires because relay held it
+// back. A flush makes such a message due, and the window holds it again.
+// The log says status=rate-limited once per message and wait.
 //
 // # Connecting: secure or not at all
 //
@@ -55,15 +115,17 @@
 //
 // When the connection itself fails (connect, TLS, AUTH), the other messages
 // of the pass are deferred with the same reason without a new connection
-// each: a queue of thousands costs one failed connection, not thousands.
+// each (or go to the next smarthost): a queue of thousands costs one failed
+// connection per worker, not thousands.
 //
 // # Retries, lifetime, reports
 //
 // A deferred message is due again after retry_min, doubling per attempt up
 // to retry_max. A smarthost that cannot be reached is remembered as down
-// (spool.HostState, for its host, port and TLS mode) until its own retry
-// time, across passes: due messages meanwhile are deferred with that reason
-// and no connection; a flush forgets it.
+// (spool.HostState, keyed by the smarthost's name, for its host, port and
+// TLS mode) until its own retry time, across passes: due messages
+// meanwhile go to the next candidate, or are deferred with that reason and
+// no connection; a flush forgets it (never the rate-limit windows).
 //
 // Past lifetime, a message waiting on relay's own side or the account is
 // put on hold (never bounced, never deleted), and a recipient the
