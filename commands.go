@@ -748,7 +748,10 @@ func (c *cli) daemon(args []string) error {
 		Reload: c.loadConfig,
 		NewRunner: func(cfg *config.Config) *relay.Runner {
 			maskSecrets(log, cfg)
-			return newRunner(cfg, sp, log)
+			r := newRunner(cfg, sp, log)
+			// Mail that follows within seconds reuses the session.
+			r.KeepConnections = 10 * time.Second
+			return r
 		},
 		NewPickup: func(cfg *config.Config) *sendmailcompat.Pickup { return c.pickup(cfg, sp, log) },
 	}

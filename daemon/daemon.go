@@ -125,11 +125,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"watch", strings.Join(watched, ","), "rescan", d.rescan(cfg).String())
 	notify("READY=1\nSTATUS=delivering")
 
+	// One context for every pass: a runner keeps its connections from one
+	// pass to the next only under the same context (relay.Runner's
+	// KeepConnections); cancelling it cuts whatever is in flight.
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
 	var (
-		want       = true // a pass is wanted
-		running    bool
-		passDone   = make(chan passResult, 1)
-		cancelPass = func() {}
+		want     = true // a pass is wanted
+		running  bool
+		passDone = make(chan passResult, 1)
 		timer      = time.NewTimer(time.Hour)
 		next       time.Time // earliest known due time; zero: none known
 		duringPass time.Time // earliest future due time seen during a pass
@@ -139,7 +143,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		fatal      error
 	)
 	timer.Stop()
-	defer func() { cancelPass() }()
 	earliest := func(a, b time.Time) time.Time {
 		if a.IsZero() || !b.IsZero() && b.Before(a) {
 			return b
@@ -151,11 +154,9 @@ loop:
 		if want && !running {
 			want, running = false, true
 			timer.Stop()
-			var passCtx context.Context
-			passCtx, cancelPass = context.WithCancel(context.Background())
 			lastStart = time.Now()
 			go func(r *relay.Runner, p *sendmailcompat.Pickup, c *config.Config) {
-				passDone <- d.pass(passCtx, r, p, c)
+				passDone <- d.pass(runCtx, r, p, c)
 			}(runner, pickup, cfg)
 		}
 		if !running {
@@ -184,6 +185,9 @@ loop:
 			}
 			if nc := d.reload(cfg); nc != cfg {
 				cfg = nc
+				if !running {
+					runner.Close() // else the pass's end closes them (idle timer)
+				}
 				runner = d.NewRunner(cfg)
 				pickup = d.newPickup(cfg)
 				want = true // new smarthost, new credentials: try at once
@@ -223,7 +227,6 @@ loop:
 			timerPass = true
 		case res := <-passDone:
 			running = false
-			cancelPass()
 			next = time.Time{}
 			if res.hasNext {
 				next = res.next
@@ -243,11 +246,12 @@ loop:
 	// Stop: the pass first (its connection is cut without the final
 	// dot), then the services.
 	notify("STOPPING=1")
-	cancelPass()
+	cancelRun()
 	stopServices()
 	if running {
 		<-passDone
 	}
+	runner.Close()
 	svcWG.Wait()
 	d.Log.Info("status", "stopped", "pid", fmt.Sprint(os.Getpid()))
 	return fatal
