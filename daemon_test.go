@@ -16,6 +16,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -532,4 +534,44 @@ func TestDaemon_SIGKILLWhileDelivering(t *testing.T) {
 	if len(submitted) < runs {
 		t.Errorf("only %d messages submitted in %d runs", len(submitted), runs)
 	}
+}
+
+// TestDaemon_SystemInstallMaildrop: root starts the daemon of a system
+// install; it continues as relay, and a local user's message, dropped in
+// the maildrop, is picked up by the watch and delivered.
+func TestDaemon_SystemInstallMaildrop(t *testing.T) {
+	s := newSysEnv(t)
+	sk := newSink(t, 0, 0)
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.conf, append(conf, daemonConf(sk.Port)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := runDaemon(t, s.env)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayUser, _ := user.Lookup("relay")
+	for _, l := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(l); len(f) == 5 && f[0] == "Uid:" && (f[1] != relayUser.Uid || f[2] != relayUser.Uid) {
+			t.Errorf("daemon runs as %s, want relay (%s)", l, relayUser.Uid)
+		}
+	}
+	id := "drop-" + fmt.Sprint(rand.Int64())
+	if r := run(as(s.users[0], s.cmd("sendmail", "-i", "b@example.net")), testMessage(id, "from a user\n")); r.code != 0 {
+		t.Fatalf("sendmail: %+v", r)
+	}
+	if !waitFor(30*time.Second, func() bool { return sk.count(id) == 1 }) {
+		t.Fatalf("dropped message not delivered:\n%s", d.log.String())
+	}
+	if left, _ := os.ReadDir(filepath.Join(s.spool, "maildrop")); len(left) != 0 {
+		t.Errorf("maildrop after pickup: %v", left)
+	}
+	if !strings.Contains(d.log.String(), "uid="+s.users[0].Uid) {
+		t.Errorf("no pickup line naming the user's uid:\n%s", d.log.String())
+	}
+	d.stop(syscall.SIGTERM, 20*time.Second)
 }
