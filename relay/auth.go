@@ -15,17 +15,20 @@ package relay
 // but 421), relay tries PLAIN (LOGIN when PLAIN is not offered) on the same
 // connection, but only over TLS: the point of a challenge-response
 // mechanism is that the password never crosses the wire, and it must not
-// then cross it in clear. Servers keep the session after a refused AUTH
-// (RFC 4954 4: the client may try again; Postfix, Dovecot, Exim and
-// go-smtp do); one that drops it (421, or a closed connection) fails the
-// attempt, which is deferred like any AUTH failure. A mechanism named in
-// auth is never replaced.
+// then cross it in clear. A mechanism named in auth is never replaced.
 //
-// The process remembers such a fallback for the smarthost (host, port,
-// username): its next connections start with the mechanism that was
-// tried next, so they neither pay for a refusal each (Dovecot delays
-// every failed login by 2 s) nor depend on the session surviving one. A
-// daemon keeps that memory until it restarts; it is never written down.
+// Servers keep the session after a refused AUTH (RFC 4954 4: the client
+// may try again), but go-smtp's client answers every refusal with a "*"
+// line, and Postfix (3.x, smtpd_forbidden_commands) drops a session on such
+// a "non-SMTP command". So when the session is gone, the fallback runs on
+// a new connection: Dial dials again (errAuthRedial). A 421 is a closing
+// server, not a refusal: no fallback.
+//
+// The process remembers the fallback for the smarthost (host, port,
+// username): its next connections start with that mechanism, so they
+// neither pay for a refusal each (Dovecot delays every failed login by
+// 2 s) nor need a second connection. A daemon keeps that memory until it
+// restarts; it is never written down.
 //
 // The secret is read once per connection (password_file, password_command:
 // tokens expire) and used for the fallback too.
@@ -88,6 +91,11 @@ func fallbackMechanism(auth, first string, f *Failure, tls bool, offered func(st
 	}
 	return ""
 }
+
+// errAuthRedial marks (as the Err of a Failure with a reply) an AUTH
+// failure whose fallback needs a new connection: the server closed the
+// session after refusing a challenge-response mechanism.
+var errAuthRedial = errors.New("the fallback to PLAIN needs a new connection")
 
 // fallbacks remembers, per smarthost, the mechanism to start with after a
 // challenge-response mechanism was refused: "host:port user" → "PLAIN".
@@ -157,11 +165,13 @@ func (c *Conn) authenticate(ctx context.Context, peer net.Addr) (tried []string,
 			return tried, nil
 		}
 		if f2.Code == 0 && f2.Stage == StageAuth {
-			// The server dropped the session after the refusal: its
-			// answer to the first mechanism is the one that explains,
-			// and the next connection starts with fb.
+			// The server dropped the session after the refusal: the
+			// next connection starts with fb (Dial makes it at once).
+			// Should that fail to come about, the answer to the first
+			// mechanism is the one that explains.
 			fallbacks.Store(fallbackKey(sh), fb)
 			f.Reply += fmt.Sprintf(" (AUTH %s was refused; %s could not be tried: %v)", mech, fb, f2.Err)
+			f.Err = errAuthRedial
 		} else {
 			f = f2
 			if f.Code > 0 {

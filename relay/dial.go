@@ -100,6 +100,12 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 		if aborted.Load() {
 			return nil, &Failure{Stage: StageConnect, Err: ErrAborted}
 		}
+		if errors.Is(err, errAuthRedial) {
+			// auth.go: the server closed the session after refusing
+			// a challenge-response mechanism; a new connection starts
+			// with the fallback (never again with a refused one).
+			return Dial(ctx, sh, o)
+		}
 		f := failure(StageConnect, err)
 		if via == "" {
 			f.Addr = raw.RemoteAddr().String()

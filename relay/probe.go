@@ -191,6 +191,17 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 		// The mechanisms tried, in order: "PLAIN as robot@…", or
 		// "CRAM-MD5, then PLAIN as robot@…" after a fallback.
 		tried, err := c.authenticate(ctx, raw.RemoteAddr())
+		if errors.Is(err, errAuthRedial) {
+			// The server closed the session after refusing the first
+			// mechanism: the fallback on a new connection, as Dial does.
+			nc, nerr := Dial(ctx, sh, DialOptions{HeloName: o.HeloName, Debug: dbg})
+			if nerr == nil {
+				defer nc.Close()
+				c = nc
+				tried[len(tried)-1] += " (on a new connection)"
+			}
+			err = nerr
+		}
 		who := "as " + sh.Username
 		if len(tried) > 0 {
 			who = strings.Join(tried, ", then ") + " " + who
