@@ -58,6 +58,10 @@ USERS=(
 	"robot@example.test:s3cret-robot"
 	"alice@example.test:s3cret-alice"
 )
+# A login whose password Dovecot keeps hashed (SHA512-CRYPT), as many
+# servers do: PLAIN and LOGIN work, CRAM-MD5 and SCRAM cannot (relay's
+# fallback to PLAIN). It owns its own address too.
+HASHED_USER="hashed@example.test:s3cret-hashed"
 REFUSED_RCPT=refuse@example.test
 
 # Virtual deliveries run as this unprivileged user (virtual(8) refuses uid 0).
@@ -188,6 +192,7 @@ write_dovecot_conf() {
 	for u in "${USERS[@]}"; do
 		printf '%s:{PLAIN}%s::::::\n' "${u%%:*}" "${u#*:}" >>"$DC_CONF/users.tmp"
 	done
+	printf '%s:{SHA512-CRYPT}%s::::::\n' "${HASHED_USER%%:*}" "$(openssl passwd -6 "${HASHED_USER#*:}")" >>"$DC_CONF/users.tmp"
 	# The auth process runs as the "dovecot" user: it must read this file.
 	chown root:dovecot "$DC_CONF/users.tmp"
 	chmod 640 "$DC_CONF/users.tmp"
@@ -253,6 +258,7 @@ write_postfix_conf() {
 	for u in "${USERS[@]}"; do
 		printf '%s\t%s\n' "${u%%:*}" "${u%%:*}" >>"$PF_CONF/sender_logins"
 	done
+	printf '%s\t%s\n' "${HASHED_USER%%:*}" "${HASHED_USER%%:*}" >>"$PF_CONF/sender_logins"
 	# One recipient refused at RCPT with a permanent error, like an unknown
 	# mailbox at a real provider.
 	printf '%s\t550 5.1.1 User unknown\n' "$REFUSED_RCPT" >"$PF_CONF/recipient_access"
@@ -486,6 +492,8 @@ write_env() {
 		kv SMARTHOST_PASS2 "${u2#*:}"
 		kv SMARTHOST_REFUSED_RCPT "$REFUSED_RCPT"
 		kv SMARTHOST_MECHS "$MECHS"
+		kv SMARTHOST_HASHED_USER "${HASHED_USER%%:*}"
+		kv SMARTHOST_HASHED_PASS "${HASHED_USER#*:}"
 		kv SMARTHOST_PORT_CRAM_MD5 "$(auth_port cram-md5)"
 		kv SMARTHOST_PORT_SCRAM_SHA_256 "$(auth_port scram-sha-256)"
 		kv SMARTHOST_PORT_AUTH_PLAIN "$(auth_port plain)"
@@ -501,6 +509,20 @@ write_env() {
 }
 
 # ------------------------------------------------------------ start/stop --
+
+# without_inherited_fds CMD...: runs CMD with only descriptors 0-2. Under
+# `flock /tmp/relay-e2e.lock bash e2e/smarthost.sh start` the lock's
+# descriptor is inherited; a daemon keeping it (Dovecot does) would hold
+# the lock for as long as it runs, and every later e2e run would wait.
+without_inherited_fds() {
+	(
+		local fd
+		for fd in $(ls "/proc/$BASHPID/fd"); do
+			((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+		done
+		exec "$@"
+	)
+}
 
 postfix_running() { postfix -c "$PF_CONF" status >/dev/null 2>&1; }
 
@@ -563,7 +585,7 @@ cmd_start() {
 		log "starting Dovecot"
 		# Daemons must not inherit our stdout/stderr: a caller reading our
 		# output through a pipe ($(...), | tee) would wait for EOF forever.
-		dovecot -c "$DC_CONF/dovecot.conf" </dev/null >>"$DIR/dovecot.log" 2>&1 ||
+		without_inherited_fds dovecot -c "$DC_CONF/dovecot.conf" </dev/null >>"$DIR/dovecot.log" 2>&1 ||
 			{ tail -20 "$DIR/dovecot.log" >&2; die "dovecot failed to start"; }
 	fi
 
@@ -573,7 +595,7 @@ cmd_start() {
 	else
 		log "starting Postfix"
 		# "postfix check" runs as part of start: creates the queue tree.
-		postfix -c "$PF_CONF" start </dev/null >>"$DIR/postfix.log" 2>&1 ||
+		without_inherited_fds postfix -c "$PF_CONF" start </dev/null >>"$DIR/postfix.log" 2>&1 ||
 			{ tail -20 "$DIR/postfix.log" >&2; die "postfix start failed"; }
 	fi
 

@@ -83,6 +83,7 @@ for v in SMARTHOST_CA SMARTHOST_OTHER_CA SMARTHOST_CERT SMARTHOST_CERT_SHA256 SM
 	SMARTHOST_PASS SMARTHOST_USER2 SMARTHOST_PASS2 SMARTHOST_MAILDIR SMARTHOST_PORT_STARTTLS \
 	SMARTHOST_PORT_TLS SMARTHOST_PORT_PLAIN SMARTHOST_PORT_WRONGNAME SMARTHOST_PORT_CRAM_MD5 \
 	SMARTHOST_PORT_SCRAM_SHA_256 SMARTHOST_PORT_AUTH_PLAIN SMARTHOST_PORT_AUTH_LOGIN SMARTHOST_PORT_AUTH_ALL \
+	SMARTHOST_HASHED_USER SMARTHOST_HASHED_PASS \
 	SMARTHOST_PORT_NO8BITMIME SMARTHOST_PORT_STRICT_SENDER; do
 	[[ -n ${!v:-} ]] || missing+=" $v"
 done
@@ -264,6 +265,13 @@ for pm in "$SMARTHOST_PORT_CRAM_MD5:CRAM-MD5" "$SMARTHOST_PORT_SCRAM_SHA_256:SCR
 		;;
 	esac
 done
+# The login with a hashed password: PLAIN works, CRAM-MD5 cannot.
+swaks_to "$OUT/hashed_plain" --port "$SMARTHOST_PORT_AUTH_ALL" --tls --auth PLAIN \
+	--auth-user "$SMARTHOST_HASHED_USER" --auth-password "$SMARTHOST_HASHED_PASS" --quit-after AUTH
+expect "$SMARTHOST_PORT_AUTH_ALL: $SMARTHOST_HASHED_USER (hashed password) logs in with PLAIN" "$OUT/hashed_plain" '^<~  235 2\.7\.0'
+swaks_to "$OUT/hashed_cram" --port "$SMARTHOST_PORT_AUTH_ALL" --tls --auth CRAM-MD5 \
+	--auth-user "$SMARTHOST_HASHED_USER" --auth-password "$SMARTHOST_HASHED_PASS" --quit-after AUTH
+expect "$SMARTHOST_PORT_AUTH_ALL: $SMARTHOST_HASHED_USER cannot log in with CRAM-MD5 (535)" "$OUT/hashed_cram" '^<~\* 535 5\.7\.8'
 swaks_to "$OUT/cram_badpw" --port "$SMARTHOST_PORT_CRAM_MD5" --tls --auth CRAM-MD5 \
 	--auth-user "$SMARTHOST_USER" --auth-password wrong-password --quit-after AUTH
 expect "$SMARTHOST_PORT_CRAM_MD5: wrong password gets 535" "$OUT/cram_badpw" '^<~\* 535 5\.7\.8'
