@@ -48,9 +48,10 @@ die() {
 [[ $SEQ =~ ^[1-9][0-9]*$ && $FLUSH =~ ^[1-9][0-9]*$ && $MAXCONN =~ ^[1-9][0-9]*$ ]] || die "SEQ, FLUSH and MAXCONN must be numbers"
 
 if [[ ${RELAY_E2E_LOCKED:-} != 1 ]]; then
-	exec {lockfd}>/tmp/relay-e2e.lock
+	# -o: the lock's descriptor is not passed on, so no program started
+	# here (a detached runner, a restarted daemon) keeps holding it.
 	log "waiting for the e2e lock"
-	flock "$lockfd"
+	exec flock -o /tmp/relay-e2e.lock env RELAY_E2E_LOCKED=1 bash "${BASH_SOURCE[0]}" "$@"
 fi
 
 "$ROOT/e2e/smarthost.sh" status >/dev/null 2>&1 || die "the e2e smarthost is not running: bash e2e/smarthost.sh start"
