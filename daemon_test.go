@@ -44,13 +44,19 @@ type sink struct {
 	got     map[string]int
 	dataRx  atomic.Int64 // DATA bytes read, all transactions
 	aborted atomic.Int64 // transactions cut before their final dot
+	down    atomic.Bool  // refuse every session with a 421 greeting
 }
 
 // newSink listens on port (0: any free port).
 func newSink(t *testing.T, port int, slow time.Duration) *sink {
 	t.Helper()
 	s := &sink{t: t, slow: slow, got: map[string]int{}}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }))
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		if s.down.Load() {
+			return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "sink is down"}
+		}
+		return &sinkSession{s: s}, nil
+	}))
 	srv.Domain = "sink.test"
 	srv.MaxMessageBytes = 200 << 20
 	srv.ReadTimeout = time.Minute
@@ -99,7 +105,13 @@ func (nopLogger) Println(...any)        {}
 
 type sinkSession struct{ s *sink }
 
-func (*sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (ss *sinkSession) Mail(string, *smtp.MailOptions) error {
+	if ss.s.down.Load() {
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "sink is down"}
+	}
+	return nil
+}
+
 func (*sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
 func (*sinkSession) Reset()                               {}
 func (*sinkSession) Logout() error                        { return nil }
@@ -255,6 +267,25 @@ func waitFor(limit time.Duration, ok func() bool) bool {
 	return true
 }
 
+// closedPort returns a port bound but not listening: connecting to it is
+// refused, and nothing else can take it during the test.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
+}
+
 // queued counts the queue (the daemon may remove a message at any time:
 // only the names are read).
 func queued(t *testing.T, e *env) int {
@@ -329,15 +360,15 @@ func TestDaemon_WatchPicksUpAndFlush(t *testing.T) {
 		t.Fatalf("message not delivered by the daemon:\n%s", d.log.String())
 	}
 
-	// The smarthost goes away: a message is deferred for an hour.
-	port := s.Port
-	s.close()
+	// The smarthost goes down: a message is deferred for an hour.
+	s.down.Store(true)
 	id2 := "flush-" + fmt.Sprint(rand.Int64())
 	e.submit(t, id2, "deferred first\n")
 	if !waitFor(30*time.Second, func() bool { return strings.Contains(d.log.String(), "status=deferred") }) {
 		t.Fatalf("no deferral logged:\n%s", d.log.String())
 	}
-	s2 := newSink(t, port, 0)
+	s.down.Store(false)
+	s2 := s
 	time.Sleep(300 * time.Millisecond)
 	if s2.count(id2) != 0 {
 		t.Fatal("delivered before the flush: the retry time was not respected")
@@ -572,6 +603,44 @@ func TestDaemon_SystemInstallMaildrop(t *testing.T) {
 	}
 	if !strings.Contains(d.log.String(), "uid="+s.users[0].Uid) {
 		t.Errorf("no pickup line naming the user's uid:\n%s", d.log.String())
+	}
+	d.stop(syscall.SIGTERM, 20*time.Second)
+}
+
+// TestDaemon_IdleAfterDeferrals: the daemon's own writes (50 deferred
+// envelopes rewritten) must not wake it in a loop: once every message is
+// deferred it sleeps. Measured as CPU time over two idle seconds, from
+// /proc (a spinning daemon burns a whole core: about 200 ticks).
+func TestDaemon_IdleAfterDeferrals(t *testing.T) {
+	e := newEnv(t, daemonConf(closedPort(t))) // the smarthost is down
+	d := runDaemon(t, e)
+	for i := 0; i < 50; i++ {
+		e.submit(t, fmt.Sprintf("idle-%d-%d", i, rand.Int64()), "deferred\n")
+	}
+	if !waitFor(60*time.Second, func() bool { return strings.Count(d.log.String(), "status=deferred") >= 50 }) {
+		t.Fatalf("not every message deferred:\n%s", d.log.String())
+	}
+	time.Sleep(300 * time.Millisecond) // the last pass's scan
+	ticks := func() int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		var u, s int
+		fmt.Sscan(f[11], &u)
+		fmt.Sscan(f[12], &s)
+		return u + s
+	}
+	before := ticks()
+	time.Sleep(2 * time.Second)
+	used := ticks() - before
+	t.Logf("CPU over 2 idle seconds with 50 deferred messages: %d ticks", used)
+	if used > 20 {
+		t.Errorf("the daemon used %d ticks of CPU in 2 idle seconds: it does not sleep", used)
+	}
+	if n := strings.Count(d.log.String(), "status=deferred"); n != 50 {
+		t.Errorf("%d deferral lines for 50 messages: the daemon retried before retry_min", n)
 	}
 	d.stop(syscall.SIGTERM, 20*time.Second)
 }
