@@ -41,8 +41,10 @@
 // a Config not loaded from a file, with 0, gets 1). Run is the
 // dispatcher: it hands each due message's ID to the lane of its first
 // usable candidate, starting a new worker only when every running one is
-// busy, so a short queue keeps one connection and a long one opens up to
-// max_connections. A worker locks the message (see package spool: a
+// busy and a connection to that smarthost has worked in this pass, so a
+// short queue keeps one connection, a long one opens up to
+// max_connections, and a smarthost that is down costs one failed
+// connection. A worker locks the message (see package spool: a
 // message another runner holds is skipped), re-reads its envelope under
 // the lock and sends it over the worker's connection, which it opens on
 // first use and keeps for the messages after (RSET between transactions).

@@ -49,6 +49,7 @@ type lane struct {
 	down      *Failure  // unusable: remembered, or failed in this pass
 	downUntil time.Time // until then
 	failed    bool      // a connection failed in this pass (counted once)
+	up        bool      // a connection worked in this pass
 	rateFull  time.Time // the rate limit is used up until then
 }
 
@@ -87,6 +88,12 @@ func (ru *run) laneOf(sh *config.Smarthost) *lane {
 		}
 	}
 	return nil
+}
+
+func (ln *lane) isUp() bool {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	return ln.up
 }
 
 func (ln *lane) state() (*Failure, time.Time) {
@@ -148,7 +155,9 @@ func (ru *run) dispatch(j job) {
 		return
 	default:
 	}
-	if ln.workers < ru.maxConn {
+	// A second connection only once one worked in this pass: a smarthost
+	// that is down costs one failed connection, not max_connections.
+	if ln.workers == 0 || ln.workers < ru.maxConn && ln.isUp() {
 		ln.workers++
 		ru.workers.Add(1)
 		go ru.work(ln)
@@ -211,6 +220,11 @@ func (ru *run) done(redo *job) {
 func (ru *run) work(ln *lane) {
 	defer ru.workers.Done()
 	conn := ru.r.takeIdle(ru.ctx, ln.sh)
+	if conn != nil {
+		ln.mu.Lock()
+		ln.up = true
+		ln.mu.Unlock()
+	}
 	defer func() { ru.r.release(ru.ctx, ln.sh, conn) }()
 	for j := range ln.jobs {
 		ru.done(ru.handle(ln, &conn, j))
@@ -327,6 +341,7 @@ func (ru *run) markDown(ln *lane, f *Failure) (*Failure, time.Time) {
 func (ru *run) markUp(ln *lane) {
 	ln.mu.Lock()
 	defer ln.mu.Unlock()
+	ln.up = true
 	if ln.host != (spool.HostState{}) && !ln.failed {
 		ln.host = spool.HostState{}
 		ru.r.Spool.SetHost(ln.sh.Name, ln.host)

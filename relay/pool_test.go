@@ -22,9 +22,11 @@ import (
 )
 
 // countingProxy forwards TCP connections to a server on 127.0.0.1 and
-// counts how many are open at once. Until a second connection arrives it
-// holds the first one back (at most hangMax), so that a client able to
-// open parallel connections does so whatever the scheduler does.
+// counts how many are open at once. Once the first connection has carried
+// its first kilobyte of replies (greeting, EHLO, AUTH and a transaction or
+// so), it holds that connection's replies back until a second connection
+// arrives (at most hangMax), so that a client able to open parallel
+// connections does so whatever the scheduler does.
 type countingProxy struct {
 	Port int
 
@@ -70,12 +72,6 @@ func newCountingProxy(t *testing.T, target int) *countingProxy {
 					p.mu.Unlock()
 				}()
 				defer c.Close()
-				if first {
-					select {
-					case <-p.second:
-					case <-time.After(hangMax):
-					}
-				}
 				s, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", target))
 				if err != nil {
 					return
@@ -83,7 +79,15 @@ func newCountingProxy(t *testing.T, target int) *countingProxy {
 				defer s.Close()
 				done := make(chan struct{}, 2)
 				go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-				go func() { io.Copy(c, s); c.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+				go func() {
+					var w io.Writer = c
+					if first {
+						w = &holdAfter{w: c, n: 1024, until: p.second}
+					}
+					io.Copy(w, s)
+					c.(*net.TCPConn).CloseWrite()
+					done <- struct{}{}
+				}()
 				<-done
 				<-done
 			}()
@@ -91,6 +95,27 @@ func newCountingProxy(t *testing.T, target int) *countingProxy {
 	}()
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return p
+}
+
+// holdAfter passes n bytes on, then waits for until (at most hangMax)
+// before it passes on the rest.
+type holdAfter struct {
+	w     io.Writer
+	n     int
+	until chan struct{}
+	held  bool
+}
+
+func (h *holdAfter) Write(b []byte) (int, error) {
+	if !h.held && h.n <= 0 {
+		h.held = true
+		select {
+		case <-h.until:
+		case <-time.After(hangMax):
+		}
+	}
+	h.n -= len(b)
+	return h.w.Write(b)
 }
 
 func (p *countingProxy) counts() (maxOpen, total int) {
@@ -378,5 +403,24 @@ func TestPool_KeepConnections_NextPassReusesTheConnection(t *testing.T) {
 	h.run()
 	if c := srv.Conns(); c != 3 {
 		t.Errorf("%d connections, want 2 more without KeepConnections", c)
+	}
+}
+
+// TestPool_SmarthostDown_OneConnectionAttempt: with max_connections = 4
+// a smarthost that is down costs the pass one connection, not four: more
+// connections open only once one has worked.
+func TestPool_SmarthostDown_OneConnectionAttempt(t *testing.T) {
+	port, conns := closingServer(t)
+	h := newHarness(t, smarthost(port, "none"))
+	h.runner.Debug = nil
+	h.cfg.Queue.MaxConnections = 4
+	for range 20 {
+		h.enqueue(content, rcptA)
+	}
+	if st := h.run(); st != (relay.Stats{Messages: 20, Deferred: 20}) {
+		t.Errorf("stats %+v", st)
+	}
+	if c := conns(); c != 1 {
+		t.Errorf("%d connections to a smarthost that is down, want 1", c)
 	}
 }
