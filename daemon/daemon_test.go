@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/spool"
+)
+
+func queueMessage(t *testing.T, sp *spool.Spool, next time.Time, held bool) string {
+	t.Helper()
+	d, err := sp.NewDraft()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &spool.Envelope{Sender: "a@example.com", Recipients: []spool.Recipient{{Address: "b@example.net", Status: spool.Pending}},
+		Arrival: time.Now(), NextAttempt: next, Held: held}
+	if err := d.WriteEnvelope(env); err != nil {
+		t.Fatal(err)
+	}
+	d.Write([]byte("Subject: x\r\n\r\nbody\r\n"))
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return d.ID
+}
+
+func TestClassify(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := spool.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	later := now.Add(time.Hour).Truncate(time.Second)
+	due := queueMessage(t, sp, now.Add(-time.Second), false)
+	waiting := queueMessage(t, sp, later, false)
+	held := queueMessage(t, sp, now, true)
+	d := &Daemon{Spool: sp}
+	q, m := filepath.Join(dir, "queue"), filepath.Join(dir, "maildrop")
+	for _, tc := range []struct {
+		name    string
+		ev      fsnotify.Event
+		wantDue bool
+		wantAt  time.Time
+	}{
+		{"a drop", fsnotify.Event{Name: m + "/1K0WVAYZBBKG60V", Op: fsnotify.Create}, true, time.Time{}},
+		{"a drop being written", fsnotify.Event{Name: m + "/.1K0WVAYZBBKG60V", Op: fsnotify.Create}, false, time.Time{}},
+		{"a removal", fsnotify.Event{Name: q + "/" + due, Op: fsnotify.Remove}, false, time.Time{}},
+		{"a due message", fsnotify.Event{Name: q + "/" + due, Op: fsnotify.Create}, true, time.Time{}},
+		{"a due envelope", fsnotify.Event{Name: q + "/" + due + ".env", Op: fsnotify.Create}, true, time.Time{}},
+		{"a deferred envelope", fsnotify.Event{Name: q + "/" + waiting + ".env", Op: fsnotify.Create}, false, later},
+		{"a held message", fsnotify.Event{Name: q + "/" + held, Op: fsnotify.Create}, false, time.Time{}},
+		{"a message gone", fsnotify.Event{Name: q + "/1K0WVAYZBBKG60V", Op: fsnotify.Create}, false, time.Time{}},
+		{"a stranger", fsnotify.Event{Name: q + "/notes.txt", Op: fsnotify.Create}, false, time.Time{}},
+	} {
+		gotDue, gotAt := d.classify(tc.ev, now, false, q, m)
+		if gotDue != tc.wantDue || !gotAt.Equal(tc.wantAt) {
+			t.Errorf("%s: due %v at %v, want %v %v", tc.name, gotDue, gotAt, tc.wantDue, tc.wantAt)
+		}
+	}
+	next, ok := d.scan()
+	if !ok || !next.Before(now) {
+		t.Errorf("scan: %v %v, want the due message's time", next, ok)
+	}
+}
+
+func TestReload(t *testing.T) {
+	var buf bytes.Buffer
+	cur := config.Default()
+	cur.Path = "/etc/relay/relay.toml"
+	d := &Daemon{Log: maillog.New(&buf)}
+
+	d.Reload = func() (*config.Config, error) { return nil, errors.New("relay.toml:3: bad\nrelay.toml:4: worse") }
+	if got := d.reload(cur); got != cur {
+		t.Error("a broken configuration replaced the one in use")
+	}
+	if !strings.Contains(buf.String(), `status=reload-refused`) || !strings.Contains(buf.String(), "relay.toml:3: bad relay.toml:4: worse") {
+		t.Errorf("refusal not logged on one line: %q", buf.String())
+	}
+
+	buf.Reset()
+	nc := config.Default()
+	nc.Spool, nc.Daemon.User, nc.Daemon.Listen, nc.Log.To = "/elsewhere", "nobody", []string{"127.0.0.1:25"}, "syslog"
+	nc.Queue.RetryMin = config.Duration(time.Minute)
+	d.Reload = func() (*config.Config, error) { return nc, nil }
+	got := d.reload(cur)
+	if got != nc || got.Queue.RetryMin != config.Duration(time.Minute) {
+		t.Fatal("a good configuration was not taken")
+	}
+	if got.Spool != cur.Spool || got.Daemon.User != cur.Daemon.User || len(got.Daemon.Listen) != 0 || got.Log.To != cur.Log.To {
+		t.Errorf("keys that need a restart changed: %+v", got)
+	}
+	if !strings.Contains(buf.String(), "spool, daemon.user, daemon.listen, log.to need a restart") {
+		t.Errorf("no warning about the keys that need a restart: %q", buf.String())
+	}
+}
