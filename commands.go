@@ -227,6 +227,8 @@ func (c *cli) deliverNow(cfg *config.Config, s *sendmailcompat.Submitter, id str
 			return sysexits.Wrap(sysexits.TempFail, fmt.Errorf("queued as %s: %w", id, res.err))
 		case res.st.Failed > 0:
 			return sysexits.New(sysexits.NoUser, "queued as %s: %d recipient(s) refused permanently; the sender gets a bounce", id, res.st.Failed)
+		case res.st.Waiting > 0:
+			return sysexits.New(sysexits.TempFail, "queued as %s: held back by the smarthost's rate limit (see mailq); relay sends it when the limit allows", id)
 		case res.st.Deferred > 0 || res.st.Held > 0 || res.st.Messages == 0:
 			return sysexits.New(sysexits.TempFail, "queued as %s: not delivered yet (see mailq); relay keeps trying", id)
 		}
@@ -730,10 +732,8 @@ func (c *cli) daemon(args []string) error {
 		return err
 	}
 	if sp == nil {
-		if os.Geteuid() == 0 {
-			return sysexits.New(sysexits.Config, "spool %s does not exist: run relay install", cfg.Spool)
-		}
-		// A single-user install makes its spool on first use.
+		// Made on first use, as sendmail makes it (a system install has
+		// its spool from relay install or tmpfiles.d).
 		if sp, err = spool.Create(cfg.Spool); err != nil {
 			return sysexits.Wrap(sysexits.CantCreat, err)
 		}
