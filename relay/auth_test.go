@@ -479,6 +479,12 @@ func TestAuth_Fallback_ServerDropsSessionAfterRefusal(t *testing.T) {
 				if h.read(id) != nil || !plain || srv.Conns() != 2 || len(srv.Bodies()) != 1 {
 					t.Errorf("want delivery with PLAIN on a second connection; %d connections, server saw %q; log:\n%s", srv.Conns(), srv.Lines(), h.log.String())
 				}
+				// relay probe (a new process: nothing remembered) says so.
+				relay.ForgetAuthFallbacks()
+				r := relay.Probe(context.Background(), &sh, relay.ProbeOptions{HeloName: "relay.test"})
+				if want := "CRAM-MD5, then PLAIN (on a new connection) as " + testUser + ": ok"; !r.OK() || r.Auth != want {
+					t.Errorf("probe: ok %v, Auth %q; want %q (failure %v)", r.OK(), r.Auth, want, r.Failure)
+				}
 				return
 			}
 			env := h.mustRead(id)
