@@ -29,6 +29,10 @@ const DefaultRescan = 5 * time.Minute
 // (debug.SetMemoryLimit) unless GOMEMLIMIT is set.
 const MemoryLimit = 10 << 20
 
+// maxWaiters bounds the goroutines waiting for a message's lock to be
+// released (see classify); beyond it the scan after a pass looks again.
+const maxWaiters = 8
+
 // minGap is the first gap between two passes the timer starts while work
 // stays due (see the package documentation).
 const minGap = time.Second
@@ -131,14 +135,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	var (
-		want     = true // a pass is wanted
-		running  bool
-		passDone = make(chan passResult, 1)
+		want       = true // a pass is wanted
+		running    bool
+		passDone   = make(chan passResult, 1)
 		timer      = time.NewTimer(time.Hour)
 		next       time.Time // earliest known due time; zero: none known
 		duringPass time.Time // earliest future due time seen during a pass
 		gap        = minGap
 		timerPass  bool // the running pass was started by the timer
+		waiters    int  // waitFree goroutines at work
+		freed      = make(chan struct{}, maxWaiters)
 		lastStart  time.Time
 		fatal      error
 	)
@@ -205,7 +211,14 @@ loop:
 				break // a pass comes anyway
 			}
 			now := time.Now()
-			due, at := d.classify(ev, now, running, queueDir, dropDir)
+			due, at, busy := d.classify(ev, now, queueDir, dropDir)
+			if busy != "" && !running && waiters < maxWaiters {
+				waiters++
+				go func() {
+					d.waitFree(busy)
+					freed <- struct{}{}
+				}()
+			}
 			switch {
 			case due:
 				want, gap = true, minGap
@@ -222,6 +235,10 @@ loop:
 			// An overflow lost events: look at everything.
 			d.Log.Warning("status", "watch", "reason", err.Error())
 			want = true
+		case <-freed:
+			// A pass covers the message freed and any that came meanwhile.
+			waiters--
+			want, gap = true, minGap
 		case <-timer.C:
 			want = true
 			timerPass = true
@@ -347,7 +364,7 @@ func (d *Daemon) scan() (time.Time, bool) {
 			continue
 		}
 		if m.Active && !at.After(now) {
-			at = now.Add(10 * time.Second)
+			at = now.Add(time.Second)
 		}
 		if !found || at.Before(next) {
 			next, found = at, true
@@ -358,44 +375,59 @@ func (d *Daemon) scan() (time.Time, bool) {
 
 // classify tells what a watch event means: due (a pass now) or the time
 // the message it is about is due (zero: nothing to do).
-func (d *Daemon) classify(ev fsnotify.Event, now time.Time, running bool, queueDir, dropDir string) (due bool, at time.Time) {
+//
+// busy is the ID of a message due but locked by another process right
+// now: a sendmail holds the lock of its new message from before the rename
+// (the event) until it exits, a flush while it rewrites the envelope. The
+// daemon waits for the release (waitFree) and then makes a pass, instead
+// of finding the message locked. (During a pass the holder is most likely
+// its own runner; the scan after the pass sees how that ended.)
+func (d *Daemon) classify(ev fsnotify.Event, now time.Time, queueDir, dropDir string) (due bool, at time.Time, busy string) {
 	if !ev.Has(fsnotify.Create) {
-		return false, time.Time{}
+		return false, time.Time{}, ""
 	}
 	dir, name := filepath.Split(ev.Name)
 	if strings.HasPrefix(name, ".") {
-		return false, time.Time{}
+		return false, time.Time{}, ""
 	}
 	switch filepath.Clean(dir) {
 	case dropDir:
-		return true, time.Time{}
+		return true, time.Time{}, ""
 	case queueDir:
 	default:
-		return false, time.Time{}
+		return false, time.Time{}, ""
 	}
 	id := strings.TrimSuffix(name, ".env")
 	if !spool.ValidID(id) {
-		return false, time.Time{}
+		return false, time.Time{}, ""
 	}
 	m, err := d.Spool.Read(id)
 	if err != nil {
-		return false, time.Time{} // gone (delivered) or not ours to judge
+		return false, time.Time{}, "" // gone (delivered) or not ours to judge
 	}
 	at, ok := relay.NextDue(&m.Envelope)
 	switch {
 	case !ok:
-		return false, time.Time{}
-	case m.Active && running:
-		// Most likely our own runner at work on it; the scan after the
-		// pass sees how it ended.
-		return false, time.Time{}
+		return false, time.Time{}, ""
 	case m.Active:
-		// Another process (a flush) still holds it: look again soon.
-		return false, now.Add(200 * time.Millisecond)
+		return false, time.Time{}, id
 	case !at.After(now):
-		return true, time.Time{}
+		return true, time.Time{}, ""
 	}
-	return false, at
+	return false, at, ""
+}
+
+// waitFree polls until message id is no longer locked (or gone), for at
+// most two seconds; the rescan and the next pass cover a holder that
+// keeps it longer.
+func (d *Daemon) waitFree(id string) {
+	for range 400 {
+		m, err := d.Spool.Read(id)
+		if err != nil || !m.Active {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // reload reads the configuration again; it returns cur when the new one

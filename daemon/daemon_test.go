@@ -61,7 +61,7 @@ func TestClassify(t *testing.T) {
 		{"a message gone", fsnotify.Event{Name: q + "/1K0WVAYZBBKG60V", Op: fsnotify.Create}, false, time.Time{}},
 		{"a stranger", fsnotify.Event{Name: q + "/notes.txt", Op: fsnotify.Create}, false, time.Time{}},
 	} {
-		gotDue, gotAt := d.classify(tc.ev, now, false, q, m)
+		gotDue, gotAt, _ := d.classify(tc.ev, now, q, m)
 		if gotDue != tc.wantDue || !gotAt.Equal(tc.wantAt) {
 			t.Errorf("%s: due %v at %v, want %v %v", tc.name, gotDue, gotAt, tc.wantDue, tc.wantAt)
 		}

@@ -29,8 +29,12 @@
 //     arrives by a rename (spool package), removals and dot-named drafts
 //     are ignored. A new drop in maildrop/ means a pass at once. A new
 //     queue/ID or queue/ID.env means reading that one envelope (never the
-//     whole queue): due now and not locked by a runner → a pass; due
-//     later → the retry timer is moved earlier if need be. That is how
+//     whole queue): due now → a pass; due later → the retry timer is moved
+//     earlier if need be; due but still locked by its writer (a sendmail
+//     holds the lock of its new message from before the rename until it
+//     exits, a flush while it rewrites the envelope) → a goroutine polls
+//     that one lock every 5 ms and asks for a pass when it is released,
+//     so the runner does not find the message busy and skip it. That is how
 //     `sendmail` writing straight into queue/ (single-user install, root),
 //     `relay queue flush` and `sendmail -q` (which rewrite envelopes with
 //     next attempt = now) and messages queued by an SMTP listener are
