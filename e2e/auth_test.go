@@ -120,3 +120,56 @@ func TestAuth_ProbeNamesMechanism(t *testing.T) {
 	noSecrets(t, "stdout", r.Stdout)
 	noSecrets(t, "stderr", r.Stderr)
 }
+
+// TestAuth_FallbackToPlain_HashedPassword: a login whose password Dovecot
+// keeps hashed, on the port that offers all four: relay tries SCRAM-SHA-256
+// (refused: Dovecot cannot check it), then PLAIN, and delivers; Postfix's
+// log shows both tries. Postfix drops the first session on go-smtp's "*"
+// after the refusal ("non-SMTP command"), so PLAIN comes on a second one.
+// relay probe says so too.
+func TestAuth_FallbackToPlain_HashedPassword(t *testing.T) {
+	needHarness(t)
+	if env["SMARTHOST_HASHED_USER"] == "" {
+		t.Fatal("the smarthost's env has no SMARTHOST_HASHED_USER: restart it with the current e2e/smarthost.sh")
+	}
+	port := envInt(t, "SMARTHOST_PORT_AUTH_ALL")
+	user := env["SMARTHOST_HASHED_USER"]
+	dir := dirFor(t)
+	sh := okSmarthost(t, dir)
+	sh.Port, sh.Username = port, user
+	sh.PasswordFile = secretFile(t, dir, env["SMARTHOST_HASHED_PASS"])
+	c := newCase(t, sh, "")
+	m := newMsg(t, user, []string{"hashed@example.org"}, "fallback\n")
+	mark := logMark(t)
+	c.submit(m, user, "hashed@example.org")
+	r, lines := c.queueRun()
+	if rl := recipientLines(lines); len(rl) != 1 || rl[0].kv["status"] != "sent" {
+		t.Fatalf("log lines %v, want one status=sent:\n%v", lines, r)
+	}
+	if n := len(waitCopies(t, 30*time.Second, m.ID)[m.ID]); n != 1 {
+		t.Errorf("%d copies in the Maildir, want 1", n)
+	}
+	ss := sessions(t, mark, fmt.Sprintf("auth-%d", port))
+	if len(ss) != 2 {
+		t.Fatalf("%d sessions on port %d, want 2:\n%v", len(ss), port, ss)
+	}
+	contains(t, "Postfix log, first session", ss[0].String(), "SASL SCRAM-SHA-256 authentication failed")
+	contains(t, "Postfix log, second session", ss[1].String(), "sasl_method=PLAIN, sasl_username="+user)
+	if c0, c1 := ss[0].commands(), ss[1].commands(); c0["auth"] != "0/1" || c0["mail"] != "" || c1["auth"] != "1" || c1["mail"] != "1" {
+		t.Errorf("Postfix's counters %v then %v, want SCRAM refused, then PLAIN accepted and one MAIL", c0, c1)
+	}
+
+	p := c.probeRun("-v")
+	if p.Code != 0 {
+		t.Fatalf("probe: exit %d:\n%v", p.Code, p)
+	}
+	contains(t, "probe report", p.Stdout, "  AUTH:         SCRAM-SHA-256, then PLAIN (on a new connection) as "+user+": ok\n")
+	// Dovecot refuses at once, on the client-first message; Postfix
+	// drops the session on go-smtp's "*".
+	contains(t, "-v dialogue", p.Stderr, "AUTH SCRAM-SHA-256 ****\r\n535 5.7.8 ", "*\r\n221 ", "AUTH PLAIN ****\r\n235 ")
+	for _, out := range []string{r.Stdout, r.Stderr, p.Stdout, p.Stderr} {
+		if strings.Contains(out, env["SMARTHOST_HASHED_PASS"]) {
+			t.Errorf("relay printed the password:\n%s", out)
+		}
+	}
+}
