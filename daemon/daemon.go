@@ -29,6 +29,10 @@ const DefaultRescan = 5 * time.Minute
 // (debug.SetMemoryLimit) unless GOMEMLIMIT is set.
 const MemoryLimit = 10 << 20
 
+// maxGap bounds the gap between timer-driven passes that find nothing
+// to do although work is due.
+const maxGap = 30 * time.Second
+
 // maxWaiters bounds the goroutines waiting for a message's lock to be
 // released (see classify); beyond it the scan after a pass looks again.
 const maxWaiters = 8
@@ -212,7 +216,11 @@ loop:
 			}
 			now := time.Now()
 			due, at, busy := d.classify(ev, now, queueDir, dropDir)
-			if busy != "" && !running && waiters < maxWaiters {
+			if busy != "" && running {
+				// Its holder (a flush, a sendmail) may release it after
+				// this pass went by: look again after the pass.
+				due = true
+			} else if busy != "" && waiters < maxWaiters {
 				waiters++
 				go func() {
 					d.waitFree(busy)
@@ -252,7 +260,7 @@ loop:
 			duringPass = time.Time{}
 			if timerPass && !res.worked && !next.IsZero() && !next.After(time.Now()) {
 				// Due, yet nothing could be done: back off.
-				gap = min(gap*2, d.rescan(cfg))
+				gap = min(gap*2, maxGap, d.rescan(cfg))
 			} else if res.worked {
 				gap = minGap
 			}

@@ -64,7 +64,10 @@
 // limit that holds mail back without moving its next attempt) does not
 // start the next pass at once either: timer-driven passes keep a gap that
 // starts at one second and doubles while they find nothing to do, up to
-// the rescan interval; any event resets it.
+// 30 seconds; any event resets it. An event about a due message that
+// another process still holds, arriving during a pass, asks for one more
+// pass after it (a flush rewrites envelope after envelope under their
+// locks while the daemon delivers the ones already flushed).
 //
 // # Signals
 //
