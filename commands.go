@@ -553,7 +553,9 @@ func version() string {
 // runQueue makes a delivery pass (relay queue run: for cron and systemd
 // timers; with --detached, started by sendmail). One runner works on a
 // spool at a time: another one leaves at once, and the one at work looks
-// again after its pass, so mail queued meanwhile is not left waiting.
+// again after its pass, so mail queued meanwhile is not left waiting. A
+// running daemon holds the run lock for its life: queue run then leaves
+// at once, exit 0 (the daemon delivers; see package daemon).
 // SIGTERM or SIGINT ends it after the message being sent.
 func (c *cli) runQueue(cfg *config.Config, detached bool) error {
 	sp, err := openSpool(cfg)
