@@ -644,3 +644,91 @@ func TestDaemon_IdleAfterDeferrals(t *testing.T) {
 	}
 	d.stop(syscall.SIGTERM, 20*time.Second)
 }
+
+// TestDaemon_SdNotifyAndLogReopen: with NOTIFY_SOCKET set the daemon
+// says READY=1 and, on SIGTERM, STOPPING=1; SIGHUP reopens a log file
+// moved away by logrotate.
+func TestDaemon_SdNotifyAndLogReopen(t *testing.T) {
+	s := newSink(t, 0, 0)
+	e := newEnv(t, daemonConf(s.Port))
+	logPath := filepath.Join(e.dir, "relay.log")
+	conf, _ := os.ReadFile(e.conf)
+	e.writeConf(strings.Replace(string(conf), "[queue]", fmt.Sprintf("[log]\nto = %q\n\n[queue]", logPath), 1))
+
+	sock := filepath.Join(e.dir, "notify.sock")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var mu sync.Mutex
+	var got []string
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := pc.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	notified := func(state string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, g := range got {
+			if strings.Contains(g, state) {
+				return true
+			}
+		}
+		return false
+	}
+
+	if _, err := spool.Create(e.spool); err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.cmd("relay", "daemon")
+	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+sock)
+	d := &relayd{t: t, cmd: cmd, log: &lockedBuf{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); d.code = cmd.ProcessState.ExitCode(); close(d.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-d.done })
+	if !waitFor(10*time.Second, func() bool { return notified("READY=1") }) {
+		t.Fatalf("no READY=1 (got %q):\n%s", got, d.log.String())
+	}
+
+	id := "log1-" + fmt.Sprint(rand.Int64())
+	e.submit(t, id, "one\n")
+	if !waitFor(30*time.Second, func() bool { return s.count(id) == 1 }) {
+		t.Fatal("not delivered")
+	}
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	if !waitFor(10*time.Second, func() bool { _, err := os.Stat(logPath); return err == nil }) {
+		t.Fatalf("SIGHUP did not reopen the log file:\n%s", d.log.String())
+	}
+	id2 := "log2-" + fmt.Sprint(rand.Int64())
+	e.submit(t, id2, "two\n")
+	if !waitFor(30*time.Second, func() bool { return s.count(id2) == 1 }) {
+		t.Fatal("not delivered after SIGHUP")
+	}
+	d.stop(syscall.SIGTERM, 20*time.Second)
+	if !waitFor(5*time.Second, func() bool { return notified("STOPPING=1") }) {
+		t.Errorf("no STOPPING=1 (got %q)", got)
+	}
+	old, _ := os.ReadFile(logPath + ".1")
+	cur, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(old), "status=started") || strings.Contains(string(old), "status=stopped") {
+		t.Errorf("old log file:\n%s", old)
+	}
+	if !strings.Contains(string(cur), "status=reloaded") || !strings.Contains(string(cur), "status=sent") || !strings.Contains(string(cur), "status=stopped") {
+		t.Errorf("new log file lacks the lines after SIGHUP:\n%s", cur)
+	}
+}
