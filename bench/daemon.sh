@@ -86,7 +86,13 @@ queued() { find "$B/spool/queue" -maxdepth 1 -type f ! -name '*.env' | wc -l; }
 now() { date +%s.%N; }
 
 start_daemon() {
-	"$RELAY" -C "$B/relay.toml" daemon 2>>"$B/daemon.log" &
+	# The daemon must not inherit the e2e lock: a process that outlived
+	# this script would hold it for everyone.
+	if [[ -n ${lockfd:-} ]]; then
+		"$RELAY" -C "$B/relay.toml" daemon 2>>"$B/daemon.log" {lockfd}>&- &
+	else
+		"$RELAY" -C "$B/relay.toml" daemon 2>>"$B/daemon.log" &
+	fi
 	DPID=$!
 	for _ in $(seq 100); do
 		grep -q 'status=started' "$B/daemon.log" 2>/dev/null && return
