@@ -168,7 +168,7 @@ sequential() {
 	local prog=$1 tag="$RUNID-seq-$1" msg="$B/seq-$1.eml" conf="$B/$1.toml" ready="$B/ready-$1"
 	message "$tag" "$msg"
 	relay_conf "$B/spool-$1" "$conf"
-	"$B/bin/arrivals" -maildir "$SMARTHOST_MAILDIR" -tag "X-Relay-Bench: $tag" -n "$SEQ" -timeout 900s -ready "$ready" >"$B/end-$1" &
+	"$B/bin/arrivals" -maildir "$SMARTHOST_MAILDIR" -tag "X-Relay-Bench: $tag" -n "$SEQ" -timeout "$((120 + SEQ))s" -ready "$ready" >"$B/end-$1" &
 	local waiter=$!
 	while [[ ! -e $ready ]]; do sleep 0.05; done
 	local start end submitted
