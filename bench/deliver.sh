@@ -173,13 +173,23 @@ sequential() {
 	while [[ ! -e $ready ]]; do sleep 0.05; done
 	local start end submitted
 	start=$(now)
-	for _ in $(seq 1 "$SEQ"); do
+	submit() {
 		case $prog in
 		relay) "$B/bin/sendmail" -C "$conf" -i -t <"$msg" ;;
 		msmtp) msmtp -C "$MSMTPRC" -i -t <"$msg" ;;
 		esac
+	}
+	local retries=0
+	for _ in $(seq 1 "$SEQ"); do
+		# A failed submission (the shared smarthost had a moment) is tried
+		# once more and counted, rather than spoiling the whole run.
+		if ! submit; then
+			retries=$((retries + 1))
+			submit || die "$prog: a submission failed twice"
+		fi
 	done
 	submitted=$(now)
+	((retries == 0)) || log "$prog: $retries submission(s) had to be repeated"
 	wait "$waiter" || die "$prog: not all $SEQ messages arrived"
 	end=$(cat "$B/end-$1")
 	printf '%s %s %s\n' "$(secs "$start" "$submitted")" "$(secs "$start" "$end")" "$(rate "$SEQ" "$(secs "$start" "$end")")"
