@@ -42,9 +42,40 @@ func (r *Rules) Content(env *spool.Envelope, sh *config.Smarthost, sender string
 	if !fromRewrite && len(r.Config.Rewrite.Header) == 0 {
 		return content
 	}
-	return &lazyReader{make: func() (io.Reader, error) {
+	l := &lazyReader{make: func() (io.Reader, error) {
 		return r.rewriteHeader(env, sender, fromRewrite, content)
 	}}
+	if rs, ok := content.(io.ReadSeeker); ok {
+		if start, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			return &rewindable{lazyReader: l, base: rs, start: start}
+		}
+	}
+	return l
+}
+
+// rewindable lets the delivery read a rewritten message twice (a scan for
+// 8-bit octets and long lines, then the DATA) without a copy of it:
+// seeking back to the start re-reads the queued message and rewrites its
+// header again, which gives the same bytes (the rewriting depends only on
+// the message, the envelope and the configuration).
+type rewindable struct {
+	*lazyReader
+	base  io.ReadSeeker
+	start int64
+}
+
+func (w *rewindable) Seek(off int64, whence int) (int64, error) {
+	switch {
+	case off == 0 && whence == io.SeekCurrent && w.r == nil && w.err == nil:
+		return 0, nil // not read yet: at the start
+	case off == 0 && whence == io.SeekStart:
+		if _, err := w.base.Seek(w.start, io.SeekStart); err != nil {
+			return 0, err
+		}
+		w.r, w.err = nil, nil
+		return 0, nil
+	}
+	return 0, errors.New("rewrite: a rewritten message can only be rewound to its start")
 }
 
 // lazyReader builds its reader on the first Read, so that an error

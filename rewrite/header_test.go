@@ -146,3 +146,41 @@ func TestHeaderReadError(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// TestContentRewinds: over a seekable queued message (the spool's), the
+// rewritten message can be read again from its start without a copy, and
+// gives the same bytes: the delivery scans it before the DATA.
+func TestContentRewinds(t *testing.T) {
+	r := rulesWith(t, "", "", "")
+	r.Config.Rewrite.FromHeader = "rewrite"
+	r.Config.Rewrite.Header = []config.HeaderRule{{Action: "append", Name: "Subject", Value: " [%h]"}}
+	queued := "ENVELOPE LINE\n" + cronMsg
+	base := io.NewSectionReader(strings.NewReader(queued), 0, int64(len(queued)))
+	base.Seek(int64(len("ENVELOPE LINE\n")), io.SeekStart)
+	env := &spool.Envelope{Sender: "root@server1.example.com", User: "root"}
+	out := r.Content(env, &config.Smarthost{Username: "robot@example.com"}, "robot@example.com", base)
+	rs, ok := out.(io.ReadSeeker)
+	if !ok {
+		t.Fatalf("%T is not an io.ReadSeeker: the delivery would copy the message to read it twice", out)
+	}
+	if pos, err := rs.Seek(0, io.SeekCurrent); err != nil || pos != 0 {
+		t.Fatalf("Seek(0, current) = %d, %v before reading", pos, err)
+	}
+	first, err := io.ReadAll(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(first), "X-Original-From: root@server1.example.com") || !strings.Contains(string(first), "/usr/local/bin/backup [server1") {
+		t.Fatalf("not rewritten:\n%s", first)
+	}
+	if _, err := rs.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	second, err := io.ReadAll(rs)
+	if err != nil || !bytes.Equal(first, second) {
+		t.Errorf("second read differs (%v):\n%s\n---\n%s", err, first, second)
+	}
+	if _, err := rs.Seek(5, io.SeekStart); err == nil {
+		t.Error("a seek into the middle was accepted")
+	}
+}
