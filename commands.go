@@ -582,12 +582,43 @@ func (c *cli) runQueue(cfg *config.Config, detached bool) error {
 			return queueErr(err)
 		}
 		err = c.onePass(ctx, cfg, sp, r, log)
+		if err == nil && detached {
+			lingerForMail(ctx, sp, detachedLinger)
+		}
 		lock.Release()
 		if err != nil || !r.Due(sp.HasMaildrop()) {
 			return err
 		}
 	}
 	return nil
+}
+
+// detachedLinger is how long a detached runner waits, with its connection
+// open, for more mail before it leaves: sendmail runs in a row (a script,
+// a burst of cron jobs) then cost a transaction each, not a process, a TLS
+// handshake and an AUTH each.
+const detachedLinger = 500 * time.Millisecond
+
+// lingerForMail waits up to d for something new in the spool's queue or
+// maildrop (their directories change), cheaply: one stat each per 10 ms.
+func lingerForMail(ctx context.Context, sp *spool.Spool, d time.Duration) {
+	dirs := []string{filepath.Join(sp.Dir, "queue"), filepath.Join(sp.Dir, "maildrop")}
+	stamp := func() (ns int64) {
+		for _, dir := range dirs {
+			if fi, err := os.Stat(dir); err == nil {
+				ns += fi.ModTime().UnixNano()
+			}
+		}
+		return ns
+	}
+	before := stamp()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+		if stamp() != before {
+			return
+		}
+	}
 }
 
 func (c *cli) onePass(ctx context.Context, cfg *config.Config, sp *spool.Spool, r *relay.Runner, log *maillog.Logger) error {
