@@ -104,24 +104,13 @@ func entryOf(m *spool.Message) Entry {
 // Walk calls fn for every readable message in arrival order. Unreadable
 // ones are reported on warn and skipped: one bad file never hides the rest.
 func Walk(sp *spool.Spool, warn io.Writer, fn func(*spool.Message) error) error {
-	ids, err := sp.IDs()
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		m, err := sp.Read(id)
-		if errors.Is(err, spool.ErrNotFound) {
-			continue // delivered meanwhile
-		}
+	return sp.Scan(func(id string, m *spool.Message, err error) error {
 		if err != nil {
 			fmt.Fprintf(warn, "mailq: %v\n", err)
-			continue
+			return nil
 		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(m)
+	})
 }
 
 // List writes the queue as postqueue -p does.

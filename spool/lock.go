@@ -29,9 +29,11 @@ func lockFile(f *os.File, wait bool) error {
 }
 
 // isLocked reports whether another open file description holds a lock on f.
-func isLocked(f *os.File) bool {
+func isLocked(f *os.File) bool { return fdLocked(f.Fd()) }
+
+func fdLocked(fd uintptr) bool {
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+	if err := unix.FcntlFlock(fd, unix.F_OFD_GETLK, &lk); err != nil {
 		return false
 	}
 	return lk.Type != unix.F_UNLCK
@@ -110,9 +112,15 @@ func (s *Spool) lock(id string, timeout time.Duration) (*Locked, error) {
 // readEnvelope returns the current envelope of the open queue file f: the
 // one in queue/ID.env when there is one, else the arrival envelope.
 func (s *Spool) readEnvelope(id string, f *os.File) (*Envelope, int64, error) {
+	return s.readEnvelopeAt(id, f, true)
+}
+
+// readEnvelopeAt is readEnvelope over any ReaderAt; mayHaveEnv false says
+// the caller knows there is no queue/ID.env (Scan read the directory).
+func (s *Spool) readEnvelopeAt(id string, f io.ReaderAt, mayHaveEnv bool) (*Envelope, int64, error) {
 	env, off, err := readHead(io.NewSectionReader(f, 0, 1<<62))
-	if err != nil {
-		return nil, 0, err
+	if err != nil || !mayHaveEnv {
+		return env, off, err
 	}
 	b, err := os.ReadFile(s.envPath(id))
 	if errors.Is(err, os.ErrNotExist) {

@@ -2,12 +2,14 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -262,8 +264,9 @@ func readHead(r io.Reader) (*Envelope, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: no format line", ErrCorrupt)
 	}
-	var version int
-	if _, err := fmt.Sscanf(string(line), magic+" %d\n", &version); err != nil {
+	rest, ok := bytes.CutPrefix(line, []byte(magic+" "))
+	version, err := strconv.Atoi(string(bytes.TrimSuffix(rest, []byte("\n"))))
+	if !ok || err != nil || version < 0 {
 		return nil, 0, fmt.Errorf("%w: bad format line %.40q", ErrCorrupt, line)
 	}
 	if version > FormatVersion {

@@ -2,9 +2,11 @@ package spool_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -304,5 +306,67 @@ func TestChange_Hold(t *testing.T) {
 	m, _ := s.Read(id)
 	if !m.Held {
 		t.Error("not held")
+	}
+}
+
+// TestScan_SameAsRead: Scan, the listing's fast path, gives every message
+// exactly as Read does, in arrival order, across its chunks: a newer
+// envelope file, a message being delivered, a corrupt file (an error for
+// that one only, the rest still listed).
+func TestScan_SameAsRead(t *testing.T) {
+	s := newSpool(t)
+	var ids []string
+	for i := range 600 {
+		ids = append(ids, enqueue(t, s, fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i), fmt.Sprintf("r%d@example.org", i)))
+	}
+	l, err := s.Lock(ids[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Env.Attempts = 7
+	l.Env.LastError = "451 later"
+	if err := l.Update(); err != nil {
+		t.Fatal(err)
+	}
+	corrupt := ids[300]
+	if err := os.WriteFile(filepath.Join(s.Dir, "queue", corrupt), []byte("not a spool file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var got []string
+	errs := map[string]error{}
+	err = s.Scan(func(id string, m *spool.Message, err error) error {
+		got = append(got, id)
+		if err != nil {
+			errs[id] = err
+			return nil
+		}
+		want, rerr := s.Read(id)
+		if rerr != nil {
+			t.Fatalf("Read %s: %v", id, rerr)
+		}
+		if !reflect.DeepEqual(m, want) {
+			t.Errorf("%s: Scan %+v, Read %+v", id, m, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("Scan listed %d ids, want the %d in arrival order", len(got), len(ids))
+	}
+	if len(errs) != 1 || !errors.Is(errs[corrupt], spool.ErrCorrupt) {
+		t.Errorf("errors %v, want ErrCorrupt for %s only", errs, corrupt)
+	}
+	m, _ := s.Read(ids[3])
+	if !m.Active || m.Attempts != 7 {
+		t.Errorf("the locked, updated message reads %+v", m)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.Scan(func(string, *spool.Message, error) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("an error from fn: Scan returned %v after %d calls", err, n)
 	}
 }
