@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -115,3 +116,120 @@ func (s *Spool) Remove(id string, wait time.Duration) error {
 
 // IsMissing reports whether err says a message is not in the queue.
 func IsMissing(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// ChangeAll is Change without waiting for each of ids, for commands that
+// touch a whole queue at once (relay queue flush): fn decides per
+// envelope, and errs has an entry for every id that could not be changed
+// (ErrBusy while a runner holds it, ErrNotFound, a write error).
+//
+// Change pays two fsyncs per message; 10,000 of them took half a minute.
+// ChangeAll takes the messages in batches: it locks each, writes the new
+// envelopes to tmp/ without syncing, syncs the file system once (syncfs),
+// renames them all into queue/ and syncs that directory once. The crash
+// guarantee is Change's: a message has its old envelope or its new one,
+// whole.
+func (s *Spool) ChangeAll(ids []string, fn func(*Envelope) bool) (errs map[string]error) {
+	errs = make(map[string]error)
+	const batch = 256
+	for start := 0; start < len(ids); start += batch {
+		s.changeBatch(ids[start:min(start+batch, len(ids))], fn, errs)
+	}
+	return errs
+}
+
+func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[string]error) {
+	type pending struct {
+		l   *Locked
+		tmp string
+	}
+	var todo []pending
+	defer func() {
+		for _, p := range todo {
+			p.l.Close()
+		}
+	}()
+	for _, id := range ids {
+		l, err := s.Lock(id)
+		if err != nil {
+			errs[id] = err
+			continue
+		}
+		if !fn(l.Env) {
+			l.Close()
+			continue
+		}
+		tmp, err := s.writeTemp(l.Env)
+		if err != nil {
+			l.Close()
+			errs[id] = fmt.Errorf("spool: update %s: %w", id, err)
+			continue
+		}
+		todo = append(todo, pending{l, tmp})
+	}
+	if len(todo) == 0 {
+		return
+	}
+	fail := func(err error) {
+		for _, p := range todo {
+			os.Remove(p.tmp)
+			errs[p.l.Env.ID] = fmt.Errorf("spool: update %s: %w", p.l.Env.ID, err)
+		}
+	}
+	if err := syncFS(s.tmpDir()); err != nil {
+		fail(err)
+		return
+	}
+	renamed := 0
+	for _, p := range todo {
+		if err := os.Rename(p.tmp, s.envPath(p.l.Env.ID)); err != nil {
+			os.Remove(p.tmp)
+			errs[p.l.Env.ID] = fmt.Errorf("spool: update %s: %w", p.l.Env.ID, err)
+			continue
+		}
+		renamed++
+	}
+	if renamed > 0 {
+		if err := syncDir(s.queueDir()); err != nil {
+			for _, p := range todo {
+				if errs[p.l.Env.ID] == nil {
+					errs[p.l.Env.ID] = fmt.Errorf("spool: update %s: %w", p.l.Env.ID, err)
+				}
+			}
+		}
+	}
+}
+
+// writeTemp writes env as an envelope file in tmp/, not synced, and
+// returns its name.
+func (s *Spool) writeTemp(env *Envelope) (string, error) {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(s.tmpDir(), env.ID+".env.*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Chmod(s.FileMode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// syncFS flushes the whole file system that holds dir to disk.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
+}

@@ -370,3 +370,51 @@ func TestScan_SameAsRead(t *testing.T) {
 		t.Errorf("an error from fn: Scan returned %v after %d calls", err, n)
 	}
 }
+
+// TestChangeAll: the batched change writes every changed envelope (across
+// batches), leaves the others alone, reports a message a runner holds and
+// one that is gone, and leaves nothing behind in tmp/.
+func TestChangeAll(t *testing.T) {
+	s := newSpool(t)
+	var ids []string
+	for i := range 600 {
+		ids = append(ids, enqueue(t, s, "Subject: x\n\nbody\n", fmt.Sprintf("r%d@example.org", i)))
+	}
+	busy, err := s.Lock(ids[10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	gone := "0000000000ZZZZZ"
+	errs := s.ChangeAll(append(slices.Clone(ids), gone), func(e *spool.Envelope) bool {
+		if e.Recipients[0].Address[1]%2 == 0 { // r0, r2, …: left alone
+			return false
+		}
+		e.Attempts = 42
+		return true
+	})
+	if len(errs) != 2 || !errors.Is(errs[ids[10]], spool.ErrBusy) || !errors.Is(errs[gone], spool.ErrNotFound) {
+		t.Fatalf("errors %v, want ErrBusy for %s and ErrNotFound for %s", errs, ids[10], gone)
+	}
+	changed := 0
+	for i, id := range ids {
+		m, err := s.Read(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if i != 10 && m.Recipients[0].Address[1]%2 == 1 {
+			want = 42
+			changed++
+		}
+		if m.Attempts != want {
+			t.Errorf("%s (%s): attempts %d, want %d", id, m.Recipients[0].Address, m.Attempts, want)
+		}
+	}
+	if changed < 250 {
+		t.Errorf("only %d messages changed", changed)
+	}
+	if left, _ := os.ReadDir(filepath.Join(s.Dir, "tmp")); len(left) != 0 {
+		t.Errorf("%d files left in tmp/", len(left))
+	}
+}
