@@ -37,32 +37,15 @@ func freePort(t *testing.T) int {
 // daemonProc is a running `relay daemon`.
 type daemonProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuf
+	stderr *lockedBuf
 	done   chan struct{}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startDaemon starts relay daemon and waits until addr accepts
 // connections.
 func (e *env) startDaemon(addr string) *daemonProc {
 	e.t.Helper()
-	d := &daemonProc{cmd: e.cmd("relay", "daemon"), stderr: &syncBuf{}, done: make(chan struct{})}
+	d := &daemonProc{cmd: e.cmd("relay", "daemon"), stderr: &lockedBuf{}, done: make(chan struct{})}
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -313,7 +296,7 @@ func TestDaemonListener_LowPortWithAmbientCapability(t *testing.T) {
 	if out, err := exec.Command("chown", "-R", "65534:65534", e.spool).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v %s", err, out)
 	}
-	d := &daemonProc{stderr: &syncBuf{}, done: make(chan struct{})}
+	d := &daemonProc{stderr: &lockedBuf{}, done: make(chan struct{})}
 	d.cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=-all,+net_bind_service", "--ambient-caps=+net_bind_service", "--bounding-set=-all,+net_bind_service",
 		relayBin, "-C", e.conf, "daemon")

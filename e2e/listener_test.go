@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,29 +40,11 @@ func needTool(t *testing.T, name string) string {
 	return p
 }
 
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // listenerDaemon is a running `relay daemon`.
 type listenerDaemon struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	out     *lockedBuffer
+	out     *syncBuf
 	done    chan struct{}
 	stopped bool
 }
@@ -113,7 +93,7 @@ func startListenerDaemon(t *testing.T, c *tc, ready string) *listenerDaemon {
 			t.Fatal(err)
 		}
 	}
-	d := &listenerDaemon{t: t, cmd: exec.Command(relayBin, "-C", c.conf, "daemon"), out: &lockedBuffer{}, done: make(chan struct{})}
+	d := &listenerDaemon{t: t, cmd: exec.Command(relayBin, "-C", c.conf, "daemon"), out: &syncBuf{}, done: make(chan struct{})}
 	d.cmd.Env = cleanEnv()
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {

@@ -872,3 +872,19 @@ func contains(t *testing.T, what, s string, subs ...string) {
 		}
 	}
 }
+
+// missingAndDuplicated waits up to timeout for the Message-IDs in the
+// Maildir and counts those that never came and those there more than once.
+func missingAndDuplicated(t *testing.T, timeout time.Duration, ids ...string) (missing, dup int) {
+	t.Helper()
+	copies := waitCopies(t, timeout, ids...)
+	for _, id := range ids {
+		switch n := len(copies[id]); {
+		case n == 0:
+			missing++
+		case n > 1:
+			dup++
+		}
+	}
+	return missing, dup
+}

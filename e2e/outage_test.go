@@ -264,16 +264,7 @@ func TestOutage_500MessagesArriveExactlyOnce(t *testing.T) {
 			ids = append(ids, q.m.ID)
 		}
 	}
-	copies := waitCopies(t, 60*time.Second, ids...)
-	missing, dup := 0, 0
-	for _, id := range ids {
-		switch n := len(copies[id]); {
-		case n == 0:
-			missing++
-		case n > 1:
-			dup++
-		}
-	}
+	missing, dup := missingAndDuplicated(t, 60*time.Second, ids...)
 	t.Logf("Maildir: %d of %d Message-IDs present, %d missing, %d more than once", total-missing, total, missing, dup)
 	if missing > 0 || dup > 0 {
 		t.Errorf("of %d Message-IDs: %d missing from the Maildir, %d there more than once, want each exactly once", total, missing, dup)

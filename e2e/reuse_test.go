@@ -60,16 +60,7 @@ func TestReuse_500Messages_AtMostMaxConnections(t *testing.T) {
 	for i, m := range ms {
 		ids[i] = m.ID
 	}
-	copies := waitCopies(t, 120*time.Second, ids...)
-	missing, dup := 0, 0
-	for _, id := range ids {
-		switch n := len(copies[id]); {
-		case n == 0:
-			missing++
-		case n > 1:
-			dup++
-		}
-	}
+	missing, dup := missingAndDuplicated(t, 120*time.Second, ids...)
 	if missing > 0 || dup > 0 {
 		t.Errorf("of %d Message-IDs: %d missing from the Maildir, %d there more than once", total, missing, dup)
 	}
