@@ -104,7 +104,7 @@ stop_daemon() {
 	kill -TERM "$DPID"
 	wait "$DPID" || true
 }
-trap '[[ -n ${DPID:-} ]] && kill "$DPID" 2>/dev/null; true' EXIT
+trap 'if [[ -n ${DPID:-} ]]; then kill "$DPID" 2>/dev/null || true; fi' EXIT
 
 # --- 1. the outage: N messages queued while the smarthost is unreachable
 conf "$DOWN_PORT"
