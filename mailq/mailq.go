@@ -118,6 +118,7 @@ func List(w, warn io.Writer, sp *spool.Spool) error {
 	bw := bufio.NewWriter(w)
 	var n int
 	var total int64
+	hints := hintCache{}
 	err := Walk(sp, warn, func(m *spool.Message) error {
 		if n == 0 {
 			fmt.Fprintf(bw, "%-16s %8s %-20s  %s\n", "-Queue ID-", "--Size--", "----Arrival Time----", "-Sender/Recipient-------")
@@ -145,7 +146,7 @@ func List(w, warn io.Writer, sp *spool.Spool) error {
 		for _, r := range e.Recipients {
 			if r.DelayReason != "" && r.DelayReason != lastReason {
 				fmt.Fprintf(bw, "%8s(%s)\n", "", oneLine(r.DelayReason))
-				if hint := explain(m, r); hint != "" {
+				if hint := hints.explain(m, r); hint != "" {
 					fmt.Fprintf(bw, "%8shint: %s\n", "", hint)
 				}
 				lastReason = r.DelayReason
@@ -341,7 +342,12 @@ func Flush(sp *spool.Spool, ids []string, now time.Time) error {
 // explain is the plain-words explanation of a recipient's stored reason.
 // The stage is not stored: a message stuck on relay's own side failed
 // before RCPT, anything else at or after it.
-func explain(m *spool.Message, r Recipient) string {
+// hintCache remembers explanations by stage and reason: a queue held up
+// by one outage repeats one reason thousands of times, and the table is
+// a list of patterns.
+type hintCache map[[2]string]string
+
+func (c hintCache) explain(m *spool.Message, r Recipient) string {
 	if m.RateWait != nil && r.Status == string(spool.Pending) {
 		return "" // no failure to explain: relay holds it back
 	}
@@ -351,7 +357,13 @@ func explain(m *spool.Message, r Recipient) string {
 	}
 	for _, rc := range m.Recipients {
 		if rc.Address == r.Address {
-			return relay.ExplainReply(stage, rc.Reason)
+			key := [2]string{string(stage), rc.Reason}
+			hint, ok := c[key]
+			if !ok {
+				hint = relay.ExplainReply(stage, rc.Reason)
+				c[key] = hint
+			}
+			return hint
 		}
 	}
 	return ""

@@ -118,14 +118,20 @@ func (s *Spool) readEnvelope(id string, f *os.File) (*Envelope, int64, error) {
 // readEnvelopeAt is readEnvelope over any ReaderAt; mayHaveEnv false says
 // the caller knows there is no queue/ID.env (Scan read the directory).
 func (s *Spool) readEnvelopeAt(id string, f io.ReaderAt, mayHaveEnv bool) (*Envelope, int64, error) {
-	env, off, err := readHead(io.NewSectionReader(f, 0, 1<<62))
-	if err != nil || !mayHaveEnv {
-		return env, off, err
+	head := io.NewSectionReader(f, 0, 1<<62)
+	if !mayHaveEnv {
+		return readHead(head)
 	}
-	b, err := os.ReadFile(s.envPath(id))
+	b, err := readFileRaw(s.envPath(id))
 	if errors.Is(err, os.ErrNotExist) {
-		return env, off, nil
+		return readHead(head)
 	}
+	if err != nil {
+		return nil, 0, err
+	}
+	// The arrival envelope is superseded: only where the message starts
+	// is wanted from the queue file.
+	_, off, err := scanHead(head)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -137,6 +143,36 @@ func (s *Spool) readEnvelopeAt(id string, f io.ReaderAt, mayHaveEnv bool) (*Enve
 		return nil, 0, fmt.Errorf("%w: %s.env names message %s", ErrCorrupt, id, cur.ID)
 	}
 	return cur, off, nil
+}
+
+// readFileRaw is os.ReadFile without an os.File (no poller set-up): an
+// envelope file is read for every message of a listing.
+func readFileRaw(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	// An envelope is a few hundred bytes: one read in the common case. A
+	// short read of a regular file is its end.
+	b := make([]byte, 0, 4096)
+	for {
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		b = b[:len(b)+n]
+		if len(b) < cap(b) {
+			return b, nil
+		}
+		b = append(b, 0)[:len(b)] // full: grow and read on
+	}
 }
 
 // Content returns a reader of the message as queued.

@@ -259,6 +259,20 @@ func (s *Spool) writeFileDurably(path string, data []byte) error {
 // readHead reads the format line and the arrival envelope of an open queue
 // file and returns the envelope and the offset where the message starts.
 func readHead(r io.Reader) (*Envelope, int64, error) {
+	envLine, off, err := scanHead(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	env, err := decodeEnvelope(envLine)
+	if err != nil {
+		return nil, 0, err
+	}
+	return env, off, nil
+}
+
+// scanHead checks the format line of a queue file and returns its arrival
+// envelope line, undecoded, and the offset where the message starts.
+func scanHead(r io.Reader) ([]byte, int64, error) {
 	br := bufio.NewReaderSize(r, 4096)
 	line, err := br.ReadBytes('\n')
 	if err != nil {
@@ -276,11 +290,7 @@ func readHead(r io.Reader) (*Envelope, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: truncated envelope", ErrCorrupt)
 	}
-	env, err := decodeEnvelope(envLine)
-	if err != nil {
-		return nil, 0, err
-	}
-	return env, int64(len(line) + len(envLine)), nil
+	return envLine, int64(len(line) + len(envLine)), nil
 }
 
 func decodeEnvelope(b []byte) (*Envelope, error) {

@@ -418,3 +418,31 @@ func TestChangeAll(t *testing.T) {
 		t.Errorf("%d files left in tmp/", len(left))
 	}
 }
+
+// TestScan_LargeEnvelope: an envelope file larger than one read (many
+// recipients) is read whole.
+func TestScan_LargeEnvelope(t *testing.T) {
+	s := newSpool(t)
+	var rcpts []string
+	for i := range 400 {
+		rcpts = append(rcpts, fmt.Sprintf("recipient-number-%d@example.org", i))
+	}
+	id := enqueue(t, s, "Subject: many\n\nbody\n", rcpts...)
+	if err := s.Change(id, 0, func(e *spool.Envelope) bool { e.Attempts = 3; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(s.Dir, "queue", id+".env")); err != nil || fi.Size() < 8192 {
+		t.Fatalf("envelope file: %v, %v; want over 8 KB", fi, err)
+	}
+	n := 0
+	err := s.Scan(func(_ string, m *spool.Message, err error) error {
+		n++
+		if err != nil || m.Attempts != 3 || len(m.Recipients) != 400 {
+			t.Errorf("Scan: %v, attempts %d, %d recipients", err, m.Attempts, len(m.Recipients))
+		}
+		return nil
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("Scan: %v after %d calls", err, n)
+	}
+}
