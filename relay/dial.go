@@ -62,6 +62,11 @@ type Conn struct {
 	client *smtp.Client
 	idle   *idleConn
 	broken bool
+	// clean says no transaction is open (the last one ended with the
+	// reply to its DATA, or RSET), at lastUsed: the next message needs no
+	// RSET (see Reset).
+	clean    bool
+	lastUsed time.Time
 	// aborted is set when DialOptions.Abort closed the connection;
 	// stopAbort unregisters that.
 	aborted   *atomic.Bool
@@ -118,6 +123,7 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 		c.Addr, c.Via = "", via
 	}
 	c.aborted, c.stopAbort = aborted, stopAbort
+	c.clean, c.lastUsed = true, time.Now()
 	return c, nil
 }
 

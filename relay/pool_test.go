@@ -424,3 +424,33 @@ func TestPool_SmarthostDown_OneConnectionAttempt(t *testing.T) {
 		t.Errorf("%d connections to a smarthost that is down, want 1", c)
 	}
 }
+
+// TestPool_KeptConnectionDroppedByServer: a kept connection that the
+// server closed while it was idle is found out by a NOOP before the next
+// message, which then goes over a new connection instead of being
+// deferred with "connection lost".
+func TestPool_KeptConnectionDroppedByServer(t *testing.T) {
+	defer relay.SetFreshFor(0)()
+	srv := plainAuthServer(t, serverConfig{})
+	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
+	h.runner.KeepConnections = time.Minute
+	defer h.runner.Close()
+	h.enqueue(content, rcptA)
+	if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 1}) {
+		t.Fatalf("first pass: %+v", st)
+	}
+	srv.dropAll()
+	id := h.enqueue(content, rcptB)
+	if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 1}) {
+		t.Errorf("after the server dropped the idle session: %+v, want delivered over a new connection (log:\n%s)", st, h.log.String())
+	}
+	if h.read(id) != nil {
+		t.Error("the message is still queued")
+	}
+	if c := srv.Conns(); c != 2 {
+		t.Errorf("%d connections, want 2", c)
+	}
+	if d := h.debug.String(); !strings.Contains(d, "NOOP") {
+		t.Error("no NOOP probe before reusing the idle connection")
+	}
+}

@@ -149,6 +149,7 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 	for len(todo) > 0 {
 		opts := mailOptions(env, sendSize)
 		opts.UTF8 = needUTF8
+		c.clean = false
 		if err := c.client.Mail(from, opts); err != nil {
 			return failed(StageMail, err)
 		}
@@ -209,6 +210,9 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 		} else {
 			out.Reply = "250 " + oneLine(resp.StatusText)
 		}
+		// The reply to the final dot ends the transaction: the next MAIL
+		// needs no RSET.
+		c.clean, c.lastUsed = true, time.Now()
 		for _, r := range accepted {
 			results[r] = f
 		}
@@ -352,18 +356,37 @@ func rereadable(content io.Reader) (*rereader, error) {
 // Usable reports whether the connection can carry another transaction.
 func (c *Conn) Usable() bool { return !c.broken }
 
-// Reset ends a transaction (RSET) so the connection can carry the next
-// message; a failure marks the connection unusable.
+// Reset makes the connection ready for the next message; a failure marks
+// it unusable. An open transaction is ended with RSET. After a completed
+// one nothing is needed (RFC 5321 3.3: a transaction ends with the reply to
+// its DATA), which also spares the EHLO that go-smtp sends again after
+// each RSET; a connection idle for longer than freshFor is probed with
+// NOOP first, so a session the server dropped meanwhile costs a new
+// connection, not a deferred message.
 func (c *Conn) Reset() error {
 	if c.broken {
 		return errors.New("connection broken")
 	}
-	err := c.client.Reset()
+	if c.clean && time.Since(c.lastUsed) < freshFor {
+		return nil
+	}
+	var err error
+	if c.clean {
+		err = c.client.Noop()
+	} else {
+		err = c.client.Reset()
+	}
 	if err != nil {
 		c.broken = true
+		return err
 	}
-	return err
+	c.clean, c.lastUsed = true, time.Now()
+	return nil
 }
+
+// freshFor is how long after its last reply a connection is reused without
+// a NOOP to check that it is still there.
+var freshFor = 2 * time.Second
 
 // mailOptions are the MAIL FROM parameters. go-smtp sends the DSN ones
 // only when the server offers DSN, and BODY=8BITMIME whenever the server

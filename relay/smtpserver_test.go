@@ -137,6 +137,7 @@ type faultServer struct {
 	conns    int            // connections accepted
 	open     int            // connections not closed yet
 	connIDs  map[string]int // remote address → connection number
+	live     []net.Conn     // accepted connections, for dropAll
 	helos    []string
 	auths    []authSeen
 	mails    []string // every MAIL FROM, accepted or not
@@ -213,6 +214,18 @@ func newFaultServer(t *testing.T, cfg serverConfig) *faultServer {
 }
 
 // Conns is the number of connections accepted so far.
+// dropAll closes every connection the server has accepted, as a server
+// does with sessions idle too long.
+func (s *faultServer) dropAll() {
+	s.mu.Lock()
+	live := s.live
+	s.live = nil
+	s.mu.Unlock()
+	for _, c := range live {
+		c.Close()
+	}
+}
+
 func (s *faultServer) Conns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -324,8 +337,9 @@ func (l *trackListener) Accept() (net.Conn, error) {
 		s.conns++
 		s.open++
 		s.connIDs[c.RemoteAddr().String()] = s.conns
-		s.mu.Unlock()
 		tc := &trackConn{Conn: c, s: s}
+		s.live = append(s.live, tc)
+		s.mu.Unlock()
 		cfg := s.config()
 		switch {
 		case cfg.Greeting != nil:
