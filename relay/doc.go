@@ -47,7 +47,7 @@
 // connection. A worker locks the message (see package spool: a
 // message another runner holds is skipped), re-reads its envelope under
 // the lock and sends it over the worker's connection, which it opens on
-// first use and keeps for the messages after (RSET between transactions).
+// first use and keeps for the messages after (no RSET after a completed transaction; RSET after one that ended early; NOOP on a connection idle for seconds).
 // A message is thus locked and sent by exactly one worker; results and log
 // lines stay per recipient. When a dial fails, the worker gives the ID
 // back to the dispatcher for the next candidate. With -v (Runner.Debug)

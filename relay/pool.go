@@ -216,7 +216,7 @@ func (ru *run) done(redo *job) {
 
 // work is one connection's worth of a lane: it takes the lane's jobs one
 // after the other over a connection it opens when needed and keeps for
-// the next message (RSET between transactions).
+// the next message (see Conn.Reset).
 func (ru *run) work(ln *lane) {
 	defer ru.workers.Done()
 	conn := ru.r.takeIdle(ru.ctx, ln.sh)
@@ -246,7 +246,7 @@ func (ru *run) lock(id string) *spool.Locked {
 }
 
 // handle delivers one message through lane ln, over *conn (dialed when
-// there is none, or when the old one fails its RSET). It returns the job
+// there is none, or when the old one fails its Reset). It returns the job
 // to dispatch again when the smarthost cannot be used and another
 // candidate is left.
 func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
