@@ -47,7 +47,9 @@
 // connection. A worker locks the message (see package spool: a
 // message another runner holds is skipped), re-reads its envelope under
 // the lock and sends it over the worker's connection, which it opens on
-// first use and keeps for the messages after (no RSET after a completed transaction; RSET after one that ended early; NOOP on a connection idle for seconds).
+// first use and keeps for the messages after: MAIL follows the reply to
+// the last DATA directly, RSET only ends a transaction that ended early,
+// and a connection idle for seconds is probed with NOOP first.
 // A message is thus locked and sent by exactly one worker; results and log
 // lines stay per recipient. When a dial fails, the worker gives the ID
 // back to the dispatcher for the next candidate. With -v (Runner.Debug)
