@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -158,7 +157,11 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 			l.Close()
 			continue
 		}
-		tmp, err := s.writeTemp(l.Env)
+		b, err := encodeEnvelopeLine(l.Env)
+		var tmp string
+		if err == nil {
+			tmp, err = s.writeTempFile(l.Env.ID+".env", b, false) // one syncfs below
+		}
 		if err != nil {
 			l.Close()
 			errs[id] = fmt.Errorf("spool: update %s: %w", id, err)
@@ -169,59 +172,32 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 	if len(todo) == 0 {
 		return
 	}
-	fail := func(err error) {
-		for _, p := range todo {
-			os.Remove(p.tmp)
-			errs[p.l.Env.ID] = fmt.Errorf("spool: update %s: %w", p.l.Env.ID, err)
-		}
+	fail := func(p pending, err error) {
+		errs[p.l.Env.ID] = fmt.Errorf("spool: update %s: %w", p.l.Env.ID, err)
 	}
 	if err := syncFS(s.tmpDir()); err != nil {
-		fail(err)
+		for _, p := range todo {
+			os.Remove(p.tmp)
+			fail(p, err)
+		}
 		return
 	}
-	renamed := 0
+	var renamed []pending
 	for _, p := range todo {
 		if err := os.Rename(p.tmp, s.envPath(p.l.Env.ID)); err != nil {
 			os.Remove(p.tmp)
-			errs[p.l.Env.ID] = fmt.Errorf("spool: update %s: %w", p.l.Env.ID, err)
+			fail(p, err)
 			continue
 		}
-		renamed++
+		renamed = append(renamed, p)
 	}
-	if renamed > 0 {
+	if len(renamed) > 0 {
 		if err := syncDir(s.queueDir()); err != nil {
-			for _, p := range todo {
-				if errs[p.l.Env.ID] == nil {
-					errs[p.l.Env.ID] = fmt.Errorf("spool: update %s: %w", p.l.Env.ID, err)
-				}
+			for _, p := range renamed {
+				fail(p, err)
 			}
 		}
 	}
-}
-
-// writeTemp writes env as an envelope file in tmp/, not synced, and
-// returns its name.
-func (s *Spool) writeTemp(env *Envelope) (string, error) {
-	b, err := json.Marshal(env)
-	if err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp(s.tmpDir(), env.ID+".env.*")
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Chmod(s.FileMode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }
 
 // syncFS flushes the whole file system that holds dir to disk.

@@ -182,11 +182,11 @@ func (l *Locked) Content() io.Reader {
 
 // Update makes l.Env the message's envelope, durably.
 func (l *Locked) Update() error {
-	b, err := json.Marshal(l.Env)
+	b, err := encodeEnvelopeLine(l.Env)
 	if err != nil {
-		return fmt.Errorf("spool: encode envelope %s: %w", l.Env.ID, err)
+		return err
 	}
-	if err := l.s.writeFileDurably(l.s.envPath(l.Env.ID), append(b, '\n')); err != nil {
+	if err := l.s.writeFileDurably(l.s.envPath(l.Env.ID), b); err != nil {
 		return fmt.Errorf("spool: update %s: %w", l.Env.ID, err)
 	}
 	return nil
@@ -270,4 +270,13 @@ func (s *Spool) RunnerActive() bool {
 	}
 	defer f.Close()
 	return isLocked(f)
+}
+
+// encodeEnvelopeLine is the content of an envelope file (queue/ID.env).
+func encodeEnvelopeLine(env *Envelope) ([]byte, error) {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("spool: encode envelope %s: %w", env.ID, err)
+	}
+	return append(b, '\n'), nil
 }

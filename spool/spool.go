@@ -231,29 +231,40 @@ func syncDir(dir string) error {
 // writeFileDurably writes data to a temporary file in tmp/, fsyncs it and
 // renames it to path, then fsyncs path's directory.
 func (s *Spool) writeFileDurably(path string, data []byte) error {
-	f, err := os.CreateTemp(s.tmpDir(), filepath.Base(path)+".*")
+	tmp, err := s.writeTempFile(filepath.Base(path), data, true)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeTempFile writes data to a new file in tmp/ named after base, with
+// the spool's file mode, fsynced when sync is set, and returns its path;
+// on error nothing is left behind.
+func (s *Spool) writeTempFile(base string, data []byte, sync bool) (string, error) {
+	f, err := os.CreateTemp(s.tmpDir(), base+".*")
+	if err != nil {
+		return "", err
+	}
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Chmod(s.FileMode)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		os.Remove(tmp)
-		return err
+		os.Remove(f.Name())
+		return "", err
 	}
-	return syncDir(filepath.Dir(path))
+	return f.Name(), nil
 }
 
 // readHead reads the format line and the arrival envelope of an open queue
