@@ -148,12 +148,9 @@ func (s *Spool) readEnvelopeAt(id string, f io.ReaderAt, mayHaveEnv bool) (*Enve
 // readFileRaw is os.ReadFile without an os.File (no poller set-up): an
 // envelope file is read for every message of a listing.
 func readFileRaw(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	}
+	fd, err := openRaw(path)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return nil, err
 	}
 	defer unix.Close(fd)
 	// An envelope is a few hundred bytes: one read in the common case. A

@@ -53,20 +53,10 @@ func readNames(dir string) ([]string, error) {
 // ErrNotFound, ErrCorrupt or ErrNewer where they apply; Read never moves
 // or changes anything, so it works with read access alone.
 func (s *Spool) Read(id string) (*Message, error) {
-	f, err := s.openMessage(id, os.O_RDONLY)
-	if err != nil {
-		return nil, err
+	if !ValidID(id) {
+		return nil, fmt.Errorf("spool: %q: %w", id, ErrNotFound)
 	}
-	defer f.Close()
-	env, off, err := s.readEnvelope(id, f)
-	if err != nil {
-		return nil, fmt.Errorf("spool: %s: %w", id, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("spool: stat %s: %w", id, err)
-	}
-	return &Message{Envelope: *env, Size: fi.Size() - off, Active: isLocked(f)}, nil
+	return s.snapshot(id, true)
 }
 
 // Scan calls fn with a snapshot of every queued message, in arrival order,
@@ -128,26 +118,21 @@ func (s *Spool) Scan(fn func(id string, m *Message, err error) error) error {
 	return nil
 }
 
-// snapshot is Read over a raw descriptor; mayHaveEnv false skips the look
-// for queue/ID.env. An envelope file written after Scan read the directory
-// is missed, as it would be a moment later.
+// snapshot reads message id over a raw descriptor (open, pread, fstat, a
+// lock test, close: no os.File and its poller set-up, which a listing
+// would pay per message); mayHaveEnv false skips the look for
+// queue/ID.env. An envelope file written after Scan read the directory is
+// missed, as it would be a moment later.
 func (s *Spool) snapshot(id string, mayHaveEnv bool) (*Message, error) {
-	fd, err := unix.Open(s.path(id), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Open(s.path(id), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	}
-	if err == unix.ENOENT {
+	fd, err := openRaw(s.path(id))
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("spool: %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("spool: open %s: %w", id, &os.PathError{Op: "open", Path: s.path(id), Err: err})
+		return nil, fmt.Errorf("spool: open %s: %w", id, err)
 	}
 	defer unix.Close(fd)
 	env, off, err := s.readEnvelopeAt(id, fdReaderAt(fd), mayHaveEnv)
-	if errors.Is(err, os.ErrNotExist) {
-		// The .env went away with its message between the two reads.
-		return nil, fmt.Errorf("spool: %s: %w", id, ErrNotFound)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("spool: %s: %w", id, err)
 	}
@@ -156,6 +141,21 @@ func (s *Spool) snapshot(id string, mayHaveEnv bool) (*Message, error) {
 		return nil, fmt.Errorf("spool: stat %s: %w", id, err)
 	}
 	return &Message{Envelope: *env, Size: st.Size - off, Active: fdLocked(uintptr(fd))}, nil
+}
+
+// openRaw opens path for reading as a plain descriptor, never through a
+// symbolic link.
+func openRaw(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
 }
 
 // fdReaderAt reads a raw descriptor with pread.
