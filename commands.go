@@ -508,32 +508,28 @@ func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
 			}
 		}
 	}
-	ids, err := sp.IDs()
-	if err != nil {
-		return 0, err
-	}
-	stuck := 0
+	queued, stuck := 0, 0
 	var reason string
-	for _, id := range ids {
-		m, err := sp.Read(id)
+	err = sp.Scan(func(_ string, m *spool.Message, err error) error {
+		queued++
 		if err != nil {
-			if !errors.Is(err, spool.ErrNotFound) {
-				fmt.Fprintf(warn, "relay: warning: %v\n", err)
-			}
-			continue
-		}
-		if m.OwnSide {
+			fmt.Fprintf(warn, "relay: warning: %v\n", err)
+		} else if m.OwnSide {
 			stuck++
 			reason = m.LastError
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	if stuck > 0 {
-		return len(ids), &stuckError{n: stuck, reason: reason}
+		return queued, &stuckError{n: stuck, reason: reason}
 	}
 	if names, _ := os.ReadDir(cfg.Spool + "/corrupt"); len(names) > 0 {
 		fmt.Fprintf(warn, "relay: warning: %d file(s) in %s/corrupt need a look\n", len(names), cfg.Spool)
 	}
-	return len(ids), nil
+	return queued, nil
 }
 
 func version() string {

@@ -350,26 +350,21 @@ func (d *Daemon) pass(ctx context.Context, r *relay.Runner, p *sendmailcompat.Pi
 }
 
 // scan returns the earliest time a message of the queue is due, reading
-// the envelopes one at a time. A message another process holds counts as
+// the envelopes with spool.Scan (a few at a time, one envelope in memory
+// per reader). A message another process holds counts as
 // due a little later: its holder rewrites its envelope (an event) when
 // it is done, and if it died instead, this is when to look again.
 func (d *Daemon) scan() (time.Time, bool) {
-	ids, err := d.Spool.IDs()
-	if err != nil {
-		d.Log.Error("status", "error", "reason", err.Error())
-		return time.Time{}, false
-	}
 	var next time.Time
 	found := false
 	now := time.Now()
-	for _, id := range ids {
-		m, err := d.Spool.Read(id)
+	err := d.Spool.Scan(func(_ string, m *spool.Message, err error) error {
 		if err != nil {
-			continue
+			return nil
 		}
 		at, ok := relay.NextDue(&m.Envelope)
 		if !ok {
-			continue
+			return nil
 		}
 		if m.Active && !at.After(now) {
 			at = now.Add(time.Second)
@@ -377,6 +372,11 @@ func (d *Daemon) scan() (time.Time, bool) {
 		if !found || at.Before(next) {
 			next, found = at, true
 		}
+		return nil
+	})
+	if err != nil {
+		d.Log.Error("status", "error", "reason", err.Error())
+		return time.Time{}, false
 	}
 	return next, found
 }

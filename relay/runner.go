@@ -326,14 +326,12 @@ func (r *Runner) Due(maildrop bool) bool {
 			return true
 		}
 	}
-	ids, err := r.Spool.IDs()
-	if err != nil {
-		return false
-	}
-	for _, id := range ids {
-		if m, err := r.Spool.Read(id); err == nil && !m.Active && r.due(&m.Envelope) {
-			return true
+	errDue := errors.New("due")
+	err := r.Spool.Scan(func(_ string, m *spool.Message, err error) error {
+		if err == nil && !m.Active && r.due(&m.Envelope) {
+			return errDue
 		}
-	}
-	return false
+		return nil
+	})
+	return err == errDue
 }
