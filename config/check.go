@@ -53,7 +53,7 @@ func (c *Config) Check() []Problem {
 	if q := c.Queue; q.WarnAfter > 0 && q.WarnAfter >= q.Lifetime {
 		k.warnf("queue.warn_after", "is not shorter than lifetime (%s): no delay warning will ever be sent", q.Lifetime)
 	}
-	sortProblems(k.probs)
+	SortProblems(k.probs)
 	return k.probs
 }
 

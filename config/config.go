@@ -283,12 +283,14 @@ func parse(loc Location, data []byte, perm fs.FileMode) (*Config, error) {
 	if len(probs) == 0 {
 		return c, nil
 	}
-	sortProblems(probs)
+	SortProblems(probs)
 	e := Errors(probs)
 	return c, &e
 }
 
-func sortProblems(p []Problem) {
+// SortProblems orders problems by line, keeping the order of those on one
+// line (a file's problems read top to bottom).
+func SortProblems(p []Problem) {
 	sort.SliceStable(p, func(i, j int) bool { return p[i].Line < p[j].Line })
 }
 

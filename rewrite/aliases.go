@@ -65,7 +65,7 @@ func ParseAliases(path string) (*Aliases, []config.Problem, error) {
 	}
 	a, more := buildAliases(path, entries)
 	probs = append(probs, more...)
-	sortProblems(probs)
+	config.SortProblems(probs)
 	return a, probs, nil
 }
 

@@ -72,7 +72,7 @@ func ParseSenderMap(path string) (*SenderMap, []config.Problem, error) {
 		}
 		m.entries[key] = senderEntry{key: e.key, value: v, line: e.line}
 	}
-	sortProblems(probs)
+	config.SortProblems(probs)
 	return m, probs, nil
 }
 
@@ -148,7 +148,7 @@ func ParseLoginMap(path string) (*LoginMap, []config.Problem, error) {
 		}
 		m.entries[e.key] = le
 	}
-	sortProblems(probs)
+	config.SortProblems(probs)
 	return m, probs, nil
 }
 

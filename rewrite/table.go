@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/relaymail/relay/config"
@@ -202,9 +201,4 @@ func excerpt(s string) string {
 		return s[:57] + "..."
 	}
 	return s
-}
-
-// sortProblems orders problems by line, as a reader goes through the file.
-func sortProblems(p []config.Problem) {
-	sort.SliceStable(p, func(i, j int) bool { return p[i].Line < p[j].Line })
 }
