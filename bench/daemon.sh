@@ -22,11 +22,15 @@
 #   RELAY  relay binary (default: built into /tmp/relay-bench-daemon/bin)
 #   N      messages queued during the outage (default 10000)
 #   BIG_MB size of the big message in MB (default 100; 0 skips step 4)
+#   BENCH_RESULTS file the report is recorded in (default bench/RESULTS.md,
+#          section bench/daemon.sh; empty records nothing: bench/results.sh)
 
 set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/results.sh
+. "$ROOT/bench/results.sh"
 N=${N:-10000}
 BIG_MB=${BIG_MB:-100}
 B=/tmp/relay-bench-daemon
@@ -108,6 +112,7 @@ trap 'if [[ -n ${DPID:-} ]]; then kill "$DPID" 2>/dev/null || true; fi' EXIT
 
 # --- 1. the outage: N messages queued while the smarthost is unreachable
 conf "$DOWN_PORT"
+# shellcheck disable=SC2174 # every directory is named, so each gets 0700
 mkdir -p -m 0700 "$B/spool" "$B/spool/queue" "$B/spool/tmp" "$B/spool/corrupt"
 start_daemon
 {
@@ -178,12 +183,20 @@ if [[ $BIG_MB -gt 0 ]]; then
 	rm -f "$B/big.eml"
 fi
 
-printf '\nrelay daemon after an outage (%d messages of 2 KB, Postfix STARTTLS + AUTH on loopback)\n' "$N"
-printf '  queued by bench/fill            %8d messages in %.1f s\n' "$N" "$QUEUED_S"
-printf '  sent after the flush            %8d (status=sent lines)\n' "$SENT"
-printf '  mailq on the queue (median of 3) %7.3f s   (target < 0.2 s for 10,000)\n' "$MAILQ"
-printf '  relay queue flush itself        %8.2f s   (rewrites every envelope durably; delivery starts meanwhile)\n' "$FLUSH_S"
-printf '  drain: flush to empty queue     %8.2f s   %.0f msg/s\n' "$DRAIN" "$(echo "$N / $DRAIN" | bc -l)"
-printf '  daemon CPU time, whole run      %8.2f s\n' "$CPU"
-printf '  daemon peak RSS (VmHWM)         %8.1f MB  (target < 20 MB)\n' "$(echo "$HWM / 1024" | bc -l)"
-printf '  %d MB message: daemon peak RSS   %s\n' "$BIG_MB" "$BIG_HWM"
+# The report goes to a file first, so that what is printed and what is
+# recorded in bench/RESULTS.md are the same bytes.
+REPORT="$B/report.txt"
+{
+	printf '\nrelay daemon after an outage (%d messages of 2 KB, Postfix STARTTLS + AUTH on loopback)\n' "$N"
+	printf '  queued by bench/fill            %8d messages in %.1f s\n' "$N" "$QUEUED_S"
+	printf '  sent after the flush            %8d (status=sent lines)\n' "$SENT"
+	printf '  mailq on the queue (median of 3) %7.3f s   (target < 0.2 s for 10,000)\n' "$MAILQ"
+	printf '  relay queue flush itself        %8.2f s   (rewrites every envelope durably; delivery starts meanwhile)\n' "$FLUSH_S"
+	printf '  drain: flush to empty queue     %8.2f s   %.0f msg/s\n' "$DRAIN" "$(echo "$N / $DRAIN" | bc -l)"
+	printf '  daemon CPU time, whole run      %8.2f s\n' "$CPU"
+	printf '  daemon peak RSS (VmHWM)         %8.1f MB  (target < 20 MB)\n' "$(echo "$HWM / 1024" | bc -l)"
+	printf '  %d MB message: daemon peak RSS   %s\n' "$BIG_MB" "$BIG_HWM"
+} >"$REPORT"
+cat "$REPORT"
+results_record bench/daemon.sh "bench/daemon.sh: the daemon after an outage" "$RELAY" "$ROOT" \
+	"N=$N BIG_MB=$BIG_MB" "none: this script measures relay alone, beside SPEC section 10's targets" "$REPORT" || true

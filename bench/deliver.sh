@@ -27,11 +27,15 @@
 #   FLUSH  queued messages for (b) (default 10000)
 #   MAXCONN max_connections for relay and the parallel ceiling (default 4)
 #   SKIP_MSMTP=1  leave msmtp out of (a)
+#   BENCH_RESULTS file the report is recorded in (default bench/RESULTS.md,
+#          section bench/deliver.sh; empty records nothing: bench/results.sh)
 
 set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/results.sh
+. "$ROOT/bench/results.sh"
 SEQ=${SEQ:-500}
 FLUSH=${FLUSH:-10000}
 MAXCONN=${MAXCONN:-4}
@@ -243,18 +247,32 @@ settle
 
 # --------------------------------------------------------- report --
 
-printf '\n(a) %d sequential sendmail runs, until all are in the Maildir\n' "$SEQ"
-printf '%-8s %12s %10s %10s\n' program submit_s total_s msg/s
-printf '%-8s %12s %10s %10s\n' relay "$r_sub" "$r_tot" "$r_rate"
+# The report goes to a file first, so that what is printed and what is
+# recorded in bench/RESULTS.md are the same bytes.
+REPORT="$B/report.txt"
+{
+	printf '\n(a) %d sequential sendmail runs, until all are in the Maildir\n' "$SEQ"
+	printf '%-8s %12s %10s %10s\n' program submit_s total_s msg/s
+	printf '%-8s %12s %10s %10s\n' relay "$r_sub" "$r_tot" "$r_rate"
+	if [[ ${SKIP_MSMTP:-} != 1 ]]; then
+		printf '%-8s %12s %10s %10s\n' msmtp "$m_sub" "$m_tot" "$m_rate"
+		printf 'relay / msmtp: %sx (target 15x)\n' "$(awk -v a="$r_rate" -v b="$m_rate" 'BEGIN { printf "%.1f", a / b }')"
+	fi
+	printf '\n(b) flush of %d queued messages (max_connections = %d)\n' "$FLUSH" "$MAXCONN"
+	printf '%-28s %10s %10s\n' what seconds msg/s
+	printf '%-28s %10s %10s\n' "ceiling, 1 session" "$c1_s" "$c1_rate"
+	printf '%-28s %10s %10s\n' "ceiling, $MAXCONN sessions" "$cn_s" "$cn_rate"
+	printf '%-28s %10s %10s\n' "relay queue run" "$f_s" "$f_rate"
+	printf 'relay / ceiling (1 session): %s%% (target 75%%); / ceiling (%d sessions): %s%%\n' \
+		"$(awk -v a="$f_rate" -v b="$c1_rate" 'BEGIN { printf "%.0f", 100 * a / b }')" "$MAXCONN" \
+		"$(awk -v a="$f_rate" -v b="$cn_rate" 'BEGIN { printf "%.0f", 100 * a / b }')"
+} >"$REPORT"
+cat "$REPORT"
+
+# The anchors: what was measured beside relay in this run.
+anchors="smarthost ceiling $c1_rate msg/s over 1 session, $cn_rate msg/s over $MAXCONN sessions (bench/ceiling)"
 if [[ ${SKIP_MSMTP:-} != 1 ]]; then
-	printf '%-8s %12s %10s %10s\n' msmtp "$m_sub" "$m_tot" "$m_rate"
-	printf 'relay / msmtp: %sx (target 15x)\n' "$(awk -v a="$r_rate" -v b="$m_rate" 'BEGIN { printf "%.1f", a / b }')"
+	anchors="msmtp $m_rate msg/s for (a); $anchors"
 fi
-printf '\n(b) flush of %d queued messages (max_connections = %d)\n' "$FLUSH" "$MAXCONN"
-printf '%-28s %10s %10s\n' what seconds msg/s
-printf '%-28s %10s %10s\n' "ceiling, 1 session" "$c1_s" "$c1_rate"
-printf '%-28s %10s %10s\n' "ceiling, $MAXCONN sessions" "$cn_s" "$cn_rate"
-printf '%-28s %10s %10s\n' "relay queue run" "$f_s" "$f_rate"
-printf 'relay / ceiling (1 session): %s%% (target 75%%); / ceiling (%d sessions): %s%%\n' \
-	"$(awk -v a="$f_rate" -v b="$c1_rate" 'BEGIN { printf "%.0f", 100 * a / b }')" "$MAXCONN" \
-	"$(awk -v a="$f_rate" -v b="$cn_rate" 'BEGIN { printf "%.0f", 100 * a / b }')"
+results_record bench/deliver.sh "bench/deliver.sh: delivery throughput" "$RELAY" "$ROOT" \
+	"SEQ=$SEQ FLUSH=$FLUSH MAXCONN=$MAXCONN${SKIP_MSMTP:+ SKIP_MSMTP=$SKIP_MSMTP}" "$anchors" "$REPORT" || true

@@ -25,13 +25,17 @@
 #            rotating order, so background noise hits all alike) or rounds
 #            (all runs of one program, then the next)
 #
-# Prints a table: program, runs, median ms, p90 ms, ratio to Postfix's median.
+# Prints a table: program, runs, median ms, p90 ms, ratio to Postfix's median,
+# and records it in bench/RESULTS.md (section bench/enqueue.sh; BENCH_RESULTS
+# names another file, empty records nothing: see bench/results.sh).
 # Raw samples (microseconds) go to /tmp/relay-bench/samples.tsv.
 
 set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME must use '.' as decimal separator
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/results.sh
+. "$ROOT/bench/results.sh"
 # ./relay is the default, but relay/ is also a Go package directory (SPEC
 # layout), so `go build -o relay` cannot always write there: ./bin/relay is
 # tried next.
@@ -47,6 +51,7 @@ B=/tmp/relay-bench
 CONF="$B/relay.toml"
 MSG="$B/message.eml"
 SAMPLES="$B/samples.tsv"
+REPORT="$B/report.txt"
 RUNID="bench-$(date +%Y%m%d%H%M%S)-$$"
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -279,37 +284,63 @@ done
 
 fstype() { df -T "$1" 2>/dev/null | awk 'NR == 2 { print $2 }'; }
 
-echo
-echo "sendmail enqueue of a $(wc -c <"$MSG")-byte message; $N runs each after $WARMUP warm-up; mode $MODE"
-echo "machine: $(nproc) CPUs, kernel $(uname -r); spools on: relay $(fstype "$B") ($B), postfix $(fstype "$RELAY_E2E_DIR") ($RELAY_E2E_DIR/postfix-queue), floor $(fstype "$B")"
-echo
-printf '%-10s %6s %11s %11s %14s\n' program runs "median ms" "p90 ms" "x postfix med"
-printf '%-10s %6s %11s %11s %14s\n' ---------- ------ ----------- ----------- --------------
-for p in relay postfix floor spawn msmtp; do
-	if [[ -n ${MED[$p]:-} ]]; then
-		ratio=-
-		if [[ -n ${MED[postfix]:-} && ${MED[postfix]} != 0 ]]; then
-			ratio=$(awk -v a="${MED[$p]}" -v b="${MED[postfix]}" 'BEGIN { printf "%.2f", a / b }')
-		fi
-		printf '%-10s %6s %11.2f %11.2f %14s' "$p" "${CNT[$p]}" \
-			"$(awk -v u="${MED[$p]}" 'BEGIN { print u / 1000 }')" \
-			"$(awk -v u="${P90[$p]}" 'BEGIN { print u / 1000 }')" "$ratio"
-		if [[ -n ${FAILS[$p]:-} ]]; then printf '   (%s failed runs)' "${FAILS[$p]}"; fi
-		printf '\n'
-	fi
-done
-for p in relay postfix floor msmtp nullmailer dma; do
-	if [[ -n ${NOTE[$p]:-} ]]; then printf '%-10s %s\n' "$p" "${NOTE[$p]}"; fi
-done
-
-if [[ -n ${MED[relay]:-} && -n ${MED[postfix]:-} ]]; then
+# The report goes to a file first, so that what is printed and what is
+# recorded in bench/RESULTS.md are the same bytes.
+{
 	echo
-	if awk -v a="${MED[relay]}" -v b="${MED[postfix]}" 'BEGIN { exit !(a <= 0.3 * b) }'; then
-		echo "SPEC 10 target (relay median <= 0.3 x postfix median): met"
-	else
-		echo "SPEC 10 target (relay median <= 0.3 x postfix median): NOT met"
+	echo "sendmail enqueue of a $(wc -c <"$MSG")-byte message; $N runs each after $WARMUP warm-up; mode $MODE"
+	echo "machine: $(nproc) CPUs, kernel $(uname -r); spools on: relay $(fstype "$B") ($B), postfix $(fstype "$RELAY_E2E_DIR") ($RELAY_E2E_DIR/postfix-queue), floor $(fstype "$B")"
+	echo
+	printf '%-10s %6s %11s %11s %14s\n' program runs "median ms" "p90 ms" "x postfix med"
+	printf '%-10s %6s %11s %11s %14s\n' ---------- ------ ----------- ----------- --------------
+	for p in relay postfix floor spawn msmtp; do
+		if [[ -n ${MED[$p]:-} ]]; then
+			ratio=-
+			if [[ -n ${MED[postfix]:-} && ${MED[postfix]} != 0 ]]; then
+				ratio=$(awk -v a="${MED[$p]}" -v b="${MED[postfix]}" 'BEGIN { printf "%.2f", a / b }')
+			fi
+			printf '%-10s %6s %11.2f %11.2f %14s' "$p" "${CNT[$p]}" \
+				"$(awk -v u="${MED[$p]}" 'BEGIN { print u / 1000 }')" \
+				"$(awk -v u="${P90[$p]}" 'BEGIN { print u / 1000 }')" "$ratio"
+			if [[ -n ${FAILS[$p]:-} ]]; then printf '   (%s failed runs)' "${FAILS[$p]}"; fi
+			printf '\n'
+		fi
+	done
+	for p in relay postfix floor msmtp nullmailer dma; do
+		if [[ -n ${NOTE[$p]:-} ]]; then printf '%-10s %s\n' "$p" "${NOTE[$p]}"; fi
+	done
+
+	if [[ -n ${MED[relay]:-} && -n ${MED[postfix]:-} ]]; then
+		echo
+		if awk -v a="${MED[relay]}" -v b="${MED[postfix]}" 'BEGIN { exit !(a <= 0.3 * b) }'; then
+			echo "SPEC 10 target (relay median <= 0.3 x postfix median): met"
+		else
+			echo "SPEC 10 target (relay median <= 0.3 x postfix median): NOT met"
+		fi
 	fi
+} >"$REPORT"
+cat "$REPORT"
+
+# The anchors: the programs measured beside relay in this run.
+anchors=()
+for p in postfix floor spawn msmtp; do
+	if [[ -n ${MED[$p]:-} ]]; then
+		case $p in
+		postfix) what="Postfix's sendmail" ;;
+		floor) what="durable-write floor (bench/floor)" ;;
+		spawn) what="program start (/bin/true)" ;;
+		msmtp) what="msmtp (delivers synchronously)" ;;
+		esac
+		anchors+=("$what $(awk -v u="${MED[$p]}" 'BEGIN { printf "%.2f", u / 1000 }') ms median")
+	fi
+done
+anchor_text=none
+if ((${#anchors[@]} > 0)); then
+	anchor_text=$(printf '%s; ' "${anchors[@]}")
+	anchor_text=${anchor_text%; }
 fi
+results_record bench/enqueue.sh "bench/enqueue.sh: sendmail enqueue latency" "$RELAY" "$ROOT" \
+	"N=$N WARMUP=$WARMUP MODE=$MODE, a $(wc -c <"$MSG")-byte message" "$anchor_text" "$REPORT" || true
 
 # ------------------------------------------------------------ cleanup --
 
