@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -44,7 +45,7 @@ func needTool(t *testing.T, name string) string {
 type listenerDaemon struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	out     *syncBuf
+	out     *testsmtp.LockedBuffer
 	done    chan struct{}
 	stopped bool
 }
@@ -93,7 +94,7 @@ func startListenerDaemon(t *testing.T, c *tc, ready string) *listenerDaemon {
 			t.Fatal(err)
 		}
 	}
-	d := &listenerDaemon{t: t, cmd: exec.Command(relayBin, "-C", c.conf, "daemon"), out: &syncBuf{}, done: make(chan struct{})}
+	d := &listenerDaemon{t: t, cmd: exec.Command(relayBin, "-C", c.conf, "daemon"), out: &testsmtp.LockedBuffer{}, done: make(chan struct{})}
 	d.cmd.Env = cleanEnv()
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {

@@ -14,7 +14,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 )
@@ -60,7 +60,7 @@ func withAuth(sh config.Smarthost) config.Smarthost {
 
 // plainAuthServer is a server that offers AUTH PLAIN LOGIN over plain
 // text (relay allows that to a loopback peer), with cfg's faults.
-func plainAuthServer(t *testing.T, cfg serverConfig) *faultServer {
+func plainAuthServer(t *testing.T, cfg testsmtp.ServerConfig) *testsmtp.FaultServer {
 	t.Helper()
 	if cfg.AuthMechs == nil {
 		cfg.AuthMechs = []string{"PLAIN", "LOGIN"}
@@ -69,19 +69,7 @@ func plainAuthServer(t *testing.T, cfg serverConfig) *faultServer {
 	if cfg.Password == "" {
 		cfg.Password = testPass
 	}
-	return newFaultServer(t, cfg)
-}
-
-// closedPort returns a port on 127.0.0.1 nothing listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return p
+	return testsmtp.NewFaultServer(t, cfg)
 }
 
 // shortTimeouts sets relay's timeouts for one test and restores them.
@@ -251,29 +239,29 @@ func TestDelivery_ReplyAtEachStage(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		cfg    serverConfig
+		cfg    testsmtp.ServerConfig
 		want   map[string]spool.Status
 		reason string // in the reason of every recipient not delivered
 	}{
-		{"Greeting421_DefersAll", serverConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available")}, all(spool.Pending), "421"},
-		{"Greeting554_DefersAll_NeverFails", serverConfig{Greeting: smtpErr(554, smtp.EnhancedCode{5, 3, 2}, "No SMTP service here")}, all(spool.Pending), "554"},
-		{"EHLO421_DefersAll", serverConfig{EHLO: smtpErr(421, smtp.EnhancedCode{4, 7, 0}, "Too many connections")}, all(spool.Pending), "421"},
-		{"EHLO554_DefersAll_NeverFails", serverConfig{EHLO: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "Access denied")}, all(spool.Pending), "554"},
-		{"Auth454_DefersAll", serverConfig{AuthErr: smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure")}, all(spool.Pending), "454"},
-		{"Auth535_DefersAll_NeverFails", serverConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")}, all(spool.Pending), "535"},
-		{"Mail451_DefersAll", serverConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Try again later")}}, all(spool.Pending), "451"},
-		{"Mail553_SenderNotOwned_DefersAll_NeverFails", serverConfig{MailErr: map[string]*smtp.SMTPError{sender: smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}}, all(spool.Pending), "553 5.7.1 Sender address rejected: not owned by auth user"},
-		{"Rcpt450_DefersThatRecipientOnly", serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}}, bOnly(spool.Pending), "450"},
-		{"Rcpt550_FailsThatRecipientOnly", serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "Mailbox unavailable")}}, bOnly(spool.Failed), "550 5.1.1 Mailbox unavailable"},
-		{"Rcpt552_CountsAsTemporary", serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(552, smtp.EnhancedCode{5, 2, 2}, "Mailbox full")}}, bOnly(spool.Pending), "552"},
-		{"RcptAll550_FailsAll_NoData", serverConfig{RcptErr: map[string]*smtp.SMTPError{
+		{"Greeting421_DefersAll", testsmtp.ServerConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available")}, all(spool.Pending), "421"},
+		{"Greeting554_DefersAll_NeverFails", testsmtp.ServerConfig{Greeting: smtpErr(554, smtp.EnhancedCode{5, 3, 2}, "No SMTP service here")}, all(spool.Pending), "554"},
+		{"EHLO421_DefersAll", testsmtp.ServerConfig{EHLO: smtpErr(421, smtp.EnhancedCode{4, 7, 0}, "Too many connections")}, all(spool.Pending), "421"},
+		{"EHLO554_DefersAll_NeverFails", testsmtp.ServerConfig{EHLO: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "Access denied")}, all(spool.Pending), "554"},
+		{"Auth454_DefersAll", testsmtp.ServerConfig{AuthErr: smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure")}, all(spool.Pending), "454"},
+		{"Auth535_DefersAll_NeverFails", testsmtp.ServerConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")}, all(spool.Pending), "535"},
+		{"Mail451_DefersAll", testsmtp.ServerConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Try again later")}}, all(spool.Pending), "451"},
+		{"Mail553_SenderNotOwned_DefersAll_NeverFails", testsmtp.ServerConfig{MailErr: map[string]*smtp.SMTPError{sender: smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}}, all(spool.Pending), "553 5.7.1 Sender address rejected: not owned by auth user"},
+		{"Rcpt450_DefersThatRecipientOnly", testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}}, bOnly(spool.Pending), "450"},
+		{"Rcpt550_FailsThatRecipientOnly", testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "Mailbox unavailable")}}, bOnly(spool.Failed), "550 5.1.1 Mailbox unavailable"},
+		{"Rcpt552_CountsAsTemporary", testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(552, smtp.EnhancedCode{5, 2, 2}, "Mailbox full")}}, bOnly(spool.Pending), "552"},
+		{"RcptAll550_FailsAll_NoData", testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{
 			rcptA: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "unknown"),
 			rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "unknown"),
 			rcptC: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "unknown"),
 		}}, all(spool.Failed), "550"},
-		{"AfterDot451_DefersAll", serverConfig{DataErr: smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Queue full")}, all(spool.Pending), "451"},
-		{"AfterDot554_FailsAll", serverConfig{DataErr: smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "Message content rejected")}, all(spool.Failed), "554 5.6.0 Message content rejected"},
-		{"AfterDot554_FailsAcceptedOnly", serverConfig{
+		{"AfterDot451_DefersAll", testsmtp.ServerConfig{DataErr: smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Queue full")}, all(spool.Pending), "451"},
+		{"AfterDot554_FailsAll", testsmtp.ServerConfig{DataErr: smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "Message content rejected")}, all(spool.Failed), "554 5.6.0 Message content rejected"},
+		{"AfterDot554_FailsAcceptedOnly", testsmtp.ServerConfig{
 			RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")},
 			DataErr: smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "Message content rejected"),
 		}, map[string]spool.Status{rcptA: spool.Failed, rcptB: spool.Pending, rcptC: spool.Failed}, ""},
@@ -355,7 +343,7 @@ func TestDelivery_ReplyAtEachStage(t *testing.T) {
 // TestDelivery_TemporaryFail_Partial: of three recipients one is deferred
 // at RCPT; the other two are delivered exactly once, now and on the retry.
 func TestDelivery_TemporaryFail_Partial(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	id := h.enqueue(content, rcptA, rcptB, rcptC)
 	h.run()
@@ -363,7 +351,7 @@ func TestDelivery_TemporaryFail_Partial(t *testing.T) {
 	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Delivered, rcptB: spool.Pending, rcptC: spool.Delivered}, "450 4.2.0 Mailbox busy")
 
 	// The retry goes to b only.
-	srv.setConfig(func(c *serverConfig) { c.RcptErr = nil })
+	srv.SetConfig(func(c *testsmtp.ServerConfig) { c.RcptErr = nil })
 	h.now = env.NextAttempt
 	st := h.run()
 	if st.Delivered != 1 || st.Deferred != 0 {
@@ -391,7 +379,7 @@ func TestDelivery_TemporaryFail_Partial(t *testing.T) {
 // queue with a bounce for the refused one queued, and it is never tried
 // again: the next pass carries the bounce only.
 func TestDelivery_PermanentFail_Partial(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	id := h.enqueue(content, rcptA, rcptB, rcptC)
 	if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 2, Failed: 1}) {
@@ -434,7 +422,7 @@ func TestDelivery_DataCommandReply(t *testing.T) {
 		{"554_FailsAccepted", "554 5.5.1 No valid recipients", spool.Failed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newRawServer(t, smtpReplies(nil, map[string]func(string) string{
+			srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, map[string]func(string) string{
 				"RCPT": func(l string) string {
 					if strings.Contains(l, rcptB) {
 						return "550 5.1.1 No such user"
@@ -472,7 +460,7 @@ func TestDelivery_DataCommandReply(t *testing.T) {
 // connection for all of them.
 func TestDelivery_ConnectionFailure_DefersPassWithOneConnection(t *testing.T) {
 	const n = 4
-	untrusted := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}})
+	untrusted := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}})
 	for _, tc := range []struct {
 		name   string
 		port   func(t *testing.T) (port int, conns func() int)
@@ -480,13 +468,13 @@ func TestDelivery_ConnectionFailure_DefersPassWithOneConnection(t *testing.T) {
 		reason string
 		stage  string
 	}{
-		{"ConnectRefused", func(t *testing.T) (int, func() int) { return closedPort(t), nil }, "none", "connection refused", "connect"},
+		{"ConnectRefused", func(t *testing.T) (int, func() int) { return testsmtp.ClosedPort(t), nil }, "none", "connection refused", "connect"},
 		{"Greeting421", func(t *testing.T) (int, func() int) {
-			s := plainAuthServer(t, serverConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Busy")})
+			s := plainAuthServer(t, testsmtp.ServerConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Busy")})
 			return s.Port, s.Conns
 		}, "none", "421", ""},
 		{"Auth535", func(t *testing.T) (int, func() int) {
-			s := plainAuthServer(t, serverConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")})
+			s := plainAuthServer(t, testsmtp.ServerConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")})
 			t.Cleanup(func() {
 				if a := s.Auths(); len(a) != 1 {
 					t.Errorf("%d AUTH attempts for %d messages, want 1", len(a), n)
@@ -544,7 +532,7 @@ func TestDelivery_ConnectionFailure_DefersPassWithOneConnection(t *testing.T) {
 // messages over one connection; a completed transaction needs no RSET, so
 // the session has one EHLO (go-smtp says EHLO again after every RSET).
 func TestDelivery_SeveralMessages_ShareOneConnection(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	var ids []string
 	for i := range 3 {
@@ -585,7 +573,7 @@ func TestDelivery_SeveralMessages_ShareOneConnection(t *testing.T) {
 // TestDelivery_RefusedTransaction_KeepsConnectionForNextMessage: a message
 // refused at MAIL FROM or RCPT does not cost the next one a connection.
 func TestDelivery_RefusedTransaction_KeepsConnectionForNextMessage(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{
+	srv := plainAuthServer(t, testsmtp.ServerConfig{
 		MailErr: map[string]*smtp.SMTPError{"": smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected")},
 		RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")},
 	})
@@ -634,11 +622,11 @@ func TestDelivery_DisconnectMidData_DefersAndKeepsMessage(t *testing.T) {
 	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 2048) // 2 MB
 	for _, tc := range []struct {
 		name string
-		cfg  serverConfig
+		cfg  testsmtp.ServerConfig
 		body string
 	}{
-		{"WhileWriting", serverConfig{DropMidData: true}, big},
-		{"AtFinalDot", serverConfig{DropAtDot: true}, content},
+		{"WhileWriting", testsmtp.ServerConfig{DropMidData: true}, big},
+		{"AtFinalDot", testsmtp.ServerConfig{DropAtDot: true}, content},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := plainAuthServer(t, tc.cfg)
@@ -678,32 +666,32 @@ func TestDelivery_SilentServer_TimesOut(t *testing.T) {
 		stage                    string // the log's stage=, alternatives separated by |
 	}{
 		{"NoGreeting", short, long, long, func(t *testing.T) (int, func() int) {
-			s := plainAuthServer(t, serverConfig{Hang: hangGreeting})
+			s := plainAuthServer(t, testsmtp.ServerConfig{Hang: testsmtp.HangGreeting})
 			return s.Port, func() int { return len(s.Messages()) }
 		}, content, "", "greeting"},
 		// The TLS handshake of port 465 is bounded as well.
 		{"ImplicitTLSNoHandshake", short, long, long, func(t *testing.T) (int, func() int) {
-			s := newFaultServer(t, serverConfig{ImplicitTLS: true, Hang: hangGreeting})
+			s := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{ImplicitTLS: true, Hang: testsmtp.HangGreeting})
 			return s.Port, func() int { return len(s.Messages()) }
 		}, content, "implicit", "tls"},
 		{"AfterGreeting", short, long, long, func(t *testing.T) (int, func() int) {
-			s := plainAuthServer(t, serverConfig{Hang: hangEHLO})
+			s := plainAuthServer(t, testsmtp.ServerConfig{Hang: testsmtp.HangEHLO})
 			return s.Port, func() int { return len(s.Messages()) }
 		}, content, "", "greeting|ehlo"},
 		{"AfterRcpt", short, long, long, func(t *testing.T) (int, func() int) {
-			s := plainAuthServer(t, serverConfig{Hang: hangRcpt})
+			s := plainAuthServer(t, testsmtp.ServerConfig{Hang: testsmtp.HangRcpt})
 			return s.Port, func() int { return len(s.Messages()) }
 		}, content, "", "rcpt"},
 		// DataTimeout, not CommandTimeout, bounds the wait for the reply
 		// to the final dot.
 		{"AfterFinalDot", long, short, long, func(t *testing.T) (int, func() int) {
-			s := plainAuthServer(t, serverConfig{Hang: hangDot})
+			s := plainAuthServer(t, testsmtp.ServerConfig{Hang: testsmtp.HangDot})
 			return s.Port, func() int { return len(s.Messages()) }
 		}, content, "", "data"},
 		// A server that stops reading the message: WriteIdleTimeout.
 		{"StopsReadingMessage", long, long, short, func(t *testing.T) (int, func() int) {
-			s := newRawServer(t, smtpReplies(nil, map[string]func(string) string{
-				"DATA": func(string) string { return rawStall + "354 go ahead" },
+			s := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, map[string]func(string) string{
+				"DATA": func(string) string { return testsmtp.RawStall + "354 go ahead" },
 			}))
 			return s.Port, func() int { return len(s.Bodies()) }
 		}, big, "", "data"},
@@ -747,7 +735,7 @@ func TestDelivery_SilentServer_TimesOut(t *testing.T) {
 // receives is the queued message byte for byte (dot-stuffing undone),
 // with the envelope of the spool.
 func TestDelivery_QueuedContentReachesServerUnchanged(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	body := "Subject: dots\r\n\r\n.\r\n..\r\n.x\r\n8bit \xe9t\xe9\r\nlast line\r\n"
 	h.enqueue(body, rcptA, rcptB)
@@ -778,7 +766,7 @@ func TestAuth_Login_AcceptsAnyPromptText(t *testing.T) {
 		{"username:", "password:"},
 	} {
 		t.Run(fmt.Sprintf("%q", prompts), func(t *testing.T) {
-			srv := plainAuthServer(t, serverConfig{AuthMechs: []string{"LOGIN"}, LoginPrompts: prompts})
+			srv := plainAuthServer(t, testsmtp.ServerConfig{AuthMechs: []string{"LOGIN"}, LoginPrompts: prompts})
 			h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 			id := h.enqueue(content, rcptA)
 			h.run()
@@ -798,7 +786,7 @@ func TestAuth_Login_AcceptsAnyPromptText(t *testing.T) {
 func TestAuth_ChoosesMechanism(t *testing.T) {
 	for _, tc := range []struct{ auth, want string }{{"", "PLAIN"}, {"login", "LOGIN"}, {"plain", "PLAIN"}} {
 		t.Run("auth="+tc.auth, func(t *testing.T) {
-			srv := plainAuthServer(t, serverConfig{AuthMechs: []string{"LOGIN", "PLAIN"}})
+			srv := plainAuthServer(t, testsmtp.ServerConfig{AuthMechs: []string{"LOGIN", "PLAIN"}})
 			sh := withAuth(smarthost(srv.Port, "none"))
 			sh.Auth = tc.auth
 			h := newHarness(t, sh)
@@ -828,7 +816,7 @@ func TestAuth_Unavailable_DefersWithClearReason(t *testing.T) {
 		{"ForcedLoginNotOffered", []string{"PLAIN"}, "login", "LOGIN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := plainAuthServer(t, serverConfig{AuthMechs: tc.mechs})
+			srv := plainAuthServer(t, testsmtp.ServerConfig{AuthMechs: tc.mechs})
 			sh := withAuth(smarthost(srv.Port, "none"))
 			sh.Auth = tc.auth
 			h := newHarness(t, sh)
@@ -868,7 +856,7 @@ func TestAuth_WithoutReply235_IsNotAuthenticated(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			step := -1
 			inAuth := false
-			srv := newRawServer(t, smtpReplies([]string{"AUTH " + tc.mech}, map[string]func(string) string{
+			srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies([]string{"AUTH " + tc.mech}, map[string]func(string) string{
 				"AUTH": func(l string) string { inAuth = true; step = 0; return tc.auth(0, l) },
 				"*": func(l string) string {
 					if l == "*" {
@@ -915,7 +903,7 @@ func TestAuth_WithoutReply235_IsNotAuthenticated(t *testing.T) {
 // TestTLS_StartTLSNotOffered_SendsNothingAfterEHLO: tls = "starttls" and
 // a server without STARTTLS: no fallback, no AUTH, no MAIL.
 func TestTLS_StartTLSNotOffered_SendsNothingAfterEHLO(t *testing.T) {
-	srv := newRawServer(t, smtpReplies([]string{"AUTH PLAIN LOGIN"}, nil))
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies([]string{"AUTH PLAIN LOGIN"}, nil))
 	h := newHarness(t, withAuth(smarthost(srv.Port, "starttls")))
 	id := h.enqueue(content, rcptA)
 	h.run()
@@ -928,7 +916,7 @@ func TestTLS_StartTLSNotOffered_SendsNothingAfterEHLO(t *testing.T) {
 // TestTLS_None_LoopbackMayAuthenticate: without TLS, AUTH is allowed to a
 // loopback peer.
 func TestTLS_None_LoopbackMayAuthenticate(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	id := h.enqueue(content, rcptA)
 	h.run()
@@ -944,7 +932,7 @@ func TestTLS_None_LoopbackMayAuthenticate(t *testing.T) {
 }
 
 func TestTLS_Verification(t *testing.T) {
-	cert := localhostCert(t)
+	cert := testsmtp.LocalhostCert(t)
 	wrong := strings.Repeat("ab", 32)
 	for _, mode := range []string{"starttls", "implicit"} {
 		for _, tc := range []struct {
@@ -954,20 +942,20 @@ func TestTLS_Verification(t *testing.T) {
 			reason  string
 		}{
 			{"Untrusted_Defers", func(*config.Smarthost) {}, false, "certificate"},
-			{"TrustedViaCAFile_Delivers", func(sh *config.Smarthost) { sh.TLSCAFile = cert.caFile(t) }, true, ""},
+			{"TrustedViaCAFile_Delivers", func(sh *config.Smarthost) { sh.TLSCAFile = cert.CAFile(t) }, true, ""},
 			{"WrongServerName_Defers", func(sh *config.Smarthost) {
-				sh.TLSCAFile = cert.caFile(t)
+				sh.TLSCAFile = cert.CAFile(t)
 				sh.TLSServerName = "wrong.test"
 			}, false, "certificate"},
 			{"FingerprintRight_Delivers", func(sh *config.Smarthost) { sh.TLSFingerprint = cert.Fingerprint }, true, ""},
 			{"FingerprintWrong_Defers", func(sh *config.Smarthost) { sh.TLSFingerprint = wrong }, false, "fingerprint"},
 			{"FingerprintWrongDespiteTrustedCA_Defers", func(sh *config.Smarthost) {
-				sh.TLSCAFile = cert.caFile(t)
+				sh.TLSCAFile = cert.CAFile(t)
 				sh.TLSFingerprint = wrong
 			}, false, "fingerprint"},
 		} {
 			t.Run(mode+"/"+tc.name, func(t *testing.T) {
-				srv := newFaultServer(t, serverConfig{
+				srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{
 					STARTTLS:    mode == "starttls",
 					ImplicitTLS: mode == "implicit",
 					AuthMechs:   []string{"PLAIN"},
@@ -1019,7 +1007,7 @@ func writeScript(t *testing.T, body string) string {
 }
 
 func TestPasswordCommand_FirstLineReachesServer(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{Password: "cmd-s3cret-9"})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{Password: "cmd-s3cret-9"})
 	sh := smarthost(srv.Port, "none")
 	sh.Username = testUser
 	sh.PasswordCommand = []string{writeScript(t, "echo cmd-s3cret-9\necho second line\n")}
@@ -1038,7 +1026,7 @@ func TestPasswordCommand_FirstLineReachesServer(t *testing.T) {
 }
 
 func TestPasswordCommand_Failing_DefersWithoutLeakingOutput(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	sh := smarthost(srv.Port, "none")
 	sh.Username = testUser
 	sh.PasswordCommand = []string{writeScript(t, "echo stdout-leak-1\necho stderr-leak-2 >&2\nexit 3\n")}
@@ -1074,7 +1062,7 @@ func TestPasswordCommand_Hanging_BoundedByTimeout(t *testing.T) {
 	old := relay.PasswordCommandTimeout
 	relay.PasswordCommandTimeout = 300 * time.Millisecond
 	t.Cleanup(func() { relay.PasswordCommandTimeout = old })
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	sh := smarthost(srv.Port, "none")
 	sh.Username = testUser
 	// The shell's child keeps the command's stdout open after the shell
@@ -1094,7 +1082,7 @@ func TestPasswordCommand_Hanging_BoundedByTimeout(t *testing.T) {
 }
 
 func TestPasswordFile_FirstLineIsPassword(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{Password: "file-s3cret"})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{Password: "file-s3cret"})
 	p := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(p, []byte("file-s3cret\r\nignored\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -1113,7 +1101,7 @@ func TestPasswordFile_FirstLineIsPassword(t *testing.T) {
 // TestSecrets_PasswordNeverInLogOrErrors runs deliveries that succeed and
 // fail at every stage and greps everything relay says for the password.
 func TestSecrets_PasswordNeverInLogOrErrors(t *testing.T) {
-	cfgs := map[string]serverConfig{
+	cfgs := map[string]testsmtp.ServerConfig{
 		"ok":       {},
 		"auth535":  {AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")},
 		"auth454":  {AuthErr: smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Try again")},
@@ -1169,7 +1157,7 @@ func TestSecrets_PasswordNeverInLogOrErrors(t *testing.T) {
 // the first failure, doubling per attempt, at most retry_max; a message is
 // not tried before it is due.
 func TestRetry_BackoffDoublesUpToRetryMax(t *testing.T) {
-	h := newHarness(t, smarthost(closedPort(t), "none"))
+	h := newHarness(t, smarthost(testsmtp.ClosedPort(t), "none"))
 	h.cfg.Queue = config.Queue{RetryMin: config.Duration(time.Minute), RetryMax: config.Duration(10 * time.Minute)}
 	id := h.enqueue(content, rcptA)
 	for i, want := range []time.Duration{1, 2, 4, 8, 10, 10, 10} {
@@ -1197,7 +1185,7 @@ func TestRetry_BackoffDoublesUpToRetryMax(t *testing.T) {
 
 // TestRetry_HeldMessageNotTried: a held message waits even when due.
 func TestRetry_HeldMessageNotTried(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	id := h.enqueue(content, rcptA)
 	l, err := h.sp.Lock(id)
@@ -1219,7 +1207,7 @@ func TestRetry_HeldMessageNotTried(t *testing.T) {
 // TestLog_OneLinePerRecipient: status=sent/deferred/bounced with dsn= and
 // the reply quoted, inner quotes escaped.
 func TestLog_OneLinePerRecipient(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{
 		rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, `<b@example.test>: Recipient address rejected: "b" is unknown \ here`),
 		rcptC: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy"),
 	}})
@@ -1260,14 +1248,14 @@ func TestLog_OneLinePerRecipient(t *testing.T) {
 func TestLog_DeferredFiveHundred_LogsSoftDSN(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  serverConfig
+		cfg  testsmtp.ServerConfig
 		want []string
 	}{
-		{"Mail553", serverConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}},
+		{"Mail553", testsmtp.ServerConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}},
 			[]string{"status=deferred", "dsn=4.7.1", `reply="553 5.7.1 Sender address rejected: not owned by auth user"`, "stage=mail"}},
-		{"Auth535", serverConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")},
+		{"Auth535", testsmtp.ServerConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")},
 			[]string{"status=deferred", "dsn=4.7.8", `reply="535 5.7.8 Authentication credentials invalid"`, "stage=auth"}},
-		{"Rcpt552", serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(552, smtp.EnhancedCode{5, 2, 2}, "Mailbox full")}},
+		{"Rcpt552", testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(552, smtp.EnhancedCode{5, 2, 2}, "Mailbox full")}},
 			[]string{"status=deferred", "dsn=4.2.2", `reply="552 5.2.2 Mailbox full"`, "stage=rcpt"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1291,7 +1279,7 @@ func TestLog_DeferredFiveHundred_LogsSoftDSN(t *testing.T) {
 // TestLog_MultiLineReplyOnOneLine: a multi-line reply stays on one log
 // line.
 func TestLog_MultiLineReplyOnOneLine(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{DataErr: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "Message rejected\nsee https://example.test/why\nreally")})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{DataErr: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "Message rejected\nsee https://example.test/why\nreally")})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	id := h.enqueue(content, rcptA)
 	h.run()
@@ -1319,27 +1307,27 @@ func TestDial_FailuresAreNeverPermanent(t *testing.T) {
 		stage relay.Stage
 		code  int
 	}{
-		{"ConnectRefused", func(t *testing.T) config.Smarthost { return withAuth(smarthost(closedPort(t), "none")) }, relay.StageConnect, 0},
+		{"ConnectRefused", func(t *testing.T) config.Smarthost { return withAuth(smarthost(testsmtp.ClosedPort(t), "none")) }, relay.StageConnect, 0},
 		{"EHLO554", func(t *testing.T) config.Smarthost {
-			return withAuth(smarthost(plainAuthServer(t, serverConfig{EHLO: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "no")}).Port, "none"))
+			return withAuth(smarthost(plainAuthServer(t, testsmtp.ServerConfig{EHLO: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "no")}).Port, "none"))
 		}, relay.StageEHLO, 554},
 		{"NoStartTLS", func(t *testing.T) config.Smarthost {
-			return withAuth(smarthost(plainAuthServer(t, serverConfig{}).Port, "starttls"))
+			return withAuth(smarthost(plainAuthServer(t, testsmtp.ServerConfig{}).Port, "starttls"))
 		}, relay.StageTLS, 0},
 		{"ImplicitTLSToPlainServer", func(t *testing.T) config.Smarthost {
-			return withAuth(smarthost(plainAuthServer(t, serverConfig{}).Port, "implicit"))
+			return withAuth(smarthost(plainAuthServer(t, testsmtp.ServerConfig{}).Port, "implicit"))
 		}, relay.StageTLS, 0},
 		{"Auth535", func(t *testing.T) config.Smarthost {
-			return withAuth(smarthost(plainAuthServer(t, serverConfig{Password: "other"}).Port, "none"))
+			return withAuth(smarthost(plainAuthServer(t, testsmtp.ServerConfig{Password: "other"}).Port, "none"))
 		}, relay.StageAuth, 535},
 		{"PasswordCommandFails", func(t *testing.T) config.Smarthost {
-			sh := smarthost(plainAuthServer(t, serverConfig{}).Port, "none")
+			sh := smarthost(plainAuthServer(t, testsmtp.ServerConfig{}).Port, "none")
 			sh.Username = testUser
 			sh.PasswordCommand = []string{failingCmd}
 			return sh
 		}, relay.StageLocal, 0},
 		{"BadCAFile", func(t *testing.T) config.Smarthost {
-			sh := withAuth(smarthost(closedPort(t), "starttls"))
+			sh := withAuth(smarthost(testsmtp.ClosedPort(t), "starttls"))
 			sh.TLSCAFile = filepath.Join(t.TempDir(), "missing.pem")
 			return sh
 		}, relay.StageLocal, 0},
@@ -1368,9 +1356,9 @@ func TestDial_FailuresAreNeverPermanent(t *testing.T) {
 // TestDial_ReportsTLSVersionAndSaysQUIT: an open connection knows its TLS
 // version, and Close ends the session with QUIT.
 func TestDial_ReportsTLSVersionAndSaysQUIT(t *testing.T) {
-	srv := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
 	sh := withAuth(smarthost(srv.Port, "starttls"))
-	sh.TLSCAFile = srv.Cert.caFile(t)
+	sh.TLSCAFile = srv.Cert.CAFile(t)
 	var debug bytes.Buffer
 	c, err := relay.Dial(context.Background(), &sh, relay.DialOptions{HeloName: "relay.test", Debug: &debug})
 	if err != nil {
@@ -1401,7 +1389,7 @@ func sendEnv(rcpts ...string) *spool.Envelope {
 // TestSend_ResultPerRecipient: Send reports each recipient's outcome with
 // its stage and reply, and the server's answer to the message.
 func TestSend_ResultPerRecipient(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{
 		rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user"),
 		rcptC: smtpErr(552, smtp.EnhancedCode{5, 2, 2}, "Mailbox full"),
 	}})
@@ -1463,7 +1451,7 @@ func (r *failingReader) Read(p []byte) (int, error) {
 // read to its end, the final dot is never sent (the server must not get
 // half a message) and the recipients are deferred with a local failure.
 func TestSend_SpoolReadError_NeverEndsData(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	sh := withAuth(smarthost(srv.Port, "none"))
 	c, err := relay.Dial(context.Background(), &sh, relay.DialOptions{HeloName: "relay.test"})
 	if err != nil {
@@ -1490,7 +1478,7 @@ func TestSend_SpoolReadError_NeverEndsData(t *testing.T) {
 // TestSend_ResultsInEnvelopeOrder: Outcome.Results is documented to be in
 // envelope order.
 func TestSend_ResultsInEnvelopeOrder(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
 	sh := withAuth(smarthost(srv.Port, "none"))
 	c, err := relay.Dial(context.Background(), &sh, relay.DialOptions{HeloName: "relay.test"})
 	if err != nil {
@@ -1514,7 +1502,7 @@ func TestSend_ResultsInEnvelopeOrder(t *testing.T) {
 // with 550 stays failed when the connection is lost at a later RCPT; the
 // others are deferred.
 func TestSend_ConnectionLostAtRcpt_KeepsEarlierRefusal(t *testing.T) {
-	srv := newRawServer(t, smtpReplies(nil, map[string]func(string) string{
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, map[string]func(string) string{
 		"RCPT": func(l string) string {
 			switch {
 			case strings.Contains(l, rcptA):
@@ -1522,7 +1510,7 @@ func TestSend_ConnectionLostAtRcpt_KeepsEarlierRefusal(t *testing.T) {
 			case strings.Contains(l, rcptB):
 				return "250 2.1.5 Ok"
 			}
-			return rawClose
+			return testsmtp.RawClose
 		},
 	}))
 	sh := smarthost(srv.Port, "none")
@@ -1563,10 +1551,10 @@ func TestRun_Cancel_CutsDataAndKeepsMessageAsItWas(t *testing.T) {
 	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("z", 998)+"\r\n", 16<<10) // 16 MB
 	dataSeen := make(chan struct{})
 	var once sync.Once
-	srv := newRawServer(t, smtpReplies(nil, map[string]func(string) string{
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, map[string]func(string) string{
 		"DATA": func(string) string {
 			once.Do(func() { close(dataSeen) })
-			return rawStall + "354 go ahead"
+			return testsmtp.RawStall + "354 go ahead"
 		},
 	}))
 	h := newHarness(t, smarthost(srv.Port, "none"))

@@ -13,7 +13,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/bounce"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
@@ -32,7 +32,7 @@ import (
 // pass before next_attempt does nothing at all, the first pass at it
 // delivers, and the smarthost's down state is forgotten.
 func TestRetry_Greeting421_TriedAgainOnlyWhenDue(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available")})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available")})
 	sh := withAuth(smarthost(srv.Port, "none"))
 	h := newHarness(t, sh)
 	id := h.enqueue(content, rcptA)
@@ -46,7 +46,7 @@ func TestRetry_Greeting421_TriedAgainOnlyWhenDue(t *testing.T) {
 		t.Fatalf("next attempt in %v, want retry_min (1m)", env.NextAttempt.Sub(t0))
 	}
 
-	srv.setConfig(func(c *serverConfig) { c.Greeting = nil })
+	srv.SetConfig(func(c *testsmtp.ServerConfig) { c.Greeting = nil })
 	for _, d := range []time.Duration{0, 30 * time.Second, time.Minute - time.Second} {
 		h.now = t0.Add(d)
 		if st := h.run(); st != (relay.Stats{}) {
@@ -81,7 +81,7 @@ func TestRetry_Greeting421_TriedAgainOnlyWhenDue(t *testing.T) {
 // delivered exactly once and never named again, the third on the pass
 // after the server accepts it.
 func TestRetry_Rcpt450_RetriesThatRecipientOnly_UntilAccepted(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptC: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptC: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	id := h.enqueue(content, rcptA, rcptB, rcptC)
 	t0 := h.now
@@ -98,7 +98,7 @@ func TestRetry_Rcpt450_RetriesThatRecipientOnly_UntilAccepted(t *testing.T) {
 		t.Errorf("attempts %d, next attempt in %v; want 2 and 2m", env.Attempts, env.NextAttempt.Sub(h.now))
 	}
 
-	srv.setConfig(func(c *serverConfig) { c.RcptErr = nil })
+	srv.SetConfig(func(c *testsmtp.ServerConfig) { c.RcptErr = nil })
 	h.now = env.NextAttempt
 	if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 1}) {
 		t.Errorf("pass 3: %+v, want c delivered", st)
@@ -124,7 +124,7 @@ func TestRetry_Rcpt450_RetriesThatRecipientOnly_UntilAccepted(t *testing.T) {
 // RFC 3464 report naming the recipient, the status and the server's
 // reply, marked Auto-Submitted: auto-replied.
 func TestBounce_Rcpt550_QueuedThenDeliveredToSender(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user here")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user here")}})
 	sh := withAuth(smarthost(srv.Port, "none"))
 	sh.BounceFrom = bounceAddr
 	h := newHarness(t, sh)
@@ -214,7 +214,7 @@ func TestBounce_NotWanted_NoReport_OriginalRemoved(t *testing.T) {
 		{"NullSender", func(e *spool.Envelope) { e.Sender = "" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
+			srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
 			h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 			id := h.enqueueWith(content, tc.fn, rcptA, rcptB)
 			if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 1, Failed: 1}) {
@@ -252,7 +252,7 @@ func TestBounce_FromAddress(t *testing.T) {
 		{"LoginNotAnAddress", "login", "", "MAILER-DAEMON@" + testDomain},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
+			srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
 			sh := withAuth(smarthost(srv.Port, "none"))
 			sh.Username, sh.BounceFrom = tc.username, tc.bounceFrom
 			h := newHarness(t, sh)
@@ -274,7 +274,7 @@ func TestBounce_FromAddress(t *testing.T) {
 // them through this one — is never answered with a bounce (package
 // bounce's IsAutoSubmitted exists for this).
 func TestBounce_ReportIsNeverAnsweredWithAnother(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	// A report as another relay makes it.
 	var rep bytes.Buffer
@@ -303,11 +303,11 @@ func TestBounce_ReportIsNeverAnsweredWithAnother(t *testing.T) {
 func TestOwnSide_DefersNeverBounces_HeldAfterLifetime(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		cfg   serverConfig
+		cfg   testsmtp.ServerConfig
 		reply string
 	}{
-		{"Auth535", serverConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")}, "535 5.7.8 Authentication credentials invalid"},
-		{"Mail553", serverConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}}, "553 5.7.1 Sender address rejected: not owned by auth user"},
+		{"Auth535", testsmtp.ServerConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")}, "535 5.7.8 Authentication credentials invalid"},
+		{"Mail553", testsmtp.ServerConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}}, "553 5.7.1 Sender address rejected: not owned by auth user"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := plainAuthServer(t, tc.cfg)
@@ -374,7 +374,7 @@ func TestOwnSide_DefersNeverBounces_HeldAfterLifetime(t *testing.T) {
 // logged as bounced with 5.4.7, and reported with Status 5.4.7 and the
 // last reply.
 func TestRetry_Rcpt450PastLifetime_GivesUpAndBounces(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
 	sh := withAuth(smarthost(srv.Port, "none"))
 	sh.BounceFrom = bounceAddr
 	h := newHarness(t, sh)
@@ -432,7 +432,7 @@ func TestBounce_Undeliverable_GoesToPostmaster_ThenHeld(t *testing.T) {
 			if postmasterRefused {
 				refuse[postmaster] = smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No postmaster here")
 			}
-			srv := plainAuthServer(t, serverConfig{RcptErr: refuse})
+			srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: refuse})
 			sh := withAuth(smarthost(srv.Port, "none"))
 			sh.BounceFrom = bounceAddr
 			h := newHarness(t, sh)
@@ -512,7 +512,7 @@ func TestBounce_Undeliverable_GoesToPostmaster_ThenHeld(t *testing.T) {
 // deferring is not given up after the lifetime (that would bounce a
 // bounce, or lose it): it goes on hold.
 func TestBounce_DeferredPastLifetime_Held(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{
 		rcptA:  smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user"),
 		sender: smtpErr(450, smtp.EnhancedCode{4, 2, 1}, "Mailbox temporarily disabled"),
 	}})
@@ -545,7 +545,7 @@ func TestBounce_DeferredPastLifetime_Held(t *testing.T) {
 // TestSoftBounce_Rcpt550_StaysPending: with soft_bounce a 550 at RCPT
 // defers the recipient: logged as deferred, retried, never bounced.
 func TestSoftBounce_Rcpt550_StaysPending(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user")}})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	h.cfg.Queue.SoftBounce = true
 	id := h.enqueue(content, rcptA, rcptB)
@@ -575,26 +575,12 @@ func TestSoftBounce_Rcpt550_StaysPending(t *testing.T) {
 // them.
 func closingServer(t *testing.T) (port int, conns func() int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var n atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().(*net.TCPAddr).Port, func() int { return int(n.Load()) }
+	port = testsmtp.ServeLoopback(t, func(c net.Conn) {
+		n.Add(1)
+		c.Close()
+	})
+	return port, func() int { return int(n.Load()) }
 }
 
 // TestHostDown_RememberedBetweenPasses: a queue of 50 costs one failed
@@ -610,7 +596,7 @@ func TestHostDown_RememberedBetweenPasses(t *testing.T) {
 		reason string
 	}{
 		{"Greeting421", func(t *testing.T, up *atomic.Bool) (int, func() int) {
-			s := newRawServer(t, smtpReplies(nil, map[string]func(string) string{
+			s := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, map[string]func(string) string{
 				"GREETING": func(string) string {
 					if up.Load() {
 						return "220 raw.test ESMTP"
@@ -762,7 +748,7 @@ func TestHostDown_ForgetHosts(t *testing.T) {
 // --- delay warnings ---
 
 // countDelayReports counts the delay warnings queued and delivered.
-func countDelayReports(t *testing.T, h *harness, srv *faultServer) int {
+func countDelayReports(t *testing.T, h *harness, srv *testsmtp.FaultServer) int {
 	t.Helper()
 	var raws [][]byte
 	for _, q := range h.reports() {
@@ -803,7 +789,7 @@ func TestDelayWarning_OnceAfterWarnAfter(t *testing.T) {
 		{"WarnAfterZero", nil, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
+			srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
 			sh := withAuth(smarthost(srv.Port, "none"))
 			sh.BounceFrom = bounceAddr
 			h := newHarness(t, sh)
@@ -867,7 +853,7 @@ func TestDelayWarning_OnceAfterWarnAfter(t *testing.T) {
 // connection.
 func TestDelivery_PermanentFailure_DoesNotBlockLaterMessages(t *testing.T) {
 	const x, y = "x@example.test", "y@example.test"
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{
 		x: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user"),
 		y: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user"),
 	}})
@@ -896,7 +882,7 @@ func TestDelivery_PermanentFailure_DoesNotBlockLaterMessages(t *testing.T) {
 // status, dsn, reply (then hint when the failure is explained, and stage
 // for a deferral); then the line of the bounce queued and of its delivery.
 func TestLog_Fields_SentDeferredBounced(t *testing.T) {
-	srv := newFaultServer(t, serverConfig{
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{
 		STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass,
 		RcptErr: map[string]*smtp.SMTPError{
 			rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, `<b@example.test>: Recipient address rejected: "b" unknown`),
@@ -904,7 +890,7 @@ func TestLog_Fields_SentDeferredBounced(t *testing.T) {
 		},
 	})
 	sh := withAuth(smarthost(srv.Port, "starttls"))
-	sh.TLSCAFile = srv.Cert.caFile(t)
+	sh.TLSCAFile = srv.Cert.CAFile(t)
 	sh.BounceFrom = bounceAddr
 	h := newHarness(t, sh)
 	sent := h.enqueue(content, rcptA)
@@ -967,7 +953,7 @@ func TestLog_Fields_SentDeferredBounced(t *testing.T) {
 
 	// An hour later: the deferral's second attempt, and the bounce sent.
 	h.log.Reset()
-	srv.setConfig(func(c *serverConfig) { c.RcptErr = nil })
+	srv.SetConfig(func(c *testsmtp.ServerConfig) { c.RcptErr = nil })
 	h.now = t0.Add(time.Hour)
 	h.run()
 	l := h.logLines(rcptC)

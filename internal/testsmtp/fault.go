@@ -148,7 +148,7 @@ func NewFaultServer(t *testing.T, cfg ServerConfig) *FaultServer {
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "smarthost.test"
 	srv.AllowInsecureAuth = cfg.AllowInsecureAuth
-	srv.ErrorLog = BufLogger{&s.errLog}
+	srv.ErrorLog = BufLogger{W: &s.errLog}
 	srv.ReadTimeout = 10 * time.Second // a safety net; the tests end long before
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{s.Cert.Pair}}
 	if cfg.STARTTLS {
@@ -313,13 +313,13 @@ func (s *FaultServer) Addr() string {
 
 // BufLogger is go-smtp's server Logger writing into a buffer: the server
 // may log after a test ended, when t.Logf would panic.
-type BufLogger struct{ w io.Writer }
+type BufLogger struct{ W io.Writer }
 
 // Printf writes one formatted line.
-func (l BufLogger) Printf(format string, v ...any) { fmt.Fprintf(l.w, format+"\n", v...) }
+func (l BufLogger) Printf(format string, v ...any) { fmt.Fprintf(l.W, format+"\n", v...) }
 
 // Println writes one line.
-func (l BufLogger) Println(v ...any) { fmt.Fprintln(l.w, v...) }
+func (l BufLogger) Println(v ...any) { fmt.Fprintln(l.W, v...) }
 
 // ReplyText formats an SMTP error as the reply line a server sends.
 func ReplyText(e *smtp.SMTPError) string {
