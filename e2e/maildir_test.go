@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 // ---------------------------------------------------------- the Maildir --
@@ -112,9 +114,9 @@ func copiesOf(t testing.TB, ids ...string) map[string][]delivered {
 func settle(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	qdir := postfixQueueDir(t)
-	deadline := time.Now().Add(timeout)
-	for {
-		n := 0
+	n := 0
+	if !testsmtp.WaitFor(timeout, func() bool {
+		n = 0
 		// Not deferred/ or hold/: mail someone else left stuck there must
 		// not stall the suite; what relay hands over goes through these.
 		for _, sub := range []string{"maildrop", "incoming", "active"} {
@@ -131,13 +133,9 @@ func settle(t testing.TB, timeout time.Duration) {
 				t.Fatalf("reading Postfix's queue: %v", err)
 			}
 		}
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Postfix still holds %d message(s) in %s after %v", n, qdir, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return n == 0
+	}) {
+		t.Fatalf("Postfix still holds %d message(s) in %s after %v", n, qdir, timeout)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 // ------------------------------------------------------ Postfix's log --
@@ -54,17 +56,15 @@ var smtpdRE = regexp.MustCompile(`postfix/([^/\s]+)/smtpd\[(\d+)\]: (.*)$`)
 // its disconnect line.
 func sessions(t testing.TB, mark int64, service string) []session {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ss, complete := readSessions(t, mark, service)
-		if complete || time.Now().After(deadline) {
-			if !complete {
-				t.Logf("Postfix log: some %s sessions have no disconnect line yet", service)
-			}
-			return ss
-		}
-		time.Sleep(100 * time.Millisecond)
+	var ss []session
+	if !testsmtp.WaitFor(10*time.Second, func() bool {
+		var complete bool
+		ss, complete = readSessions(t, mark, service)
+		return complete
+	}) {
+		t.Logf("Postfix log: some %s sessions have no disconnect line yet", service)
 	}
+	return ss
 }
 
 func postfixLogSince(t testing.TB, mark int64) string {

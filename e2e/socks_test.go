@@ -102,22 +102,27 @@ func startHelper(t *testing.T, name string, args ...string) *helperProc {
 // waitDial waits until network/addr accepts a connection.
 func (h *helperProc) waitDial(t *testing.T, network, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var err error
+	exited := false
+	testsmtp.WaitFor(5*time.Second, func() bool {
 		select {
 		case <-h.done:
-			t.Fatalf("%s exited at once:\n%s", h.name, h.out)
+			exited = true
+			return true
 		default:
 		}
-		conn, err := net.DialTimeout(network, addr, time.Second)
-		if err == nil {
+		var conn net.Conn
+		if conn, err = net.DialTimeout(network, addr, time.Second); err == nil {
 			conn.Close()
-			return
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not accept connections on %s: %v\n%s", h.name, addr, err, h.out)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	switch {
+	case exited:
+		t.Fatalf("%s exited at once:\n%s", h.name, h.out)
+	case err != nil:
+		t.Fatalf("%s does not accept connections on %s: %v\n%s", h.name, addr, err, h.out)
 	}
 }
 
@@ -222,16 +227,12 @@ var smtpdConnectRE = regexp.MustCompile(`(?m)postfix/[^/\s]+/smtpd\[\d+\]: conne
 // through postlogd, a moment later.
 func expectNoSmtpdConnect(t *testing.T, mark int64, what string) {
 	t.Helper()
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for {
-		if cs := smtpdConnectRE.FindAllString(postfixLogSince(t, mark), -1); len(cs) > 0 {
-			t.Errorf("%s: Postfix logged %d connection(s), want none:\n%s", what, len(cs), strings.Join(cs, "\n"))
-			return
-		}
-		if time.Now().After(deadline) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	var cs []string
+	if testsmtp.WaitFor(1500*time.Millisecond, func() bool {
+		cs = smtpdConnectRE.FindAllString(postfixLogSince(t, mark), -1)
+		return len(cs) > 0
+	}) {
+		t.Errorf("%s: Postfix logged %d connection(s), want none:\n%s", what, len(cs), strings.Join(cs, "\n"))
 	}
 }
 
