@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 var (
@@ -160,13 +162,10 @@ func testDelivery(t *testing.T, sh smarthost, service string) {
 	// The ID in relay's log is the smarthost's own: Postfix logged it for
 	// this Message-ID, in a session that authenticated as the user.
 	if qid != "" {
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(postfixLogSince(t, mark), qid+": message-id=<"+m.ID+">") {
-			if time.Now().After(deadline) {
-				t.Errorf("Postfix's log has no %q for Message-ID %s", qid, m.ID)
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !testsmtp.WaitFor(10*time.Second, func() bool {
+			return strings.Contains(postfixLogSince(t, mark), qid+": message-id=<"+m.ID+">")
+		}) {
+			t.Errorf("Postfix's log has no %q for Message-ID %s", qid, m.ID)
 		}
 		var found bool
 		for _, s := range sessions(t, mark, service) {
@@ -461,15 +460,8 @@ func TestRefusedRecipient(t *testing.T) {
 	checkCopies("after the second run")
 	// The report reached the sender, names the refused recipient and the
 	// server's reply, and quotes the original.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if findReport(t, refused, m.ID) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no delivery status notification for %s in the Maildir", refused)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !testsmtp.WaitFor(30*time.Second, func() bool { return findReport(t, refused, m.ID) }) {
+		t.Fatalf("no delivery status notification for %s in the Maildir", refused)
 	}
 }
 

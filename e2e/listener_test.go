@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -44,7 +45,7 @@ func needTool(t *testing.T, name string) string {
 type listenerDaemon struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	out     *syncBuf
+	out     *testsmtp.LockedBuffer
 	done    chan struct{}
 	stopped bool
 }
@@ -93,7 +94,7 @@ func startListenerDaemon(t *testing.T, c *tc, ready string) *listenerDaemon {
 			t.Fatal(err)
 		}
 	}
-	d := &listenerDaemon{t: t, cmd: exec.Command(relayBin, "-C", c.conf, "daemon"), out: &syncBuf{}, done: make(chan struct{})}
+	d := &listenerDaemon{t: t, cmd: exec.Command(relayBin, "-C", c.conf, "daemon"), out: &testsmtp.LockedBuffer{}, done: make(chan struct{})}
 	d.cmd.Env = cleanEnv()
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
@@ -107,23 +108,31 @@ func startListenerDaemon(t *testing.T, c *tc, ready string) *listenerDaemon {
 			d.record()
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", ready, time.Second)
-		if err == nil {
+	var err error
+	exited := false
+	testsmtp.WaitFor(30*time.Second, func() bool {
+		var conn net.Conn
+		if conn, err = net.DialTimeout("tcp", ready, time.Second); err == nil {
 			conn.Close()
-			return d
+			return true
 		}
 		select {
 		case <-d.done:
-			t.Fatalf("relay daemon exited: %v\n%s", d.cmd.ProcessState, d.out)
+			exited = true
+			return true
 		default:
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("relay daemon does not listen on %s: %v\n%s", ready, err, d.out)
-		}
-		time.Sleep(20 * time.Millisecond)
+	})
+	switch {
+	case err == nil:
+		return d
+	case exited:
+		t.Fatalf("relay daemon exited: %v\n%s", d.cmd.ProcessState, d.out)
+	default:
+		t.Fatalf("relay daemon does not listen on %s: %v\n%s", ready, err, d.out)
 	}
+	return nil
 }
 
 // record adds the daemon's output to what the password check searches.
@@ -156,16 +165,12 @@ func (d *listenerDaemon) stop() string {
 // on its own), then lets Postfix settle and returns the copies.
 func waitArrived(t *testing.T, d *listenerDaemon, ids ...string) map[string][]delivered {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		got := copiesOf(t, ids...)
-		if len(got) == len(ids) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 90s only %d of %d messages arrived at the smarthost\ndaemon:\n%s", len(got), len(ids), d.out)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var got map[string][]delivered
+	if !testsmtp.WaitFor(90*time.Second, func() bool {
+		got = copiesOf(t, ids...)
+		return len(got) == len(ids)
+	}) {
+		t.Fatalf("after 90s only %d of %d messages arrived at the smarthost\ndaemon:\n%s", len(got), len(ids), d.out)
 	}
 	return waitCopies(t, 30*time.Second, ids...)
 }

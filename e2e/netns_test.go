@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testsmtp"
 	"golang.org/x/sys/unix"
 )
 
@@ -167,16 +168,12 @@ func setupNetns(t *testing.T) (hostIP, nsIP string) {
 		}
 	}
 	// Wait for the carrier on both ends.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		b, _ := os.ReadFile("/sys/class/net/" + hostIf + "/operstate")
-		if strings.TrimSpace(string(b)) == "up" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come up (operstate %q)", hostIf, bytes.TrimSpace(b))
-		}
-		time.Sleep(20 * time.Millisecond)
+	var b []byte
+	if !testsmtp.WaitFor(5*time.Second, func() bool {
+		b, _ = os.ReadFile("/sys/class/net/" + hostIf + "/operstate")
+		return strings.TrimSpace(string(b)) == "up"
+	}) {
+		t.Fatalf("%s did not come up (operstate %q)", hostIf, bytes.TrimSpace(b))
 	}
 	return hostIP, nsIP
 }
@@ -227,11 +224,10 @@ func listenInNetns(ns, addr string) (net.Listener, error) {
 // ours and keeps both directions of the dialogue.
 type proxy struct {
 	addr       string
+	sent, recv testsmtp.LockedBuffer
 	mu         sync.Mutex
-	sent, recv bytes.Buffer
 	conns      int // accepted
 	finished   int // both directions closed
-	wg         sync.WaitGroup
 }
 
 func newProxy(t *testing.T, ns, listen, target string) *proxy {
@@ -241,34 +237,13 @@ func newProxy(t *testing.T, ns, listen, target string) *proxy {
 		t.Fatalf("listening in the namespace: %v", err)
 	}
 	p := &proxy{addr: l.Addr().String()}
-	t.Cleanup(func() {
-		l.Close()
-		p.wg.Wait()
-	})
-	p.wg.Go(func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.conns++
-			p.mu.Unlock()
-			p.wg.Go(func() { p.serve(in, target) })
-		}
+	testsmtp.Serve(t, l, func(in net.Conn) {
+		p.mu.Lock()
+		p.conns++
+		p.mu.Unlock()
+		p.serve(in, target)
 	})
 	return p
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(b)
 }
 
 func (p *proxy) serve(in net.Conn, target string) {
@@ -283,12 +258,12 @@ func (p *proxy) serve(in net.Conn, target string) {
 	out.SetDeadline(deadline)
 	done := make(chan struct{}, 2)
 	go func() {
-		io.Copy(io.MultiWriter(lockedWriter{&p.mu, &p.sent}, out), in)
+		io.Copy(io.MultiWriter(&p.sent, out), in)
 		out.(*net.TCPConn).CloseWrite()
 		done <- struct{}{}
 	}()
 	go func() {
-		io.Copy(io.MultiWriter(lockedWriter{&p.mu, &p.recv}, in), out)
+		io.Copy(io.MultiWriter(&p.recv, in), out)
 		in.(*net.TCPConn).CloseWrite()
 		done <- struct{}{}
 	}()
@@ -302,15 +277,12 @@ func (p *proxy) serve(in net.Conn, target string) {
 // transcript waits (a while) for the connections to end, then returns
 // what relay sent, what it received, and the number of connections.
 func (p *proxy) transcript() (sent, recv string, conns int) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testsmtp.WaitFor(10*time.Second, func() bool {
 		p.mu.Lock()
-		if p.finished == p.conns || time.Now().After(deadline) {
-			break
-		}
-		p.mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer p.mu.Unlock()
+		return p.finished == p.conns
+	})
+	p.mu.Lock()
 	defer p.mu.Unlock()
 	return strings.ReplaceAll(p.sent.String(), "\r\n", "\n"), strings.ReplaceAll(p.recv.String(), "\r\n", "\n"), p.conns
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 // TestOutage_500MessagesArriveExactlyOnce stops the smarthost, queues 500
@@ -375,11 +377,10 @@ func listenCounting(t *testing.T, addr string) *countingListener {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if ln, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-	}
+	testsmtp.WaitFor(5*time.Second, func() bool {
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	})
 	if err != nil {
 		t.Fatalf("listening on the stopped smarthost's address: %v", err)
 	}

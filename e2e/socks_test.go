@@ -12,10 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 // SPEC section 8 against a real SOCKS5 server: microsocks, from Debian
@@ -54,28 +55,11 @@ func needSocks(t *testing.T) {
 
 // ------------------------------------------------ helper processes --
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // helperProc is a program (microsocks, socat) the test started; it is
 // stopped, with the children it forked, when the test ends.
 type helperProc struct {
 	name string
-	out  *syncBuf // stdout and stderr
+	out  *testsmtp.LockedBuffer // stdout and stderr
 	done chan struct{}
 }
 
@@ -88,7 +72,7 @@ func startHelper(t *testing.T, name string, args ...string) *helperProc {
 			shown[i] = "xxx" // microsocks's password: not in the test's log
 		}
 	}
-	h := &helperProc{name: name + " " + strings.Join(shown, " "), out: &syncBuf{}, done: make(chan struct{})}
+	h := &helperProc{name: name + " " + strings.Join(shown, " "), out: &testsmtp.LockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = h.out, h.out
 	// A process group of its own: socat's forked children go with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -118,22 +102,27 @@ func startHelper(t *testing.T, name string, args ...string) *helperProc {
 // waitDial waits until network/addr accepts a connection.
 func (h *helperProc) waitDial(t *testing.T, network, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var err error
+	exited := false
+	testsmtp.WaitFor(5*time.Second, func() bool {
 		select {
 		case <-h.done:
-			t.Fatalf("%s exited at once:\n%s", h.name, h.out)
+			exited = true
+			return true
 		default:
 		}
-		conn, err := net.DialTimeout(network, addr, time.Second)
-		if err == nil {
+		var conn net.Conn
+		if conn, err = net.DialTimeout(network, addr, time.Second); err == nil {
 			conn.Close()
-			return
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not accept connections on %s: %v\n%s", h.name, addr, err, h.out)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	switch {
+	case exited:
+		t.Fatalf("%s exited at once:\n%s", h.name, h.out)
+	case err != nil:
+		t.Fatalf("%s does not accept connections on %s: %v\n%s", h.name, addr, err, h.out)
 	}
 }
 
@@ -142,22 +131,11 @@ func (h *helperProc) connectedTo(hostport string) int {
 	return strings.Count(h.out.String(), ": connected to "+hostport+"\n")
 }
 
-// freePort gives a TCP port of 127.0.0.1 that nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // microsocks starts microsocks on 127.0.0.1 (with user and password when
 // pass is not ""), and returns it with its host:port.
 func microsocks(t *testing.T, pass string) (*helperProc, string) {
 	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testsmtp.FreePort(t)))
 	host, port, _ := net.SplitHostPort(addr)
 	args := []string{"-i", host, "-p", port}
 	if pass != "" {
@@ -249,16 +227,12 @@ var smtpdConnectRE = regexp.MustCompile(`(?m)postfix/[^/\s]+/smtpd\[\d+\]: conne
 // through postlogd, a moment later.
 func expectNoSmtpdConnect(t *testing.T, mark int64, what string) {
 	t.Helper()
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for {
-		if cs := smtpdConnectRE.FindAllString(postfixLogSince(t, mark), -1); len(cs) > 0 {
-			t.Errorf("%s: Postfix logged %d connection(s), want none:\n%s", what, len(cs), strings.Join(cs, "\n"))
-			return
-		}
-		if time.Now().After(deadline) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	var cs []string
+	if testsmtp.WaitFor(1500*time.Millisecond, func() bool {
+		cs = smtpdConnectRE.FindAllString(postfixLogSince(t, mark), -1)
+		return len(cs) > 0
+	}) {
+		t.Errorf("%s: Postfix logged %d connection(s), want none:\n%s", what, len(cs), strings.Join(cs, "\n"))
 	}
 }
 
@@ -430,7 +404,7 @@ func TestSOCKS5(t *testing.T) {
 // back to a direct connection: Postfix logs no connection at all.
 func TestSOCKS5_ProxyDown(t *testing.T) {
 	needSocks(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testsmtp.FreePort(t)))
 	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		conn.Close()
 		t.Fatalf("something listens on %s", addr)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 // sendmail --wait delivers at once and says how it went in the exit code
@@ -170,12 +172,8 @@ func TestDetached_CallerNeverWaits(t *testing.T) {
 		c.writeConfig(sh, "")
 		m := newMsg(t, user, []string{"detached2@example.org"}, "detached and delivered\n")
 		c.submit(m, user, "detached2@example.org")
-		deadline := time.Now().Add(30 * time.Second)
-		for len(c.queueList()) != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("still queued after 30 s: %+v", c.queueList())
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !testsmtp.WaitFor(30*time.Second, func() bool { return len(c.queueList()) == 0 }) {
+			t.Fatalf("still queued after 30 s: %+v", c.queueList())
 		}
 		if cs := waitCopies(t, 30*time.Second, m.ID)[m.ID]; len(cs) != 1 {
 			t.Errorf("%d copies delivered, want 1", len(cs))

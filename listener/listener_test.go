@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,42 +10,24 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
 
-// syncBuffer is a log sink the sessions may write concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // fixture is a Server on a real spool, serving one loopback listener.
 type fixture struct {
 	t      testing.TB
 	srv    *Server
 	sp     *spool.Spool
-	log    *syncBuffer
+	log    *testsmtp.LockedBuffer
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
@@ -58,7 +39,7 @@ func newFixture(t testing.TB, o Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, sp: sp, log: &syncBuffer{}, done: make(chan error, 1)}
+	f := &fixture{t: t, sp: sp, log: &testsmtp.LockedBuffer{}, done: make(chan error, 1)}
 	lg := maillog.New(f.log)
 	o.Submitter = &sendmailcompat.Submitter{
 		Spool: sp, Domain: "server1.example.com", Hostname: "server1",
@@ -303,17 +284,16 @@ func TestServe_PerClientLimit(t *testing.T) {
 	first.Write([]byte("QUIT\r\n"))
 	io.Copy(io.Discard, first) // 221, then the server closes
 	// The session's place is freed just after it closed the connection.
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	var code int
+	var err error
+	testsmtp.WaitFor(20*time.Second, func() bool {
 		c, nc = dial(t, f.addr)
 		nc.SetReadDeadline(time.Now().Add(20 * time.Second))
-		code, msg, err := c.ReadResponse(0)
-		if code == 220 {
-			break
-		}
-		if code != 421 || time.Now().After(deadline) {
-			t.Fatalf("after a session ended: %d %s %v, want 220", code, msg, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		code, msg, err = c.ReadResponse(0)
+		return code != 421 // 220, or a failure no retry mends
+	})
+	if code != 220 {
+		t.Fatalf("after a session ended: %d %s %v, want 220", code, msg, err)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 	"github.com/xdg-go/scram"
@@ -39,16 +40,16 @@ type authBehaviour struct {
 	// CRAM-MD5 and SCRAM-SHA-256 login (Dovecot with SHA512-CRYPT).
 	Hashed bool
 	// Token is the only token XOAUTH2 and OAUTHBEARER accept; "" takes
-	// the serverConfig's Password.
+	// the testsmtp.ServerConfig's Password.
 	Token string
 }
 
 var errAuthHashed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Error: authentication failed"}
 
 // authServers serves CRAM-MD5, SCRAM-SHA-256, XOAUTH2 and OAUTHBEARER for a
-// faultServer (serverConfig.AuthServer); pass is the password of testUser.
-func authServers(pass string, b authBehaviour) func(string, func(authSeen) error) sasl.Server {
-	return func(mech string, check func(authSeen) error) sasl.Server {
+// testsmtp.FaultServer (testsmtp.ServerConfig.AuthServer); pass is the password of testUser.
+func authServers(pass string, b authBehaviour) func(string, func(testsmtp.AuthSeen) error) sasl.Server {
+	return func(mech string, check func(testsmtp.AuthSeen) error) sasl.Server {
 		switch mech {
 		case "CRAM-MD5":
 			return &cramServer{pass: pass, hashed: b.Hashed, check: check}
@@ -69,7 +70,7 @@ func authServers(pass string, b authBehaviour) func(string, func(authSeen) error
 type cramServer struct {
 	pass      string
 	hashed    bool
-	check     func(authSeen) error
+	check     func(testsmtp.AuthSeen) error
 	challenge string
 }
 
@@ -82,7 +83,7 @@ func (s *cramServer) Next(resp []byte) ([]byte, bool, error) {
 	}
 	user, digest, _ := strings.Cut(string(resp), " ")
 	if s.hashed {
-		s.check(authSeen{User: user, Pass: "(hashed: cannot check)"})
+		s.check(testsmtp.AuthSeen{User: user, Pass: "(hashed: cannot check)"})
 		return nil, true, errAuthHashed
 	}
 	m := hmac.New(md5.New, []byte(s.pass))
@@ -91,18 +92,18 @@ func (s *cramServer) Next(resp []byte) ([]byte, bool, error) {
 	if digest == hex.EncodeToString(m.Sum(nil)) {
 		proved = s.pass
 	}
-	return nil, true, s.check(authSeen{User: user, Pass: proved})
+	return nil, true, s.check(testsmtp.AuthSeen{User: user, Pass: proved})
 }
 
 // scramServer wraps xdg-go/scram's server conversation.
 type scramServer struct {
 	conv   *scram.ServerConversation
 	hashed bool
-	check  func(authSeen) error
+	check  func(testsmtp.AuthSeen) error
 	step   int
 }
 
-func newSCRAMServer(pass string, hashed bool, check func(authSeen) error) *scramServer {
+func newSCRAMServer(pass string, hashed bool, check func(testsmtp.AuthSeen) error) *scramServer {
 	srv, err := scram.SHA256.NewServer(func(user string) (scram.StoredCredentials, error) {
 		c, err := scram.SHA256.NewClient(user, pass, "")
 		if err != nil {
@@ -132,14 +133,14 @@ func (s *scramServer) Next(resp []byte) ([]byte, bool, error) {
 		out, err := s.conv.Step(string(resp))
 		user := s.conv.Username()
 		if s.hashed {
-			s.check(authSeen{User: user, Pass: "(hashed: cannot check)"})
+			s.check(testsmtp.AuthSeen{User: user, Pass: "(hashed: cannot check)"})
 			return nil, true, errAuthHashed
 		}
 		proved := "(wrong proof)"
 		if err == nil && s.conv.Valid() {
 			proved = testPass
 		}
-		if err := s.check(authSeen{User: user, Pass: proved}); err != nil {
+		if err := s.check(testsmtp.AuthSeen{User: user, Pass: proved}); err != nil {
 			return nil, true, err
 		}
 		return []byte(out), false, nil // server-final: v=signature
@@ -152,7 +153,7 @@ func (s *scramServer) Next(resp []byte) ([]byte, bool, error) {
 // xoauth2Server: Google's XOAUTH2. A refused token gets the JSON error
 // challenge; only after the client's empty answer comes the 535.
 type xoauth2Server struct {
-	check  func(authSeen) error
+	check  func(testsmtp.AuthSeen) error
 	failed error
 }
 
@@ -175,7 +176,7 @@ func (s *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 			tok = v
 		}
 	}
-	if err := s.check(authSeen{User: user, Pass: tok}); err != nil {
+	if err := s.check(testsmtp.AuthSeen{User: user, Pass: tok}); err != nil {
 		s.failed = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Username and Password not accepted. Learn more at https://support.google.com/mail/?p=BadCredentials"}
 		return []byte(`{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}`), false, nil
 	}
@@ -186,9 +187,9 @@ func (s *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 // (go-smtp would send 454 for it).
 type oauthBearerServer struct{ sasl.Server }
 
-func newOAuthBearerServer(check func(authSeen) error) *oauthBearerServer {
+func newOAuthBearerServer(check func(testsmtp.AuthSeen) error) *oauthBearerServer {
 	return &oauthBearerServer{sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
-		if check(authSeen{User: o.Username, Pass: o.Token}) != nil {
+		if check(testsmtp.AuthSeen{User: o.Username, Pass: o.Token}) != nil {
 			return &sasl.OAuthBearerError{Status: "invalid_token", Schemes: "bearer", Scope: "https://mail.google.com/"}
 		}
 		return nil
@@ -204,9 +205,9 @@ func (s *oauthBearerServer) Next(resp []byte) ([]byte, bool, error) {
 	return ch, done, err
 }
 
-// mechServer is a faultServer that offers mechs, with the test-side
+// mechServer is a testsmtp.FaultServer that offers mechs, with the test-side
 // mechanisms; over plain text on loopback unless cfg says STARTTLS.
-func mechServer(t *testing.T, cfg serverConfig, b authBehaviour, mechs ...string) *faultServer {
+func mechServer(t *testing.T, cfg testsmtp.ServerConfig, b authBehaviour, mechs ...string) *testsmtp.FaultServer {
 	t.Helper()
 	cfg.AuthMechs = mechs
 	if cfg.Password == "" {
@@ -221,19 +222,19 @@ func mechServer(t *testing.T, cfg serverConfig, b authBehaviour, mechs ...string
 	// test's server on the same port must start afresh.
 	relay.ForgetAuthFallbacks()
 	t.Cleanup(relay.ForgetAuthFallbacks)
-	return newFaultServer(t, cfg)
+	return testsmtp.NewFaultServer(t, cfg)
 }
 
 // tlsSmarthost is a STARTTLS smarthost for srv, trusting its certificate.
-func tlsSmarthost(t *testing.T, srv *faultServer) config.Smarthost {
+func tlsSmarthost(t *testing.T, srv *testsmtp.FaultServer) config.Smarthost {
 	sh := withAuth(smarthost(srv.Port, "starttls"))
-	sh.TLSCAFile = srv.Cert.caFile(t)
+	sh.TLSCAFile = srv.Cert.CAFile(t)
 	return sh
 }
 
 // wantAuths checks the mechanisms the server saw, in order, and that the
 // last one carried want as the (proven) secret.
-func wantAuths(t *testing.T, srv *faultServer, want string, mechs ...string) {
+func wantAuths(t *testing.T, srv *testsmtp.FaultServer, want string, mechs ...string) {
 	t.Helper()
 	a := srv.Auths()
 	var got []string
@@ -254,7 +255,7 @@ func TestAuth_EachMechanism_OnlyOneOffered(t *testing.T) {
 	for _, mech := range []string{"SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"} {
 		for _, auth := range []string{"", strings.ToLower(mech)} {
 			t.Run(mech+"/auth="+auth, func(t *testing.T) {
-				srv := mechServer(t, serverConfig{}, authBehaviour{}, mech)
+				srv := mechServer(t, testsmtp.ServerConfig{}, authBehaviour{}, mech)
 				sh := withAuth(smarthost(srv.Port, "none"))
 				sh.Auth = auth
 				h := newHarness(t, sh)
@@ -287,7 +288,7 @@ func TestAuth_Automatic_StrongestOffered(t *testing.T) {
 		{[]string{"XOAUTH2", "LOGIN"}, "LOGIN"},
 	} {
 		t.Run(strings.Join(tc.offered, "_"), func(t *testing.T) {
-			srv := mechServer(t, serverConfig{}, authBehaviour{}, tc.offered...)
+			srv := mechServer(t, testsmtp.ServerConfig{}, authBehaviour{}, tc.offered...)
 			h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 			h.enqueue(content, rcptA)
 			if st := h.run(); st.Delivered != 1 {
@@ -297,7 +298,7 @@ func TestAuth_Automatic_StrongestOffered(t *testing.T) {
 		})
 	}
 	t.Run("OnlyTokenMechanismsOffered", func(t *testing.T) {
-		srv := mechServer(t, serverConfig{}, authBehaviour{}, "XOAUTH2", "OAUTHBEARER")
+		srv := mechServer(t, testsmtp.ServerConfig{}, authBehaviour{}, "XOAUTH2", "OAUTHBEARER")
 		h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 		id := h.enqueue(content, rcptA)
 		h.run()
@@ -313,7 +314,7 @@ func TestAuth_Automatic_StrongestOffered(t *testing.T) {
 func TestAuth_WrongPassword_ChallengeResponse(t *testing.T) {
 	for _, mech := range []string{"CRAM-MD5", "SCRAM-SHA-256"} {
 		t.Run(mech, func(t *testing.T) {
-			srv := mechServer(t, serverConfig{}, authBehaviour{}, mech)
+			srv := mechServer(t, testsmtp.ServerConfig{}, authBehaviour{}, mech)
 			sh := withAuth(smarthost(srv.Port, "none"))
 			sh.Password = "Wr0ng-zebra-pass"
 			h := newHarness(t, sh)
@@ -337,7 +338,7 @@ func TestAuth_WrongPassword_ChallengeResponse(t *testing.T) {
 func TestAuth_FallbackToPlain_OverTLS(t *testing.T) {
 	for _, mech := range []string{"CRAM-MD5", "SCRAM-SHA-256"} {
 		t.Run(mech, func(t *testing.T) {
-			srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Hashed: true}, mech, "PLAIN")
+			srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, authBehaviour{Hashed: true}, mech, "PLAIN")
 			h := newHarness(t, tlsSmarthost(t, srv))
 			var dbg bytes.Buffer
 			h.runner.Debug = relay.RedactAuth(&dbg)
@@ -378,7 +379,7 @@ func TestAuth_Fallback_OnlyAutomaticAndOverTLS(t *testing.T) {
 		{"Named", true, "cram-md5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := mechServer(t, serverConfig{STARTTLS: tc.tls}, authBehaviour{Hashed: true}, "CRAM-MD5", "PLAIN")
+			srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: tc.tls}, authBehaviour{Hashed: true}, "CRAM-MD5", "PLAIN")
 			sh := withAuth(smarthost(srv.Port, "none"))
 			if tc.tls {
 				sh = tlsSmarthost(t, srv)
@@ -398,7 +399,7 @@ func TestAuth_Fallback_OnlyAutomaticAndOverTLS(t *testing.T) {
 
 // TestAuth_Fallback_BothRefused: the reason names both tries.
 func TestAuth_Fallback_BothRefused(t *testing.T) {
-	srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Hashed: true}, "CRAM-MD5", "PLAIN")
+	srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, authBehaviour{Hashed: true}, "CRAM-MD5", "PLAIN")
 	sh := tlsSmarthost(t, srv)
 	sh.Password = "Wr0ng-zebra-pass"
 	h := newHarness(t, sh)
@@ -409,10 +410,10 @@ func TestAuth_Fallback_BothRefused(t *testing.T) {
 }
 
 // tlsFront puts implicit TLS with the test certificate in front of a
-// rawServer: it returns the port of the TLS side.
+// testsmtp.RawServer: it returns the port of the TLS side.
 func tlsFront(t *testing.T, port int) int {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{localhostCert(t).Pair}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{testsmtp.LocalhostCert(t).Pair}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +453,7 @@ func TestAuth_Fallback_ServerDropsSessionAfterRefusal(t *testing.T) {
 		{"421 4.7.0 Too many errors, closing", "busy or closing the connection"},
 	} {
 		t.Run(tc.refusal[:3], func(t *testing.T) {
-			srv := newRawServer(t, smtpReplies([]string{"AUTH CRAM-MD5 PLAIN"}, map[string]func(string) string{
+			srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies([]string{"AUTH CRAM-MD5 PLAIN"}, map[string]func(string) string{
 				"AUTH": func(l string) string {
 					if strings.HasPrefix(l, "AUTH PLAIN") {
 						return "235 2.7.0 Authentication successful"
@@ -461,7 +462,7 @@ func TestAuth_Fallback_ServerDropsSessionAfterRefusal(t *testing.T) {
 				},
 				"*": func(l string) string {
 					if l == "*" {
-						return rawClose
+						return testsmtp.RawClose
 					}
 					return tc.refusal
 				},
@@ -469,7 +470,7 @@ func TestAuth_Fallback_ServerDropsSessionAfterRefusal(t *testing.T) {
 			relay.ForgetAuthFallbacks()
 			t.Cleanup(relay.ForgetAuthFallbacks)
 			sh := withAuth(smarthost(tlsFront(t, srv.Port), "implicit"))
-			sh.TLSCAFile = localhostCert(t).caFile(t)
+			sh.TLSCAFile = testsmtp.LocalhostCert(t).CAFile(t)
 			shortTimeouts(t, 2*time.Second, 2*time.Second, 2*time.Second, 2*time.Second)
 			h := newHarness(t, sh)
 			id := h.enqueue(content, rcptA)
@@ -500,7 +501,7 @@ func TestAuth_Fallback_ServerDropsSessionAfterRefusal(t *testing.T) {
 // TestAuth_Fallback_Remembered: after a fallback, the next connection to
 // the same smarthost starts with PLAIN (no refusal, no Dovecot delay).
 func TestAuth_Fallback_Remembered(t *testing.T) {
-	srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Hashed: true}, "SCRAM-SHA-256", "PLAIN")
+	srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, authBehaviour{Hashed: true}, "SCRAM-SHA-256", "PLAIN")
 	h := newHarness(t, tlsSmarthost(t, srv))
 	h.enqueue(content, rcptA)
 	h.run()
@@ -538,7 +539,7 @@ func tokenScript(t *testing.T) (cmd []string, runs func() int) {
 func TestAuth_Token_FromPasswordCommand(t *testing.T) {
 	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
 		t.Run(mech, func(t *testing.T) {
-			srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Token: "tok-Zq9-1"}, "PLAIN", mech)
+			srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, authBehaviour{Token: "tok-Zq9-1"}, "PLAIN", mech)
 			sh := tlsSmarthost(t, srv)
 			sh.Password = ""
 			sh.Auth = strings.ToLower(mech)
@@ -570,7 +571,7 @@ func TestAuth_Token_FromPasswordCommand(t *testing.T) {
 func TestAuth_Token_Refused(t *testing.T) {
 	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
 		t.Run(mech, func(t *testing.T) {
-			srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Token: "the-right-token"}, mech)
+			srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, authBehaviour{Token: "the-right-token"}, mech)
 			sh := tlsSmarthost(t, srv)
 			sh.Password = ""
 			sh.Auth = strings.ToLower(mech)
@@ -605,12 +606,12 @@ func TestAuth_Token_Refused(t *testing.T) {
 // relay reports.
 func TestAuth_XOAUTH2_ErrorChallengeAnsweredEmpty(t *testing.T) {
 	greeted := 0
-	srv := newRawServer(t, smtpReplies([]string{"AUTH XOAUTH2"}, map[string]func(string) string{
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies([]string{"AUTH XOAUTH2"}, map[string]func(string) string{
 		"AUTH": func(string) string {
 			return "334 " + base64.StdEncoding.EncodeToString([]byte(`{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}`))
 		},
 		// The empty answer reads like the greeting's call ("") to
-		// smtpReplies: the first one is the greeting.
+		// testsmtp.SMTPReplies: the first one is the greeting.
 		"GREETING": func(string) string {
 			greeted++
 			if greeted == 1 {
@@ -642,11 +643,11 @@ func TestAuth_XOAUTH2_ErrorChallengeAnsweredEmpty(t *testing.T) {
 // TestAuth_PasswordCommand_RunsPerConnection: two connections, the command
 // ran twice, and each connection carried the token of its own run.
 func TestAuth_PasswordCommand_RunsPerConnection(t *testing.T) {
-	srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{}, "XOAUTH2")
+	srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, authBehaviour{}, "XOAUTH2")
 	// Any token of the script is good; what matters is which one came.
-	srv.setConfig(func(c *serverConfig) {
-		c.AuthServer = func(mech string, check func(authSeen) error) sasl.Server {
-			return &xoauth2Server{check: func(a authSeen) error {
+	srv.SetConfig(func(c *testsmtp.ServerConfig) {
+		c.AuthServer = func(mech string, check func(testsmtp.AuthSeen) error) sasl.Server {
+			return &xoauth2Server{check: func(a testsmtp.AuthSeen) error {
 				check(a)
 				if !strings.HasPrefix(a.Pass, "tok-Zq9-") {
 					return smtp.ErrAuthFailed
@@ -681,7 +682,7 @@ func TestAuth_PasswordCommand_RunsPerConnection(t *testing.T) {
 // TestAuth_SCRAM_ServerWithoutProof: a server that says 235 without its
 // SCRAM signature has not proved it knows the password: no MAIL.
 func TestAuth_SCRAM_ServerWithoutProof(t *testing.T) {
-	srv := newRawServer(t, smtpReplies([]string{"AUTH SCRAM-SHA-256"}, map[string]func(string) string{
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies([]string{"AUTH SCRAM-SHA-256"}, map[string]func(string) string{
 		"AUTH": func(l string) string {
 			f := strings.Fields(l)
 			first, _ := base64.StdEncoding.DecodeString(f[len(f)-1])
@@ -717,7 +718,7 @@ func TestProbe_ShowsMechanismUsed(t *testing.T) {
 		{"Fallback", authBehaviour{Hashed: true}, []string{"PLAIN", "CRAM-MD5"}, "CRAM-MD5, then PLAIN as " + testUser + ": ok", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := mechServer(t, serverConfig{STARTTLS: true}, tc.b, tc.mechs...)
+			srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, tc.b, tc.mechs...)
 			sh := tlsSmarthost(t, srv)
 			r := relay.Probe(context.Background(), &sh, relay.ProbeOptions{HeloName: "relay.test"})
 			if r.OK() != tc.wantOK || r.Auth != tc.want {

@@ -7,29 +7,22 @@ package relay_test
 // Each case checks a phrase that only its row says.
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/relay"
 )
 
@@ -105,12 +98,12 @@ func runExplainCases(t *testing.T, cases []explainCase) {
 
 // explainServer returns a setup for a plain server on loopback with cfg's faults,
 // authenticated when cfg offers AUTH.
-func explainServer(cfg serverConfig) func(t *testing.T) config.Smarthost {
+func explainServer(cfg testsmtp.ServerConfig) func(t *testing.T) config.Smarthost {
 	return func(t *testing.T) config.Smarthost {
 		if cfg.AuthMechs != nil {
 			return withAuth(smarthost(plainAuthServer(t, cfg).Port, "none"))
 		}
-		return smarthost(newFaultServer(t, cfg).Port, "none")
+		return smarthost(testsmtp.NewFaultServer(t, cfg).Port, "none")
 	}
 }
 
@@ -120,35 +113,35 @@ var explainAuth = []string{"PLAIN", "LOGIN"}
 func TestExplain_Connection(t *testing.T) {
 	runExplainCases(t, []explainCase{
 		{"ConnectionRefused", func(t *testing.T) config.Smarthost {
-			return smarthost(closedPort(t), "none")
+			return smarthost(testsmtp.ClosedPort(t), "none")
 		}, "deferred", "Nothing accepts connections on this host and port"},
 		{"ConnectTimeout", func(t *testing.T) config.Smarthost {
-			return smarthost(unansweredPort(t), "none")
+			return smarthost(testsmtp.UnansweredPort(t), "none")
 		}, "deferred", "did not answer the connection attempt in time"},
 		{"DNSFailure", func(t *testing.T) config.Smarthost {
 			sh := smarthost(587, "starttls")
 			sh.Host = "smarthost.invalid" // RFC 2606: never resolves
 			return sh
 		}, "deferred", "could not be looked up in DNS"},
-		{"NoGreeting", explainServer(serverConfig{Hang: hangGreeting}),
+		{"NoGreeting", explainServer(testsmtp.ServerConfig{Hang: testsmtp.HangGreeting}),
 			"deferred", "sent no SMTP greeting"},
 		{"PlainToImplicitTLSPort", func(t *testing.T) config.Smarthost {
-			return smarthost(newFaultServer(t, serverConfig{ImplicitTLS: true}).Port, "none")
+			return smarthost(testsmtp.NewFaultServer(t, testsmtp.ServerConfig{ImplicitTLS: true}).Port, "none")
 		}, "deferred", `needs tls = "implicit"`},
 		{"ImplicitTLSToPlainPort", func(t *testing.T) config.Smarthost {
-			return smarthost(newRawServer(t, smtpReplies(nil, nil)).Port, "implicit")
+			return smarthost(testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, nil)).Port, "implicit")
 		}, "deferred", `answered in plain text: implicit TLS is for port 465; for port 587 or 25 set tls = "starttls"`},
 		{"StartTLSNotOffered", func(t *testing.T) config.Smarthost {
-			return withAuth(smarthost(newRawServer(t, smtpReplies([]string{"AUTH PLAIN LOGIN"}, nil)).Port, "starttls"))
+			return withAuth(smarthost(testsmtp.NewRawServer(t, testsmtp.SMTPReplies([]string{"AUTH PLAIN LOGIN"}, nil)).Port, "starttls"))
 		}, "deferred", `does not offer STARTTLS on this port, and relay never sends mail unencrypted: check the port, and set tls = "implicit" for port 465`},
 		{"CertificateUnknownAuthority", func(t *testing.T) config.Smarthost {
-			srv := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
+			srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
 			return withAuth(smarthost(srv.Port, "starttls"))
 		}, "deferred", "set tls_ca_file to its CA certificate"},
 		{"CertificateNameMismatch", func(t *testing.T) config.Smarthost {
-			srv := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
+			srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
 			sh := withAuth(smarthost(srv.Port, "starttls"))
-			sh.TLSCAFile = srv.Cert.caFile(t)
+			sh.TLSCAFile = srv.Cert.CAFile(t)
 			sh.TLSServerName = "wrong.test"
 			return sh
 		}, "deferred", "or tls_server_name when you connect by IP address"},
@@ -159,14 +152,14 @@ func TestExplain_Connection(t *testing.T) {
 			return sh
 		}, "deferred", "certificate has expired, or this machine's clock is wrong"},
 		{"FingerprintMismatch", func(t *testing.T) config.Smarthost {
-			srv := newFaultServer(t, serverConfig{STARTTLS: true})
+			srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true})
 			sh := smarthost(srv.Port, "starttls")
 			sh.TLSFingerprint = strings.Repeat("ab", 32)
 			return sh
 		}, "deferred", "not the one pinned in tls_fingerprint"},
-		{"ConnectionCutMidData", explainServer(serverConfig{DropMidData: true}),
+		{"ConnectionCutMidData", explainServer(testsmtp.ServerConfig{DropMidData: true}),
 			"deferred", "closed the connection in the middle of the session"},
-		{"NoAnswerToDot", explainServer(serverConfig{Hang: hangDot}),
+		{"NoAnswerToDot", explainServer(testsmtp.ServerConfig{Hang: testsmtp.HangDot}),
 			"deferred", "The smarthost stopped answering (timeout)"},
 	})
 }
@@ -175,24 +168,24 @@ func TestExplain_Connection(t *testing.T) {
 func TestExplain_Local(t *testing.T) {
 	runExplainCases(t, []explainCase{
 		{"PasswordCommandFails", func(t *testing.T) config.Smarthost {
-			sh := smarthost(plainAuthServer(t, serverConfig{}).Port, "none")
+			sh := smarthost(plainAuthServer(t, testsmtp.ServerConfig{}).Port, "none")
 			sh.Username = testUser
 			sh.PasswordCommand = []string{writeScript(t, "exit 3\n")}
 			return sh
 		}, "deferred", "password_command failed or printed nothing. Run the command by hand"},
 		{"PasswordFileUnreadable", func(t *testing.T) config.Smarthost {
-			sh := smarthost(plainAuthServer(t, serverConfig{}).Port, "none")
+			sh := smarthost(plainAuthServer(t, testsmtp.ServerConfig{}).Port, "none")
 			sh.Username = testUser
 			sh.PasswordFile = filepath.Join(t.TempDir(), "missing")
 			return sh
 		}, "deferred", "relay could not read password_file"},
 		{"CAFileMissing", func(t *testing.T) config.Smarthost {
-			sh := smarthost(newFaultServer(t, serverConfig{STARTTLS: true}).Port, "starttls")
+			sh := smarthost(testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true}).Port, "starttls")
 			sh.TLSCAFile = filepath.Join(t.TempDir(), "missing.pem")
 			return sh
 		}, "deferred", "A TLS file of this smarthost (tls_ca_file"},
 		{"FingerprintNotHex", func(t *testing.T) config.Smarthost {
-			sh := smarthost(newFaultServer(t, serverConfig{STARTTLS: true}).Port, "starttls")
+			sh := smarthost(testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true}).Port, "starttls")
 			sh.TLSFingerprint = "not-a-fingerprint"
 			return sh
 		}, "deferred", "tls_fingerprint is not a SHA-256 fingerprint"},
@@ -203,34 +196,34 @@ func TestExplain_Local(t *testing.T) {
 func TestExplain_Auth(t *testing.T) {
 	runExplainCases(t, []explainCase{
 		{"AuthNotOffered", func(t *testing.T) config.Smarthost {
-			return withAuth(smarthost(newFaultServer(t, serverConfig{}).Port, "none"))
+			return withAuth(smarthost(testsmtp.NewFaultServer(t, testsmtp.ServerConfig{}).Port, "none"))
 		}, "deferred", "does not offer AUTH (login) here, but a username is configured"},
 		{"AuthMechanismNotOffered", func(t *testing.T) config.Smarthost {
-			sh := withAuth(smarthost(plainAuthServer(t, serverConfig{AuthMechs: []string{"PLAIN"}}).Port, "none"))
+			sh := withAuth(smarthost(plainAuthServer(t, testsmtp.ServerConfig{AuthMechs: []string{"PLAIN"}}).Port, "none"))
 			sh.Auth = "login"
 			return sh
 		}, "deferred", "remove auth, or set it to a mechanism the server lists"},
 		{"WrongPassword535", func(t *testing.T) config.Smarthost {
-			sh := withAuth(smarthost(plainAuthServer(t, serverConfig{}).Port, "none"))
+			sh := withAuth(smarthost(plainAuthServer(t, testsmtp.ServerConfig{}).Port, "none"))
 			sh.Password = "not-the-password"
 			return sh
 		}, "deferred", "refused the username or password: check username and password_file (or password_command). Gmail, Yandex and mail.ru need an app password"},
-		{"Yandex535NoAccessRights", explainServer(serverConfig{AuthMechs: explainAuth,
+		{"Yandex535NoAccessRights", explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth,
 			AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Error: authentication failed: This user does not have access rights to this service")}),
 			"deferred", "log in to the provider's web mail once, accept its terms"},
-		{"AcceptEULAFirst", explainServer(serverConfig{AuthMechs: explainAuth,
+		{"AcceptEULAFirst", explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth,
 			AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Error: authentication failed: Please accept EULA first")}),
 			"deferred", "log in to the provider's web mail once, accept its terms"},
-		{"GmailAppPasswordRequired", explainServer(serverConfig{AuthMechs: explainAuth,
+		{"GmailAppPasswordRequired", explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth,
 			AuthErr: smtpErr(534, smtp.EnhancedCode{5, 7, 9}, "Application-specific password required. Learn more at https://support.google.com/mail/?p=InvalidSecondFactor")}),
 			"deferred", "create one in the account's security settings"},
-		{"GmailWebLoginRequired534", explainServer(serverConfig{AuthMechs: explainAuth,
+		{"GmailWebLoginRequired534", explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth,
 			AuthErr: smtpErr(534, smtp.EnhancedCode{5, 7, 14}, "Please log in via your web browser and then try again.")}),
 			"deferred", "create one in the account's security settings"},
-		{"AppPasswordRequired535", explainServer(serverConfig{AuthMechs: explainAuth,
+		{"AppPasswordRequired535", explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth,
 			AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 0}, "NEOBT Application password is REQUIRED")}),
 			"deferred", "create one in the account's security settings"},
-		{"AuthTemporaryFailure", explainServer(serverConfig{AuthMechs: explainAuth,
+		{"AuthTemporaryFailure", explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth,
 			AuthErr: smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure")}),
 			"deferred", "login service failed for a moment"},
 	})
@@ -242,7 +235,7 @@ func TestExplain_Auth(t *testing.T) {
 func TestExplain_AuthMechanisms(t *testing.T) {
 	token := func(mech string) func(t *testing.T) config.Smarthost {
 		return func(t *testing.T) config.Smarthost {
-			srv := mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Token: "the-right-token"}, mech)
+			srv := mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, authBehaviour{Token: "the-right-token"}, mech)
 			sh := tlsSmarthost(t, srv)
 			sh.Auth = strings.ToLower(mech)
 			sh.Password = "a-stale-token"
@@ -253,17 +246,17 @@ func TestExplain_AuthMechanisms(t *testing.T) {
 		{"XOAUTH2TokenRefused", token("XOAUTH2"), "deferred", "refused the OAuth access token: password_command must print a current access token"},
 		{"OAUTHBEARERTokenRefused", token("OAUTHBEARER"), "deferred", "refused the OAuth access token"},
 		{"CRAMMD5WrongPassword", func(t *testing.T) config.Smarthost {
-			sh := withAuth(smarthost(mechServer(t, serverConfig{}, authBehaviour{}, "CRAM-MD5").Port, "none"))
+			sh := withAuth(smarthost(mechServer(t, testsmtp.ServerConfig{}, authBehaviour{}, "CRAM-MD5").Port, "none"))
 			sh.Password = "not-the-password"
 			return sh
 		}, "deferred", "refused the username or password"},
 		{"HashedPasswordsPlainRefusedToo", func(t *testing.T) config.Smarthost {
-			sh := tlsSmarthost(t, mechServer(t, serverConfig{STARTTLS: true}, authBehaviour{Hashed: true}, "SCRAM-SHA-256", "PLAIN"))
+			sh := tlsSmarthost(t, mechServer(t, testsmtp.ServerConfig{STARTTLS: true}, authBehaviour{Hashed: true}, "SCRAM-SHA-256", "PLAIN"))
 			sh.Password = "not-the-password"
 			return sh
 		}, "deferred", "refused the username or password"},
 		{"SCRAMServerWithoutProof", func(t *testing.T) config.Smarthost {
-			srv := newRawServer(t, smtpReplies([]string{"AUTH SCRAM-SHA-256"}, map[string]func(string) string{
+			srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies([]string{"AUTH SCRAM-SHA-256"}, map[string]func(string) string{
 				"AUTH": func(l string) string {
 					f := strings.Fields(l)
 					first, _ := base64.StdEncoding.DecodeString(f[len(f)-1])
@@ -281,20 +274,20 @@ func TestExplain_AuthMechanisms(t *testing.T) {
 // transaction.
 func TestExplain_Replies(t *testing.T) {
 	mail := func(code int, enh smtp.EnhancedCode, msg string) func(*testing.T) config.Smarthost {
-		return explainServer(serverConfig{AuthMechs: explainAuth, MailErr: map[string]*smtp.SMTPError{"*": smtpErr(code, enh, msg)}})
+		return explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth, MailErr: map[string]*smtp.SMTPError{"*": smtpErr(code, enh, msg)}})
 	}
 	rcptErr := func(code int, enh smtp.EnhancedCode, msg string) func(*testing.T) config.Smarthost {
-		return explainServer(serverConfig{AuthMechs: explainAuth, RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(code, enh, msg)}})
+		return explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth, RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(code, enh, msg)}})
 	}
 	data := func(code int, enh smtp.EnhancedCode, msg string) func(*testing.T) config.Smarthost {
-		return explainServer(serverConfig{AuthMechs: explainAuth, DataErr: smtpErr(code, enh, msg)})
+		return explainServer(testsmtp.ServerConfig{AuthMechs: explainAuth, DataErr: smtpErr(code, enh, msg)})
 	}
 	runExplainCases(t, []explainCase{
-		{"Greeting421", explainServer(serverConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 7, 0}, "Too many connections, try again later")}),
+		{"Greeting421", explainServer(testsmtp.ServerConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 7, 0}, "Too many connections, try again later")}),
 			"deferred", "busy or closing the connection (421"},
-		{"EHLO421", explainServer(serverConfig{EHLO: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available, closing transmission channel")}),
+		{"EHLO421", explainServer(testsmtp.ServerConfig{EHLO: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available, closing transmission channel")}),
 			"deferred", "busy or closing the connection (421"},
-		{"Greeting554", explainServer(serverConfig{Greeting: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "Access denied")}),
+		{"Greeting554", explainServer(testsmtp.ServerConfig{Greeting: smtpErr(554, smtp.EnhancedCode{5, 7, 1}, "Access denied")}),
 			"deferred", "refuses to talk to this machine"},
 		{"SenderNotOwnedByAuthUser553", mail(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user."),
 			"deferred", "accepts only the login's own address as envelope sender: set envelope_from to it, or map senders to it with sender_map"},
@@ -364,7 +357,7 @@ func TestExplain_AuthInClear(t *testing.T) {
 		}
 	})
 	t.Run("Delivery", func(t *testing.T) {
-		srv := plainAuthServer(t, serverConfig{})
+		srv := plainAuthServer(t, testsmtp.ServerConfig{})
 		addr := nonLoopbackForwarder(t, srv.Port)
 		sh := withAuth(smarthost(addr.Port, "none"))
 		sh.Name, sh.Host = addr.IP.String(), addr.IP.String()
@@ -398,7 +391,7 @@ func TestExplain_NetworkUnreachable(t *testing.T) {
 // defers later mail without a connection; its hint still says why it is
 // down.
 func TestExplain_DownHostExplainedOnLaterPass(t *testing.T) {
-	h := newHarness(t, smarthost(closedPort(t), "none"))
+	h := newHarness(t, smarthost(testsmtp.ClosedPort(t), "none"))
 	h.enqueue(content, rcptA)
 	h.run()
 	h.log.Reset()
@@ -417,7 +410,7 @@ func TestExplain_DownHostExplainedOnLaterPass(t *testing.T) {
 // TestExplain_HeldLineHasHint: past the lifetime, an own-side failure puts
 // the message on hold; the held line explains too.
 func TestExplain_HeldLineHasHint(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{MailErr: map[string]*smtp.SMTPError{"*": smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address rejected: not owned by auth user")}})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	h.cfg.Queue.Lifetime = config.Duration(time.Hour)
 	id := h.enqueue(content, rcptA)
@@ -448,7 +441,7 @@ func keyIndex(s []string, x string) int {
 // TestExplain_NoRow: a failure the table does not know gets no hint= (and
 // Explain says ""), rather than a wrong explanation.
 func TestExplain_NoRow(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptA: smtpErr(450, smtp.EnhancedCode{4, 2, 0}, "Mailbox busy")}})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	h.enqueue(content, rcptA)
 	h.run()
@@ -510,65 +503,12 @@ func TestExplainReply(t *testing.T) {
 
 // --- servers for the connection-level rows ---
 
-// unansweredPort returns a port on 127.0.0.1 whose listener never takes a
-// connection and whose accept queue is full, so that the kernel drops new
-// connection attempts: a connect that times out, as with a firewall that
-// drops packets.
-func unansweredPort(t *testing.T) int {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := sa.(*syscall.SockaddrInet4).Port
-	for range 8 {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 300*time.Millisecond)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return port // the queue is full
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	t.Skip("this kernel takes every connection into the accept queue: no way to make a connect time out on loopback")
-	return 0
-}
-
 // expiredTLSServer starts an implicit-TLS listener on 127.0.0.1 whose
 // self-signed certificate expired yesterday; it returns its port and a
 // tls_ca_file that trusts the certificate.
 func expiredTLSServer(t *testing.T) (port int, caFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(2),
-		Subject:               pkix.Name{CommonName: "expired relay test smarthost"},
-		NotBefore:             time.Now().Add(-30 * 24 * time.Hour),
-		NotAfter:              time.Now().Add(-24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := testsmtp.MakeCertValid(time.Now().Add(-30*24*time.Hour), time.Now().Add(-24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,27 +516,12 @@ func expiredTLSServer(t *testing.T) (port int, caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := tl.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			c.(*tls.Conn).Handshake() // fails: the client refuses the certificate
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	caFile = filepath.Join(t.TempDir(), "expired.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return ln.Addr().(*net.TCPAddr).Port, caFile
+	testsmtp.Serve(t, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert.Pair}}), func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.(*tls.Conn).Handshake() // fails: the client refuses the certificate
+		c.Close()
+	})
+	return ln.Addr().(*net.TCPAddr).Port, cert.CAFile(t)
 }
 
 // nonLoopbackForwarder listens on an address of this machine that is not
@@ -621,25 +546,17 @@ func nonLoopbackForwarder(t *testing.T, port int) *net.TCPAddr {
 	if ln == nil {
 		t.Skip("no address other than loopback to listen on")
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(b, c); b.Close() }()
-			go func() { defer wg.Done(); io.Copy(c, b); c.Close() }()
+	testsmtp.Serve(t, ln, func(c net.Conn) {
+		b, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+		done := make(chan struct{})
+		go func() { io.Copy(b, c); b.Close(); close(done) }()
+		io.Copy(c, b)
+		c.Close()
+		<-done
+	})
 	return ln.Addr().(*net.TCPAddr)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
@@ -25,7 +26,7 @@ import (
 // counts how many are open at once. Once the first connection has carried
 // its first kilobyte of replies (greeting, EHLO, AUTH and a transaction or
 // so), it holds that connection's replies back until a second connection
-// arrives (at most hangMax), so that a client able to open parallel
+// arrives (at most testsmtp.HangMax), so that a client able to open parallel
 // connections does so whatever the scheduler does.
 type countingProxy struct {
 	Port int
@@ -40,64 +41,46 @@ type countingProxy struct {
 
 func newCountingProxy(t *testing.T, target int) *countingProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &countingProxy{Port: ln.Addr().(*net.TCPAddr).Port, second: make(chan struct{})}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.open++
-			p.total++
-			p.maxOpen = max(p.maxOpen, p.open)
-			if p.total == 2 {
-				close(p.second)
-			}
-			first := p.total == 1
-			p.mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() {
-					p.mu.Lock()
-					p.open--
-					p.mu.Unlock()
-				}()
-				defer c.Close()
-				s, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", target))
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				done := make(chan struct{}, 2)
-				go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-				go func() {
-					var w io.Writer = c
-					if first {
-						w = &holdAfter{w: c, n: 1024, until: p.second}
-					}
-					io.Copy(w, s)
-					c.(*net.TCPConn).CloseWrite()
-					done <- struct{}{}
-				}()
-				<-done
-				<-done
-			}()
+	p := &countingProxy{second: make(chan struct{})}
+	p.Port = testsmtp.ServeLoopback(t, func(c net.Conn) {
+		p.mu.Lock()
+		p.open++
+		p.total++
+		p.maxOpen = max(p.maxOpen, p.open)
+		if p.total == 2 {
+			close(p.second)
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+		first := p.total == 1
+		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			p.open--
+			p.mu.Unlock()
+		}()
+		defer c.Close()
+		s, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", target))
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		done := make(chan struct{}, 2)
+		go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+		go func() {
+			var w io.Writer = c
+			if first {
+				w = &holdAfter{w: c, n: 1024, until: p.second}
+			}
+			io.Copy(w, s)
+			c.(*net.TCPConn).CloseWrite()
+			done <- struct{}{}
+		}()
+		<-done
+		<-done
+	})
 	return p
 }
 
-// holdAfter passes n bytes on, then waits for until (at most hangMax)
+// holdAfter passes n bytes on, then waits for until (at most testsmtp.HangMax)
 // before it passes on the rest.
 type holdAfter struct {
 	w     io.Writer
@@ -111,7 +94,7 @@ func (h *holdAfter) Write(b []byte) (int, error) {
 		h.held = true
 		select {
 		case <-h.until:
-		case <-time.After(hangMax):
+		case <-time.After(testsmtp.HangMax):
 		}
 	}
 	h.n -= len(b)
@@ -129,7 +112,7 @@ func (p *countingProxy) counts() (maxOpen, total int) {
 // each message exactly once, one log line per recipient.
 func TestPool_ParallelConnections_AtMostMaxConnections(t *testing.T) {
 	const n, maxConn = 60, 3
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	proxy := newCountingProxy(t, srv.Port)
 	h := newHarness(t, withAuth(smarthost(proxy.Port, "none")))
 	h.runner.Debug = nil // the dialogue would limit the pass to one connection
@@ -171,7 +154,7 @@ func TestPool_ParallelConnections_AtMostMaxConnections(t *testing.T) {
 // TestPool_OneConnection_KeepsArrivalOrder: with max_connections = 1 a
 // pass is sequential over one connection, in arrival order.
 func TestPool_OneConnection_KeepsArrivalOrder(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	h.cfg.Queue.MaxConnections = 1
 	for i := range 10 {
@@ -211,22 +194,22 @@ func TestFailover_FirstRefusesConnections_SecondDelivers(t *testing.T) {
 		reason string
 	}{
 		{"ConnectRefused", func(t *testing.T) (config.Smarthost, func() int) {
-			return smarthost(closedPort(t), "none"), nil
+			return smarthost(testsmtp.ClosedPort(t), "none"), nil
 		}, "connection refused"},
 		{"Greeting421", func(t *testing.T) (config.Smarthost, func() int) {
-			s := newRawServer(t, smtpReplies(nil, map[string]func(string) string{
+			s := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, map[string]func(string) string{
 				"GREETING": func(string) string { return "421 4.3.2 Service not available" },
 			}))
 			return smarthost(s.Port, "none"), s.Conns
 		}, "421"},
 		{"AuthRefused", func(t *testing.T) (config.Smarthost, func() int) {
-			s := plainAuthServer(t, serverConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")})
+			s := plainAuthServer(t, testsmtp.ServerConfig{AuthErr: smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid")})
 			return withAuth(smarthost(s.Port, "none")), s.Conns
 		}, "535"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			first, conns := tc.first(t)
-			srv := plainAuthServer(t, serverConfig{})
+			srv := plainAuthServer(t, testsmtp.ServerConfig{})
 			h := twoSmarthosts(t, named(first, "primary"), named(withAuth(smarthost(srv.Port, "none")), "backup"))
 			var ids []string
 			for range 5 {
@@ -273,7 +256,7 @@ func TestFailover_FirstRefusesConnections_SecondDelivers(t *testing.T) {
 // fails, the message is deferred (own side, never bounced) until the
 // earliest of them is up again.
 func TestFailover_AllDown_DefersUntilTheFirstComesBack(t *testing.T) {
-	h := twoSmarthosts(t, named(smarthost(closedPort(t), "none"), "one"), named(smarthost(closedPort(t), "none"), "two"))
+	h := twoSmarthosts(t, named(smarthost(testsmtp.ClosedPort(t), "none"), "one"), named(smarthost(testsmtp.ClosedPort(t), "none"), "two"))
 	id := h.enqueue(content, rcptA)
 	if st := h.run(); st != (relay.Stats{Messages: 1, Deferred: 1}) {
 		t.Errorf("stats %+v", st)
@@ -296,8 +279,8 @@ func TestFailover_AllDown_DefersUntilTheFirstComesBack(t *testing.T) {
 // the smarthost whose senders name it, with that smarthost's envelope_from;
 // a sender no smarthost serves waits with a clear reason.
 func TestRouting_TwoSendersTwoSmarthosts(t *testing.T) {
-	srvA := plainAuthServer(t, serverConfig{})
-	srvB := plainAuthServer(t, serverConfig{})
+	srvA := plainAuthServer(t, testsmtp.ServerConfig{})
+	srvB := plainAuthServer(t, testsmtp.ServerConfig{})
 	a := named(withAuth(smarthost(srvA.Port, "none")), "a")
 	a.Senders = []string{"*@a.example"}
 	b := named(withAuth(smarthost(srvB.Port, "none")), "b")
@@ -359,8 +342,8 @@ func (m senderMap) Content(_ *spool.Envelope, _ *config.Smarthost, _ string, r i
 // TestRouting_OnTheRewrittenSender: the sender map applies first, routing
 // looks at its result (SPEC §5's order), the preset's rule last.
 func TestRouting_OnTheRewrittenSender(t *testing.T) {
-	srvA := plainAuthServer(t, serverConfig{})
-	srvB := plainAuthServer(t, serverConfig{})
+	srvA := plainAuthServer(t, testsmtp.ServerConfig{})
+	srvB := plainAuthServer(t, testsmtp.ServerConfig{})
 	a := named(withAuth(smarthost(srvA.Port, "none")), "a")
 	b := named(withAuth(smarthost(srvB.Port, "none")), "b")
 	b.Senders = []string{"*@example.org"}
@@ -383,7 +366,7 @@ func TestRouting_OnTheRewrittenSender(t *testing.T) {
 // connection; Close closes it (the server's leak check sees it closed).
 // Without it, each pass has its own.
 func TestPool_KeepConnections_NextPassReusesTheConnection(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	h.runner.KeepConnections = time.Minute
 	for i := range 3 {
@@ -431,7 +414,7 @@ func TestPool_SmarthostDown_OneConnectionAttempt(t *testing.T) {
 // deferred with "connection lost".
 func TestPool_KeptConnectionDroppedByServer(t *testing.T) {
 	defer relay.SetFreshFor(0)()
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	h := newHarness(t, withAuth(smarthost(srv.Port, "none")))
 	h.runner.KeepConnections = time.Minute
 	defer h.runner.Close()
@@ -439,7 +422,7 @@ func TestPool_KeptConnectionDroppedByServer(t *testing.T) {
 	if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 1}) {
 		t.Fatalf("first pass: %+v", st)
 	}
-	srv.dropAll()
+	srv.DropAll()
 	id := h.enqueue(content, rcptB)
 	if st := h.run(); st != (relay.Stats{Messages: 1, Delivered: 1}) {
 		t.Errorf("after the server dropped the idle session: %+v, want delivered over a new connection (log:\n%s)", st, h.log.String())

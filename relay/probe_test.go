@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/relay"
 )
 
@@ -150,10 +151,10 @@ func noSecret(t *testing.T, what, s string) {
 }
 
 func TestProbe_STARTTLS_AuthOK_TestMessage(t *testing.T) {
-	s := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN", "LOGIN"}, Password: testPass})
+	s := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true, AuthMechs: []string{"PLAIN", "LOGIN"}, Password: testPass})
 	sh := withAuth(smarthost(s.Port, "starttls"))
 	sh.Name = "mail"
-	sh.TLSCAFile = s.Cert.caFile(t)
+	sh.TLSCAFile = s.Cert.CAFile(t)
 	var debug bytes.Buffer
 	r, out := probeReport(t, sh, relay.ProbeOptions{SendTo: "you@example.org", Hostname: "host1.example.test", Debug: &debug})
 	if !r.OK() {
@@ -204,9 +205,9 @@ func TestProbe_STARTTLS_AuthOK_TestMessage(t *testing.T) {
 }
 
 func TestProbe_AuthRefused(t *testing.T) {
-	s := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN", "LOGIN"}, Password: "the-right-one"})
+	s := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true, AuthMechs: []string{"PLAIN", "LOGIN"}, Password: "the-right-one"})
 	sh := withAuth(smarthost(s.Port, "starttls"))
-	sh.TLSCAFile = s.Cert.caFile(t)
+	sh.TLSCAFile = s.Cert.CAFile(t)
 	r, out := probeReport(t, sh, relay.ProbeOptions{SendTo: "you@example.org"})
 	if r.Step != "AUTH" || r.Failure == nil || r.Failure.Code != 535 {
 		t.Fatalf("probe failed at %q with %v, want AUTH with a 535", r.Step, r.Failure)
@@ -225,7 +226,7 @@ func TestProbe_AuthRefused(t *testing.T) {
 func TestProbe_UntrustedCertificate(t *testing.T) {
 	for _, mode := range []string{"starttls", "implicit"} {
 		t.Run(mode, func(t *testing.T) {
-			s := newFaultServer(t, serverConfig{STARTTLS: mode == "starttls", ImplicitTLS: mode == "implicit", AuthMechs: []string{"PLAIN"}})
+			s := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: mode == "starttls", ImplicitTLS: mode == "implicit", AuthMechs: []string{"PLAIN"}})
 			sh := withAuth(smarthost(s.Port, mode)) // the system roots do not know the test CA
 			r, out := probeReport(t, sh, relay.ProbeOptions{})
 			if r.Step != "TLS" {
@@ -249,7 +250,7 @@ func TestProbe_UntrustedCertificate(t *testing.T) {
 }
 
 func TestProbe_FingerprintMismatch_ShowsCertificate(t *testing.T) {
-	s := newFaultServer(t, serverConfig{STARTTLS: true})
+	s := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true})
 	sh := smarthost(s.Port, "starttls")
 	sh.TLSFingerprint = strings.Repeat("ab", 32)
 	r, out := probeReport(t, sh, relay.ProbeOptions{})
@@ -260,7 +261,7 @@ func TestProbe_FingerprintMismatch_ShowsCertificate(t *testing.T) {
 }
 
 func TestProbe_STARTTLSNotOffered(t *testing.T) {
-	s := plainAuthServer(t, serverConfig{}) // AUTH in clear, no STARTTLS
+	s := plainAuthServer(t, testsmtp.ServerConfig{}) // AUTH in clear, no STARTTLS
 	sh := withAuth(smarthost(s.Port, "starttls"))
 	var debug bytes.Buffer
 	r, out := probeReport(t, sh, relay.ProbeOptions{Debug: &debug})
@@ -279,7 +280,7 @@ func TestProbe_STARTTLSNotOffered(t *testing.T) {
 }
 
 func TestProbe_AuthLogin_DialogueRedacted(t *testing.T) {
-	s := plainAuthServer(t, serverConfig{})
+	s := plainAuthServer(t, testsmtp.ServerConfig{})
 	sh := withAuth(smarthost(s.Port, "none"))
 	sh.Auth = "login"
 	var debug bytes.Buffer
@@ -300,7 +301,7 @@ func TestProbe_AuthLogin_DialogueRedacted(t *testing.T) {
 
 func TestProbe_Refusals(t *testing.T) {
 	t.Run("connection refused", func(t *testing.T) {
-		r, out := probeReport(t, smarthost(closedPort(t), "starttls"), relay.ProbeOptions{})
+		r, out := probeReport(t, smarthost(testsmtp.ClosedPort(t), "starttls"), relay.ProbeOptions{})
 		if r.Step != "connect" {
 			t.Fatalf("probe failed at %q, want connect", r.Step)
 		}
@@ -308,7 +309,7 @@ func TestProbe_Refusals(t *testing.T) {
 		wantExplained(t, r, out)
 	})
 	t.Run("421 greeting", func(t *testing.T) {
-		s := newFaultServer(t, serverConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available")})
+		s := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{Greeting: smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service not available")})
 		r, out := probeReport(t, smarthost(s.Port, "starttls"), relay.ProbeOptions{})
 		if r.Failure == nil || r.Failure.Code != 421 {
 			t.Fatalf("probe failed at %q with %v, want a 421", r.Step, r.Failure)
@@ -317,9 +318,9 @@ func TestProbe_Refusals(t *testing.T) {
 		wantExplained(t, r, out)
 	})
 	t.Run("proxy down: never direct", func(t *testing.T) {
-		s := newFaultServer(t, serverConfig{})
+		s := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
 		sh := smarthost(s.Port, "none")
-		proxyPort := closedPort(t)
+		proxyPort := testsmtp.ClosedPort(t)
 		sh.Proxy = fmt.Sprintf("socks5://tor:hunter22@127.0.0.1:%d", proxyPort)
 		r, out := probeReport(t, sh, relay.ProbeOptions{})
 		if r.OK() || s.Conns() != 0 {

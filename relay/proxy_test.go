@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 )
@@ -96,7 +97,7 @@ func (h *harness) lastFields(addr string) (line string, keys []string, vals map[
 
 // wantOneConnect checks that the proxy got exactly one CONNECT, for the
 // smarthost's name (ATYP 3) and port.
-func wantOneConnect(t *testing.T, px *socksServer, host string, port int) socksRequest {
+func wantOneConnect(t *testing.T, px *testsmtp.SocksServer, host string, port int) testsmtp.SocksRequest {
 	t.Helper()
 	reqs := px.Requests()
 	if len(reqs) != 1 {
@@ -118,22 +119,22 @@ func TestProxy_ConnectCarriesTheSmarthostsName_NoLocalDNS(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		port int
-		cfg  serverConfig
+		cfg  testsmtp.ServerConfig
 		mode string
-		tls  func(sh *config.Smarthost, srv *faultServer)
+		tls  func(sh *config.Smarthost, srv *testsmtp.FaultServer)
 	}{
-		{"STARTTLS_VerifiedByCAFile", 587, serverConfig{STARTTLS: true}, "starttls", func(sh *config.Smarthost, srv *faultServer) {
+		{"STARTTLS_VerifiedByCAFile", 587, testsmtp.ServerConfig{STARTTLS: true}, "starttls", func(sh *config.Smarthost, srv *testsmtp.FaultServer) {
 			sh.TLSServerName = "localhost"
-			sh.TLSCAFile = srv.Cert.caFile(t)
+			sh.TLSCAFile = srv.Cert.CAFile(t)
 		}},
-		{"ImplicitTLS_PinnedByFingerprint", 465, serverConfig{ImplicitTLS: true}, "implicit", func(sh *config.Smarthost, srv *faultServer) {
+		{"ImplicitTLS_PinnedByFingerprint", 465, testsmtp.ServerConfig{ImplicitTLS: true}, "implicit", func(sh *config.Smarthost, srv *testsmtp.FaultServer) {
 			sh.TLSFingerprint = srv.Cert.Fingerprint
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dns := trapDNS(t)
-			srv := newFaultServer(t, tc.cfg)
-			px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+			srv := testsmtp.NewFaultServer(t, tc.cfg)
+			px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 			sh := proxied(tc.port, tc.mode, px.URL(""))
 			tc.tls(&sh, srv)
 			h := newHarness(t, sh)
@@ -165,10 +166,10 @@ func TestProxy_ConnectCarriesTheSmarthostsName_NoLocalDNS(t *testing.T) {
 // certificate is still verified against the smarthost's name: the test
 // certificate is not made out to onionHost.
 func TestProxy_WrongCertificateThroughProxy_Defers(t *testing.T) {
-	srv := newFaultServer(t, serverConfig{STARTTLS: true})
-	px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true})
+	px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 	sh := proxied(587, "starttls", px.URL(""))
-	sh.TLSCAFile = srv.Cert.caFile(t) // trusted, but for localhost, not onionHost
+	sh.TLSCAFile = srv.Cert.CAFile(t) // trusted, but for localhost, not onionHost
 	h := newHarness(t, sh)
 	id := h.enqueue(content, rcptA)
 	h.run()
@@ -184,19 +185,19 @@ func TestProxy_WrongCertificateThroughProxy_Defers(t *testing.T) {
 func TestProxy_Credentials_ReachTheProxy(t *testing.T) {
 	for _, tc := range []struct {
 		name               string
-		cfg                socksConfig
+		cfg                testsmtp.SocksConfig
 		userinfo           string
 		wantUser, wantPass string
 	}{
-		{"AnyTaken_StreamIsolation", socksConfig{}, "iso-mail:" + proxyPass, "iso-mail", proxyPass},
-		{"PercentEscaped", socksConfig{}, "iso%20mail:p%40ss%3Aword", "iso mail", "p@ss:word"},
-		{"UserOnly", socksConfig{}, "iso-mail", "iso-mail", ""},
-		{"Required_Right", socksConfig{User: "tor", Pass: proxyPass}, "tor:" + proxyPass, "tor", proxyPass},
+		{"AnyTaken_StreamIsolation", testsmtp.SocksConfig{}, "iso-mail:" + proxyPass, "iso-mail", proxyPass},
+		{"PercentEscaped", testsmtp.SocksConfig{}, "iso%20mail:p%40ss%3Aword", "iso mail", "p@ss:word"},
+		{"UserOnly", testsmtp.SocksConfig{}, "iso-mail", "iso-mail", ""},
+		{"Required_Right", testsmtp.SocksConfig{User: "tor", Pass: proxyPass}, "tor:" + proxyPass, "tor", proxyPass},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newFaultServer(t, serverConfig{})
-			tc.cfg.Target = socksTarget(srv)
-			px := newSocksServer(t, tc.cfg)
+			srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
+			tc.cfg.Target = srv.Addr()
+			px := testsmtp.NewSocksServer(t, tc.cfg)
 			h := newHarness(t, proxied(25, "none", px.URL(tc.userinfo)))
 			id := h.enqueue(content, rcptA)
 			h.run()
@@ -239,8 +240,8 @@ func envOutputs(h *harness, id string) map[string]string {
 // the reason names the proxy with its password masked, the hint says in
 // plain words that the login failed, and nothing reached the smarthost.
 func TestProxy_WrongCredentials_DefersNeverBounces(t *testing.T) {
-	srv := newFaultServer(t, serverConfig{})
-	px := newSocksServer(t, socksConfig{Target: socksTarget(srv), User: "tor", Pass: "the-right-one"})
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
+	px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr(), User: "tor", Pass: "the-right-one"})
 	h := newHarness(t, proxied(25, "none", px.URL("tor:"+proxyPass)))
 	h.cfg.Queue.Lifetime = config.Duration(time.Hour)
 	id := h.enqueue(content, rcptA)
@@ -285,14 +286,14 @@ func TestProxy_Down_DefersAndNeverConnectsDirectly(t *testing.T) {
 		proxy func(t *testing.T) string
 	}{
 		{"TCPPortClosed", func(t *testing.T) string {
-			return "socks5://tor:" + proxyPass + "@127.0.0.1:" + itoa(closedPort(t))
+			return "socks5://tor:" + proxyPass + "@127.0.0.1:" + itoa(testsmtp.ClosedPort(t))
 		}},
 		{"UnixSocketMissing", func(t *testing.T) string {
 			return "socks5://tor:" + proxyPass + "@unix:" + filepath.Join(t.TempDir(), "no-socks")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newFaultServer(t, serverConfig{})
+			srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
 			proxy := tc.proxy(t)
 			sh := smarthost(srv.Port, "none") // a direct connection would deliver
 			sh.Proxy = proxy
@@ -347,17 +348,17 @@ func TestProxy_SOCKSErrorReply_DefersWithPlainExplanation(t *testing.T) {
 		reply  string // in the reason
 		phrase string // in the hint
 	}{
-		{"HostUnreachable", socksHostUnreachable, "host unreachable", sayProxyUnreachable},
-		{"ConnectionRefused", socksConnRefused, "connection refused", sayProxyRefused},
-		{"TTLExpired", socksTTLExpired, "TTL expired", sayProxyUnreachable},
-		{"GeneralFailure", socksGeneralFailure, "general SOCKS server failure", sayProxyUnreachable},
-		{"NetworkUnreachable", socksNetworkUnreachable, "network unreachable", sayProxyUnreachable},
-		{"NotAllowedByRuleset", socksNotAllowed, "not allowed by ruleset", sayProxyRuleset},
+		{"HostUnreachable", testsmtp.SocksHostUnreachable, "host unreachable", sayProxyUnreachable},
+		{"ConnectionRefused", testsmtp.SocksConnRefused, "connection refused", sayProxyRefused},
+		{"TTLExpired", testsmtp.SocksTTLExpired, "TTL expired", sayProxyUnreachable},
+		{"GeneralFailure", testsmtp.SocksGeneralFailure, "general SOCKS server failure", sayProxyUnreachable},
+		{"NetworkUnreachable", testsmtp.SocksNetworkUnreachable, "network unreachable", sayProxyUnreachable},
+		{"NotAllowedByRuleset", testsmtp.SocksNotAllowed, "not allowed by ruleset", sayProxyRuleset},
 		{"TorExtendedOnionNotFound", 0xF0, "unknown code: 240", sayProxyUnreachable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newFaultServer(t, serverConfig{})
-			px := newSocksServer(t, socksConfig{Target: socksTarget(srv), Reply: tc.code})
+			srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
+			px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr(), Reply: tc.code})
 			h := newHarness(t, proxied(587, "starttls", px.URL("")))
 			id := h.enqueue(content, rcptA)
 			h.run()
@@ -387,19 +388,19 @@ func TestProxy_SOCKSErrorReply_DefersWithPlainExplanation(t *testing.T) {
 func TestProxy_Misbehaving_DefersWithPlainExplanation(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		cfg    socksConfig
+		cfg    testsmtp.SocksConfig
 		phrase string
 	}{
-		{"WantsLogin", socksConfig{User: "tor", Pass: proxyPass}, sayProxyWantsLogin},
-		{"NotSOCKS", socksConfig{Misbehave: socksNotSOCK}, sayProxyNotSOCKS},
-		{"ClosesAtOnce", socksConfig{Misbehave: socksClose}, sayProxyClosed},
-		{"Silent_BoundedByConnectTimeout", socksConfig{Misbehave: socksSilent}, sayProxyTimeout},
+		{"WantsLogin", testsmtp.SocksConfig{User: "tor", Pass: proxyPass}, sayProxyWantsLogin},
+		{"NotSOCKS", testsmtp.SocksConfig{Misbehave: testsmtp.SocksNotSOCKS}, sayProxyNotSOCKS},
+		{"ClosesAtOnce", testsmtp.SocksConfig{Misbehave: testsmtp.SocksClose}, sayProxyClosed},
+		{"Silent_BoundedByConnectTimeout", testsmtp.SocksConfig{Misbehave: testsmtp.SocksSilent}, sayProxyTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			shortTimeouts(t, 300*time.Millisecond, time.Second, time.Second, time.Second)
-			srv := newFaultServer(t, serverConfig{})
-			tc.cfg.Target = socksTarget(srv)
-			px := newSocksServer(t, tc.cfg)
+			srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
+			tc.cfg.Target = srv.Addr()
+			px := testsmtp.NewSocksServer(t, tc.cfg)
 			h := newHarness(t, proxied(587, "none", px.URL("")))
 			id := h.enqueue(content, rcptA)
 			start := time.Now()
@@ -422,10 +423,10 @@ func TestProxy_UnixSocket_Delivers(t *testing.T) {
 	for _, tc := range []struct{ name, userinfo string }{{"NoCredentials", ""}, {"WithCredentials", "iso:" + proxyPass}} {
 		userinfo := tc.userinfo
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newFaultServer(t, serverConfig{STARTTLS: true})
-			px := newUnixSocksServer(t, socksConfig{Target: socksTarget(srv)})
+			srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true})
+			px := testsmtp.NewUnixSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 			sh := proxied(587, "starttls", px.URL(userinfo))
-			sh.TLSServerName, sh.TLSCAFile = "localhost", srv.Cert.caFile(t)
+			sh.TLSServerName, sh.TLSCAFile = "localhost", srv.Cert.CAFile(t)
 			h := newHarness(t, sh)
 			id := h.enqueue(content, rcptA)
 			h.run()
@@ -450,8 +451,8 @@ func TestProxy_UnixSocket_Delivers(t *testing.T) {
 // reached directly, a proxied one through its own proxy. The proxy in the
 // environment works, so that using it would deliver and be counted.
 func TestProxy_InheritedEnvironment_NeverChangesTheRoute(t *testing.T) {
-	srv := newFaultServer(t, serverConfig{})
-	envProxy := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
+	envProxy := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 	for _, k := range []string{"ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
 		t.Setenv(k, envProxy.URL(""))
 	}
@@ -478,7 +479,7 @@ func TestProxy_InheritedEnvironment_NeverChangesTheRoute(t *testing.T) {
 		}
 	})
 	t.Run("OwnProxy", func(t *testing.T) {
-		px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+		px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 		h := newHarness(t, proxied(25, "none", px.URL("")))
 		id := h.enqueue(content, rcptA)
 		h.run()
@@ -500,8 +501,8 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // is every smarthost's that sets none (config.Load fills it in), and mail
 // goes through it; a smarthost's own proxy wins.
 func TestProxy_TopLevelProxy_InheritedThroughConfigLoad(t *testing.T) {
-	srv := newFaultServer(t, serverConfig{STARTTLS: true})
-	px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true})
+	px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 	top := px.URL("iso:" + proxyPass)
 	path := filepath.Join(t.TempDir(), "relay.toml")
 	text := `proxy = "` + top + `"
@@ -512,7 +513,7 @@ host = "` + onionHost + `"
 port = 587
 tls = "starttls"
 tls_server_name = "localhost"
-tls_ca_file = "` + srv.Cert.caFile(t) + `"
+tls_ca_file = "` + srv.Cert.CAFile(t) + `"
 
 [[smarthost]]
 name = "own"
@@ -546,8 +547,8 @@ proxy = "socks5://unix:/run/tor/socks"
 // TLS: the peer is the proxy, and the path beyond it is unknown. A direct
 // connection to the same server may authenticate (TestTLS_None_Loopback…).
 func TestProxy_AuthInClear_Refused(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
-	px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
+	px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 	sh := withAuth(smarthost(srv.Port, "none"))
 	sh.Proxy = px.URL("")
 	h := newHarness(t, sh)
@@ -571,10 +572,10 @@ func TestProxy_AuthInClear_Refused(t *testing.T) {
 // deferred.
 func TestProxy_LogLine(t *testing.T) {
 	t.Run("Sent", func(t *testing.T) {
-		srv := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
-		px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+		srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true, AuthMechs: []string{"PLAIN"}, Password: testPass})
+		px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 		sh := withAuth(proxied(587, "starttls", px.URL("iso:"+proxyPass)))
-		sh.TLSServerName, sh.TLSCAFile = "localhost", srv.Cert.caFile(t)
+		sh.TLSServerName, sh.TLSCAFile = "localhost", srv.Cert.CAFile(t)
 		h := newHarness(t, sh)
 		id := h.enqueue(content, rcptA)
 		h.run()
@@ -595,8 +596,8 @@ func TestProxy_LogLine(t *testing.T) {
 		noSecret(t, "the log", h.log.String()) // the -v dialogue is redacted by its caller (RedactAuth)
 	})
 	t.Run("Deferred", func(t *testing.T) {
-		srv := newFaultServer(t, serverConfig{})
-		px := newSocksServer(t, socksConfig{Target: socksTarget(srv), Reply: socksHostUnreachable})
+		srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
+		px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr(), Reply: testsmtp.SocksHostUnreachable})
 		h := newHarness(t, proxied(587, "starttls", px.URL("iso:"+proxyPass)))
 		id := h.enqueue(content, rcptA)
 		h.run()
@@ -614,8 +615,8 @@ func TestProxy_LogLine(t *testing.T) {
 // TestDial_ThroughProxy: a Conn through a proxy has Via (password masked)
 // and no Addr; a Dial error names the proxy masked.
 func TestDial_ThroughProxy(t *testing.T) {
-	srv := newFaultServer(t, serverConfig{})
-	px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
+	px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 	sh := proxied(25, "none", px.URL("iso:"+proxyPass))
 	c, err := relay.Dial(context.Background(), &sh, relay.DialOptions{HeloName: "relay.test"})
 	if err != nil {
@@ -626,7 +627,7 @@ func TestDial_ThroughProxy(t *testing.T) {
 	}
 	c.Close()
 
-	sh.Proxy = "socks5://iso:" + proxyPass + "@127.0.0.1:" + itoa(closedPort(t))
+	sh.Proxy = "socks5://iso:" + proxyPass + "@127.0.0.1:" + itoa(testsmtp.ClosedPort(t))
 	_, err = relay.Dial(context.Background(), &sh, relay.DialOptions{HeloName: "relay.test"})
 	var f *relay.Failure
 	if !errors.As(err, &f) || f.Stage != relay.StageConnect || f.Permanent() {
@@ -643,10 +644,10 @@ func TestDial_ThroughProxy(t *testing.T) {
 // connect and explains the proxy.
 func TestProbe_ThroughProxy(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		srv := newFaultServer(t, serverConfig{STARTTLS: true, AuthMechs: []string{"PLAIN", "LOGIN"}, Password: testPass})
-		px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+		srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{STARTTLS: true, AuthMechs: []string{"PLAIN", "LOGIN"}, Password: testPass})
+		px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 		sh := withAuth(proxied(587, "starttls", px.URL("iso:"+proxyPass)))
-		sh.TLSServerName, sh.TLSCAFile = "localhost", srv.Cert.caFile(t)
+		sh.TLSServerName, sh.TLSCAFile = "localhost", srv.Cert.CAFile(t)
 		r, out := probeReport(t, sh, relay.ProbeOptions{SendTo: "you@example.org"})
 		if !r.OK() {
 			t.Fatalf("probe failed at %s: %v", r.Step, r.Failure)
@@ -670,9 +671,9 @@ func TestProbe_ThroughProxy(t *testing.T) {
 		noProxySecret(t, map[string]string{"the report": out})
 	})
 	t.Run("ProxyDown", func(t *testing.T) {
-		srv := newFaultServer(t, serverConfig{})
+		srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
 		sh := smarthost(srv.Port, "none")
-		sh.Proxy = "socks5://iso:" + proxyPass + "@127.0.0.1:" + itoa(closedPort(t))
+		sh.Proxy = "socks5://iso:" + proxyPass + "@127.0.0.1:" + itoa(testsmtp.ClosedPort(t))
 		r, out := probeReport(t, sh, relay.ProbeOptions{})
 		if r.OK() || r.Step != "connect" {
 			t.Fatalf("probe step %q failure %v, want a failure at connect", r.Step, r.Failure)
@@ -705,8 +706,8 @@ func TestExplain_ProxyUnixSocketPermission(t *testing.T) {
 	if os.Geteuid() == 0 {
 		return
 	}
-	srv := newFaultServer(t, serverConfig{})
-	px := newUnixSocksServer(t, socksConfig{Target: socksTarget(srv)})
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
+	px := testsmtp.NewUnixSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 	dir := filepath.Dir(px.Addr)
 	if err := os.Chmod(dir, 0); err != nil {
 		t.Fatal(err)
@@ -722,9 +723,9 @@ func TestExplain_ProxyUnixSocketPermission(t *testing.T) {
 // as down because of its proxy is tried at once when the proxy is changed:
 // the memory is about host, port, TLS mode and proxy.
 func TestProxy_FixedProxy_ForgetsTheRememberedOutage(t *testing.T) {
-	srv := newFaultServer(t, serverConfig{})
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{})
 	sh := smarthost(srv.Port, "none")
-	sh.Proxy = "socks5://127.0.0.1:" + itoa(closedPort(t))
+	sh.Proxy = "socks5://127.0.0.1:" + itoa(testsmtp.ClosedPort(t))
 	h := newHarness(t, sh)
 	id := h.enqueue(content, rcptA)
 	h.run()
@@ -732,7 +733,7 @@ func TestProxy_FixedProxy_ForgetsTheRememberedOutage(t *testing.T) {
 		t.Fatalf("attempts %d after the failed pass", env.Attempts)
 	}
 	// The admin fixes the proxy; the message is due again (a flush).
-	px := newSocksServer(t, socksConfig{Target: socksTarget(srv)})
+	px := testsmtp.NewSocksServer(t, testsmtp.SocksConfig{Target: srv.Addr()})
 	h.cfg.Smarthosts[0].Proxy = px.URL("")
 	h.change(id, func(e *spool.Envelope) { e.NextAttempt = h.now })
 	if st := h.run(); st.Delivered != 1 {

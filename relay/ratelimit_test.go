@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
@@ -25,7 +26,7 @@ func (h *harness) newRunner() *relay.Runner {
 }
 
 func TestRateLimit_TenPerMinute_EleventhWaitsForTheWindow(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	sh := named(withAuth(smarthost(srv.Port, "none")), "limited")
 	sh.RateLimit = config.RateLimit{N: 10, Per: time.Minute}
 	h := newHarness(t, sh)
@@ -116,7 +117,7 @@ func TestRateLimit_TenPerMinute_EleventhWaitsForTheWindow(t *testing.T) {
 // hour for the limit, with a lifetime of two minutes, is still retried
 // when the smarthost defers it, not given up.
 func TestRateLimit_WaitingNeverCountsTowardLifetime(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{})
 	sh := named(withAuth(smarthost(srv.Port, "none")), "slow")
 	sh.RateLimit = config.RateLimit{N: 1, Per: time.Hour}
 	h := newHarness(t, sh)
@@ -127,7 +128,7 @@ func TestRateLimit_WaitingNeverCountsTowardLifetime(t *testing.T) {
 	if st := h.run(); st != (relay.Stats{Messages: 2, Delivered: 1, Waiting: 1}) {
 		t.Fatalf("stats %+v", st)
 	}
-	srv.setConfig(func(c *serverConfig) {
+	srv.SetConfig(func(c *testsmtp.ServerConfig) {
 		c.RcptErr = map[string]*smtp.SMTPError{rcptB: smtpErr(450, smtp.EnhancedCode{4, 2, 1}, "Try again later")}
 	})
 	h.now = t0.Add(time.Hour)
@@ -153,7 +154,7 @@ func TestRateLimit_WaitingNeverCountsTowardLifetime(t *testing.T) {
 // TestRateLimit_FailedConnectionGivesTheSendBack: a message that never
 // reached the smarthost does not use up the limit.
 func TestRateLimit_FailedConnectionGivesTheSendBack(t *testing.T) {
-	sh := named(smarthost(closedPort(t), "none"), "gone")
+	sh := named(smarthost(testsmtp.ClosedPort(t), "none"), "gone")
 	sh.RateLimit = config.RateLimit{N: 1, Per: time.Hour}
 	h := newHarness(t, sh)
 	h.enqueue(content, rcptA)

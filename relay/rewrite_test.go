@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 )
@@ -42,7 +43,7 @@ func (aliasingRewriter) Recipients(in []spool.Recipient) ([]spool.Recipient, []s
 // that sender's mail goes (root@server1.lan means a person), and the
 // Rewriter's sender map is used for the original, never for the bounce.
 func TestBounce_ToLocalSender_Aliased(t *testing.T) {
-	srv := plainAuthServer(t, serverConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user here")}})
+	srv := plainAuthServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{rcptB: smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user here")}})
 	sh := withAuth(smarthost(srv.Port, "none"))
 	sh.BounceFrom = bounceAddr
 	h := newHarness(t, sh)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 )
@@ -48,7 +49,7 @@ func newOptServer(t *testing.T, setup func(*smtp.Server)) *optServer {
 	s := &optServer{}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &optSession{s: s}, nil }))
 	srv.Domain = "opt.test"
-	srv.ErrorLog = bufLogger{io.Discard}
+	srv.ErrorLog = testsmtp.BufLogger{W: io.Discard}
 	srv.ReadTimeout = 10 * time.Second
 	if setup != nil {
 		setup(srv)
@@ -139,20 +140,20 @@ func send(t *testing.T, c *relay.Conn, env *spool.Envelope, msg string) (map[str
 	return got, err
 }
 
-// ehloOnly makes a rawServer's EHLO reply offer exactly these keywords
-// (smtpReplies always offers 8BITMIME).
+// ehloOnly makes a testsmtp.RawServer's EHLO reply offer exactly these keywords
+// (testsmtp.SMTPReplies always offers 8BITMIME).
 func ehloOnly(over map[string]func(string) string, keywords ...string) map[string]func(string) string {
 	if over == nil {
 		over = map[string]func(string) string{}
 	}
 	over["EHLO"] = func(string) string {
-		return strings.Join(append([]string{"250-raw.test"}, prefixAll("250-", keywords)...), "\n") + "\n250 PIPELINING"
+		return strings.Join(append([]string{"250-raw.test"}, testsmtp.PrefixAll("250-", keywords)...), "\n") + "\n250 PIPELINING"
 	}
 	return over
 }
 
 // linesWith returns the lines received that start with prefix.
-func linesWith(s *rawServer, prefix string) []string {
+func linesWith(s *testsmtp.RawServer, prefix string) []string {
 	var out []string
 	for _, l := range s.Lines() {
 		if strings.HasPrefix(strings.ToUpper(l), prefix) {
@@ -171,7 +172,7 @@ func TestSend_TooManyRecipients_ContinuesInNewTransaction(t *testing.T) {
 	const bad, full = "bad@example.test", "full@example.test"
 	r := func(i int) string { return "r" + string(rune('0'+i)) + "@example.test" }
 	inTxn := 0
-	srv := newRawServer(t, smtpReplies(nil, map[string]func(string) string{
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, map[string]func(string) string{
 		"MAIL": func(string) string { inTxn = 0; return "250 2.1.0 Ok" },
 		"RCPT": func(l string) string {
 			switch {
@@ -232,31 +233,16 @@ type trickleServer struct {
 
 func newTrickleServer(t *testing.T, chunk int, pause time.Duration) *trickleServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &trickleServer{Port: ln.Addr().(*net.TCPAddr).Port}
+	s := &trickleServer{}
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(20 * time.Second))
-				s.serve(c, chunk, pause, stop)
-			}()
-		}
-	}()
-	t.Cleanup(func() { close(stop); ln.Close(); wg.Wait() })
+	s.Port = testsmtp.ServeLoopback(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		s.serve(c, chunk, pause, stop)
+	})
+	// Registered after ServeLoopback's, so it runs first: serve ends
+	// before the wait for it.
+	t.Cleanup(func() { close(stop) })
 	return s
 }
 
@@ -417,7 +403,7 @@ func TestSend_DSN_PassedWhenOffered(t *testing.T) {
 // TestSend_DSN_NotOffered: to a server without DSN the same message goes
 // without the parameters, and is delivered.
 func TestSend_DSN_NotOffered(t *testing.T) {
-	srv := newRawServer(t, smtpReplies(nil, nil))
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, nil))
 	c := dial(t, srv.Port)
 	env := sendEnv(rcptA)
 	env.DSN = spool.DSN{Notify: []string{"FAILURE"}, Ret: "FULL", EnvID: "X1"}
@@ -489,7 +475,7 @@ func decodedParts(t *testing.T, msg []byte) [][]byte {
 }
 
 // binaryOctets is every octet value but CR and LF, several times: a
-// dot at a line start would be dot-stuffed, and rawServer keeps that.
+// dot at a line start would be dot-stuffed, and testsmtp.RawServer keeps that.
 func binaryOctets() []byte {
 	var b []byte
 	for i := 0; i < 3; i++ {
@@ -507,7 +493,7 @@ func binaryOctets() []byte {
 // 998 octets, and every part decodes to its original octets; SIZE= is
 // the size that went out.
 func TestSend_8Bit_ServerWithout8BITMIME(t *testing.T) {
-	srv := newRawServer(t, smtpReplies(nil, ehloOnly(nil, "SIZE 10000000")))
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, ehloOnly(nil, "SIZE 10000000")))
 	c := dial(t, srv.Port)
 	msg, want := eightBitMessage(binaryOctets())
 	out, err := c.Send(sendEnv(rcptA), sender, strings.NewReader(msg), int64(len(msg)))
@@ -609,7 +595,7 @@ func TestSend_SizeLimit(t *testing.T) {
 	}
 
 	// 1,500 octets of 8-bit text fit under 1,800, but not once in base64.
-	raw := newRawServer(t, smtpReplies(nil, ehloOnly(nil, "SIZE 1800")))
+	raw := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, ehloOnly(nil, "SIZE 1800")))
 	c2 := dial(t, raw.Port)
 	eight := "Subject: x\r\n\r\n" + strings.Repeat("\xc3\xa9", 750)
 	got, err = send(t, c2, sendEnv(rcptA), eight)
@@ -648,7 +634,7 @@ func TestSend_SMTPUTF8(t *testing.T) {
 		t.Errorf("MAIL %+v RCPT %q, want SMTPUTF8 and the address as it is", mails, rcpts)
 	}
 
-	raw := newRawServer(t, smtpReplies(nil, ehloOnly(nil)))
+	raw := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, ehloOnly(nil)))
 	c2 := dial(t, raw.Port)
 	got, err := send(t, c2, sendEnv(utf, rcptA, idn), content)
 	if err != nil {
@@ -684,7 +670,7 @@ func TestSend_SMTPUTF8(t *testing.T) {
 // reads it.
 func TestSend_SMTPUTF8_HintInLog(t *testing.T) {
 	const utf = "j\u00f6rg@example.test"
-	raw := newRawServer(t, smtpReplies(nil, ehloOnly(nil)))
+	raw := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, ehloOnly(nil)))
 	h := newHarness(t, smarthost(raw.Port, "none"))
 	id := h.enqueue(content, utf)
 	h.run()
@@ -706,7 +692,7 @@ func TestSend_SMTPUTF8_HintInLog(t *testing.T) {
 func TestSend_NotSeekable_ReadsOnce(t *testing.T) {
 	relay.SpillDir = t.TempDir()
 	t.Cleanup(func() { relay.SpillDir = "" })
-	srv := newRawServer(t, smtpReplies(nil, ehloOnly(nil)))
+	srv := testsmtp.NewRawServer(t, testsmtp.SMTPReplies(nil, ehloOnly(nil)))
 	c := dial(t, srv.Port)
 	text := strings.Repeat("caf\xc3\xa9 au lait\r\n", 200<<10) // 3.2 MB
 	msg := "Subject: big\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text

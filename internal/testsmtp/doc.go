@@ -6,4 +6,16 @@
 // relay binary never links it.
 //
 // Every server listens on 127.0.0.1 and is closed by the test's cleanup.
+//
+// The peers:
+// FaultServer (fault.go, fault_session.go) is go-smtp's server with an
+// error, a silence or a dropped connection configurable at every stage,
+// STARTTLS or implicit TLS, AUTH, and a leak check of the connections at
+// the end of the test; RawServer (raw.go) plays a script of reply lines,
+// for what go-smtp's server cannot send; SocksServer (socks.go) is a
+// SOCKS5 proxy in front of either, which records what each CONNECT asked
+// for and can refuse, stall or speak another protocol; Serve (accept.go)
+// is the accept loop of a test's own one-off peer. Ports that refuse or
+// never answer a connection stand for a smarthost that is down
+// (ports.go, unanswered.go).
 package testsmtp

@@ -22,6 +22,14 @@ func FreePort(t testing.TB) int {
 // take it meanwhile.
 func ClosedPort(t testing.TB) int {
 	t.Helper()
+	_, port := bindLoopback(t)
+	return port
+}
+
+// bindLoopback binds a new TCP socket to a port of 127.0.0.1 without
+// listening, and closes it at the end of the test.
+func bindLoopback(t testing.TB) (fd, port int) {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -34,5 +42,5 @@ func ClosedPort(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sa.(*syscall.SockaddrInet4).Port
+	return fd, sa.(*syscall.SockaddrInet4).Port
 }

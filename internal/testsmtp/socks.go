@@ -1,8 +1,8 @@
-package relay_test
+package testsmtp
 
-// A scripted SOCKS5 proxy for the tests (RFC 1928 CONNECT, RFC 1929
+// SocksServer is a scripted SOCKS5 proxy for the tests (RFC 1928 CONNECT, RFC 1929
 // username/password), in front of the fault-injecting smarthost of
-// smtpserver_test.go. Like Tor, it resolves nothing for the client: it
+// fault.go. Like Tor, it resolves nothing for the client: it
 // records the name (or address) each CONNECT asks for and connects to the
 // one target it was told, whatever the name — so a smarthost named
 // "x.onion-test.invalid", which cannot resolve here, is reached through
@@ -15,7 +15,6 @@ package relay_test
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -28,26 +27,26 @@ import (
 
 // SOCKS5 reply codes (RFC 1928 section 6).
 const (
-	socksGeneralFailure     byte = 0x01
-	socksNotAllowed         byte = 0x02
-	socksNetworkUnreachable byte = 0x03
-	socksHostUnreachable    byte = 0x04
-	socksConnRefused        byte = 0x05
-	socksTTLExpired         byte = 0x06
+	SocksGeneralFailure     byte = 0x01
+	SocksNotAllowed         byte = 0x02
+	SocksNetworkUnreachable byte = 0x03
+	SocksHostUnreachable    byte = 0x04
+	SocksConnRefused        byte = 0x05
+	SocksTTLExpired         byte = 0x06
 )
 
-// How a socksServer misbehaves, instead of serving.
+// How a SocksServer misbehaves, instead of serving (SocksConfig.Misbehave).
 const (
-	socksServe   = ""
-	socksSilent  = "silent"   // read the client's greeting, never answer (until the end of the test, at most hangMax)
-	socksClose   = "close"    // read the client's greeting, close the connection
-	socksNotSOCK = "notsocks" // answer the greeting as an HTTP proxy would, and close
+	SocksServe    = ""         // speak SOCKS5
+	SocksSilent   = "silent"   // read the client's greeting, never answer (until the end of the test, at most HangMax)
+	SocksClose    = "close"    // read the client's greeting, close the connection
+	SocksNotSOCKS = "notsocks" // answer the greeting as an HTTP proxy would, and close
 )
 
-// socksConfig says how a socksServer behaves. The zero value accepts
+// SocksConfig says how a SocksServer behaves. The zero value accepts
 // every client, with or without credentials, and connects every CONNECT
 // to Target.
-type socksConfig struct {
+type SocksConfig struct {
 	// Target is the address ("127.0.0.1:port") every CONNECT is connected
 	// to, whatever name or address it asked for: the proxy's own name
 	// resolution.
@@ -61,12 +60,13 @@ type socksConfig struct {
 	// Reply, when set, is the SOCKS error reply every CONNECT gets; the
 	// target is never contacted.
 	Reply byte
-	// Misbehave is one of the socks* constants.
+	// Misbehave is one of SocksServe, SocksSilent, SocksClose and
+	// SocksNotSOCKS.
 	Misbehave string
 }
 
-// socksRequest is what one client connection told the proxy.
-type socksRequest struct {
+// SocksRequest is what one client connection told the proxy.
+type SocksRequest struct {
 	Methods    []byte // the authentication methods offered
 	Method     byte   // the method chosen; 0xFF for none
 	User, Pass string // the RFC 1929 credentials, when method 0x02
@@ -76,8 +76,8 @@ type socksRequest struct {
 	Port       int
 }
 
-// socksServer is a running scripted SOCKS5 proxy.
-type socksServer struct {
+// SocksServer is a running scripted SOCKS5 proxy.
+type SocksServer struct {
 	Network string // "tcp" or "unix"
 	Addr    string // "127.0.0.1:port" or the socket's path
 
@@ -87,25 +87,25 @@ type socksServer struct {
 	wg      sync.WaitGroup
 
 	mu    sync.Mutex
-	cfg   socksConfig
-	reqs  []socksRequest
+	cfg   SocksConfig
+	reqs  []SocksRequest
 	conns int                   // client connections accepted
 	open  map[net.Conn]struct{} // connections (both sides) not closed yet
 }
 
-// newSocksServer starts a proxy on 127.0.0.1 that lives until the end of
+// NewSocksServer starts a proxy on 127.0.0.1 that lives until the end of
 // the test.
-func newSocksServer(t *testing.T, cfg socksConfig) *socksServer {
+func NewSocksServer(t *testing.T, cfg SocksConfig) *SocksServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startSocks(t, ln, cfg)
+	return StartSocks(t, ln, cfg)
 }
 
-// newUnixSocksServer starts a proxy on a unix socket.
-func newUnixSocksServer(t *testing.T, cfg socksConfig) *socksServer {
+// NewUnixSocksServer starts a proxy on a unix socket.
+func NewUnixSocksServer(t *testing.T, cfg SocksConfig) *SocksServer {
 	t.Helper()
 	// t.TempDir's path grows with the test's name and may pass the
 	// 108-byte limit of a socket path.
@@ -118,11 +118,13 @@ func newUnixSocksServer(t *testing.T, cfg socksConfig) *socksServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startSocks(t, ln, cfg)
+	return StartSocks(t, ln, cfg)
 }
 
-func startSocks(t *testing.T, ln net.Listener, cfg socksConfig) *socksServer {
-	s := &socksServer{
+// StartSocks serves a proxy on ln until the end of the test; ln is closed
+// then.
+func StartSocks(t *testing.T, ln net.Listener, cfg SocksConfig) *SocksServer {
+	s := &SocksServer{
 		Network: ln.Addr().Network(),
 		Addr:    ln.Addr().String(),
 		t:       t,
@@ -152,7 +154,7 @@ func startSocks(t *testing.T, ln net.Listener, cfg socksConfig) *socksServer {
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		// Leak check, as faultServer's: relay must have closed its
+		// Leak check, as FaultServer's: relay must have closed its
 		// connection to the proxy, which then closes the one to the
 		// target.
 		deadline := time.Now().Add(3 * time.Second)
@@ -160,7 +162,7 @@ func startSocks(t *testing.T, ln net.Listener, cfg socksConfig) *socksServer {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if n := s.openConns(); n > 0 {
-			t.Errorf("socksServer: %d connections still open at the end of the test (relay leaked a connection)", n)
+			t.Errorf("SocksServer: %d connections still open at the end of the test (relay leaked a connection)", n)
 		}
 		close(s.release)
 		s.mu.Lock()
@@ -175,7 +177,7 @@ func startSocks(t *testing.T, ln net.Listener, cfg socksConfig) *socksServer {
 
 // URL is the proxy setting that reaches the server, with userinfo
 // ("user:pass", "user" or "") in it.
-func (s *socksServer) URL(userinfo string) string {
+func (s *SocksServer) URL(userinfo string) string {
 	u := "socks5://"
 	if userinfo != "" {
 		u += userinfo + "@"
@@ -187,26 +189,26 @@ func (s *socksServer) URL(userinfo string) string {
 }
 
 // Conns is the number of client connections accepted so far.
-func (s *socksServer) Conns() int {
+func (s *SocksServer) Conns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns
 }
 
 // Requests returns what every client connection told the proxy.
-func (s *socksServer) Requests() []socksRequest {
+func (s *SocksServer) Requests() []SocksRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]socksRequest(nil), s.reqs...)
+	return append([]SocksRequest(nil), s.reqs...)
 }
 
-func (s *socksServer) openConns() int {
+func (s *SocksServer) openConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.open)
 }
 
-func (s *socksServer) closeConn(c net.Conn) {
+func (s *SocksServer) closeConn(c net.Conn) {
 	s.mu.Lock()
 	delete(s.open, c)
 	s.mu.Unlock()
@@ -214,15 +216,15 @@ func (s *socksServer) closeConn(c net.Conn) {
 }
 
 // serve speaks SOCKS5 with one client and records what it asked.
-func (s *socksServer) serve(c net.Conn) {
+func (s *SocksServer) serve(c net.Conn) {
 	defer s.closeConn(c)
 	c.SetDeadline(time.Now().Add(10 * time.Second)) // a safety net; the tests end long before
 	s.mu.Lock()
 	cfg := s.cfg
 	i := len(s.reqs)
-	s.reqs = append(s.reqs, socksRequest{Method: 0xFF})
+	s.reqs = append(s.reqs, SocksRequest{Method: 0xFF})
 	s.mu.Unlock()
-	update := func(f func(*socksRequest)) {
+	update := func(f func(*SocksRequest)) {
 		s.mu.Lock()
 		f(&s.reqs[i])
 		s.mu.Unlock()
@@ -237,20 +239,20 @@ func (s *socksServer) serve(c net.Conn) {
 	if _, err := io.ReadFull(c, methods); err != nil {
 		return
 	}
-	update(func(r *socksRequest) { r.Methods = methods })
+	update(func(r *SocksRequest) { r.Methods = methods })
 	switch cfg.Misbehave {
-	case socksSilent:
+	case SocksSilent:
 		done := make(chan struct{})
 		go func() { io.Copy(io.Discard, c); close(done) }()
 		select {
 		case <-done: // the client gave up
 		case <-s.release:
-		case <-time.After(hangMax):
+		case <-time.After(HangMax):
 		}
 		return
-	case socksClose:
+	case SocksClose:
 		return
-	case socksNotSOCK:
+	case SocksNotSOCKS:
 		io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
 		return
 	}
@@ -267,12 +269,12 @@ func (s *socksServer) serve(c net.Conn) {
 	case offered(0x02):
 		// Take credentials whenever they are offered, as Tor does.
 		c.Write([]byte{5, 0x02})
-		update(func(r *socksRequest) { r.Method = 0x02 })
+		update(func(r *SocksRequest) { r.Method = 0x02 })
 		user, pass, err := readUserPass(c)
 		if err != nil {
 			return
 		}
-		update(func(r *socksRequest) { r.User, r.Pass = user, pass })
+		update(func(r *SocksRequest) { r.User, r.Pass = user, pass })
 		if cfg.User != "" && (user != cfg.User || pass != cfg.Pass) {
 			c.Write([]byte{1, 0x01})
 			return
@@ -280,7 +282,7 @@ func (s *socksServer) serve(c net.Conn) {
 		c.Write([]byte{1, 0x00})
 	case cfg.User == "" && offered(0x00):
 		c.Write([]byte{5, 0x00})
-		update(func(r *socksRequest) { r.Method = 0x00 })
+		update(func(r *SocksRequest) { r.Method = 0x00 })
 	default:
 		c.Write([]byte{5, 0xFF})
 		return
@@ -320,7 +322,7 @@ func (s *socksServer) serve(c net.Conn) {
 	if _, err := io.ReadFull(c, port[:]); err != nil {
 		return
 	}
-	update(func(r *socksRequest) {
+	update(func(r *SocksRequest) {
 		r.Cmd, r.ATYP, r.Host, r.Port = req[1], req[3], host, int(binary.BigEndian.Uint16(port[:]))
 	})
 	switch {
@@ -333,7 +335,7 @@ func (s *socksServer) serve(c net.Conn) {
 	}
 	up, err := net.DialTimeout("tcp", cfg.Target, 2*time.Second)
 	if err != nil {
-		socksReply(c, socksConnRefused)
+		socksReply(c, SocksConnRefused)
 		return
 	}
 	s.mu.Lock()
@@ -384,9 +386,4 @@ func readUserPass(r io.Reader) (user, pass string, err error) {
 func socksReply(w io.Writer, code byte) error {
 	_, err := w.Write([]byte{5, code, 0, 1, 127, 0, 0, 1, 0x04, 0x38})
 	return err
-}
-
-// socksTarget is the Target of a proxy in front of a faultServer.
-func socksTarget(srv *faultServer) string {
-	return fmt.Sprintf("127.0.0.1:%d", srv.Port)
 }
