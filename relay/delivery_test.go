@@ -228,10 +228,10 @@ func wantStatuses(t *testing.T, env *spool.Envelope, want map[string]spool.Statu
 	for addr, st := range want {
 		r := rcpt(env, addr)
 		if r.Status != st {
-			t.Errorf("%s: status %q (reason %q), want %q", addr, r.Status, r.Reason, st)
+			t.Errorf("%s: status %q (reason %q), want %q", addr, r.Status, r.Reason(), st)
 		}
-		if st != spool.Delivered && !strings.Contains(r.Reason, reason) {
-			t.Errorf("%s: reason %q does not contain %q", addr, r.Reason, reason)
+		if st != spool.Delivered && !strings.Contains(r.Reason(), reason) {
+			t.Errorf("%s: reason %q does not contain %q", addr, r.Reason(), reason)
 		}
 	}
 }
@@ -519,8 +519,8 @@ func TestDelivery_ConnectionFailure_DefersPassWithOneConnection(t *testing.T) {
 			for _, id := range ids {
 				env := h.mustRead(id)
 				wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending, rcptB: spool.Pending}, tc.reason)
-				if !strings.Contains(env.LastError, tc.reason) {
-					t.Errorf("last error %q does not contain %q", env.LastError, tc.reason)
+				if !strings.Contains(env.LastError(), tc.reason) {
+					t.Errorf("last error %q does not contain %q", env.LastError(), tc.reason)
 				}
 			}
 			// relay= names the address reached once there was a connection.
@@ -657,7 +657,7 @@ func TestDelivery_DisconnectMidData_DefersAndKeepsMessage(t *testing.T) {
 			if n := srv.Conns(); n != 2 {
 				t.Errorf("%d connections, want 2 (a new one after the drop)", n)
 			}
-			if env := h.mustRead(id1); env.LastError == "" {
+			if env := h.mustRead(id1); env.LastError() == "" {
 				t.Error("no last error recorded")
 			}
 		})
@@ -727,7 +727,7 @@ func TestDelivery_SilentServer_TimesOut(t *testing.T) {
 			}
 			env := h.mustRead(id)
 			wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, "")
-			if r := rcpt(env, rcptA).Reason; !strings.Contains(r, "timeout") && !strings.Contains(r, "deadline exceeded") {
+			if r := rcpt(env, rcptA).Reason(); !strings.Contains(r, "timeout") && !strings.Contains(r, "deadline exceeded") {
 				t.Errorf("reason %q does not mention the timeout", r)
 			}
 			if n := delivered(); n != 0 {
@@ -1052,7 +1052,7 @@ func TestPasswordCommand_Failing_DefersWithoutLeakingOutput(t *testing.T) {
 	env := h.mustRead(id)
 	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, "password_command")
 	h.mustRead(id2)
-	for where, s := range map[string]string{"log": h.log.String(), "reason": rcpt(env, rcptA).Reason, "last error": env.LastError} {
+	for where, s := range map[string]string{"log": h.log.String(), "reason": rcpt(env, rcptA).Reason(), "last error": env.LastError()} {
 		for _, leak := range []string{"stdout-leak-1", "stderr-leak-2"} {
 			if strings.Contains(s, leak) {
 				t.Errorf("%s contains the command's output %q: %s", where, leak, s)
@@ -1133,9 +1133,9 @@ func TestSecrets_PasswordNeverInLogOrErrors(t *testing.T) {
 			h.run()
 			outputs := map[string]string{"log": h.log.String()}
 			if env := h.read(id); env != nil {
-				outputs["last error"] = env.LastError
+				outputs["last error"] = env.LastError()
 				for _, r := range env.Recipients {
-					outputs["reason of "+r.Address] = r.Reason
+					outputs["reason of "+r.Address] = r.Reason()
 				}
 			}
 			c, err := relay.Dial(context.Background(), &sh, relay.DialOptions{HeloName: "relay.test"})

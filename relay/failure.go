@@ -77,4 +77,3 @@ func oneLine(s string) string {
 	}
 	return strings.Join(lines, "; ")
 }
-

@@ -323,8 +323,8 @@ func TestOwnSide_DefersNeverBounces_HeldAfterLifetime(t *testing.T) {
 				}
 				env := h.mustRead(id)
 				wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending, rcptB: spool.Pending}, tc.reply)
-				if !env.OwnSide || env.Held || !strings.Contains(env.LastError, tc.reply) {
-					t.Errorf("pass %d: own side %v, held %v, last error %q; want own side, not held, the reply", i+1, env.OwnSide, env.Held, env.LastError)
+				if !env.OwnSide() || env.Held || !strings.Contains(env.LastError(), tc.reply) {
+					t.Errorf("pass %d: own side %v, held %v, last error %q; want own side, not held, the reply", i+1, env.OwnSide(), env.Held, env.LastError())
 				}
 			}
 			if r := h.reports(); len(r) != 0 {
@@ -338,8 +338,8 @@ func TestOwnSide_DefersNeverBounces_HeldAfterLifetime(t *testing.T) {
 			}
 			env := h.mustRead(id)
 			wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending, rcptB: spool.Pending}, tc.reply)
-			if !env.Held || !env.OwnSide {
-				t.Errorf("held %v, own side %v; want both", env.Held, env.OwnSide)
+			if !env.Held || !env.OwnSide() {
+				t.Errorf("held %v, own side %v; want both", env.Held, env.OwnSide())
 			}
 			if l := h.logLines(rcptA); len(l) != 3 || !strings.Contains(l[2], " status=held ") {
 				t.Errorf("log %q, want the last line status=held", l)
@@ -554,8 +554,8 @@ func TestSoftBounce_Rcpt550_StaysPending(t *testing.T) {
 	}
 	env := h.mustRead(id)
 	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending, rcptB: spool.Delivered}, "550 5.1.1 No such user")
-	if env.OwnSide || !env.NextAttempt.Equal(h.now.Add(time.Minute)) {
-		t.Errorf("own side %v, next attempt in %v; want a recipient deferral due after retry_min", env.OwnSide, env.NextAttempt.Sub(h.now))
+	if env.OwnSide() || !env.NextAttempt.Equal(h.now.Add(time.Minute)) {
+		t.Errorf("own side %v, next attempt in %v; want a recipient deferral due after retry_min", env.OwnSide(), env.NextAttempt.Sub(h.now))
 	}
 	if l := h.logLines(rcptA); len(l) != 1 || !strings.Contains(l[0], " status=deferred ") || !strings.Contains(l[0], `reply="550 5.1.1 No such user"`) {
 		t.Errorf("log %q, want status=deferred with the reply", l)
@@ -662,7 +662,7 @@ func TestHostDown_RememberedBetweenPasses(t *testing.T) {
 			for _, id := range ids {
 				env := h.mustRead(id)
 				for _, r := range env.Recipients {
-					if r.Status != spool.Pending || !strings.Contains(r.Reason, "down until") || !strings.Contains(r.Reason, tc.reason) {
+					if r.Status != spool.Pending || !strings.Contains(r.Reason(), "down until") || !strings.Contains(r.Reason(), tc.reason) {
 						t.Fatalf("%s: %+v, want pending with the remembered failure", id, r)
 					}
 				}

@@ -94,7 +94,7 @@ func (e *Envelope) Pending() []*Recipient {
 
 // Reason is the recipient's last reply or failure as one line, as mailq
 // and relay queue show it ("" when it has none).
-func (r *Recipient) Reason() string {
+func (r Recipient) Reason() string {
 	if r.Failure != nil {
 		return r.Failure.Reason()
 	}
