@@ -514,9 +514,9 @@ func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
 		queued++
 		if err != nil {
 			fmt.Fprintf(warn, "relay: warning: %v\n", err)
-		} else if m.OwnSide {
+		} else if m.OwnSide() {
 			stuck++
-			reason = m.LastError
+			reason = m.LastError()
 		}
 		return nil
 	})

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/failure"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
@@ -89,7 +89,7 @@ func entryOf(m *spool.Message) Entry {
 		if r.Status == spool.Delivered {
 			continue
 		}
-		reason := r.Reason
+		reason := r.Reason()
 		switch {
 		case r.Status == spool.Failed:
 			reason = "refused permanently: " + reason
@@ -209,8 +209,8 @@ func Show(w io.Writer, sp *spool.Spool, id string) error {
 	fmt.Fprintf(bw, "Submitted by: %s (uid %d)\n", m.User, m.UID)
 	fmt.Fprintf(bw, "Attempts:     %d\n", m.Attempts)
 	fmt.Fprintf(bw, "Next attempt: %s\n", m.NextAttempt.Local().Format(time.RFC3339))
-	if m.LastError != "" {
-		fmt.Fprintf(bw, "Last error:   %s\n", oneLine(m.LastError))
+	if e := m.LastError(); e != "" {
+		fmt.Fprintf(bw, "Last error:   %s\n", oneLine(e))
 	}
 	if m.RateWait != nil {
 		fmt.Fprintf(bw, "Rate limit:   %s\n", rateWaitReason(m.RateWait))
@@ -227,8 +227,8 @@ func Show(w io.Writer, sp *spool.Spool, id string) error {
 		if r.Original != "" {
 			fmt.Fprintf(bw, " (given as %s)", r.Original)
 		}
-		if r.Reason != "" {
-			fmt.Fprintf(bw, ": %s", oneLine(r.Reason))
+		if reason := r.Reason(); reason != "" {
+			fmt.Fprintf(bw, ": %s", oneLine(reason))
 		}
 		bw.WriteString("\n")
 	}
@@ -339,28 +339,33 @@ func Flush(sp *spool.Spool, ids []string, now time.Time) error {
 	return errors.Join(out...)
 }
 
-// explain is the plain-words explanation of a recipient's stored reason.
-// The stage is not stored: a message stuck on relay's own side failed
-// before RCPT, anything else at or after it.
-// hintCache remembers explanations by stage and reason: a queue held up
-// by one outage repeats one reason thousands of times, and the table is
-// a list of patterns.
-type hintCache map[[2]string]string
+// hintCache remembers explanations by failure: a queue held up by one
+// outage repeats one failure thousands of times, and the table is a list
+// of patterns. The key leaves out the time, which differs per message.
+type hintCache map[hintKey]string
 
+type hintKey struct {
+	stage          failure.Stage
+	code           int
+	enhanced, text string
+}
+
+// explain is the plain-words explanation of a recipient's stored failure
+// (see package failure), "" when the table has none.
 func (c hintCache) explain(m *spool.Message, r Recipient) string {
 	if m.RateWait != nil && r.Status == string(spool.Pending) {
 		return "" // no failure to explain: relay holds it back
 	}
-	stage := relay.StageRcpt
-	if m.OwnSide {
-		stage = relay.StageMail
-	}
 	for _, rc := range m.Recipients {
 		if rc.Address == r.Address {
-			key := [2]string{string(stage), rc.Reason}
+			f := rc.Failure
+			if f == nil {
+				return ""
+			}
+			key := hintKey{f.Stage, f.Code, f.Enhanced, f.Text}
 			hint, ok := c[key]
 			if !ok {
-				hint = relay.ExplainReply(stage, rc.Reason)
+				hint = failure.Explain(f)
 				c[key] = hint
 			}
 			return hint

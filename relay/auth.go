@@ -170,12 +170,12 @@ func (c *Conn) authenticate(ctx context.Context, peer net.Addr) (tried []string,
 			// Should that fail to come about, the answer to the first
 			// mechanism is the one that explains.
 			fallbacks.Store(fallbackKey(sh), fb)
-			f.Reply += fmt.Sprintf(" (AUTH %s was refused; %s could not be tried: %v)", mech, fb, f2.Err)
+			f.Text += fmt.Sprintf(" (AUTH %s was refused; %s could not be tried: %v)", mech, fb, f2.Err)
 			f.Err = errAuthRedial
 		} else {
 			f = f2
 			if f.Code > 0 {
-				f.Reply += fmt.Sprintf(" (AUTH %s was refused, then %s)", mech, fb)
+				f.Text += fmt.Sprintf(" (AUTH %s was refused, then %s)", mech, fb)
 			}
 		}
 	}
@@ -204,7 +204,7 @@ func (c *Conn) authWith(mech, secret string) *Failure {
 			if r := tc.Refusal(); r != "" {
 				why += ", " + r
 			}
-			f.Reply += fmt.Sprintf(" (AUTH %s: %s)", mech, why)
+			f.Text += fmt.Sprintf(" (AUTH %s: %s)", mech, why)
 		}
 		return f
 	}

@@ -582,14 +582,14 @@ func TestAuth_Token_Refused(t *testing.T) {
 			env := h.mustRead(id)
 			wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, "535 5.7.8")
 			wantHint(t, h, rcptA, "deferred", "refused the OAuth access token: password_command must print a current access token")
-			reason := rcpt(env, rcptA).Reason
+			reason := rcpt(env, rcptA).Reason()
 			if !strings.Contains(reason, "(AUTH "+mech+": token refused, status ") {
 				t.Errorf("reason %q does not say the token was refused", reason)
 			}
-			if got := relay.ExplainReply("", reason); !strings.Contains(got, "OAuth access token") {
+			if got := relay.Explain(rcpt(env, rcptA).Failure); !strings.Contains(got, "OAuth access token") {
 				t.Errorf("the stored reason explains as %q", got)
 			}
-			for where, s := range map[string]string{"log": h.log.String(), "reason": reason, "last error": env.LastError} {
+			for where, s := range map[string]string{"log": h.log.String(), "reason": reason, "last error": env.LastError()} {
 				if strings.Contains(s, "tok-Zq9") {
 					t.Errorf("%s shows the token: %s", where, s)
 				}
@@ -625,7 +625,7 @@ func TestAuth_XOAUTH2_ErrorChallengeAnsweredEmpty(t *testing.T) {
 	sh.Auth = "xoauth2"
 	_, err := relay.Dial(context.Background(), &sh, relay.DialOptions{HeloName: "relay.test"})
 	var f *relay.Failure
-	if !errors.As(err, &f) || f.Code != 535 || !strings.Contains(f.Reply, "(AUTH XOAUTH2: token refused, status 400, scope https://mail.google.com/)") {
+	if !errors.As(err, &f) || f.Code != 535 || !strings.Contains(f.Text, "(AUTH XOAUTH2: token refused, status 400, scope https://mail.google.com/)") {
 		t.Fatalf("Dial error %v, want the 535 with the token's refusal", err)
 	}
 	lines := srv.Lines()

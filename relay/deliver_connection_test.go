@@ -65,8 +65,8 @@ func TestDelivery_ConnectionFailure_DefersPassWithOneConnection(t *testing.T) {
 			for _, id := range ids {
 				env := h.mustRead(id)
 				wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending, rcptB: spool.Pending}, tc.reason)
-				if !strings.Contains(env.LastError, tc.reason) {
-					t.Errorf("last error %q does not contain %q", env.LastError, tc.reason)
+				if !strings.Contains(env.LastError(), tc.reason) {
+					t.Errorf("last error %q does not contain %q", env.LastError(), tc.reason)
 				}
 			}
 			// relay= names the address reached once there was a connection.
@@ -203,7 +203,7 @@ func TestDelivery_DisconnectMidData_DefersAndKeepsMessage(t *testing.T) {
 			if n := srv.Conns(); n != 2 {
 				t.Errorf("%d connections, want 2 (a new one after the drop)", n)
 			}
-			if env := h.mustRead(id1); env.LastError == "" {
+			if env := h.mustRead(id1); env.LastError() == "" {
 				t.Error("no last error recorded")
 			}
 		})
@@ -273,7 +273,7 @@ func TestDelivery_SilentServer_TimesOut(t *testing.T) {
 			}
 			env := h.mustRead(id)
 			wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, "")
-			if r := rcpt(env, rcptA).Reason; !strings.Contains(r, "timeout") && !strings.Contains(r, "deadline exceeded") {
+			if r := rcpt(env, rcptA).Reason(); !strings.Contains(r, "timeout") && !strings.Contains(r, "deadline exceeded") {
 				t.Errorf("reason %q does not mention the timeout", r)
 			}
 			if n := delivered(); n != 0 {

@@ -62,7 +62,7 @@ func TestPasswordCommand_Failing_DefersWithoutLeakingOutput(t *testing.T) {
 	env := h.mustRead(id)
 	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, "password_command")
 	h.mustRead(id2)
-	for where, s := range map[string]string{"log": h.log.String(), "reason": rcpt(env, rcptA).Reason, "last error": env.LastError} {
+	for where, s := range map[string]string{"log": h.log.String(), "reason": rcpt(env, rcptA).Reason(), "last error": env.LastError()} {
 		for _, leak := range []string{"stdout-leak-1", "stderr-leak-2"} {
 			if strings.Contains(s, leak) {
 				t.Errorf("%s contains the command's output %q: %s", where, leak, s)
@@ -143,9 +143,9 @@ func TestSecrets_PasswordNeverInLogOrErrors(t *testing.T) {
 			h.run()
 			outputs := map[string]string{"log": h.log.String()}
 			if env := h.read(id); env != nil {
-				outputs["last error"] = env.LastError
+				outputs["last error"] = env.LastError()
 				for _, r := range env.Recipients {
-					outputs["reason of "+r.Address] = r.Reason
+					outputs["reason of "+r.Address] = r.Reason()
 				}
 			}
 			c, err := relay.Dial(context.Background(), &sh, relay.DialOptions{HeloName: "relay.test"})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/failure"
 	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/relay"
 )
@@ -382,8 +383,8 @@ func TestExplain_NetworkUnreachable(t *testing.T) {
 	if got := relay.Explain(&relay.Failure{Stage: relay.StageConnect, Err: op}); !strings.Contains(got, phrase) {
 		t.Errorf("Explain = %q, want %q", got, phrase)
 	}
-	if got := relay.ExplainReply("", "connect: "+op.Error()); !strings.Contains(got, phrase) {
-		t.Errorf("ExplainReply(%q) = %q, want %q", op.Error(), got, phrase)
+	if got := relay.Explain((&relay.Failure{Stage: relay.StageConnect, Err: op}).Stored(time.Now())); !strings.Contains(got, phrase) {
+		t.Errorf("Explain(stored %q) = %q, want %q", op.Error(), got, phrase)
 	}
 }
 
@@ -448,16 +449,16 @@ func TestExplain_NoRow(t *testing.T) {
 	if line, st, hint := h.lastLine(rcptA); st != "deferred" || hint != "" || strings.Contains(line, "hint=") {
 		t.Errorf("line %q: want deferred without hint=", line)
 	}
-	for _, f := range []*relay.Failure{nil, {Stage: relay.StageRcpt, Code: 450, Enhanced: "4.2.0", Reply: "Mailbox busy"}, {Stage: relay.StageData, Err: errors.New("something odd")}} {
+	for _, f := range []*relay.Failure{nil, {Stage: relay.StageRcpt, Code: 450, Enhanced: "4.2.0", Text: "Mailbox busy"}, {Stage: relay.StageData, Err: errors.New("something odd")}} {
 		if got := relay.Explain(f); got != "" {
 			t.Errorf("Explain(%+v) = %q, want \"\"", f, got)
 		}
 	}
 }
 
-// TestExplainReply: lines as the queue stores them (a recipient's reason,
-// Failure.Error as last error) are parsed back and explained like the
-// failure itself.
+// TestExplainReply: lines as spool format 1 stored them (a recipient's
+// reason, Failure.Error as last error) are read back as its conversion
+// reads them and explained like the failure itself.
 func TestExplainReply(t *testing.T) {
 	for _, tc := range []struct {
 		stage relay.Stage
@@ -494,7 +495,11 @@ func TestExplainReply(t *testing.T) {
 		{"", "250 2.0.0 Ok", ""},
 		{"", "", ""},
 	} {
-		got := relay.ExplainReply(tc.stage, tc.line)
+		f := failure.ParseFormat1Error(tc.line)
+		if f != nil && tc.stage != "" {
+			f.Stage = tc.stage
+		}
+		got := relay.Explain(f)
 		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
 			t.Errorf("ExplainReply(%q, %q) = %q, want %q", tc.stage, tc.line, got, tc.want)
 		}

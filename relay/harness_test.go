@@ -213,10 +213,10 @@ func wantStatuses(t *testing.T, env *spool.Envelope, want map[string]spool.Statu
 	for addr, st := range want {
 		r := rcpt(env, addr)
 		if r.Status != st {
-			t.Errorf("%s: status %q (reason %q), want %q", addr, r.Status, r.Reason, st)
+			t.Errorf("%s: status %q (reason %q), want %q", addr, r.Status, r.Reason(), st)
 		}
-		if st != spool.Delivered && !strings.Contains(r.Reason, reason) {
-			t.Errorf("%s: reason %q does not contain %q", addr, r.Reason, reason)
+		if st != spool.Delivered && !strings.Contains(r.Reason(), reason) {
+			t.Errorf("%s: reason %q does not contain %q", addr, r.Reason(), reason)
 		}
 	}
 }

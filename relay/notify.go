@@ -57,12 +57,12 @@ func (r *Runner) notify(l *spool.Locked, p *pass, now time.Time) error {
 			for _, rc := range failed {
 				if strings.EqualFold(rc.Address, pm) {
 					env.Held = true
-					r.Log.Info("id", env.ID, "to", "<"+pm+">", "status", "held", "reason", "a bounce that postmaster cannot receive either: "+rc.Reason)
+					r.Log.Info("id", env.ID, "to", "<"+pm+">", "status", "held", "reason", "a bounce that postmaster cannot receive either: "+rc.Reason())
 					continue
 				}
-				r.Log.Info("id", env.ID, "to", "<"+rc.Address+">", "status", "redirected", "orig_to", "<"+pm+">", "reason", rc.Reason)
+				r.Log.Info("id", env.ID, "to", "<"+rc.Address+">", "status", "redirected", "orig_to", "<"+pm+">", "reason", rc.Reason())
 				rc.Original, rc.Address = rc.Address, pm
-				rc.Status, rc.Reason = spool.Pending, ""
+				rc.Status, rc.Failure = spool.Pending, nil
 			}
 			env.NextAttempt = now
 		case env.Sender == "" || !wants(env, "FAILURE"):
@@ -119,28 +119,9 @@ func (r *Runner) enqueueReport(l *spool.Locked, kind bounce.Kind, rcpts []*spool
 		RetryUntil:      env.Arrival.Add(time.Duration(r.Config.Queue.Lifetime)),
 	}
 	for _, rc := range rcpts {
-		// Diagnostic-Code carries the server's reply alone; relay's giving
-		// up is said in words.
-		diag, explanation := rc.Reason, ""
-		if rest, ok := strings.CutPrefix(rc.Reason, "gave up after "); ok {
-			if lifetime, reply, ok := strings.Cut(rest, ": "); ok {
-				diag = reply
-				explanation = "The smarthost kept deferring this recipient; relay gave up after " + lifetime + " (lifetime)."
-			}
-		}
-		if explanation == "" {
-			// The stage is not stored: "" lets every row of the table apply.
-			explanation = ExplainReply("", diag)
-		}
-		rep.Recipients = append(rep.Recipients, bounce.Recipient{
-			Address:     rc.Address,
-			Original:    rc.Original,
-			Status:      statusOf(rc, kind),
-			Diagnostic:  diag,
-			Explanation: explanation,
-			RemoteMTA:   p.sh.Host,
-			LastAttempt: now,
-		})
+		br := bounce.RecipientOf(kind, rc.Address, rc.Original, rc.Failure)
+		br.RemoteMTA, br.LastAttempt = p.sh.Host, now
+		rep.Recipients = append(rep.Recipients, br)
 	}
 	d, err := r.Spool.NewDraft()
 	if err != nil {
@@ -194,20 +175,6 @@ func bounceFrom(sh *config.Smarthost, domain string) string {
 		return sh.Username
 	}
 	return "MAILER-DAEMON@" + domain
-}
-
-// statusOf is the RFC 3463 status code of a recipient's report.
-func statusOf(rc *spool.Recipient, kind bounce.Kind) string {
-	if kind == bounce.Delay {
-		return "4.4.7"
-	}
-	if strings.HasPrefix(rc.Reason, "gave up after") {
-		return "5.4.7"
-	}
-	if f := strings.Fields(rc.Reason); len(f) > 1 && enhancedCode.MatchString(f[1]) && f[1][0] == '5' {
-		return f[1]
-	}
-	return "5.0.0"
 }
 
 // permanentDSN is the status logged for a recipient that failed: the

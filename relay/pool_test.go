@@ -263,8 +263,8 @@ func TestFailover_AllDown_DefersUntilTheFirstComesBack(t *testing.T) {
 	}
 	env := h.mustRead(id)
 	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, "connection refused")
-	if !env.OwnSide || env.Attempts != 1 {
-		t.Errorf("own side %v, attempts %d; want an own-side failure, one attempt", env.OwnSide, env.Attempts)
+	if !env.OwnSide() || env.Attempts != 1 {
+		t.Errorf("own side %v, attempts %d; want an own-side failure, one attempt", env.OwnSide(), env.Attempts)
 	}
 	one, two := h.sp.Host("one"), h.sp.Host("two")
 	if one.Failures != 1 || two.Failures != 1 {
@@ -310,7 +310,7 @@ func TestRouting_TwoSendersTwoSmarthosts(t *testing.T) {
 	}
 	env := h.mustRead(stray)
 	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending}, "no smarthost serves the sender <dave@d.example>")
-	if !env.OwnSide {
+	if !env.OwnSide() {
 		t.Error("an unrouted sender is not marked as relay's own side")
 	}
 	if l := h.logLines(rcptA); len(l) == 0 || !strings.Contains(l[len(l)-1], "relay=none") {

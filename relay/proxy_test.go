@@ -227,9 +227,9 @@ func noProxySecret(t *testing.T, outputs map[string]string) {
 func envOutputs(h *harness, id string) map[string]string {
 	out := map[string]string{"log": h.log.String(), "debug": h.debug.String()}
 	if env := h.read(id); env != nil {
-		out["last error"] = env.LastError
+		out["last error"] = env.LastError()
 		for _, r := range env.Recipients {
-			out["reason of "+r.Address] = r.Reason
+			out["reason of "+r.Address] = r.Reason()
 		}
 	}
 	return out
@@ -370,12 +370,12 @@ func TestProxy_SOCKSErrorReply_DefersWithPlainExplanation(t *testing.T) {
 				t.Errorf("%d connections reached the smarthost", srv.Conns())
 			}
 			// mailq explains the stored reason alike.
-			reason := rcpt(env, rcptA).Reason
-			if got := relay.ExplainReply("", reason); !strings.Contains(got, tc.phrase) {
-				t.Errorf("ExplainReply(%q) = %q, want %q", reason, got, tc.phrase)
+			reason := rcpt(env, rcptA).Reason()
+			if got := relay.Explain(rcpt(env, rcptA).Failure); !strings.Contains(got, tc.phrase) {
+				t.Errorf("Explain(%q) = %q, want %q", reason, got, tc.phrase)
 			}
-			if got := relay.ExplainReply("", env.LastError); !strings.Contains(got, tc.phrase) {
-				t.Errorf("ExplainReply(%q) = %q, want %q", env.LastError, got, tc.phrase)
+			if got := relay.Explain(env.LastFailure); !strings.Contains(got, tc.phrase) {
+				t.Errorf("Explain(%q) = %q, want %q", env.LastError(), got, tc.phrase)
 			}
 		})
 	}
@@ -700,8 +700,8 @@ func TestExplain_ProxyUnixSocketPermission(t *testing.T) {
 	if got := relay.Explain(&relay.Failure{Stage: relay.StageConnect, Err: errors.New(text)}); !strings.Contains(got, phrase) {
 		t.Errorf("Explain = %q, want %q", got, phrase)
 	}
-	if got := relay.ExplainReply("", "connect: "+text); !strings.Contains(got, phrase) {
-		t.Errorf("ExplainReply = %q, want %q", got, phrase)
+	if got := relay.Explain((&relay.Failure{Stage: relay.StageConnect, Err: errors.New(text)}).Stored(time.Now())); !strings.Contains(got, phrase) {
+		t.Errorf("Explain(stored) = %q, want %q", got, phrase)
 	}
 	if os.Geteuid() == 0 {
 		return

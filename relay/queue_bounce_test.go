@@ -388,8 +388,8 @@ func TestSoftBounce_Rcpt550_StaysPending(t *testing.T) {
 	}
 	env := h.mustRead(id)
 	wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending, rcptB: spool.Delivered}, "550 5.1.1 No such user")
-	if env.OwnSide || !env.NextAttempt.Equal(h.now.Add(time.Minute)) {
-		t.Errorf("own side %v, next attempt in %v; want a recipient deferral due after retry_min", env.OwnSide, env.NextAttempt.Sub(h.now))
+	if env.OwnSide() || !env.NextAttempt.Equal(h.now.Add(time.Minute)) {
+		t.Errorf("own side %v, next attempt in %v; want a recipient deferral due after retry_min", env.OwnSide(), env.NextAttempt.Sub(h.now))
 	}
 	if l := h.logLines(rcptA); len(l) != 1 || !strings.Contains(l[0], " status=deferred ") || !strings.Contains(l[0], `reply="550 5.1.1 No such user"`) {
 		t.Errorf("log %q, want status=deferred with the reply", l)

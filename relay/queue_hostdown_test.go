@@ -94,7 +94,7 @@ func TestHostDown_RememberedBetweenPasses(t *testing.T) {
 			for _, id := range ids {
 				env := h.mustRead(id)
 				for _, r := range env.Recipients {
-					if r.Status != spool.Pending || !strings.Contains(r.Reason, "down until") || !strings.Contains(r.Reason, tc.reason) {
+					if r.Status != spool.Pending || !strings.Contains(r.Reason(), "down until") || !strings.Contains(r.Reason(), tc.reason) {
 						t.Fatalf("%s: %+v, want pending with the remembered failure", id, r)
 					}
 				}

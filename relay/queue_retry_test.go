@@ -139,8 +139,8 @@ func TestOwnSide_DefersNeverBounces_HeldAfterLifetime(t *testing.T) {
 				}
 				env := h.mustRead(id)
 				wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending, rcptB: spool.Pending}, tc.reply)
-				if !env.OwnSide || env.Held || !strings.Contains(env.LastError, tc.reply) {
-					t.Errorf("pass %d: own side %v, held %v, last error %q; want own side, not held, the reply", i+1, env.OwnSide, env.Held, env.LastError)
+				if !env.OwnSide() || env.Held || !strings.Contains(env.LastError(), tc.reply) {
+					t.Errorf("pass %d: own side %v, held %v, last error %q; want own side, not held, the reply", i+1, env.OwnSide(), env.Held, env.LastError())
 				}
 			}
 			if r := h.reports(); len(r) != 0 {
@@ -154,8 +154,8 @@ func TestOwnSide_DefersNeverBounces_HeldAfterLifetime(t *testing.T) {
 			}
 			env := h.mustRead(id)
 			wantStatuses(t, env, map[string]spool.Status{rcptA: spool.Pending, rcptB: spool.Pending}, tc.reply)
-			if !env.Held || !env.OwnSide {
-				t.Errorf("held %v, own side %v; want both", env.Held, env.OwnSide)
+			if !env.Held || !env.OwnSide() {
+				t.Errorf("held %v, own side %v; want both", env.Held, env.OwnSide())
 			}
 			if l := h.logLines(rcptA); len(l) != 3 || !strings.Contains(l[2], " status=held ") {
 				t.Errorf("log %q, want the last line status=held", l)

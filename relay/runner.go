@@ -163,7 +163,7 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	}
 	if attempted {
 		env.Attempts++
-		env.LastError, env.OwnSide = "", false
+		env.LastFailure = nil
 		env.RateWait = nil
 	}
 	for _, res := range out.Results {
@@ -172,16 +172,15 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 			// untouched
 		case res.Err == nil:
 			res.Rcpt.Status = spool.Delivered
-			res.Rcpt.Reason = out.Reply
+			res.Rcpt.Reply, res.Rcpt.Failure = out.Reply, nil
 		case res.Err.Permanent() && !q.SoftBounce:
 			res.Rcpt.Status = spool.Failed
-			res.Rcpt.Reason = res.Err.ReplyLine()
+			res.Rcpt.Failure = res.Err.Stored(now)
 		default:
-			res.Rcpt.Reason = res.Err.ReplyLine()
-			if env.LastError == "" {
-				env.LastError = res.Err.Error()
+			res.Rcpt.Failure = res.Err.Stored(now)
+			if env.LastFailure == nil {
+				env.LastFailure = res.Rcpt.Failure
 			}
-			env.OwnSide = env.OwnSide || res.Err.OwnSide()
 		}
 	}
 	// Past the lifetime: mail that waits for relay's own side or the
@@ -189,12 +188,17 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	// smarthost keeps deferring is given up and reported.
 	// Time spent waiting for a rate limit does not count.
 	if pending := env.Pending(); len(pending) > 0 && q.Lifetime > 0 && now.Sub(env.Arrival)-env.RateWaited >= time.Duration(q.Lifetime) {
-		if env.OwnSide || env.Bounce {
+		if env.OwnSide() || env.Bounce {
 			env.Held = true
 		} else {
 			for _, rc := range pending {
 				rc.Status = spool.Failed
-				rc.Reason = "gave up after " + config.Duration(q.Lifetime).String() + ": " + rc.Reason
+				var gaveUp Failure
+				if rc.Failure != nil {
+					gaveUp = *rc.Failure
+				}
+				gaveUp.GaveUpAfter = config.Duration(q.Lifetime).String()
+				rc.Failure = &gaveUp
 			}
 		}
 	}

@@ -122,7 +122,7 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 	}
 	if limit, ok := c.client.MaxMessageSize(); ok && limit > 0 && sendSize > int64(limit) {
 		return finish(&Failure{Stage: StageData, Code: 552, Enhanced: "5.3.4",
-			Reply: fmt.Sprintf("message size %d exceeds size limit %d of the smarthost (SIZE in its EHLO): relay did not send it", sendSize, limit)}, nil)
+			Text: fmt.Sprintf("message size %d exceeds size limit %d of the smarthost (SIZE in its EHLO): relay did not send it", sendSize, limit)}, nil)
 	}
 
 	utf8OK, _ := c.client.Extension("SMTPUTF8")
@@ -230,7 +230,7 @@ func tooManyRecipients(f *Failure) bool {
 	case f.Code == 452:
 		return true
 	case f.Code == 552 || f.Code/100 == 4:
-		return f.Enhanced == "4.5.3" || f.Enhanced == "5.5.3" || tooManyRe.MatchString(f.Reply)
+		return f.Enhanced == "4.5.3" || f.Enhanced == "5.5.3" || tooManyRe.MatchString(f.Text)
 	}
 	return false
 }

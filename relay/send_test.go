@@ -350,8 +350,8 @@ func TestSend_DataBudget_HintInLog(t *testing.T) {
 	h.run()
 	wantStatuses(t, h.mustRead(id), map[string]spool.Status{rcptA: spool.Pending}, "too slowly")
 	wantHint(t, h, rcptA, "deferred", "DATA budget")
-	r := rcpt(h.mustRead(id), rcptA).Reason
-	if e := relay.ExplainReply("", r); !strings.Contains(e, "DATA budget") {
+	r := rcpt(h.mustRead(id), rcptA).Reason()
+	if e := relay.Explain(rcpt(h.mustRead(id), rcptA).Failure); !strings.Contains(e, "DATA budget") {
 		t.Errorf("stored reason %q explained as %q", r, e)
 	}
 }
@@ -580,7 +580,7 @@ func TestSend_SizeLimit(t *testing.T) {
 	for _, a := range []string{rcptA, rcptB} {
 		f := got[a]
 		if f == nil || f.Code != 552 || f.Enhanced != "5.3.4" || !f.Permanent() || f.OwnSide() ||
-			!strings.Contains(f.Reply, "exceeds size limit 2000") {
+			!strings.Contains(f.Text, "exceeds size limit 2000") {
 			t.Errorf("%s: %v, want a permanent 552 5.3.4 naming the limit", a, f)
 		}
 	}
@@ -599,7 +599,7 @@ func TestSend_SizeLimit(t *testing.T) {
 	c2 := dial(t, raw.Port)
 	eight := "Subject: x\r\n\r\n" + strings.Repeat("\xc3\xa9", 750)
 	got, err = send(t, c2, sendEnv(rcptA), eight)
-	if f := got[rcptA]; err != nil || f == nil || f.Code != 552 || !strings.Contains(f.Reply, "exceeds size limit 1800") {
+	if f := got[rcptA]; err != nil || f == nil || f.Code != 552 || !strings.Contains(f.Text, "exceeds size limit 1800") {
 		t.Errorf("re-encoded message over the limit: %v %v", f, err)
 	}
 }
@@ -676,13 +676,13 @@ func TestSend_SMTPUTF8_HintInLog(t *testing.T) {
 	h.run()
 	env := h.mustRead(id)
 	wantStatuses(t, env, map[string]spool.Status{utf: spool.Pending}, "SMTPUTF8")
-	if !env.OwnSide {
+	if !env.OwnSide() {
 		t.Error("not marked own side: relay check would not report the stuck mail")
 	}
 	wantHint(t, h, utf, "deferred", "offering SMTPUTF8")
 	// mailq and bounces explain the stored reason the same way.
-	if e := relay.ExplainReply("", rcpt(env, utf).Reason); !strings.Contains(e, "offering SMTPUTF8") {
-		t.Errorf("stored reason %q explained as %q", rcpt(env, utf).Reason, e)
+	if e := relay.Explain(rcpt(env, utf).Failure); !strings.Contains(e, "offering SMTPUTF8") {
+		t.Errorf("stored reason %q explained as %q", rcpt(env, utf).Reason(), e)
 	}
 }
 

@@ -234,7 +234,7 @@ func TestRecipientsKeepOriginal(t *testing.T) {
 	if len(bad) != 1 || !strings.HasPrefix(bad[0], "pipe: ") {
 		t.Errorf("bad: %v", bad)
 	}
-	if !strings.HasPrefix(out[2].Reason, "550 5.1.1 <pipe>: ") {
-		t.Errorf("reason %q", out[2].Reason)
+	if !strings.HasPrefix(out[2].Reason(), "550 5.1.1 <pipe>: ") {
+		t.Errorf("reason %q", out[2].Reason())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/failure"
 	"github.com/relaymail/relay/mailaddr"
 	"github.com/relaymail/relay/spool"
 )
@@ -211,7 +212,9 @@ func (r *Rules) Recipients(in []spool.Recipient) (out []spool.Recipient, bad []s
 			}
 			if x.Undeliverable != "" {
 				n.Status = spool.Failed
-				n.Reason = "550 5.1.1 <" + orig + ">: " + x.Undeliverable
+				// Refused as a smarthost would refuse it at RCPT: failed
+				// for good, explained and bounced like one.
+				n.Failure = &failure.Failure{Stage: failure.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "<" + orig + ">: " + x.Undeliverable}
 				bad = append(bad, orig+": "+x.Undeliverable)
 			}
 			out = append(out, n)

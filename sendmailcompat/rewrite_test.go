@@ -96,7 +96,7 @@ func TestEnqueueNowhereToGo(t *testing.T) {
 	if got := recipientStates(m); got != "pipe@server1.example.com<pipe>failed bob@example.org<>pending" {
 		t.Errorf("recipients: %s", got)
 	}
-	if r := m.Recipients[0].Reason; !strings.HasPrefix(r, "550 5.1.1 <pipe>: ") {
+	if r := m.Recipients[0].Reason(); !strings.HasPrefix(r, "550 5.1.1 <pipe>: ") {
 		t.Errorf("reason %q", r)
 	}
 }

@@ -11,7 +11,7 @@
 //
 // A queue file is, byte for byte:
 //
-//	relay-spool 1\n              format line: magic word and format version
+//	relay-spool 2\n              format line: magic word and format version
 //	{"id":"…","sender":…}\n      the arrival envelope, one line of JSON
 //	Received: …\r\n…             the message as accepted (after header fix-ups)
 //
@@ -67,6 +67,43 @@
 // the lock the holder checks that the file still has a link: another runner
 // may have delivered and removed the message between our open and our lock.
 // The spool must therefore be on a local file system.
+//
+// # Format versions and conversion
+//
+// Every file relay writes starts with the format line: a queue file (then
+// the arrival envelope and the message) and, since format 2, an envelope
+// file queue/ID.env (then the envelope). Format 1 wrote envelope files as
+// the JSON line alone; one that starts with "{" is format 1.
+//
+//   - Format 1 stored failures as text: a recipient's "reason" (the reply
+//     line, "gave up after 5d: " in front once relay gave up, or the 250
+//     reply of a delivery), the envelope's "last_error" ("rcpt: 452 …") and
+//     "own_side".
+//   - Format 2 stores them as structures of package failure: a recipient's
+//     "failure" (stage, code, enhanced code, text, time, gave_up_after), a
+//     delivered recipient's "reply" (the 250 reply stays text: it is shown,
+//     never classified), and the envelope's "last_failure". Whether a
+//     message waits for relay's own side is no longer stored: it is
+//     derived from its pending recipients' failures ([Envelope.OwnSide]).
+//
+// A file of an older format is converted when it is read, in memory: the
+// text is parsed back once (package failure's ParseFormat1Reason and
+// ParseFormat1Error), a recipient's stage taken from the last error when
+// its reason is that error's reply, else the one mailq assumed for format
+// 1 (MAIL when the message waited for relay's own side, else RCPT). Reading
+// never writes (mailq needs only read access), so a converted envelope
+// reaches the disk with the message's next update, which writes queue/ID.env
+// in the current format; the queue file itself is never rewritten (it may
+// hold 100 MB) and keeps its older arrival envelope, which the envelope file
+// supersedes. A message never updated again is converted on every read, at
+// the cost of parsing a few lines. spool/testdata holds a spool written by
+// format 1, which the tests read back field by field.
+//
+// A file of a newer format than this relay reads (queue or envelope file)
+// is refused with ErrNewer and left alone. Going back to an older relay is
+// not supported: one that reads only format 1 refuses format-2 queue files
+// (left alone) but takes a format-2 envelope file for corrupt (moved aside
+// to corrupt/, never deleted).
 //
 // # Corrupt files
 //

@@ -1,6 +1,10 @@
 package spool
 
-import "time"
+import (
+	"time"
+
+	"github.com/relaymail/relay/failure"
+)
 
 // Status is where one recipient stands.
 type Status string
@@ -21,18 +25,17 @@ type Envelope struct {
 	Arrival     time.Time   `json:"arrival"`
 	Attempts    int         `json:"attempts"`
 	NextAttempt time.Time   `json:"next_attempt"`
-	LastError   string      `json:"last_error,omitempty"`
-	DSN         DSN         `json:"dsn,omitzero"`
-	Body        string      `json:"body,omitempty"` // "7BIT" or "8BITMIME" as declared with -B; "" undeclared
-	MessageID   string      `json:"message_id,omitempty"`
-	Held        bool        `json:"held,omitempty"`
+	// LastFailure is the failure that deferred the message at its last
+	// attempt (its first deferred recipient's); nil when the last attempt
+	// deferred nothing.
+	LastFailure *failure.Failure `json:"last_failure,omitempty"`
+	DSN         DSN              `json:"dsn,omitzero"`
+	Body        string           `json:"body,omitempty"` // "7BIT" or "8BITMIME" as declared with -B; "" undeclared
+	MessageID   string           `json:"message_id,omitempty"`
+	Held        bool             `json:"held,omitempty"`
 	// Bounce marks a delivery status notification relay made itself: it is
 	// never answered with another one.
 	Bounce bool `json:"bounce,omitempty"`
-	// OwnSide: the last attempt failed on relay's side or the account's
-	// (connect, TLS, AUTH, MAIL FROM), not on a recipient: relay check
-	// reports such mail as stuck.
-	OwnSide bool `json:"own_side,omitempty"`
 	// Warned: the delay warning (warn_after) was sent.
 	Warned bool `json:"warned,omitempty"`
 	// RateWait, when set, says that the message waits for a smarthost's
@@ -58,8 +61,13 @@ type Recipient struct {
 	// it (qualification, later aliasing).
 	Original string `json:"original,omitempty"`
 	Status   Status `json:"status"`
-	// Reason is the last reply or error for this recipient.
-	Reason string `json:"reason,omitempty"`
+	// Reply is the smarthost's reply that took the recipient
+	// ("250 2.0.0 Ok: queued as …"). It stays text: it is shown, never
+	// classified or explained.
+	Reply string `json:"reply,omitempty"`
+	// Failure is the recipient's last failure: why it is deferred or why it
+	// failed; nil when it had none (new, delivered, redirected).
+	Failure *failure.Failure `json:"failure,omitempty"`
 	// Notified: the failure of this recipient was reported to the sender
 	// (a bounce is queued), or needs no report (NOTIFY=NEVER, null sender).
 	Notified bool `json:"notified,omitempty"`
@@ -82,4 +90,36 @@ func (e *Envelope) Pending() []*Recipient {
 		}
 	}
 	return out
+}
+
+// Reason is the recipient's last reply or failure as one line, as mailq
+// and relay queue show it ("" when it has none).
+func (r Recipient) Reason() string {
+	if r.Failure != nil {
+		return r.Failure.Reason()
+	}
+	return r.Reply
+}
+
+// LastError is the last failure as one line with its stage
+// ("rcpt: 452 4.2.2 Mailbox full"), as relay queue show and relay check
+// show it; "" when the last attempt deferred nothing.
+func (e *Envelope) LastError() string {
+	if e.LastFailure == nil {
+		return ""
+	}
+	return e.LastFailure.Error()
+}
+
+// OwnSide reports whether a pending recipient waits for relay's side or
+// the account (connect, TLS, AUTH, MAIL FROM, an account condition; see
+// package failure), not for itself: relay check reports such mail as
+// stuck, and past lifetime it goes on hold instead of bouncing.
+func (e *Envelope) OwnSide() bool {
+	for i := range e.Recipients {
+		if rc := &e.Recipients[i]; rc.Status == Pending && rc.Failure != nil && rc.Failure.OwnSide() {
+			return true
+		}
+	}
+	return false
 }

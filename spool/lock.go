@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -131,11 +130,11 @@ func (s *Spool) readEnvelopeAt(id string, f io.ReaderAt, mayHaveEnv bool) (*Enve
 	}
 	// The arrival envelope is superseded: only where the message starts
 	// is wanted from the queue file.
-	_, off, err := scanHead(head)
+	_, _, off, err := scanHead(head)
 	if err != nil {
 		return nil, 0, err
 	}
-	cur, err := decodeEnvelope(b)
+	cur, err := decodeEnvelopeFile(b)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -179,7 +178,7 @@ func (l *Locked) Content() io.Reader {
 
 // Update makes l.Env the message's envelope, durably.
 func (l *Locked) Update() error {
-	b, err := encodeEnvelopeLine(l.Env)
+	b, err := encodeEnvelope(l.Env)
 	if err != nil {
 		return err
 	}
@@ -267,13 +266,4 @@ func (s *Spool) RunnerActive() bool {
 	}
 	defer f.Close()
 	return isLocked(f)
-}
-
-// encodeEnvelopeLine is the content of an envelope file (queue/ID.env).
-func encodeEnvelopeLine(env *Envelope) ([]byte, error) {
-	b, err := json.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("spool: encode envelope %s: %w", env.ID, err)
-	}
-	return append(b, '\n'), nil
 }

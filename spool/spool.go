@@ -2,24 +2,14 @@ package spool
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// FormatVersion is the version written in the format line of every queue
-// file this relay writes.
-const FormatVersion = 1
-
-const magic = "relay-spool"
 
 // Errors returned (wrapped) by the spool.
 var (
@@ -138,13 +128,11 @@ func (d *Draft) WriteEnvelope(env *Envelope) error {
 		return errors.New("spool: envelope written twice")
 	}
 	env.ID = d.ID
-	b, err := json.Marshal(env)
+	b, err := encodeEnvelope(env)
 	if err != nil {
-		return fmt.Errorf("spool: encode envelope: %w", err)
+		return err
 	}
-	fmt.Fprintf(d.w, "%s %d\n", magic, FormatVersion)
-	d.w.Write(b)
-	if err := d.w.WriteByte('\n'); err != nil {
+	if _, err := d.w.Write(b); err != nil {
 		return fmt.Errorf("spool: write %s: %w", d.ID, err)
 	}
 	d.env = true
@@ -265,54 +253,6 @@ func (s *Spool) writeTempFile(base string, data []byte, sync bool) (string, erro
 		return "", err
 	}
 	return f.Name(), nil
-}
-
-// readHead reads the format line and the arrival envelope of an open queue
-// file and returns the envelope and the offset where the message starts.
-func readHead(r io.Reader) (*Envelope, int64, error) {
-	envLine, off, err := scanHead(r)
-	if err != nil {
-		return nil, 0, err
-	}
-	env, err := decodeEnvelope(envLine)
-	if err != nil {
-		return nil, 0, err
-	}
-	return env, off, nil
-}
-
-// scanHead checks the format line of a queue file and returns its arrival
-// envelope line, undecoded, and the offset where the message starts.
-func scanHead(r io.Reader) ([]byte, int64, error) {
-	br := bufio.NewReaderSize(r, 4096)
-	line, err := br.ReadBytes('\n')
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: no format line", ErrCorrupt)
-	}
-	rest, ok := bytes.CutPrefix(line, []byte(magic+" "))
-	version, err := strconv.Atoi(string(bytes.TrimSuffix(rest, []byte("\n"))))
-	if !ok || err != nil || version < 0 {
-		return nil, 0, fmt.Errorf("%w: bad format line %.40q", ErrCorrupt, line)
-	}
-	if version > FormatVersion {
-		return nil, 0, fmt.Errorf("%w (format %d, this relay reads %d)", ErrNewer, version, FormatVersion)
-	}
-	envLine, err := br.ReadBytes('\n')
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: truncated envelope", ErrCorrupt)
-	}
-	return envLine, int64(len(line) + len(envLine)), nil
-}
-
-func decodeEnvelope(b []byte) (*Envelope, error) {
-	env := new(Envelope)
-	if err := json.Unmarshal(b, env); err != nil {
-		return nil, fmt.Errorf("%w: envelope: %v", ErrCorrupt, err)
-	}
-	if !ValidID(env.ID) || len(env.Recipients) == 0 {
-		return nil, fmt.Errorf("%w: envelope without ID or recipients", ErrCorrupt)
-	}
-	return env, nil
 }
 
 func newDraftWriter(f *os.File) *bufio.Writer { return bufio.NewWriterSize(f, 64<<10) }

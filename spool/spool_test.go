@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/failure"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -325,7 +326,7 @@ func TestScan_SameAsRead(t *testing.T) {
 	}
 	defer l.Close()
 	l.Env.Attempts = 7
-	l.Env.LastError = "451 later"
+	l.Env.LastFailure = &failure.Failure{Stage: failure.StageRcpt, Code: 451, Text: "later"}
 	if err := l.Update(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
-package relay
+package failure
 
-// The explainRule table: what a smarthost's answer (or a failure without
+// The explanation table: what a smarthost's answer (or a failure without
 // one) means in plain words, and what to change. One place in the code,
 // used by the log's hint=, relay's bounces, mailq and relay probe.
 
@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 )
@@ -38,10 +37,10 @@ type explainRule struct {
 	reply *regexp.Regexp
 	// err and errText match a failure without a reply: the row matches
 	// when err says yes for the Go error, or errText matches its text (a
-	// reason stored in the queue has lost its type).
+	// failure read from the spool has lost its type).
 	err     func(error) bool
 	errText *regexp.Regexp
-	// say is the explainRule: what happened and what to do.
+	// say is the explanation: what happened and what to do.
 	say string
 }
 
@@ -58,14 +57,16 @@ func (e *explainRule) matches(f *Failure) bool {
 	if e.enhanced != nil && !e.enhanced.MatchString(f.Enhanced) {
 		return false
 	}
-	if e.reply != nil && (f.Code == 0 || !e.reply.MatchString(f.Reply)) {
+	if e.reply != nil && (f.Code == 0 || !e.reply.MatchString(f.Text)) {
 		return false
 	}
 	if e.err != nil || e.errText != nil {
-		if f.Code != 0 || f.Err == nil {
+		text := f.text()
+		if f.Code != 0 || text == "" {
 			return false
 		}
-		if !(e.err != nil && e.err(f.Err)) && !(e.errText != nil && e.errText.MatchString(f.Err.Error())) {
+		byType := e.err != nil && f.Err != nil && e.err(f.Err)
+		if !byType && !(e.errText != nil && e.errText.MatchString(text)) {
 			return false
 		}
 	}
@@ -151,7 +152,7 @@ const (
 const proxyFailed = `^proxy socks5://.*: socks connect\b`
 
 // explainRules is the table, in order: the first row that matches gives
-// the explainRule.
+// the explanation.
 // The table is built on first use: its patterns cost milliseconds to
 // compile, and sendmail, which never explains anything, starts with this
 // package.
@@ -292,8 +293,9 @@ var explainRules = sync.OnceValue(func() []explainRule {
 	}
 })
 
-// downReason is the reason of a smarthost remembered as down (see Run):
-// "NAME is down until TIME (REASON)".
+// downReason is the text of a smarthost remembered as down (package
+// relay): "NAME is down until TIME (REASON)", REASON being the reply line
+// of the failure that took it down.
 var downReason = regexp.MustCompile(`is down until \S+ \((.*)\)$`)
 
 // Explain says in plain words what a failure means and how to fix it, in
@@ -302,10 +304,12 @@ func Explain(f *Failure) string {
 	if f == nil {
 		return ""
 	}
-	if f.Code == 0 && f.Err != nil {
-		// A smarthost remembered as down: explain why it went down.
-		if m := downReason.FindStringSubmatch(f.Err.Error()); m != nil {
-			return ExplainReply("", m[1])
+	if f.Code == 0 {
+		// A smarthost remembered as down: explain why it went down. The
+		// remembered failure is kept as its reply line (spool.HostState),
+		// its stage unknown.
+		if m := downReason.FindStringSubmatch(f.text()); m != nil {
+			return Explain(ParseFormat1Reason("", m[1]))
 		}
 	}
 	rules := explainRules()
@@ -315,40 +319,4 @@ func Explain(f *Failure) string {
 		}
 	}
 	return ""
-}
-
-// storedReplyRe parses a reply line: "553 5.7.1 Sender address rejected".
-var storedReplyRe = regexp.MustCompile(`^([2-5][0-9][0-9])(?:[ -]+([245]\.[0-9]{1,3}\.[0-9]{1,3}))?(?:[ -]+(.*))?$`)
-
-var knownStages = []Stage{StageConnect, StageTLS, StageGreeting, StageEHLO, StageAuth, StageMail, StageRcpt, StageData, StageLocal}
-
-// ExplainReply is Explain for a failure known only by a line stored in the
-// queue (mailq's reason, a bounce): a reply "CODE [X.Y.Z] text" or the
-// text of an error. stage may be "" when unknown; a line that starts with
-// a stage ("auth: 535 …", as Failure.Error writes it) gives its own. A
-// reason "gave up after DURATION: …" is explained by what follows it.
-func ExplainReply(stage Stage, reply string) string {
-	reply = strings.TrimSpace(reply)
-	if rest, ok := strings.CutPrefix(reply, "gave up after "); ok {
-		if _, r, ok := strings.Cut(rest, ": "); ok {
-			reply = r
-		}
-	}
-	if s, rest, ok := strings.Cut(reply, ": "); ok && slices.Contains(knownStages, Stage(s)) {
-		if stage == "" {
-			stage = Stage(s)
-		}
-		reply = rest
-	}
-	if reply == "" {
-		return ""
-	}
-	f := &Failure{Stage: stage}
-	if m := storedReplyRe.FindStringSubmatch(reply); m != nil {
-		f.Code, _ = strconv.Atoi(m[1])
-		f.Enhanced, f.Reply = m[2], m[3]
-	} else {
-		f.Err = errors.New(reply)
-	}
-	return Explain(f)
 }
