@@ -490,11 +490,11 @@ func checkSpool(cfg *config.Config, warn io.Writer) (int, error) {
 			return 0, err
 		}
 		var problems []string
-		for _, d := range install.SpoolDirs(cfg.Spool) {
+		for _, d := range spool.SystemDirs(cfg.Spool) {
 			fi, err := os.Lstat(d.Path)
 			if err != nil {
 				problems = append(problems, err.Error())
-			} else if p := install.CheckDir(fi, d.Mode, uid, gid); p != "" {
+			} else if p := d.Check(fi, uid, gid); p != "" {
 				problems = append(problems, d.Path+": "+p+" (relay install fixes it)")
 			}
 		}
