@@ -7,11 +7,9 @@ package main_test
 // blocking CI); none asserts how fast anything was.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -20,140 +18,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/spool"
 )
-
-// ------------------------------------------------- the test smarthost --
-
-// sink is a plain SMTP smarthost on 127.0.0.1 that accepts everything and
-// counts, per Message-ID, the transactions it completed (returned from
-// DATA to answer 250).
-type sink struct {
-	t    *testing.T
-	Port int
-	// slow is a pause after every 64 KiB of DATA read (a slow link).
-	slow    time.Duration
-	srv     *smtp.Server
-	mu      sync.Mutex
-	got     map[string]int
-	dataRx  atomic.Int64 // DATA bytes read, all transactions
-	aborted atomic.Int64 // transactions cut before their final dot
-	down    atomic.Bool  // refuse every session with a 421 greeting
-}
-
-// newSink listens on port (0: any free port).
-func newSink(t *testing.T, port int, slow time.Duration) *sink {
-	t.Helper()
-	s := &sink{t: t, slow: slow, got: map[string]int{}}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		if s.down.Load() {
-			return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "sink is down"}
-		}
-		return &sinkSession{s: s}, nil
-	}))
-	srv.Domain = "sink.test"
-	srv.MaxMessageBytes = 200 << 20
-	srv.ReadTimeout = time.Minute
-	srv.ErrorLog = nopLogger{}
-	var ln net.Listener
-	var err error
-	for try := 0; try < 50; try++ { // the port of a sink just closed may linger
-		if ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Port = ln.Addr().(*net.TCPAddr).Port
-	s.srv = srv
-	go srv.Serve(ln)
-	t.Cleanup(s.close)
-	return s
-}
-
-func (s *sink) close() { s.srv.Close() }
-
-// count is how many times the message was accepted.
-func (s *sink) count(msgID string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.got[msgID]
-}
-
-func (s *sink) snapshot() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.got))
-	for k, v := range s.got {
-		out[k] = v
-	}
-	return out
-}
-
-type nopLogger struct{}
-
-func (nopLogger) Printf(string, ...any) {}
-func (nopLogger) Println(...any)        {}
-
-type sinkSession struct{ s *sink }
-
-func (ss *sinkSession) Mail(string, *smtp.MailOptions) error {
-	if ss.s.down.Load() {
-		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "sink is down"}
-	}
-	return nil
-}
-
-func (*sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (*sinkSession) Reset()                               {}
-func (*sinkSession) Logout() error                        { return nil }
-
-func (ss *sinkSession) Data(r io.Reader) error {
-	s := ss.s
-	br := bufio.NewReaderSize(r, 64<<10)
-	msgID := ""
-	for {
-		line, err := br.ReadString('\n')
-		s.dataRx.Add(int64(len(line)))
-		if err != nil {
-			s.aborted.Add(1)
-			return err
-		}
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Message-ID") {
-			msgID = strings.Trim(strings.TrimSpace(v), "<>")
-		}
-		if strings.TrimSpace(line) == "" {
-			break
-		}
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := br.Read(buf)
-		s.dataRx.Add(int64(n))
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			s.aborted.Add(1)
-			return err
-		}
-		if s.slow > 0 {
-			time.Sleep(s.slow)
-		}
-	}
-	s.mu.Lock()
-	s.got[msgID]++
-	s.mu.Unlock()
-	return nil
-}
 
 // --------------------------------------------------------- the daemon --
 
@@ -311,7 +182,7 @@ func (e *env) submit(t *testing.T, msgID, body string) {
 // --------------------------------------------------------------- tests --
 
 func TestDaemon_SecondRefusesAndRunnersStandAside(t *testing.T) {
-	s := newSink(t, 0, 0)
+	s := testsmtp.NewSink(t, 0, 0)
 	e := newEnv(t, daemonConf(s.Port))
 	d := runDaemon(t, e)
 
@@ -351,32 +222,32 @@ func TestDaemon_SecondRefusesAndRunnersStandAside(t *testing.T) {
 // only the watch can explain that a new message is delivered and that a
 // flush (sendmail -q) makes deferred mail go.
 func TestDaemon_WatchPicksUpAndFlush(t *testing.T) {
-	s := newSink(t, 0, 0)
+	s := testsmtp.NewSink(t, 0, 0)
 	e := newEnv(t, daemonConf(s.Port))
 	d := runDaemon(t, e)
 	id := "pickup-" + fmt.Sprint(rand.Int64())
 	e.submit(t, id, "hello\n")
-	if !waitFor(30*time.Second, func() bool { return s.count(id) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return s.Count(id) == 1 }) {
 		t.Fatalf("message not delivered by the daemon:\n%s", d.log.String())
 	}
 
 	// The smarthost goes down: a message is deferred for an hour.
-	s.down.Store(true)
+	s.Down.Store(true)
 	id2 := "flush-" + fmt.Sprint(rand.Int64())
 	e.submit(t, id2, "deferred first\n")
 	if !waitFor(30*time.Second, func() bool { return strings.Contains(d.log.String(), "status=deferred") }) {
 		t.Fatalf("no deferral logged:\n%s", d.log.String())
 	}
-	s.down.Store(false)
+	s.Down.Store(false)
 	s2 := s
 	time.Sleep(300 * time.Millisecond)
-	if s2.count(id2) != 0 {
+	if s2.Count(id2) != 0 {
 		t.Fatal("delivered before the flush: the retry time was not respected")
 	}
 	if r := run(e.cmd("sendmail", "-q"), ""); r.code != 0 {
 		t.Fatalf("sendmail -q: exit %d %s", r.code, r.stderr)
 	}
-	if !waitFor(30*time.Second, func() bool { return s2.count(id2) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return s2.Count(id2) == 1 }) {
 		t.Fatalf("flushed message not delivered:\n%s", d.log.String())
 	}
 	if !waitFor(10*time.Second, func() bool { return queued(t, e) == 0 }) {
@@ -390,21 +261,21 @@ func TestDaemon_WatchPicksUpAndFlush(t *testing.T) {
 // message stays queued untouched (no attempt counted) and a restarted
 // daemon delivers it once, whole.
 func TestDaemon_SIGTERMDuring40MBData(t *testing.T) {
-	slow := newSink(t, 0, 20*time.Millisecond) // ~3 MB/s
+	slow := testsmtp.NewSink(t, 0, 20*time.Millisecond) // ~3 MB/s
 	e := newEnv(t, daemonConf(slow.Port))
 	body := strings.Repeat(strings.Repeat("x", 76)+"\n", 40<<20/77)
 	id := "big-" + fmt.Sprint(rand.Int64())
 	e.submit(t, id, body)
 	d := runDaemon(t, e)
-	if !waitFor(60*time.Second, func() bool { return slow.dataRx.Load() > 4<<20 }) {
+	if !waitFor(60*time.Second, func() bool { return slow.DataRx.Load() > 4<<20 }) {
 		t.Fatalf("DATA did not start:\n%s", d.log.String())
 	}
 	took := d.stop(syscall.SIGTERM, 15*time.Second)
-	t.Logf("SIGTERM after %d MB of DATA: the daemon exited after %v", slow.dataRx.Load()>>20, took.Round(time.Millisecond))
+	t.Logf("SIGTERM after %d MB of DATA: the daemon exited after %v", slow.DataRx.Load()>>20, took.Round(time.Millisecond))
 	if d.code != 0 {
 		t.Errorf("exit %d after SIGTERM", d.code)
 	}
-	if slow.count(id) != 0 {
+	if slow.Count(id) != 0 {
 		t.Fatal("the smarthost accepted the cut message")
 	}
 	msgs := e.messages()
@@ -416,21 +287,21 @@ func TestDaemon_SIGTERMDuring40MBData(t *testing.T) {
 			t.Errorf("cut message changed: attempts %d, pending %d, held %v", m.Attempts, len(m.Pending()), m.Held)
 		}
 	}
-	if !waitFor(10*time.Second, func() bool { return slow.aborted.Load() == 1 }) {
+	if !waitFor(10*time.Second, func() bool { return slow.Aborted.Load() == 1 }) {
 		t.Errorf("the smarthost did not see the transaction end without its dot")
 	}
-	slow.close()
+	slow.Close()
 
-	fast := newSink(t, 0, 0)
+	fast := testsmtp.NewSink(t, 0, 0)
 	e.writeConf(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s", e.spool, daemonConf(fast.Port)))
 	d2 := runDaemon(t, e)
-	if !waitFor(60*time.Second, func() bool { return fast.count(id) == 1 }) {
+	if !waitFor(60*time.Second, func() bool { return fast.Count(id) == 1 }) {
 		t.Fatalf("not delivered after the restart:\n%s", d2.log.String())
 	}
 	if !waitFor(10*time.Second, func() bool { return queued(t, e) == 0 }) {
 		t.Errorf("queue not empty after delivery")
 	}
-	if got := fast.dataRx.Load(); got < int64(len(body)) {
+	if got := fast.DataRx.Load(); got < int64(len(body)) {
 		t.Errorf("smarthost read %d bytes, the body alone has %d", got, len(body))
 	}
 	d2.stop(syscall.SIGTERM, 20*time.Second)
@@ -439,7 +310,7 @@ func TestDaemon_SIGTERMDuring40MBData(t *testing.T) {
 // TestDaemon_SIGHUP: a broken configuration is refused (logged) and the
 // daemon keeps delivering with the old one; a good one takes effect.
 func TestDaemon_SIGHUP(t *testing.T) {
-	s := newSink(t, 0, 0)
+	s := testsmtp.NewSink(t, 0, 0)
 	e := newEnv(t, daemonConf(s.Port))
 	good, err := os.ReadFile(e.conf)
 	if err != nil {
@@ -462,12 +333,12 @@ func TestDaemon_SIGHUP(t *testing.T) {
 	}
 	id := "hup-" + fmt.Sprint(rand.Int64())
 	e.submit(t, id, "after a broken reload\n")
-	if !waitFor(30*time.Second, func() bool { return s.count(id) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return s.Count(id) == 1 }) {
 		t.Fatalf("not delivered with the old configuration:\n%s", d.log.String())
 	}
 
 	// A good new configuration: another smarthost.
-	s2 := newSink(t, 0, 0)
+	s2 := testsmtp.NewSink(t, 0, 0)
 	write(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s", e.spool, daemonConf(s2.Port)))
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	if !waitFor(10*time.Second, func() bool { return strings.Contains(d.log.String(), "status=reloaded") }) {
@@ -475,10 +346,10 @@ func TestDaemon_SIGHUP(t *testing.T) {
 	}
 	id2 := "hup2-" + fmt.Sprint(rand.Int64())
 	e.submit(t, id2, "after a good reload\n")
-	if !waitFor(30*time.Second, func() bool { return s2.count(id2) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return s2.Count(id2) == 1 }) {
 		t.Fatalf("not delivered to the new smarthost:\n%s", d.log.String())
 	}
-	if s.count(id2) != 0 {
+	if s.Count(id2) != 0 {
 		t.Error("delivered to the old smarthost after the reload")
 	}
 	d.stop(syscall.SIGTERM, 20*time.Second)
@@ -497,7 +368,7 @@ func TestDaemon_SIGKILLWhileDelivering(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for tens of seconds")
 	}
-	s := newSink(t, 0, 0)
+	s := testsmtp.NewSink(t, 0, 0)
 	e := newEnv(t, daemonConf(s.Port))
 	var (
 		submitted []string
@@ -535,7 +406,7 @@ func TestDaemon_SIGKILLWhileDelivering(t *testing.T) {
 		// kill.
 		d.cmd.Process.Signal(syscall.SIGKILL)
 		<-d.done
-		for id := range s.snapshot() {
+		for id := range s.Snapshot() {
 			acceptedBefore[id] = true
 		}
 		cancel()
@@ -547,7 +418,7 @@ func TestDaemon_SIGKILLWhileDelivering(t *testing.T) {
 	}
 	d.stop(syscall.SIGTERM, 20*time.Second)
 
-	got := s.snapshot()
+	got := s.Snapshot()
 	missing, dups := 0, 0
 	for _, id := range submitted {
 		switch n := got[id]; {
@@ -572,7 +443,7 @@ func TestDaemon_SIGKILLWhileDelivering(t *testing.T) {
 // the maildrop, is picked up by the watch and delivered.
 func TestDaemon_SystemInstallMaildrop(t *testing.T) {
 	s := newSysEnv(t)
-	sk := newSink(t, 0, 0)
+	sk := testsmtp.NewSink(t, 0, 0)
 	conf, err := os.ReadFile(s.conf)
 	if err != nil {
 		t.Fatal(err)
@@ -595,7 +466,7 @@ func TestDaemon_SystemInstallMaildrop(t *testing.T) {
 	if r := run(as(s.users[0], s.cmd("sendmail", "-i", "b@example.net")), testMessage(id, "from a user\n")); r.code != 0 {
 		t.Fatalf("sendmail: %+v", r)
 	}
-	if !waitFor(30*time.Second, func() bool { return sk.count(id) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return sk.Count(id) == 1 }) {
 		t.Fatalf("dropped message not delivered:\n%s", d.log.String())
 	}
 	if left, _ := os.ReadDir(filepath.Join(s.spool, "maildrop")); len(left) != 0 {
@@ -649,7 +520,7 @@ func TestDaemon_IdleAfterDeferrals(t *testing.T) {
 // says READY=1 and, on SIGTERM, STOPPING=1; SIGHUP reopens a log file
 // moved away by logrotate.
 func TestDaemon_SdNotifyAndLogReopen(t *testing.T) {
-	s := newSink(t, 0, 0)
+	s := testsmtp.NewSink(t, 0, 0)
 	e := newEnv(t, daemonConf(s.Port))
 	logPath := filepath.Join(e.dir, "relay.log")
 	conf, _ := os.ReadFile(e.conf)
@@ -704,7 +575,7 @@ func TestDaemon_SdNotifyAndLogReopen(t *testing.T) {
 
 	id := "log1-" + fmt.Sprint(rand.Int64())
 	e.submit(t, id, "one\n")
-	if !waitFor(30*time.Second, func() bool { return s.count(id) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return s.Count(id) == 1 }) {
 		t.Fatal("not delivered")
 	}
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
@@ -716,7 +587,7 @@ func TestDaemon_SdNotifyAndLogReopen(t *testing.T) {
 	}
 	id2 := "log2-" + fmt.Sprint(rand.Int64())
 	e.submit(t, id2, "two\n")
-	if !waitFor(30*time.Second, func() bool { return s.count(id2) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return s.Count(id2) == 1 }) {
 		t.Fatal("not delivered after SIGHUP")
 	}
 	d.stop(syscall.SIGTERM, 20*time.Second)

@@ -4,8 +4,11 @@
 //
 // The binary answers to several names, like Postfix and Exim: as sendmail,
 // mailq or newaliases it behaves as those; as relay it takes a subcommand.
-// This file only dispatches; the work is done in the packages config,
-// sendmailcompat, spool and mailq.
+// The root package parses the command line, dispatches and maps errors to
+// exit codes; every command's work is done in a package of its own:
+// sendmailcompat (sendmail), mailq (the queue commands), daemon (relay
+// daemon, relay queue run, sendmail --wait), check, relay (probe), rewrite
+// (relay rewrite, newaliases) and install.
 package main
 
 import (
@@ -13,8 +16,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
+	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/sysexits"
 )
 
@@ -95,6 +100,23 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   version                           print the version
 `
 
+// cli holds what every command needs: the standard streams and the
+// configuration file named on the command line.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	prog           string
+	configFlag     string
+}
+
+// loadConfig reads the configuration the command line, the environment
+// and the caller's uid point to (see config.Locate); a bad one exits 78.
+func (c *cli) loadConfig() (*config.Config, error) {
+	loc := config.Locate(c.configFlag, os.Getenv, os.Geteuid())
+	cfg, err := config.Load(loc)
+	return cfg, sysexits.Wrap(sysexits.Config, err)
+}
+
 // globalConfig takes -C FILE, --config FILE and --config=FILE out of the
 // arguments before the subcommand.
 func globalConfig(args []string) (rest []string, config string) {
@@ -122,4 +144,18 @@ func (c *cli) exit(err error) int {
 		fmt.Fprintf(c.stderr, "%s: %s\n", c.prog, line)
 	}
 	return sysexits.Code(err, sysexits.Software)
+}
+
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " (" + s.Value[:12] + ")"
+		}
+	}
+	return v
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -47,14 +46,11 @@ type Daemon struct {
 	Config *config.Config
 	Log    *maillog.Logger
 	// Reload reads the configuration again (SIGHUP); nil: SIGHUP only
-	// reopens the log.
+	// reopens the log. The delivery runner and the maildrop pickup are
+	// made from the configuration (relay.NewRunner,
+	// sendmailcompat.NewPickup), kept from pass to pass and made anew
+	// after a reload.
 	Reload func() (*config.Config, error)
-	// NewRunner makes the delivery runner for a configuration; it is
-	// kept from pass to pass and made anew after a reload.
-	NewRunner func(*config.Config) *relay.Runner
-	// NewPickup makes the maildrop pickup for a configuration (nil: no
-	// pickup).
-	NewPickup func(*config.Config) *sendmailcompat.Pickup
 	// Services run beside the queue runner for the daemon's life (see
 	// the package documentation).
 	Services []func(ctx context.Context) error
@@ -90,12 +86,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("daemon: watch: %w", err)
 	}
 	defer w.Close()
-	queueDir := filepath.Join(d.Spool.Dir, "queue")
-	dropDir := filepath.Join(d.Spool.Dir, "maildrop")
-	watched := []string{queueDir}
-	if d.Spool.HasMaildrop() {
-		watched = append(watched, dropDir)
-	}
+	watched := d.Spool.WatchDirs()
 	for _, dir := range watched {
 		if err := w.Add(dir); err != nil {
 			return fmt.Errorf("daemon: watch %s: %w", dir, err)
@@ -127,8 +118,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	cfg := d.Config
-	runner := d.NewRunner(cfg)
-	pickup := d.newPickup(cfg)
+	runner := d.newRunner(cfg)
+	pickup := sendmailcompat.NewPickup(cfg, d.Spool, d.Log)
 	d.Log.Info("status", "started", "pid", fmt.Sprint(os.Getpid()), "spool", d.Spool.Dir,
 		"watch", strings.Join(watched, ","), "rescan", d.rescan(cfg).String())
 	notify("READY=1\nSTATUS=delivering")
@@ -165,9 +156,9 @@ loop:
 			want, running = false, true
 			timer.Stop()
 			lastStart = time.Now()
-			go func(r *relay.Runner, p *sendmailcompat.Pickup, c *config.Config) {
-				passDone <- d.pass(runCtx, r, p, c)
-			}(runner, pickup, cfg)
+			go func(r *relay.Runner, p *sendmailcompat.Pickup) {
+				passDone <- d.pass(runCtx, r, p)
+			}(runner, pickup)
 		}
 		if !running {
 			// Sleep until the next due time (no earlier than the gap after
@@ -198,8 +189,8 @@ loop:
 				if !running {
 					runner.Close() // else the pass's end closes them (idle timer)
 				}
-				runner = d.NewRunner(cfg)
-				pickup = d.newPickup(cfg)
+				runner = d.newRunner(cfg)
+				pickup = sendmailcompat.NewPickup(cfg, d.Spool, d.Log)
 				want = true // new smarthost, new credentials: try at once
 			}
 			notify("READY=1")
@@ -215,7 +206,7 @@ loop:
 				break // a pass comes anyway
 			}
 			now := time.Now()
-			due, at, busy := d.classify(ev, now, queueDir, dropDir)
+			due, at, busy := d.classify(ev, now)
 			if busy != "" && running {
 				// Its holder (a flush, a sendmail) may release it after
 				// this pass went by: look again after the pass.
@@ -308,11 +299,12 @@ func (d *Daemon) takeRunLock(ctx context.Context, sigs chan os.Signal) (*spool.R
 	}
 }
 
-func (d *Daemon) newPickup(cfg *config.Config) *sendmailcompat.Pickup {
-	if d.NewPickup == nil {
-		return nil
-	}
-	return d.NewPickup(cfg)
+// newRunner makes the delivery runner for a configuration. Mail that
+// follows within seconds reuses the session.
+func (d *Daemon) newRunner(cfg *config.Config) *relay.Runner {
+	r := relay.NewRunner(cfg, d.Spool, d.Log)
+	r.KeepConnections = 10 * time.Second
+	return r
 }
 
 func (d *Daemon) rescan(cfg *config.Config) time.Duration {
@@ -325,23 +317,14 @@ func (d *Daemon) rescan(cfg *config.Config) time.Duration {
 	return DefaultRescan
 }
 
-// pass picks up the maildrop, runs the queue once and returns the
-// earliest next due time.
-func (d *Daemon) pass(ctx context.Context, r *relay.Runner, p *sendmailcompat.Pickup, cfg *config.Config) passResult {
+// pass makes one Pass, logs its errors and returns the earliest next due
+// time.
+func (d *Daemon) pass(ctx context.Context, r *relay.Runner, p *sendmailcompat.Pickup) passResult {
 	var res passResult
-	if p != nil && d.Spool.HasMaildrop() {
-		n, err := p.Run()
-		if err != nil {
-			d.Log.Error("status", "error", "reason", "maildrop pickup: "+err.Error())
-		}
-		res.worked = n > 0
-	}
-	if len(cfg.Smarthosts) == 0 {
-		d.Log.Error("status", "error", "reason", cfg.Path+": no [[smarthost]] configured: mail waits in the queue")
-	} else if st, err := r.Run(ctx); err != nil {
-		d.Log.Error("status", "error", "reason", err.Error())
-	} else {
-		res.worked = res.worked || st.Messages > 0
+	var err error
+	res.worked, err = Pass(ctx, d.Spool, r, p)
+	for _, e := range splitErrors(err) {
+		d.Log.Error("status", "error", "reason", e.Error())
 	}
 	if ctx.Err() == nil {
 		res.next, res.hasNext = d.scan()
@@ -390,30 +373,22 @@ func (d *Daemon) scan() (time.Time, bool) {
 // daemon waits for the release (waitFree) and then makes a pass, instead
 // of finding the message locked. (During a pass the holder is most likely
 // its own runner; the scan after the pass sees how that ended.)
-func (d *Daemon) classify(ev fsnotify.Event, now time.Time, queueDir, dropDir string) (due bool, at time.Time, busy string) {
+func (d *Daemon) classify(ev fsnotify.Event, now time.Time) (due bool, at time.Time, busy string) {
 	if !ev.Has(fsnotify.Create) {
 		return false, time.Time{}, ""
 	}
-	dir, name := filepath.Split(ev.Name)
-	if strings.HasPrefix(name, ".") {
+	id, drop, ok := d.Spool.Announced(ev.Name)
+	switch {
+	case !ok:
 		return false, time.Time{}, ""
-	}
-	switch filepath.Clean(dir) {
-	case dropDir:
+	case drop:
 		return true, time.Time{}, ""
-	case queueDir:
-	default:
-		return false, time.Time{}, ""
-	}
-	id := strings.TrimSuffix(name, ".env")
-	if !spool.ValidID(id) {
-		return false, time.Time{}, ""
 	}
 	m, err := d.Spool.Read(id)
 	if err != nil {
 		return false, time.Time{}, "" // gone (delivered) or not ours to judge
 	}
-	at, ok := relay.NextDue(&m.Envelope)
+	at, ok = relay.NextDue(&m.Envelope)
 	switch {
 	case !ok:
 		return false, time.Time{}, ""
@@ -477,6 +452,18 @@ func (d *Daemon) reload(cur *config.Config) *config.Config {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// splitErrors returns the errors joined in err (errors.Join), or err
+// alone: one log line each.
+func splitErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
 
 // IsRunning reports whether err says another daemon serves the spool.
 func IsRunning(err error) bool { return errors.Is(err, spool.ErrDaemonRunning) }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,8 +44,15 @@ func TestClassify(t *testing.T) {
 	due := queueMessage(t, sp, now.Add(-time.Second), false)
 	waiting := queueMessage(t, sp, later, false)
 	held := queueMessage(t, sp, now, true)
+	if err := os.Mkdir(filepath.Join(dir, "maildrop"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	d := &Daemon{Spool: sp}
-	q, m := filepath.Join(dir, "queue"), filepath.Join(dir, "maildrop")
+	dirs := sp.WatchDirs()
+	if len(dirs) != 2 {
+		t.Fatalf("watched %v, want the queue and the maildrop", dirs)
+	}
+	q, m := dirs[0], dirs[1]
 	for _, tc := range []struct {
 		name    string
 		ev      fsnotify.Event
@@ -61,7 +69,7 @@ func TestClassify(t *testing.T) {
 		{"a message gone", fsnotify.Event{Name: q + "/1K0WVAYZBBKG60V", Op: fsnotify.Create}, false, time.Time{}},
 		{"a stranger", fsnotify.Event{Name: q + "/notes.txt", Op: fsnotify.Create}, false, time.Time{}},
 	} {
-		gotDue, gotAt, _ := d.classify(tc.ev, now, q, m)
+		gotDue, gotAt, _ := d.classify(tc.ev, now)
 		if gotDue != tc.wantDue || !gotAt.Equal(tc.wantAt) {
 			t.Errorf("%s: due %v at %v, want %v %v", tc.name, gotDue, gotAt, tc.wantDue, tc.wantAt)
 		}

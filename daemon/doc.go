@@ -1,7 +1,15 @@
-// Package daemon is `relay daemon`: the long-running queue runner of a
-// spool. It picks up new mail within a moment of its submission, delivers
-// it, retries deferred mail on schedule, and survives what an operator or
-// the kernel does to it.
+// Package daemon runs the queue of a spool: `relay daemon`, the
+// long-running runner that picks up new mail within a moment of its
+// submission, delivers it, retries deferred mail on schedule, and survives
+// what an operator or the kernel does to it; and the short-lived runners
+// that deliver without a daemon: `relay queue run`, the detached runner
+// sendmail starts, and sendmail --wait and -v, which deliver the one
+// message just queued while the caller waits.
+//
+// Every runner here delivers with a relay.Runner made by relay.NewRunner
+// from the configuration, and picks up the maildrop with a
+// sendmailcompat.Pickup made by sendmailcompat.NewPickup; the daemon and
+// `relay queue run` make their passes with the same function, [Pass].
 //
 // # Exclusion
 //
@@ -47,11 +55,12 @@
 //   - SIGTERM/SIGINT (stop), SIGHUP (reload);
 //   - the end of a pass.
 //
-// A pass is: pick up every drop (sendmailcompat.Pickup, which fsyncs the
-// maildrop, closing the window in which a power failure could lose a
-// freshly dropped name), one relay.Runner.Run over the queue, then a scan
-// of the envelopes for the earliest next due time (relay.NextDue), which
-// sets the timer. Passes never overlap: events during a pass only mark
+// A pass is [Pass] (pick up every drop: sendmailcompat.Pickup, which
+// fsyncs the maildrop, closing the window in which a power failure could
+// lose a freshly dropped name; then one relay.Runner.Run over the queue),
+// then a scan of the envelopes for the earliest next due time
+// (relay.NextDue), which sets the timer. An error of the pickup or the
+// runner is logged, one line each, and the next pass tries again. Passes never overlap: events during a pass only mark
 // that another pass is wanted; it starts when this one ends, so a stream
 // of submissions is served pass after pass and a burst costs few passes.
 //
@@ -107,6 +116,56 @@
 // listener that cannot bind is fatal); one that returns nil just ends. A
 // service queues mail through the spool as sendmail does; the watch on
 // queue/ notices it, no call into the daemon is needed.
+//
+// # One-shot passes: relay queue run
+//
+// [RunQueue] is for cron and systemd timers (relay-queue.timer): under
+// the spool's run lock it makes a [Pass], then asks the runner whether
+// anything is still due (relay.Runner.Due: a drop, a message whose next
+// attempt has come, other than one another process holds) and, if so,
+// makes another, at most 100, so that mail queued during a pass does not
+// wait for the next timer. Between passes it releases the run lock and
+// keeps its connections (relay.Runner.KeepConnections, 5 seconds), so a
+// queue served pass after pass costs one TLS handshake and one AUTH.
+// Another runner at work (a second queue run, the daemon, which holds the
+// run lock for its life) has the lock: queue run leaves at once, exit 0,
+// since that runner looks again after its pass. A missing spool is an
+// empty queue. SIGTERM or SIGINT cancel the pass as they do the daemon's.
+// Errors exit with their code: 78 without a smarthost, 77 when the queue
+// may not be read.
+//
+// # The detached runner
+//
+// sendmail must return as soon as the message is durable: cron, PHP and
+// most scripts read its output until EOF and wait for it. So after a
+// submission without --wait, [StartDelivery] starts `relay queue run
+// --detached` in a process of its own: a new session (setsid), the
+// working directory /, standard streams on /dev/null, the process
+// released (never waited for). It starts none when the message went to
+// the maildrop (this user cannot read the credentials; the daemon or the
+// next queue run delivers it), when [daemon] detached_delivery is off,
+// when there is no smarthost or its secret cannot be read by this user,
+// or when a runner is at work already (the run lock is held) or a daemon
+// runs: they find the new message in their look after the pass. The
+// detached runner logs only to [log] to (its stderr is /dev/null) and,
+// after a pass, lingers half a second with its connections open for more
+// mail (a stat of the watched directories every 10 ms: spool.ChangeStamp),
+// so a burst of sendmails in a row costs a transaction each, not a
+// process, a TLS handshake and an AUTH each.
+//
+// # sendmail --wait and -v
+//
+// With --wait (or -v), sendmail delivers the message it just queued
+// itself, in the foreground ([DeliverNow]): a runner restricted to that
+// one message (relay.Runner.Only) for at most the wait (--wait=DURATION,
+// else 60 seconds). The exit code says how it went: 0 every recipient
+// delivered; 67 one refused for good (its bounce is queued); 75 anything
+// still queued: deferred, held back by a rate limit, not done within the
+// wait (the connection is closed without the final dot, so the message
+// stays queued whole and is retried), a user of a system install who
+// cannot read the credentials, no smarthost. Every 75 says "queued as ID":
+// the message is safe in any case. With -v the SMTP dialogue and the
+// delivery log go to stderr, AUTH redacted (relay.RedactAuth).
 //
 // # Memory
 //

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/relaymail/relay/install"
+	"github.com/relaymail/relay/spool"
 )
 
 // maxExposure is the most systemd-analyze security may score relay.service
@@ -125,7 +125,7 @@ func TestTmpfiles_MatchInstall(t *testing.T) {
 		}
 		got[f[1]] = f[2]
 	}
-	for _, d := range install.SpoolDirs("/var/spool/relay") {
+	for _, d := range spool.SystemDirs("/var/spool/relay") {
 		want := fmt.Sprintf("%04o", octal(d.Mode))
 		if got[d.Path] != want {
 			t.Errorf("relay.conf: %s has mode %q, relay install makes %s", d.Path, got[d.Path], want)

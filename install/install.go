@@ -17,6 +17,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+
+	"github.com/relaymail/relay/spool"
 )
 
 // Options of an install.
@@ -38,26 +40,6 @@ const BinPath = "/usr/sbin/relay"
 
 var links = []string{"/usr/sbin/sendmail", "/usr/lib/sendmail", "/usr/bin/mailq", "/usr/bin/newaliases"}
 
-// Dir is one directory of the spool with its owner and mode.
-type Dir struct {
-	Path string
-	Mode fs.FileMode
-}
-
-// SpoolDirs are the directories of a system spool and their modes: others
-// may pass through the spool (--x) to reach the maildrop (write and search
-// only, sticky, setgid: see package spool); the relay group may read the
-// queue (mailq); only relay reads tmp/ and corrupt/.
-func SpoolDirs(spool string) []Dir {
-	return []Dir{
-		{spool, 0o751},
-		{filepath.Join(spool, "queue"), 0o750},
-		{filepath.Join(spool, "tmp"), 0o700},
-		{filepath.Join(spool, "corrupt"), 0o700},
-		{filepath.Join(spool, "maildrop"), 0o733 | fs.ModeSetgid | fs.ModeSticky},
-	}
-}
-
 type installer struct {
 	Options
 	uid, gid int
@@ -67,7 +49,7 @@ type installer struct {
 // Run performs the install.
 func Run(o Options) error {
 	in := &installer{Options: o}
-	steps := []func() error{in.account, in.spool, in.config, in.binary, in.links}
+	steps := []func() error{in.account, in.spoolDirs, in.config, in.binary, in.links}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -130,12 +112,12 @@ func (in *installer) account() error {
 	return nil
 }
 
-func (in *installer) spool() error {
-	for _, d := range SpoolDirs(in.Spool) {
+func (in *installer) spoolDirs() error {
+	for _, d := range spool.SystemDirs(in.Spool) {
 		path := in.p(d.Path)
 		fi, err := os.Lstat(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			err = in.do(fmt.Sprintf("create %s (%s %s:%s)", path, modeString(d.Mode), in.User, in.User), func() error {
+			err = in.do(fmt.Sprintf("create %s (%s %s:%s)", path, spool.ModeString(d.Mode), in.User, in.User), func() error {
 				// Parents such as /var/spool are public; the spool itself gets
 				// its own mode below.
 				if err := os.MkdirAll(path, 0o755); err != nil {
@@ -154,7 +136,7 @@ func (in *installer) spool() error {
 		if !fi.IsDir() {
 			return fmt.Errorf("install: %s exists and is not a directory", path)
 		}
-		if problem := CheckDir(fi, d.Mode, in.uid, in.gid); problem != "" && in.uid >= 0 {
+		if problem := d.Check(fi, in.uid, in.gid); problem != "" && in.uid >= 0 {
 			if err := in.do(fmt.Sprintf("fix %s: %s", path, problem), func() error { return setOwnerMode(path, in.uid, in.gid, d.Mode) }); err != nil {
 				return err
 			}
@@ -252,32 +234,4 @@ func setOwnerMode(path string, uid, gid int, mode fs.FileMode) error {
 	}
 	// chmod after chown: chown clears the setgid bit.
 	return os.Chmod(path, mode)
-}
-
-// CheckDir says what differs between a directory and its expected owner
-// and mode, "" when nothing does.
-func CheckDir(fi fs.FileInfo, mode fs.FileMode, uid, gid int) string {
-	var problem string
-	if got := fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky); got != mode {
-		problem = fmt.Sprintf("mode %s, want %s", modeString(got), modeString(mode))
-	}
-	if st, ok := sysStat(fi); ok && (int(st.uid) != uid || int(st.gid) != gid) {
-		if problem != "" {
-			problem += "; "
-		}
-		problem += fmt.Sprintf("owner %d:%d, want %d:%d", st.uid, st.gid, uid, gid)
-	}
-	return problem
-}
-
-// modeString writes a mode as chmod takes it: 3733, 0750.
-func modeString(m fs.FileMode) string {
-	v := uint32(m.Perm())
-	if m&fs.ModeSetgid != 0 {
-		v |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		v |= 0o1000
-	}
-	return fmt.Sprintf("%04o", v)
 }

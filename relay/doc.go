@@ -12,7 +12,7 @@
 //
 // The order of decisions is SPEC §5's. First the sender map
 // ([Rewriter].Sender) gives the sender that routing looks at. Then
-// [Route]: the [[smarthost]] tables whose senders patterns match it, in
+// [route.Route]: the [[smarthost]] tables whose senders patterns match it, in
 // configuration order, or, when none matches, the tables without senders.
 // A table whose senders do not match is never used for that sender: its
 // account may not send as it. No table at all means a fault of the
@@ -20,7 +20,7 @@
 // after lifetime) with "no smarthost serves the sender". Last, the chosen
 // smarthost's envelope_from, or its preset's rule (yandex, mailru, outlook
 // and rambler accept only the login as the sender), gives the envelope
-// sender that goes out ([OutgoingSender]), and the header changes for that
+// sender that goes out ([route.OutgoingSender]), and the header changes for that
 // smarthost apply ([Rewriter].Content).
 //
 // # Failover

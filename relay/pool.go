@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/route"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -128,7 +129,7 @@ func (ru *run) dispatch(j job) {
 		if r.Rewrite != nil {
 			sender = r.Rewrite.Sender(&m.Envelope)
 		}
-		for _, sh := range Route(r.Config, sender) {
+		for _, sh := range route.Route(r.Config, sender) {
 			j.cands = append(j.cands, ru.laneOf(sh))
 		}
 		if len(j.cands) == 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/route"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -125,14 +126,14 @@ func (r *Runner) sendable(env *spool.Envelope) bool {
 // sendVia runs the transaction of a locked message over conn, through
 // sh: the sender map's sender (Rewrite.Sender) was routed to sh, whose
 // envelope_from or preset rule gives the envelope sender that goes out
-// (OutgoingSender), then the header changes for sh apply (Rewrite.Content).
+// (route.OutgoingSender), then the header changes for sh apply (Rewrite.Content).
 // A non-nil error means conn is no longer usable.
 func (r *Runner) sendVia(conn *Conn, sh *config.Smarthost, l *spool.Locked) (*Outcome, error) {
 	sender := l.Env.Sender
 	if r.Rewrite != nil {
 		sender = r.Rewrite.Sender(l.Env)
 	}
-	sender, _ = OutgoingSender(sh, sender)
+	sender, _ = route.OutgoingSender(sh, sender)
 	content := io.Reader(l.Content())
 	if r.Rewrite != nil {
 		content = r.Rewrite.Content(l.Env, sh, sender, content)

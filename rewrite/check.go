@@ -7,7 +7,7 @@ import (
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/mailaddr"
-	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/route"
 )
 
 // privateTLDs are top-level names no public smarthost delivers to
@@ -91,15 +91,15 @@ func exists(p string) bool {
 func (r *Rules) misaligned() (*config.Smarthost, string, string) {
 	root := r.qualify("root")
 	mapped, _ := r.MapSender(root)
-	route := relay.Route(r.Config, mapped)
-	if len(route) == 0 {
+	hosts := route.Route(r.Config, mapped)
+	if len(hosts) == 0 {
 		return nil, "", ""
 	}
-	sh := route[0]
+	sh := hosts[0]
 	if !strings.Contains(sh.Username, "@") {
 		return nil, "", ""
 	}
-	out, _ := relay.OutgoingSender(sh, mapped)
+	out, _ := route.OutgoingSender(sh, mapped)
 	from := root
 	if r.Config.Rewrite.FromHeader == "rewrite" && out != "" {
 		from = out

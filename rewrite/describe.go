@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/relaymail/relay/mailaddr"
-	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/route"
 )
 
 // Report says what relay makes of one address (relay rewrite, sendmail
@@ -48,10 +48,10 @@ func (r *Rules) Describe(addr string) Report {
 		rep.SenderRules = append(rep.SenderRules, rule)
 	}
 	rep.Sender = mapped
-	if route := relay.Route(r.Config, mapped); len(route) > 0 {
-		sh := route[0]
+	if hosts := route.Route(r.Config, mapped); len(hosts) > 0 {
+		sh := hosts[0]
 		rep.Smarthost = sh.Name
-		out, rule := relay.OutgoingSender(sh, mapped)
+		out, rule := route.OutgoingSender(sh, mapped)
 		if rule != "" {
 			rep.SenderRules = append(rep.SenderRules, fmt.Sprintf("%s of smarthost %q", rule, sh.Name))
 		}

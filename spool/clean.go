@@ -160,7 +160,7 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 		b, err := encodeEnvelope(l.Env)
 		var tmp string
 		if err == nil {
-			tmp, err = s.writeTempFile(l.Env.ID+".env", b, false) // one syncfs below
+			tmp, err = s.writeTempFile(l.Env.ID+envSuffix, b, false) // one syncfs below
 		}
 		if err != nil {
 			l.Close()

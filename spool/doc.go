@@ -2,12 +2,35 @@
 //
 // # Layout
 //
-// A spool is one directory on a local file system:
+// A spool is one directory on a local file system. Only this package
+// knows the names inside it; other packages ask it (WatchDirs, Announced,
+// SystemDirs, Corrupt, ChangeStamp):
 //
-//	tmp/       messages being written; never a message yet
-//	queue/ID   one file per accepted message
-//	queue/ID.env  the message's current envelope, once it changed after arrival
-//	corrupt/   queue files that could not be read, moved aside for a human
+//	tmp/              drafts being written (tmp/ID), envelopes and states
+//	                  on their way to a rename; never a message yet
+//	queue/ID          one file per accepted message (the queue file)
+//	queue/ID.env      the message's current envelope, once it changed
+//	                  after arrival
+//	corrupt/          files that could not be read, moved aside for a
+//	                  human: queue/ID and queue/ID.env, maildrop-NAME for
+//	                  a drop, any stranger found in queue/
+//	maildrop/         system install only: where users who cannot write
+//	                  the queue leave their messages (.ID while written,
+//	                  ID when complete; see "The maildrop" below)
+//	hosts/NAME.json   a smarthost found down: until when, why, how many
+//	                  failures in a row (HostState)
+//	rate/NAME.json    the sends of a smarthost within its rate limit's
+//	                  period (RateState), and rate/NAME.json.lock
+//	run.lock          the run lock: held by the runner making a pass
+//	daemon.pid        the daemon lock, with the daemon's pid (0644: anyone
+//	                  may test whether a daemon runs)
+//
+// In a single-user install everything belongs to the user, mode 0700
+// (files 0600). A system install (relay install, or dist/relay.conf for
+// tmpfiles.d) gives the spool the owner relay:relay and these modes
+// (SystemDirs): the spool 0751 (others may only pass through, to the
+// maildrop), queue/ 0750 and its files 0640 (the relay group reads them:
+// mailq), tmp/ and corrupt/ 0700, maildrop/ 3733.
 //
 // A queue file is, byte for byte:
 //
@@ -55,18 +78,57 @@
 // by Clean), never a message that reverted to its arrival envelope and would
 // be sent again to recipients already served.
 //
-// # Locks: one runner per message
+// # Locks
 //
-// Whoever changes a message (a delivery runner, relay queue hold/delete, a
-// flush) first takes [Spool.Lock]: an open file description lock (fcntl
-// F_OFD_SETLK) on queue/ID. It behaves like flock: it belongs to the open
-// file, not the process, and the kernel drops it when the holder exits or
-// crashes, so a crash never leaves a message locked. Unlike flock it can be
-// tested without being taken (F_OFD_GETLK), which lets mailq mark a message
-// being delivered with "*" without ever making a runner skip it. After taking
-// the lock the holder checks that the file still has a link: another runner
-// may have delivered and removed the message between our open and our lock.
-// The spool must therefore be on a local file system.
+// Every lock is an open file description lock (fcntl F_OFD_SETLK): it
+// belongs to the open file, not the process, and the kernel drops it when
+// the holder exits or crashes, so a crash never leaves anything locked
+// and no lock file is ever stale. Unlike flock it can be tested without
+// being taken (F_OFD_GETLK). The spool must therefore be on a local file
+// system. There are four:
+//
+//   - The message lock, on queue/ID. Whoever changes a message (a delivery
+//     runner, relay queue hold/delete, a flush) first takes [Spool.Lock].
+//     Testing it lets mailq mark a message being delivered with "*"
+//     without ever making a runner skip it. After taking the lock the
+//     holder checks that the file still has a link: another runner may
+//     have delivered and removed the message between our open and our
+//     lock. A writer holds the same lock on its draft tmp/ID from its
+//     creation until it exits, which is how Clean tells a live draft from
+//     a dead one.
+//   - The run lock, on run.lock ([Spool.TryRunLock]): one delivery pass
+//     at a time. A runner that finds it taken leaves (relay queue run) or
+//     waits (the daemon); a submitter that sees it held
+//     ([Spool.RunnerActive]) starts no runner of its own.
+//   - The daemon lock, on daemon.pid ([Spool.LockDaemon]): held by the
+//     daemon for its life; relay check and sendmail test it
+//     ([Spool.DaemonRunning]).
+//   - The rate lock, on rate/NAME.json.lock, taken (waiting) around each
+//     read-change-write of a smarthost's rate state, which runners in
+//     several processes share ([Spool.TakeRate]).
+//
+// # The maildrop
+//
+// maildrop/ belongs to relay:relay with mode 3733: anyone may create
+// files there, nobody but relay may list it, the sticky bit stops users
+// deleting each other's files, and the setgid bit gives every file the
+// group relay, so a drop created 0640 is readable by relay and nobody
+// else. A submitter writes maildrop/.ID, fsyncs it and renames it to
+// maildrop/ID ([Spool.NewDrop]). The pickup (run by relay queue run and
+// the daemon, as relay) takes the complete names in order ([Spool.Drops]),
+// trusts nothing in a drop but its content ([Spool.OpenDrop]: a regular
+// file with one link, no larger than the limit, the submitter's uid from
+// fstat), queues it as a new message and removes the drop
+// ([Spool.FinishDrop]). A drop that is no message is unlinked (a symlink,
+// a FIFO, a hard link) or moved to corrupt/ (too large, unreadable);
+// dot-named drafts older than a day are removed.
+//
+// The durability window: a maildrop writer cannot fsync the directory
+// (that needs read access to it), so until the pickup fsyncs maildrop/ a
+// power failure can lose the new name. The window runs from sendmail's
+// exit to the next pickup: at once with the daemon (it watches
+// maildrop/), the next run with cron. A crash of a process alone never
+// loses a message that was renamed.
 //
 // # Format versions and conversion
 //

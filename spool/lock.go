@@ -225,7 +225,7 @@ func (s *Spool) moveCorrupt(id string) error {
 		return err
 	}
 	err := os.Rename(s.path(id), s.corruptDir()+"/"+id)
-	if e := os.Rename(s.envPath(id), s.corruptDir()+"/"+id+".env"); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
+	if e := os.Rename(s.envPath(id), s.corruptDir()+"/"+id+envSuffix); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
 		err = e
 	}
 	return err

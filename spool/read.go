@@ -80,7 +80,7 @@ func (s *Spool) Scan(fn func(id string, m *Message, err error) error) error {
 		case ValidID(n):
 			ids = append(ids, n)
 		case isEnvName(n):
-			hasEnv[strings.TrimSuffix(n, ".env")] = true
+			hasEnv[strings.TrimSuffix(n, envSuffix)] = true
 		}
 	}
 	sort.Strings(ids)
@@ -198,7 +198,7 @@ func (s *Spool) OpenContent(id string) (*os.File, error) {
 
 // isEnvName reports whether name is the envelope file of some ID.
 func isEnvName(name string) bool {
-	id, ok := strings.CutSuffix(name, ".env")
+	id, ok := strings.CutSuffix(name, envSuffix)
 	return ok && ValidID(id)
 }
 

@@ -27,12 +27,22 @@ type Spool struct {
 	FileMode os.FileMode
 }
 
-func (s *Spool) queueDir() string         { return filepath.Join(s.Dir, "queue") }
-func (s *Spool) tmpDir() string           { return filepath.Join(s.Dir, "tmp") }
-func (s *Spool) corruptDir() string       { return filepath.Join(s.Dir, "corrupt") }
-func (s *Spool) maildropDir() string      { return filepath.Join(s.Dir, "maildrop") }
-func (s *Spool) path(id string) string    { return filepath.Join(s.Dir, "queue", id) }
-func (s *Spool) envPath(id string) string { return filepath.Join(s.Dir, "queue", id+".env") }
+// The names inside a spool: this package is the only one that knows them
+// (see Layout in the package documentation).
+const (
+	queueName    = "queue"
+	tmpName      = "tmp"
+	corruptName  = "corrupt"
+	maildropName = "maildrop"
+	envSuffix    = ".env"
+)
+
+func (s *Spool) queueDir() string         { return filepath.Join(s.Dir, queueName) }
+func (s *Spool) tmpDir() string           { return filepath.Join(s.Dir, tmpName) }
+func (s *Spool) corruptDir() string       { return filepath.Join(s.Dir, corruptName) }
+func (s *Spool) maildropDir() string      { return filepath.Join(s.Dir, maildropName) }
+func (s *Spool) path(id string) string    { return filepath.Join(s.Dir, queueName, id) }
+func (s *Spool) envPath(id string) string { return filepath.Join(s.Dir, queueName, id+envSuffix) }
 
 // Open returns the spool in dir, which must exist with its subdirectories.
 // It returns an error wrapping fs.ErrNotExist when it does not. A spool

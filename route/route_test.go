@@ -1,11 +1,11 @@
-package relay_test
+package route_test
 
 import (
 	"slices"
 	"testing"
 
 	"github.com/relaymail/relay/config"
-	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/route"
 )
 
 func names(shs []*config.Smarthost) []string {
@@ -41,7 +41,7 @@ func TestRoute_SendersThenCatchAllInConfigurationOrder(t *testing.T) {
 		// A subdomain is another domain.
 		{"bob@sub.example.org", []string{"star"}},
 	} {
-		if got := names(relay.Route(cfg, tt.sender)); !slices.Equal(got, tt.want) {
+		if got := names(route.Route(cfg, tt.sender)); !slices.Equal(got, tt.want) {
 			t.Errorf("Route(%q) = %v, want %v", tt.sender, got, tt.want)
 		}
 	}
@@ -58,14 +58,14 @@ func TestRoute_SendersThenCatchAllInConfigurationOrder(t *testing.T) {
 		{"carol@example.com", []string{"any1", "any2"}},
 		{"", []string{"any1", "any2"}},
 	} {
-		if got := names(relay.Route(cfg, tt.sender)); !slices.Equal(got, tt.want) {
+		if got := names(route.Route(cfg, tt.sender)); !slices.Equal(got, tt.want) {
 			t.Errorf("Route(%q) = %v, want %v", tt.sender, got, tt.want)
 		}
 	}
 
 	// Every table restricted, none matching: no route.
 	cfg.Smarthosts = []config.Smarthost{cfg.Smarthosts[1], cfg.Smarthosts[2]}
-	if got := relay.Route(cfg, "carol@example.com"); len(got) != 0 {
+	if got := route.Route(cfg, "carol@example.com"); len(got) != 0 {
 		t.Errorf("Route(carol) = %v, want none", names(got))
 	}
 }
@@ -88,7 +88,7 @@ func TestOutgoingSender_EnvelopeFromThenPresetRule(t *testing.T) {
 		{"gmail keeps the sender", config.Smarthost{Preset: "gmail", Username: "robot@gmail.com"}, "root@host.example", "root@host.example", ""},
 		{"null sender stays null", config.Smarthost{Preset: "yandex", Username: "robot@yandex.ru", EnvelopeFrom: "x@yandex.ru"}, "", "", ""},
 	} {
-		got, rule := relay.OutgoingSender(&tt.sh, tt.sender)
+		got, rule := route.OutgoingSender(&tt.sh, tt.sender)
 		if got != tt.want || rule != tt.wantRule {
 			t.Errorf("%s: OutgoingSender(%q) = %q, %q; want %q, %q", tt.name, tt.sender, got, rule, tt.want, tt.wantRule)
 		}

@@ -1,4 +1,4 @@
-package relay
+package route
 
 import (
 	"strings"
@@ -83,7 +83,7 @@ func senderMatch(pattern, sender string) bool {
 //
 // The null sender stays null: it says "never answer this" and no rule
 // changes it. relay's own reports are not sent with the null sender
-// anyway; they carry bounce_from (see notify.go).
+// anyway; they carry bounce_from (see package relay, notify.go).
 func OutgoingSender(sh *config.Smarthost, sender string) (addr, rule string) {
 	if sender == "" {
 		return "", ""

@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/sysexits"
+	"golang.org/x/sys/unix"
+)
+
+// DeliverNow delivers message id, just queued by s, in the foreground
+// (sendmail --wait, -v) for at most wait, and says how it went in the
+// exit code: nil when every recipient was delivered, 67 when one was
+// refused for good (it gets its bounce), 75 when one is still queued.
+// With trace set (-v) the SMTP dialogue goes there, AUTH redacted, and the
+// delivery log lines too. See "sendmail --wait and -v" in the package
+// documentation.
+func DeliverNow(cfg *config.Config, s *sendmailcompat.Submitter, id string, wait time.Duration, trace io.Writer) error {
+	if s.Drop {
+		return sysexits.New(sysexits.TempFail, "queued as %s for the relay daemon: this user cannot read the credentials to deliver it now", id)
+	}
+	if len(cfg.Smarthosts) == 0 {
+		return sysexits.New(sysexits.TempFail, "queued as %s: no [[smarthost]] configured", id)
+	}
+	log := s.Log
+	if trace != nil {
+		log = maillog.New(trace)
+	}
+	r := relay.NewRunner(cfg, s.Spool, log)
+	r.Only = []string{id}
+	if trace != nil {
+		r.Debug = relay.RedactAuth(trace)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	type result struct {
+		st  relay.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := r.Run(ctx)
+		done <- result{st, err}
+	}()
+	select {
+	case res := <-done:
+		return waitResult(id, res.st, res.err)
+	case <-ctx.Done():
+		// Leaving ends the transaction without its final dot: the message
+		// stays queued and is retried.
+		return sysexits.New(sysexits.TempFail, "queued as %s: not delivered within %v; relay keeps trying", id, wait)
+	}
+}
+
+// waitResult is the --wait exit-code policy: what a pass over the one
+// message id says to the caller who waited for it.
+func waitResult(id string, st relay.Stats, err error) error {
+	switch {
+	case err != nil:
+		return sysexits.Wrap(sysexits.TempFail, fmt.Errorf("queued as %s: %w", id, err))
+	case st.Failed > 0:
+		return sysexits.New(sysexits.NoUser, "queued as %s: %d recipient(s) refused permanently; the sender gets a bounce", id, st.Failed)
+	case st.Waiting > 0:
+		return sysexits.New(sysexits.TempFail, "queued as %s: held back by the smarthost's rate limit (see mailq); relay sends it when the limit allows", id)
+	case st.Deferred > 0 || st.Held > 0 || st.Messages == 0:
+		return sysexits.New(sysexits.TempFail, "queued as %s: not delivered yet (see mailq); relay keeps trying", id)
+	}
+	return nil
+}
+
+// StartDelivery starts a delivery pass in a detached process (relay queue
+// run --detached: a session of its own, standard streams on /dev/null, so
+// cron and PHP, which read sendmail's output until EOF, never wait for it)
+// when no runner does it: for a caller who can read the credentials,
+// unless detached_delivery is off. Otherwise the mail waits for the daemon
+// or relay queue run. See "The detached runner" in the package
+// documentation.
+func StartDelivery(cfg *config.Config, s *sendmailcompat.Submitter) {
+	if !wantsDetached(cfg, s) {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	args := []string{"relay"}
+	if cfg.Loaded {
+		args = append(args, "-C", cfg.Path)
+	}
+	cmd := &exec.Cmd{Path: exe, Args: append(args, "queue", "run", "--detached"), Dir: "/",
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if cmd.Start() == nil {
+		cmd.Process.Release()
+	}
+}
+
+// wantsDetached reports whether a submission by s should start a detached
+// runner.
+func wantsDetached(cfg *config.Config, s *sendmailcompat.Submitter) bool {
+	if s.Drop || !cfg.Daemon.DetachedDelivery || len(cfg.Smarthosts) == 0 || !canReadSecret(&cfg.Smarthosts[0]) {
+		return false
+	}
+	// A runner at work looks again after its pass (a daemon: at once).
+	return !s.Spool.RunnerActive() && !s.Spool.DaemonRunning()
+}
+
+// canReadSecret reports whether this process can authenticate to sh.
+func canReadSecret(sh *config.Smarthost) bool {
+	switch {
+	case sh.Username == "" || sh.Password != "":
+		return true
+	case sh.PasswordFile != "":
+		return unix.Access(sh.PasswordFile, unix.R_OK) == nil
+	case len(sh.PasswordCommand) > 0:
+		_, err := exec.LookPath(sh.PasswordCommand[0])
+		return err == nil
+	}
+	return false
+}

@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/mailq"
+	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/spool"
+	"github.com/relaymail/relay/sysexits"
+)
+
+// RunQueue is relay queue run: delivery passes over the configured spool
+// until nothing is due, for cron and systemd timers; with detached, the
+// runner sendmail starts (see StartDelivery), which logs only to the
+// configured log and lingers a moment for more mail after each pass. See
+// "One-shot passes" in the package documentation. SIGTERM or SIGINT ends
+// it after the message being sent. A missing spool is an empty queue.
+func RunQueue(cfg *config.Config, detached bool, stderr io.Writer) error {
+	sp, err := mailq.Open(cfg)
+	if sp == nil || err != nil {
+		return err
+	}
+	var log *maillog.Logger
+	if detached {
+		log = maillog.OpenBestEffort(cfg.Log.To) // its stderr is /dev/null
+	} else if log, err = maillog.Open(cfg.Log.To, stderr); err != nil {
+		return sysexits.Wrap(sysexits.Config, err)
+	}
+	defer log.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	r := relay.NewRunner(cfg, sp, log)
+	// Pass after pass over the same connections (see Runner.KeepConnections).
+	r.KeepConnections = 5 * time.Second
+	defer r.Close()
+	linger := time.Duration(0)
+	if detached {
+		linger = detachedLinger
+	}
+	return runPasses(ctx, sp, r, sendmailcompat.NewPickup(cfg, sp, log), linger)
+}
+
+// maxPasses bounds the passes of one relay queue run: mail that keeps
+// arriving is left to the next run rather than keeping one forever.
+const maxPasses = 100
+
+// runPasses makes passes under the run lock while work is due (at most
+// maxPasses), lingering for new mail after each successful one when
+// linger is positive. A runner already at work (another queue run, the
+// daemon) has the lock: it leaves at once, without error.
+func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *sendmailcompat.Pickup, linger time.Duration) error {
+	for range maxPasses {
+		if ctx.Err() != nil {
+			return nil
+		}
+		lock, ok, err := sp.TryRunLock()
+		if err != nil || !ok {
+			return mailq.Denied(err)
+		}
+		_, err = Pass(ctx, sp, r, pickup)
+		if err == nil && linger > 0 {
+			lingerForMail(ctx, sp, linger)
+		}
+		lock.Release()
+		if err != nil || !r.Due(sp.HasMaildrop()) {
+			return mailq.Denied(err)
+		}
+	}
+	return nil
+}
+
+// detachedLinger is how long a detached runner waits, with its connection
+// open, for more mail before it leaves: sendmail runs in a row (a script,
+// a burst of cron jobs) then cost a transaction each, not a process, a TLS
+// handshake and an AUTH each.
+const detachedLinger = 500 * time.Millisecond
+
+// lingerForMail waits up to d for something new in the spool (its
+// spool.ChangeStamp changes), cheaply: one stat per watched directory
+// every 10 ms.
+func lingerForMail(ctx context.Context, sp *spool.Spool, d time.Duration) {
+	before := sp.ChangeStamp()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+		if sp.ChangeStamp() != before {
+			return
+		}
+	}
+}

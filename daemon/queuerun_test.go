@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
+	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/sendmailcompat"
+)
+
+func TestRunQueue_MissingSpoolIsAnEmptyQueue(t *testing.T) {
+	cfg := testConfig(t, testsmtp.ClosedPort(t), "")
+	var stderr testsmtp.LockedBuffer
+	if err := RunQueue(cfg, false, &stderr); err != nil {
+		t.Fatalf("RunQueue: %v", err)
+	}
+	if _, err := os.Stat(cfg.Spool); !os.IsNotExist(err) {
+		t.Errorf("queue run made the spool (%v)", err)
+	}
+}
+
+func TestRunQueue_DeliversAndLogs(t *testing.T) {
+	sink := testsmtp.NewSink(t, 0, 0)
+	cfg := testConfig(t, sink.Port, "")
+	sp := createSpool(t, cfg, true)
+	submit(t, sp, "queued@test", false)
+	submit(t, sp, "dropped@test", true)
+	var stderr testsmtp.LockedBuffer
+	if err := RunQueue(cfg, false, &stderr); err != nil {
+		t.Fatalf("RunQueue: %v", err)
+	}
+	if sink.Count("queued@test") != 1 || sink.Count("dropped@test") != 1 {
+		t.Errorf("delivered %v, want each message once", sink.Snapshot())
+	}
+	if n := queueLen(t, sp); n != 0 {
+		t.Errorf("%d message(s) left", n)
+	}
+	if !strings.Contains(stderr.String(), "status=sent") {
+		t.Errorf("no delivery in the log: %q", stderr.String())
+	}
+}
+
+func TestRunQueue_NoSmarthostExits78(t *testing.T) {
+	cfg := testConfig(t, 0, "")
+	sp := createSpool(t, cfg, false)
+	submit(t, sp, "queued@test", false)
+	err := RunQueue(cfg, false, &testsmtp.LockedBuffer{})
+	if !strings.Contains(err.Error(), "no [[smarthost]] configured") {
+		t.Errorf("err %v, want the missing smarthost", err)
+	}
+}
+
+func TestRunPasses_StandsAsideForTheRunnerAtWork(t *testing.T) {
+	sink := testsmtp.NewSink(t, 0, 0)
+	cfg := testConfig(t, sink.Port, "")
+	sp := createSpool(t, cfg, false)
+	submit(t, sp, "queued@test", false)
+	log := maillog.New(&testsmtp.LockedBuffer{})
+	r := relay.NewRunner(cfg, sp, log)
+	p := sendmailcompat.NewPickup(cfg, sp, log)
+
+	lock, ok, err := sp.TryRunLock()
+	if err != nil || !ok {
+		t.Fatalf("run lock: %v %v", ok, err)
+	}
+	if err := runPasses(context.Background(), sp, r, p, 0); err != nil {
+		t.Errorf("with the run lock taken: %v, want nil (leave quietly)", err)
+	}
+	if sink.Count("queued@test") != 0 || queueLen(t, sp) != 1 {
+		t.Fatal("a second runner delivered while the first held the run lock")
+	}
+	lock.Release()
+	if err := runPasses(context.Background(), sp, r, p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if sink.Count("queued@test") != 1 {
+		t.Errorf("not delivered after the lock was released: %v", sink.Snapshot())
+	}
+	if sp.RunnerActive() {
+		t.Error("the run lock is still held after the passes")
+	}
+}
+
+func TestRunPasses_DeliversMailQueuedWhileLingering(t *testing.T) {
+	sink := testsmtp.NewSink(t, 0, 0)
+	cfg := testConfig(t, sink.Port, "")
+	sp := createSpool(t, cfg, false)
+	submit(t, sp, "first@test", false)
+	log := maillog.New(&testsmtp.LockedBuffer{})
+	r := relay.NewRunner(cfg, sp, log)
+	r.KeepConnections = 5 * time.Second
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runPasses(ctx, sp, r, nil, time.Minute) }()
+	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("first@test") == 1 }) {
+		t.Fatal("the first message was not delivered")
+	}
+	// The runner lingers a minute: a message queued now is taken by it,
+	// in a second pass, long before the linger is over.
+	submit(t, sp, "second@test", false)
+	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("second@test") == 1 }) {
+		t.Errorf("the message queued during the linger was not delivered: %v", sink.Snapshot())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the runner did not stop when cancelled")
+	}
+}
+
+func TestLingerForMail_GivesUpAfterItsTime(t *testing.T) {
+	cfg := testConfig(t, 0, "")
+	sp := createSpool(t, cfg, false)
+	start := time.Now()
+	lingerForMail(context.Background(), sp, 50*time.Millisecond)
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("returned after %v without a change", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	go func() { lingerForMail(ctx, sp, time.Hour); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled linger went on")
+	}
+}

@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"net"
+
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/listener"
+	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/mailq"
+	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/spool"
+	"github.com/relaymail/relay/sysexits"
+)
+
+// Serve is relay daemon: it opens the SMTP listener's sockets ([daemon]
+// listen) while the process may still be root (port 25), continues as the
+// spool's owner, makes the spool on first use (as sendmail does; a system
+// install has its spool from relay install or tmpfiles.d), and runs a
+// Daemon until SIGTERM. reload reads the configuration again on SIGHUP.
+// Its log goes to [log] to, stderr being the fallback. It returns an
+// error that IsRunning recognises when another daemon serves the spool.
+func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.Writer) error {
+	lns, err := listener.Listen(cfg.Daemon.Listen)
+	if err != nil {
+		return err
+	}
+	sp, err := mailq.Open(cfg)
+	if err != nil {
+		return err
+	}
+	if sp == nil {
+		if sp, err = spool.Create(cfg.Spool); err != nil {
+			return sysexits.Wrap(sysexits.CantCreat, err)
+		}
+	}
+	log, err := maillog.Open(cfg.Log.To, stderr)
+	if err != nil {
+		return sysexits.Wrap(sysexits.Config, err)
+	}
+	defer log.Close()
+	d := &Daemon{Spool: sp, Config: cfg, Log: log, Reload: reload}
+	if len(lns) > 0 {
+		svc, err := smtpListener(cfg, sp, log, lns)
+		if err != nil {
+			return err
+		}
+		d.Services = append(d.Services, svc)
+	}
+	return d.Run(context.Background())
+}
+
+// smtpListener is the daemon's service for [daemon] listen (package
+// listener), on sockets already open. Its messages are queued as the
+// daemon's user, which owns the spool.
+func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns []net.Listener) (func(context.Context) error, error) {
+	nets, err := listener.ParseNetworks(cfg.Daemon.ListenNetworks)
+	if err != nil {
+		return nil, err
+	}
+	s := sendmailcompat.NewSubmitter(cfg)
+	s.Spool, s.Log = sp, log
+	// A network client is nobody's login: a From made for its mail
+	// carries no full name. Aliases apply to its mail too
+	// (sender_login_map does not: a network client has no login).
+	s.Gecos = ""
+	srv, err := listener.New(listener.Options{Submitter: s, Networks: nets, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return srv.Serve(ctx, lns) }, nil
+}

@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/spool"
+)
+
+// testConfig loads a configuration whose spool is in a fresh directory
+// (not created) and whose smarthost is 127.0.0.1:port without TLS (port
+// 0: no smarthost). Nothing of the host's is read: the domain is given,
+// no alias file.
+func testConfig(t *testing.T, port int, extra string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	text := fmt.Sprintf("spool = %q\ndomain = \"example.com\"\n%s\n[rewrite]\naliases = \"\"\n", filepath.Join(dir, "spool"), extra)
+	if port > 0 {
+		text += fmt.Sprintf("\n[[smarthost]]\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\n", port)
+	}
+	path := filepath.Join(dir, "relay.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Location{Path: path, Required: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// createSpool makes the configured spool, with a maildrop when asked (a
+// system install's, as far as the pickup cares).
+func createSpool(t *testing.T, cfg *config.Config, maildrop bool) *spool.Spool {
+	t.Helper()
+	sp, err := spool.Create(cfg.Spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maildrop {
+		if err := os.Mkdir(filepath.Join(cfg.Spool, "maildrop"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sp
+}
+
+// submit queues a message with Message-ID msgID as sendmail would (into
+// the maildrop with drop set) and returns its queue ID.
+func submit(t *testing.T, sp *spool.Spool, msgID string, drop bool) string {
+	t.Helper()
+	s := &sendmailcompat.Submitter{Spool: sp, Domain: "example.com", Hostname: "host.example.com",
+		UID: os.Getuid(), User: "tester", Now: time.Now, Drop: drop}
+	o, err := sendmailcompat.ParseArgs([]string{"-i", "-f", "tester@example.com", "rcpt@example.net"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.Enqueue(o, strings.NewReader("Message-ID: <"+msgID+">\nSubject: test\n\nbody\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func queueLen(t *testing.T, sp *spool.Spool) int {
+	t.Helper()
+	ids, err := sp.IDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ids)
+}

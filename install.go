@@ -1,0 +1,42 @@
+package main
+
+import (
+	"os"
+	"strings"
+
+	"github.com/relaymail/relay/install"
+	"github.com/relaymail/relay/sysexits"
+)
+
+// install is relay install [--prefix DIR] [--dry-run] [--force] (package
+// install).
+func (c *cli) install(args []string) error {
+	o := install.Options{Out: c.stdout}
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--dry-run":
+			o.DryRun = true
+		case a == "--force":
+			o.Force = true
+		case a == "--prefix" && i+1 < len(args):
+			i++
+			o.Prefix = args[i]
+		case strings.HasPrefix(a, "--prefix="):
+			o.Prefix = strings.TrimPrefix(a, "--prefix=")
+		default:
+			return sysexits.New(sysexits.Usage, "install: unknown argument %q (use --prefix DIR, --dry-run, --force)", a)
+		}
+	}
+	if os.Geteuid() != 0 && !o.DryRun {
+		return sysexits.New(sysexits.NoPerm, "install: run as root (or with --dry-run to see the steps)")
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	if o.Binary, err = os.Executable(); err != nil {
+		return err
+	}
+	o.Spool, o.Config, o.User = cfg.Spool, cfg.Path, cfg.Daemon.User
+	return sysexits.Wrap(sysexits.CantCreat, install.Run(o))
+}

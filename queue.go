@@ -1,0 +1,74 @@
+package main
+
+import (
+	"github.com/relaymail/relay/daemon"
+	"github.com/relaymail/relay/mailq"
+	"github.com/relaymail/relay/spool"
+	"github.com/relaymail/relay/sysexits"
+)
+
+// queue is relay queue COMMAND [ARGS]: the arguments are read here, the
+// work is mailq's (and daemon's for queue run).
+func (c *cli) queue(args []string) error {
+	if len(args) == 0 {
+		return sysexits.New(sysexits.Usage, "queue: name a command: list, show, flush, delete, hold, release")
+	}
+	cmd, args := args[0], args[1:]
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	q := mailq.Queue{Config: cfg, Out: c.stdout, Warn: c.stderr}
+	switch cmd {
+	case "list":
+		asJSON := len(args) == 1 && args[0] == "--json"
+		if len(args) > 1 || len(args) == 1 && !asJSON {
+			return sysexits.New(sysexits.Usage, "queue list: only --json is accepted")
+		}
+		return q.List(asJSON)
+	case "flush":
+		return q.Flush(args)
+	case "run":
+		detached := len(args) == 1 && args[0] == "--detached"
+		if len(args) > 0 && !detached {
+			return sysexits.New(sysexits.Usage, "queue run takes no arguments")
+		}
+		return daemon.RunQueue(cfg, detached, c.stderr)
+	}
+	ids, all, err := idArgs(cmd, args)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "show":
+		if len(ids) != 1 || all {
+			return sysexits.New(sysexits.Usage, "queue show: name one queue ID")
+		}
+		return q.Show(ids[0])
+	case "delete":
+		return q.Delete(ids, all)
+	case "hold":
+		return q.Hold(ids, all)
+	case "release":
+		return q.Release(ids, all)
+	}
+	return sysexits.New(sysexits.Usage, "queue: unknown command %q", cmd)
+}
+
+// idArgs reads "ID…" or "--all".
+func idArgs(cmd string, args []string) (ids []string, all bool, err error) {
+	for _, a := range args {
+		switch {
+		case a == "--all":
+			all = true
+		case spool.ValidID(a):
+			ids = append(ids, a)
+		default:
+			return nil, false, sysexits.New(sysexits.Usage, "queue %s: %q is not a queue ID", cmd, a)
+		}
+	}
+	if all == (len(ids) > 0) {
+		return nil, false, sysexits.New(sysexits.Usage, "queue %s: name queue IDs or --all", cmd)
+	}
+	return ids, all, nil
+}

@@ -1,0 +1,102 @@
+package sendmailcompat
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/rewrite"
+	"github.com/relaymail/relay/spool"
+	"github.com/relaymail/relay/sysexits"
+)
+
+// NewSubmitter is the one place a Submitter is assembled from the
+// configuration, for the calling user: sendmail, sendmail -bs, sendmail -bv
+// and relay rewrite take theirs here (through OpenSubmitter when they
+// queue), the daemon's SMTP listener too (it sets Spool and Log). Without a
+// spool it can only say what addresses become (Verify).
+func NewSubmitter(cfg *config.Config) *Submitter {
+	s := &Submitter{
+		Domain:         cfg.MailDomain(),
+		UID:            os.Getuid(),
+		MaxMessageSize: int64(cfg.MaxMessageSize),
+		MinFreeSpace:   int64(cfg.MinFreeSpace),
+		Now:            time.Now,
+	}
+	s.Hostname, _ = os.Hostname()
+	s.User, s.Gecos = LookupUser(s.UID)
+	s.Rewrite = rewrite.Load(cfg, s.Hostname)
+	return s
+}
+
+// OpenSubmitter is NewSubmitter with the spool to queue into: opened, or
+// made on first use (a single-user install), and, for root, with the
+// identity of the spool's owner taken (spool.BecomeOwner). A user who cannot
+// write the queue (a system install) submits through the maildrop (Drop).
+// Errors are *sysexits.Error or map to an exit code through sysexits.Code:
+// 73 when the spool cannot be made, 77 for permissions, 75 when the alias
+// file cannot be read (mail would go to the wrong place).
+func OpenSubmitter(cfg *config.Config) (*Submitter, error) {
+	s := NewSubmitter(cfg)
+	var err error
+	if s.Spool, err = spool.Open(cfg.Spool); errors.Is(err, fs.ErrNotExist) {
+		s.Spool, err = spool.Create(cfg.Spool)
+	}
+	if err != nil {
+		return nil, sysexits.Wrap(sysexits.Code(err, sysexits.CantCreat), err)
+	}
+	if err := s.Spool.BecomeOwner(); err != nil {
+		return nil, err
+	}
+	s.Drop = !s.Spool.Writable() && s.Spool.HasMaildrop()
+	if err := s.Rewrite.Err(); err != nil && !s.Drop {
+		// Without the alias file mail would go to the wrong place; a
+		// drop is expanded again by the pickup, which can read it.
+		return nil, sysexits.New(sysexits.TempFail, "%v: try again when it is readable", err)
+	}
+	return s, nil
+}
+
+// NewPickup assembles the maildrop pickup of sp from the configuration
+// (relay queue run and the daemon); log receives its lines.
+func NewPickup(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *Pickup {
+	host, _ := os.Hostname()
+	return &Pickup{
+		Spool: sp, Hostname: host, MaxMessageSize: int64(cfg.MaxMessageSize), Now: time.Now, Log: log.Info,
+		User:    func(uid int) string { login, _ := LookupUser(uid); return login },
+		Rewrite: rewrite.Load(cfg, host),
+	}
+}
+
+// RefuseSession answers an SMTP client on the other end of sendmail -bs
+// that relay cannot accept mail, and why, in a 421 greeting: a client
+// reads that, not the exit code.
+func RefuseSession(out io.Writer, err error) {
+	io.WriteString(out, "421 4.3.0 relay cannot accept mail: "+strings.Join(strings.Fields(err.Error()), " ")+"\r\n")
+}
+
+// LookupUser returns the login and full name of uid. relay is built
+// without cgo (a static binary starts measurably faster, and sendmail's
+// speed is mostly start-up), so os/user reads /etc/passwd only; users from
+// LDAP or SSSD are found through getent, which asks NSS, on that rarer
+// path. An unknown uid becomes "uid1000".
+func LookupUser(uid int) (login, gecos string) {
+	id := strconv.Itoa(uid)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username, u.Name
+	}
+	out, err := exec.Command("getent", "passwd", id).Output()
+	if f := strings.Split(strings.TrimSpace(string(out)), ":"); err == nil && len(f) >= 5 && f[0] != "" {
+		name, _, _ := strings.Cut(f[4], ",")
+		return f[0], name
+	}
+	return "uid" + id, ""
+}
