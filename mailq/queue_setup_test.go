@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/relaymail/relay/failure"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
 )
@@ -104,13 +105,20 @@ func update(t *testing.T, sp *spool.Spool, id string, fn func(*spool.Envelope)) 
 // This is the ONE place the tests know how a failure is stored in the
 // envelope: when that storage changes, only this function changes.
 func recordFailure(env *spool.Envelope, i int, reply string, permanent, ownSide bool) {
+	// A failure on relay's side or the account's comes before RCPT (MAIL
+	// FROM here); a recipient's own comes at RCPT.
+	stage := failure.StageRcpt
+	if ownSide {
+		stage = failure.StageMail
+	}
 	r := &env.Recipients[i]
-	r.Reason = reply
+	r.Failure = failure.ParseFormat1Reason(stage, reply)
 	if permanent {
 		r.Status = spool.Failed
 	}
-	env.LastError = reply
-	env.OwnSide = ownSide
+	// The envelope's last error as format 1 kept it: the line without a
+	// stage, which is what these tests were written against.
+	env.LastFailure = failure.ParseFormat1Error(reply)
 }
 
 // holdLock takes message id's lock as a runner delivering it does, until

@@ -1,8 +1,7 @@
-package install_test
+package spool_test
 
-// SpoolDirs and CheckDir describe and check the spool's directories; they
-// are tested apart from the install so that the tests can follow them to
-// package spool.
+// SystemDirs and Dir.Check describe and check the directories of a system
+// spool: relay install makes them, relay check checks them.
 
 import (
 	"io/fs"
@@ -13,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaymail/relay/install"
+	"github.com/relaymail/relay/spool"
 )
 
-func TestSpoolDirs(t *testing.T) {
-	want := []install.Dir{
+func TestSystemDirs(t *testing.T) {
+	want := []spool.Dir{
 		// Others pass through the spool to the maildrop, which they may
 		// write and search but not list; the setgid bit gives their drops
 		// the relay group and the sticky bit keeps users from each other's.
@@ -27,8 +26,8 @@ func TestSpoolDirs(t *testing.T) {
 		{Path: "/srv/relay/corrupt", Mode: 0o700},
 		{Path: "/srv/relay/maildrop", Mode: 0o733 | fs.ModeSetgid | fs.ModeSticky},
 	}
-	if got := install.SpoolDirs("/srv/relay"); !slices.Equal(got, want) {
-		t.Errorf("SpoolDirs:\n%v\nwant:\n%v", got, want)
+	if got := spool.SystemDirs("/srv/relay"); !slices.Equal(got, want) {
+		t.Errorf("SystemDirs:\n%v\nwant:\n%v", got, want)
 	}
 }
 
@@ -43,7 +42,7 @@ func (i statlessInfo) ModTime() time.Time { return time.Time{} }
 func (i statlessInfo) IsDir() bool        { return true }
 func (i statlessInfo) Sys() any           { return nil }
 
-func TestCheckDir(t *testing.T) {
+func TestDirCheck(t *testing.T) {
 	uid, gid := os.Geteuid(), os.Getegid()
 	dir := filepath.Join(t.TempDir(), "maildrop")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -76,16 +75,16 @@ func TestCheckDir(t *testing.T) {
 		{maildrop, uid, gid + 1, "owner " + owner(uid, gid) + ", want " + owner(uid, gid+1)},
 		{0o751, uid + 1, gid + 1, "mode 3733, want 0751; owner " + owner(uid, gid) + ", want " + owner(uid+1, gid+1)},
 	} {
-		if got := install.CheckDir(fi, tc.mode, tc.uid, tc.gid); got != tc.want {
+		if got := (spool.Dir{Mode: tc.mode}).Check(fi, tc.uid, tc.gid); got != tc.want {
 			t.Errorf("CheckDir(mode 3733, owner %s) against %v %s: %q, want %q", owner(uid, gid), tc.mode, owner(tc.uid, tc.gid), got, tc.want)
 		}
 	}
 
 	// Without the system's stat there is no owner to compare.
-	if got := install.CheckDir(statlessInfo{0o750}, 0o750, 1, 2); got != "" {
+	if got := (spool.Dir{Mode: 0o750}).Check(statlessInfo{0o750}, 1, 2); got != "" {
 		t.Errorf("CheckDir of a stat-less 0750 directory: %q", got)
 	}
-	if got := install.CheckDir(statlessInfo{0o755}, 0o750, 1, 2); got != "mode 0755, want 0750" {
+	if got := (spool.Dir{Mode: 0o750}).Check(statlessInfo{0o755}, 1, 2); got != "mode 0755, want 0750" {
 		t.Errorf("CheckDir of a stat-less 0755 directory against 0750: %q", got)
 	}
 }
