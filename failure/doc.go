@@ -49,14 +49,16 @@
 // text) and the first row whose conditions all hold gives the sentence. A
 // failure read back from the spool has lost the type of its Go error, so
 // every row that recognises an error by its type also recognises it by
-// its text.
+// its text. A recipient skipped because its smarthost is remembered as
+// down carries the failure that took the smarthost down as its Cause, and
+// is explained by it.
 //
 // # Format 1
 //
 // Spool format 1 stored failures as text: a recipient's reason
 // ("451 4.3.0 text", "gave up after 5d: …") and the envelope's last error
 // ("rcpt: 452 …"). [ParseFormat1Reason] and [ParseFormat1Error] read such
-// text back into a Failure for package spool's conversion. The one other
-// failure kept as text is a smarthost's down state (spool.HostState), whose
-// explanation reads it the same way.
+// text back into a Failure for package spool's conversion, and for a
+// smarthost's down state (spool.HostState) that an older relay left in
+// the spool.
 package failure

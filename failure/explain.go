@@ -293,24 +293,15 @@ var explainRules = sync.OnceValue(func() []explainRule {
 	}
 })
 
-// downReason is the text of a smarthost remembered as down (package
-// relay): "NAME is down until TIME (REASON)", REASON being the reply line
-// of the failure that took it down.
-var downReason = regexp.MustCompile(`is down until \S+ \((.*)\)$`)
-
 // Explain says in plain words what a failure means and how to fix it, in
 // one or two sentences; "" when the table has nothing to say.
 func Explain(f *Failure) string {
 	if f == nil {
 		return ""
 	}
-	if f.Code == 0 {
-		// A smarthost remembered as down: explain why it went down. The
-		// remembered failure is kept as its reply line (spool.HostState),
-		// its stage unknown.
-		if m := downReason.FindStringSubmatch(f.text()); m != nil {
-			return Explain(ParseFormat1Reason("", m[1]))
-		}
+	if f.Cause != nil {
+		// A smarthost remembered as down: explain why it went down.
+		return Explain(f.Cause)
 	}
 	rules := explainRules()
 	for i := range rules {

@@ -46,6 +46,10 @@ type Failure struct {
 	// lifetime, as configured ("5d"): the recipient failed because of
 	// that, not because the smarthost refused it for good.
 	GaveUpAfter string `json:"gave_up_after,omitempty"`
+	// Cause, on a failure that skipped the connection because its
+	// smarthost is remembered as down (package relay), is the failure
+	// that took the smarthost down: what the explanation is about.
+	Cause *Failure `json:"cause,omitempty"`
 
 	// Err is the error when there was no reply; it is not stored (its Go
 	// type, which the explanations look at, does not survive the spool).

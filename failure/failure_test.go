@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,16 +108,17 @@ func TestParseFormat1(t *testing.T) {
 		{Stage: failure.StageRcpt, Code: 451, Enhanced: "4.3.0", Text: "Temporary local problem; try again later", GaveUpAfter: "5d"},
 		{Stage: failure.StageAuth, Code: 535, Text: "Authentication failed: bad: password"},
 		{Stage: failure.StageTLS, Text: "tls: first record does not look like a TLS handshake"},
-		{Stage: failure.StageConnect, Text: "primary is down until 2025-03-01T10:05:00Z (dial tcp 192.0.2.1:587: connect: connection refused)"},
+		{Stage: failure.StageConnect, Text: "primary is down until 2025-03-01T10:05:00Z (dial tcp 192.0.2.1:587: connect: connection refused)",
+			Cause: &failure.Failure{Text: "dial tcp 192.0.2.1:587: connect: connection refused"}},
 		{Stage: failure.StageData, Code: 250, Text: "Ok"},
 	} {
-		if got := failure.ParseFormat1Reason(f.Stage, f.Reason()); got == nil || *got != f {
+		if got := failure.ParseFormat1Reason(f.Stage, f.Reason()); got == nil || !reflect.DeepEqual(*got, f) {
 			t.Errorf("ParseFormat1Reason(%q) = %+v, want %+v", f.Reason(), got, f)
 		}
 		if f.GaveUpAfter != "" {
 			continue // never in a last error
 		}
-		if got := failure.ParseFormat1Error(f.Error()); got == nil || *got != f {
+		if got := failure.ParseFormat1Error(f.Error()); got == nil || !reflect.DeepEqual(*got, f) {
 			t.Errorf("ParseFormat1Error(%q) = %+v, want %+v", f.Error(), got, f)
 		}
 	}

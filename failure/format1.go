@@ -12,6 +12,11 @@ import (
 // multi-line reply, is taken too.
 var format1Reply = regexp.MustCompile(`^([2-5][0-9][0-9])(?:[ -]+([245]\.[0-9]{1,3}\.[0-9]{1,3}))?(?:[ -]+(.*))?$`)
 
+// format1Down is the reason of a recipient skipped because its smarthost
+// was remembered as down: "NAME is down until TIME (REASON)", REASON being
+// the reply line of the failure that took the smarthost down.
+var format1Down = regexp.MustCompile(`is down until \S+ \((.*)\)$`)
+
 // ParseFormat1Reason reads back a recipient's reason as spool format 1
 // stored it: a reply line "CODE [X.Y.Z] text" or an error's text, after
 // "gave up after LIFETIME: " once relay gave up. Format 1 did not store
@@ -33,6 +38,9 @@ func ParseFormat1Reason(stage Stage, reason string) *Failure {
 		f.Enhanced, f.Text = m[2], m[3]
 	} else {
 		f.Text = line
+		if m := format1Down.FindStringSubmatch(line); m != nil {
+			f.Cause = ParseFormat1Reason("", m[1])
+		}
 	}
 	return f
 }

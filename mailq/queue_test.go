@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/failure"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -108,7 +109,7 @@ func TestQueue_Commands(t *testing.T) {
 	}
 	later := time.Now().Add(time.Hour)
 	a, b := queueOne(t, sp, later), queueOne(t, sp, later)
-	if err := sp.SetHost("main", spool.HostState{Addr: "x", DownUntil: later, Reason: "down"}); err != nil {
+	if err := sp.SetHost("main", spool.HostState{Addr: "x", DownUntil: later, Failure: failure.Failure{Text: "down"}}); err != nil {
 		t.Fatal(err)
 	}
 	var out, warn strings.Builder

@@ -73,7 +73,9 @@ func (r *Runner) newRun(ctx context.Context) *run {
 			ln.host = spool.HostState{} // about an address no longer configured
 		}
 		if now.Before(ln.host.DownUntil) {
-			ln.down = &Failure{Stage: StageConnect, Err: fmt.Errorf("%s is down until %s (%s)", sh.Name, ln.host.DownUntil.Format(time.RFC3339), ln.host.Reason)}
+			cause := ln.host.Failure
+			ln.down = &Failure{Stage: StageConnect, Cause: &cause,
+				Err: fmt.Errorf("%s is down until %s (%s)", sh.Name, ln.host.DownUntil.Format(time.RFC3339), cause.ReplyLine())}
 			ln.downUntil = ln.host.DownUntil
 		}
 		ru.lanes = append(ru.lanes, ln)
@@ -329,7 +331,7 @@ func (ru *run) markDown(ln *lane, f *Failure) (*Failure, time.Time) {
 	ln.down, ln.failed = f, true
 	ln.host.Addr = hostAddr(ln.sh)
 	ln.host.Failures++
-	ln.host.Reason = f.ReplyLine()
+	ln.host.Failure = *f.Stored(r.Now())
 	ln.downUntil = r.Now().Add(r.backoff(ln.host.Failures))
 	ln.host.DownUntil = ln.downUntil
 	if err := r.Spool.SetHost(ln.sh.Name, ln.host); err != nil {

@@ -230,7 +230,7 @@ func TestFailover_FirstRefusesConnections_SecondDelivers(t *testing.T) {
 				t.Errorf("%d connections to the first smarthost, want 1", conns())
 			}
 			hs := h.sp.Host("primary")
-			if hs.Failures != 1 || !strings.Contains(hs.Reason, tc.reason) {
+			if hs.Failures != 1 || !strings.Contains(hs.Failure.ReplyLine(), tc.reason) {
 				t.Errorf("first smarthost state %+v, want down with %q", hs, tc.reason)
 			}
 			if !strings.Contains(h.log.String(), "status=failover") || !strings.Contains(h.log.String(), "next=backup") {

@@ -74,7 +74,7 @@ func TestHostDown_RememberedBetweenPasses(t *testing.T) {
 				t.Errorf("pass 1: %d connections for %d messages, want 1", c, n)
 			}
 			hs := h.sp.Host(sh.Name)
-			if hs.Failures != 1 || !hs.DownUntil.Equal(t0.Add(time.Minute)) || !strings.Contains(hs.Reason, tc.reason) {
+			if hs.Failures != 1 || !hs.DownUntil.Equal(t0.Add(time.Minute)) || !strings.Contains(hs.Failure.ReplyLine(), tc.reason) {
 				t.Fatalf("host state %+v, want 1 failure, down for retry_min, reason with %q", hs, tc.reason)
 			}
 

@@ -80,9 +80,11 @@ func format1Want() map[string]*spool.Envelope {
 			Arrival: arrival, Attempts: 1, NextAttempt: arrival.Add(5 * time.Minute),
 			Recipients: []spool.Recipient{
 				{Address: "postmaster@example.org", Status: pending,
-					Failure: &failure.Failure{Stage: failure.StageConnect, Text: "primary is down until 2025-03-01T10:05:00Z (dial tcp 192.0.2.1:587: connect: connection refused)"}},
+					Failure: &failure.Failure{Stage: failure.StageConnect, Text: "primary is down until 2025-03-01T10:05:00Z (dial tcp 192.0.2.1:587: connect: connection refused)",
+						Cause: &failure.Failure{Text: "dial tcp 192.0.2.1:587: connect: connection refused"}}},
 			},
-			LastFailure: &failure.Failure{Stage: failure.StageConnect, Text: "primary is down until 2025-03-01T10:05:00Z (dial tcp 192.0.2.1:587: connect: connection refused)"},
+			LastFailure: &failure.Failure{Stage: failure.StageConnect, Text: "primary is down until 2025-03-01T10:05:00Z (dial tcp 192.0.2.1:587: connect: connection refused)",
+				Cause: &failure.Failure{Text: "dial tcp 192.0.2.1:587: connect: connection refused"}},
 		},
 		// The arrival envelope alone (no .env): an alias failed at
 		// submission, stage not known; RCPT as mailq assumed.
@@ -296,5 +298,50 @@ func TestFormat_WrittenWithVersion(t *testing.T) {
 	}
 	if m.Recipients[1].Reason() != "250 2.0.0 Ok" || m.LastError() != "mail: 553 5.7.1 Sender address rejected: not owned by auth user" || !m.OwnSide() {
 		t.Errorf("reply %q, last error %q, own side %v", m.Recipients[1].Reason(), m.LastError(), m.OwnSide())
+	}
+}
+
+// TestFormat1_HostState: a smarthost's down state written by format 1
+// kept the failure as its reply line; it is read back as the structure,
+// and a state without any failure is no state.
+func TestFormat1_HostState(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := spool.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "hosts"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, "hosts", name+".json"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old", `{"addr":"smtp.example.org:587/starttls","down_until":"2025-03-01T10:05:00Z","reason":"421 4.3.2 Service not available","failures":2}`)
+	write("empty", `{"addr":"smtp.example.org:587/starttls","down_until":"2025-03-01T10:05:00Z","failures":2}`)
+
+	got := sp.Host("old")
+	want := failure.Failure{Code: 421, Enhanced: "4.3.2", Text: "Service not available"}
+	if got.Failure != want || got.Failures != 2 || got.Addr != "smtp.example.org:587/starttls" {
+		t.Errorf("format-1 host state read as %+v, want failure %+v", got, want)
+	}
+	if got := sp.Host("empty"); got != (spool.HostState{}) {
+		t.Errorf("a host state without a failure read as %+v, want none", got)
+	}
+
+	// Written back, it is format 2's structure.
+	if err := sp.SetHost("old", got); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "hosts", "old.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"failure":{"code":421,"enhanced":"4.3.2","text":"Service not available"}`) || strings.Contains(string(b), `"reason"`) {
+		t.Errorf("host state written as %s", b)
+	}
+	if again := sp.Host("old"); again != got {
+		t.Errorf("read back as %+v, want %+v", again, got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/relaymail/relay/failure"
 )
 
 // HostState is what the runners remember about a smarthost between passes:
@@ -19,8 +21,10 @@ type HostState struct {
 	// recorded for another address (the configuration changed) is void.
 	Addr      string    `json:"addr"`
 	DownUntil time.Time `json:"down_until"`
-	Reason    string    `json:"reason"`
-	Failures  int       `json:"failures"` // consecutive failed connections
+	// Failure is the failure that took the smarthost down (as stored:
+	// a value, so that states compare with ==).
+	Failure  failure.Failure `json:"failure"`
+	Failures int             `json:"failures"` // consecutive failed connections
 }
 
 func (s *Spool) hostPath(name string) string {
@@ -35,12 +39,24 @@ func (s *Spool) hostPath(name string) string {
 
 // Host returns the remembered state of the smarthost name (zero if none).
 func (s *Spool) Host(name string) HostState {
-	var st HostState
+	var st struct {
+		HostState
+		// Reason is the failure as spool format 1 kept it: its reply line.
+		Reason string `json:"reason"`
+	}
 	b, err := os.ReadFile(s.hostPath(name))
 	if err == nil {
 		json.Unmarshal(b, &st)
 	}
-	return st
+	if old := failure.ParseFormat1Reason("", st.Reason); st.Failure == (failure.Failure{}) && old != nil {
+		st.Failure = *old
+	}
+	if st.Failure == (failure.Failure{}) {
+		// Damaged, or no state at all: nothing is known to be down, and
+		// the next connection finds out.
+		return HostState{}
+	}
+	return st.HostState
 }
 
 // SetHost records the state of smarthost name durably; a zero state
