@@ -128,9 +128,10 @@
 // to retry_max. A smarthost that cannot be reached is remembered as down
 // (spool.HostState, keyed by the smarthost's name, for its host, port and
 // TLS mode) until its own retry time, across passes: due messages
-// meanwhile go to the next candidate, or are deferred with a failure that names the outage and carries, as its
-// Cause, the failure that took the smarthost down, and
-// no connection; a flush forgets it (never the rate-limit windows).
+// meanwhile go to the next candidate, or are deferred without a
+// connection, with a failure that names the outage and carries, as its
+// Cause, the failure that took the smarthost down; a flush forgets it
+// (never the rate-limit windows).
 //
 // Past lifetime, a message waiting on relay's own side or the account is
 // put on hold (never bounced, never deleted), and a recipient the
