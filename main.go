@@ -6,9 +6,9 @@
 // mailq or newaliases it behaves as those; as relay it takes a subcommand.
 // The root package parses the command line, dispatches and maps errors to
 // exit codes; every command's work is done in a package of its own:
-// sendmailcompat (sendmail), mailq (the queue commands), daemon (relay
-// daemon, relay queue run, sendmail --wait), check, relay (probe), rewrite
-// (relay rewrite, newaliases) and install.
+// sendmailcompat (sendmail), smtpd (sendmail -bs), mailq (the queue
+// commands), daemon (relay daemon, relay queue run, sendmail --wait),
+// check, relay (probe), rewrite (relay rewrite, newaliases) and install.
 package main
 
 import (

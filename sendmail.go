@@ -10,6 +10,7 @@ import (
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/rewrite"
 	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/smtpd"
 )
 
 // sendmail is relay as sendmail(1): the flags decide the mode.
@@ -46,18 +47,19 @@ func (c *cli) sendmail(args []string) error {
 	// to stderr: callers take any output there for a failure.
 	s.Log = maillog.OpenBestEffort(cfg.Log.To)
 	defer s.Log.Close()
-	id, err := s.Enqueue(o, c.stdin)
-	if id == "" {
+	receipt, err := s.Enqueue(o.Message(), c.stdin)
+	if err != nil {
 		return err
 	}
-	// err may still say that a recipient has nowhere to go (exit 67): the
-	// message is queued, and the bounce is delivered like the rest.
+	// A recipient with nowhere to go is exit 67, but the message is
+	// queued, and the bounce is delivered like the rest.
+	err = receipt.Err()
 	if o.WaitSet || o.Verbose {
 		trace := c.stderr
 		if !o.Verbose {
 			trace = nil
 		}
-		if werr := daemon.DeliverNow(cfg, s, id, o.WaitDuration(), trace); err == nil {
+		if werr := daemon.DeliverNow(cfg, s, receipt.ID, o.WaitDuration(), trace); err == nil {
 			err = werr
 		}
 		return err
@@ -76,13 +78,13 @@ func (c *cli) sendmailSMTP(o *sendmailcompat.Options) error {
 		s, err = sendmailcompat.OpenSubmitter(cfg)
 	}
 	if err != nil {
-		sendmailcompat.RefuseSession(c.stdout, err)
+		smtpd.RefuseSession(c.stdout, err)
 		return err
 	}
 	// A client that closes its end early must not kill relay with
 	// SIGPIPE: the write fails and the session ends.
 	signal.Ignore(syscall.SIGPIPE)
-	return s.ServeSMTP(c.stdin, c.stdout, o)
+	return (&smtpd.Server{Submitter: s, FullName: o.FullName}).ServeStdio(c.stdin, c.stdout)
 }
 
 // newaliases checks the alias file and prints every problem; it exits 0

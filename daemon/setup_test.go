@@ -61,11 +61,11 @@ func submit(t *testing.T, sp *spool.Spool, msgID string, drop bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.Enqueue(o, strings.NewReader("Message-ID: <"+msgID+">\nSubject: test\n\nbody\n"))
+	r, err := s.Enqueue(o.Message(), strings.NewReader("Message-ID: <"+msgID+">\nSubject: test\n\nbody\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id
+	return r.ID
 }
 
 func queueLen(t *testing.T, sp *spool.Spool) int {

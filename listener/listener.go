@@ -20,7 +20,7 @@
 //     from one address (default 50, Postfix's
 //     smtpd_client_connection_count_limit): one more is answered "421 4.7.0"
 //     and closed, so one runaway process cannot take every slot.
-//  3. The session itself is sendmailcompat.SMTPServer, the same code as
+//  3. The session itself is smtpd.Server, the same code as
 //     `sendmail -bs`: each message goes through Submitter.Enqueue and is
 //     queued exactly as the sendmail command line queues it (header
 //     fix-ups, max_message_size announced in SIZE and enforced while
@@ -60,6 +60,7 @@ import (
 
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/smtpd"
 	"github.com/relaymail/relay/sysexits"
 	"golang.org/x/sys/unix"
 )
@@ -92,7 +93,7 @@ type Options struct {
 	// DefaultMaxPerClient.
 	MaxPerClient int
 	// Timeout is the longest silence of a client (and the longest a reply
-	// may take to be written); 0 means sendmailcompat.DefaultSMTPTimeout.
+	// may take to be written); 0 means smtpd.DefaultTimeout.
 	Timeout time.Duration
 	// Log receives refusals (the Submitter's Log the enqueue lines).
 	Log *maillog.Logger
@@ -132,7 +133,7 @@ func New(o Options) (*Server, error) {
 		o.MaxPerClient = DefaultMaxPerClient
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = sendmailcompat.DefaultSMTPTimeout
+		o.Timeout = smtpd.DefaultTimeout
 	}
 	host := o.Submitter.Hostname
 	if host == "" {
@@ -342,7 +343,7 @@ func (s *Server) admit(nc net.Conn) bool {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		srv := &sendmailcompat.SMTPServer{Submitter: s.o.Submitter, Timeout: s.o.Timeout}
+		srv := &smtpd.Server{Submitter: s.o.Submitter, Timeout: s.o.Timeout}
 		if err := srv.ServeConn(c); err != nil {
 			s.o.Log.Warning("client", clientString(ap), "status", "session failed", "error", err.Error())
 		}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
+	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/mailaddr"
+	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/rewrite"
 	"github.com/relaymail/relay/spool"
 )
@@ -30,6 +33,17 @@ type Pickup struct {
 	// here too: the submitter may not have been able to read them, and a
 	// drop is trusted for nothing.
 	Rewrite *rewrite.Rules
+}
+
+// NewPickup assembles the maildrop pickup of sp from the configuration
+// (relay queue run and the daemon); log receives its lines.
+func NewPickup(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *Pickup {
+	host, _ := os.Hostname()
+	return &Pickup{
+		Spool: sp, Hostname: host, MaxMessageSize: int64(cfg.MaxMessageSize), Now: time.Now, Log: log.Info,
+		User:    func(uid int) string { login, _ := LookupUser(uid); return login },
+		Rewrite: rewrite.Load(cfg, host),
+	}
 }
 
 // Run takes every complete drop. A drop that is no message is unlinked or
@@ -157,7 +171,7 @@ func validDrop(env *spool.Envelope) error {
 	if r := env.DSN.Ret; r != "" && r != "FULL" && r != "HDRS" {
 		return fmt.Errorf("DSN ret %q", r)
 	}
-	if e := env.DSN.EnvID; e != "" && !validEnvID(e) {
+	if e := env.DSN.EnvID; e != "" && !ValidEnvID(e) {
 		return fmt.Errorf("DSN envid %q", e)
 	}
 	if b := env.Body; b != "" && b != "7BIT" && b != "8BITMIME" {

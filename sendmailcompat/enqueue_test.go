@@ -37,10 +37,14 @@ func submit(t *testing.T, s *sendmailcompat.Submitter, args []string, input stri
 	if err != nil {
 		return nil, "", err
 	}
-	id, err := s.Enqueue(o, strings.NewReader(input))
+	r, err := s.Enqueue(o.Message(), strings.NewReader(input))
+	if err == nil {
+		err = r.Err()
+	}
 	if err != nil {
 		return nil, "", err
 	}
+	id := r.ID
 	m, err := s.Spool.Read(id)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +56,30 @@ func submit(t *testing.T, s *sendmailcompat.Submitter, args []string, input stri
 	defer f.Close()
 	b, _ := io.ReadAll(f)
 	return m, string(b), nil
+}
+
+func spoolIDs(t *testing.T, sp *spool.Spool) []string {
+	t.Helper()
+	ids, err := sp.IDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func readQueued(t *testing.T, sp *spool.Spool, id string) (*spool.Message, string) {
+	t.Helper()
+	m, err := sp.Read(id)
+	if err != nil {
+		t.Fatalf("queue ID %s: %v", id, err)
+	}
+	f, err := sp.OpenContent(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(f)
+	return m, string(b)
 }
 
 func addresses(m *spool.Message) []string {
@@ -412,23 +440,6 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestVerify(t *testing.T) {
-	s := newSubmitter(t)
-	var out strings.Builder
-	if err := s.Verify([]string{"root", "a@example.org, B <b@example.org>"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	want := "root@server1.example.com\n  <-- root\na@example.org\nb@example.org\n"
-	if out.String() != want {
-		t.Errorf("output %q, want %q", out.String(), want)
-	}
-	out.Reset()
-	err := s.Verify([]string{"a@b@c"}, &out)
-	if sysexits.Code(err, -1) != sysexits.Usage || !strings.Contains(out.String(), "undeliverable") {
-		t.Errorf("bad address: %v, %q", err, out.String())
-	}
-}
-
 func TestGeneratedFromName(t *testing.T) {
 	tests := []struct{ name, want string }{
 		{"CronDaemon", "From: CronDaemon <alice@server1.example.com>"},
@@ -444,6 +455,29 @@ func TestGeneratedFromName(t *testing.T) {
 		}
 		if !strings.Contains(content, "\n"+tt.want+"\n") {
 			t.Errorf("-F %q: want %q in\n%s", tt.name, tt.want, headerOf(content))
+		}
+	}
+}
+
+// --wait and -v: the submitter delivers the message itself, so other
+// runners find it due only once the submitter has given up waiting.
+func TestWaitHoldsTheMessage(t *testing.T) {
+	for _, tt := range []struct {
+		flags []string
+		hold  time.Duration
+	}{
+		{nil, 0},
+		{[]string{"--wait=5s"}, 5 * time.Second},
+		{[]string{"--wait"}, sendmailcompat.DefaultWait},
+		{[]string{"-v"}, sendmailcompat.DefaultWait},
+	} {
+		s := newSubmitter(t)
+		m, _, err := submit(t, s, append(tt.flags, "bob@example.org"), "Subject: s\n\nx\n")
+		if err != nil {
+			t.Fatalf("%q: %v", tt.flags, err)
+		}
+		if want := testNow.Add(tt.hold); !m.NextAttempt.Equal(want) || !m.Arrival.Equal(testNow) {
+			t.Errorf("%q: arrival %v, next attempt %v; want %v", tt.flags, m.Arrival, m.NextAttempt, want)
 		}
 	}
 }

@@ -12,30 +12,31 @@ import (
 
 func TestParseArgs(t *testing.T) {
 	type O = sendmailcompat.Options
+	type S = sendmailcompat.Submission
 	tests := []struct {
 		args []string
 		want O
 	}{
 		{nil, O{}},
-		{[]string{"-t", "-i"}, O{Extract: true, IgnoreDots: true}},
-		{[]string{"-ti"}, O{Extract: true, IgnoreDots: true}},
-		{[]string{"-it"}, O{Extract: true, IgnoreDots: true}},
-		{[]string{"-oi"}, O{IgnoreDots: true}},
-		{[]string{"-o", "i"}, O{IgnoreDots: true}},
+		{[]string{"-t", "-i"}, O{Submission: S{Extract: true, IgnoreDots: true}}},
+		{[]string{"-ti"}, O{Submission: S{Extract: true, IgnoreDots: true}}},
+		{[]string{"-it"}, O{Submission: S{Extract: true, IgnoreDots: true}}},
+		{[]string{"-oi"}, O{Submission: S{IgnoreDots: true}}},
+		{[]string{"-o", "i"}, O{Submission: S{IgnoreDots: true}}},
 		{[]string{"-odi", "-odb", "-oem", "-oep", "-oeq", "-om", "-oQ/tmp"}, O{}},
-		{[]string{"-fa@b.example", "x@y"}, O{Sender: "a@b.example", SenderSet: true, Recipients: []string{"x@y"}}},
-		{[]string{"-f", "Name <a@b>"}, O{Sender: "Name <a@b>", SenderSet: true}},
-		{[]string{"-r", "<>"}, O{Sender: "<>", SenderSet: true}},
-		{[]string{"-FCronDaemon"}, O{FullName: "CronDaemon"}},
-		{[]string{"-F", "Cron Daemon"}, O{FullName: "Cron Daemon"}},
-		{[]string{"-N", "success,delay,failure", "-R", "hdrs", "-V", "env-1"}, O{Notify: []string{"SUCCESS", "DELAY", "FAILURE"}, Ret: "HDRS", EnvID: "env-1"}},
-		{[]string{"-Nnever", "-Rfull"}, O{Notify: []string{"NEVER"}, Ret: "FULL"}},
-		{[]string{"-B8BITMIME"}, O{Body: "8BITMIME"}},
-		{[]string{"-B", "7bit"}, O{Body: "7BIT"}},
+		{[]string{"-fa@b.example", "x@y"}, O{Submission: S{Sender: "a@b.example", SenderSet: true, Recipients: []string{"x@y"}}}},
+		{[]string{"-f", "Name <a@b>"}, O{Submission: S{Sender: "Name <a@b>", SenderSet: true}}},
+		{[]string{"-r", "<>"}, O{Submission: S{Sender: "<>", SenderSet: true}}},
+		{[]string{"-FCronDaemon"}, O{Submission: S{FullName: "CronDaemon"}}},
+		{[]string{"-F", "Cron Daemon"}, O{Submission: S{FullName: "Cron Daemon"}}},
+		{[]string{"-N", "success,delay,failure", "-R", "hdrs", "-V", "env-1"}, O{Submission: S{Notify: []string{"SUCCESS", "DELAY", "FAILURE"}, Ret: "HDRS", EnvID: "env-1"}}},
+		{[]string{"-Nnever", "-Rfull"}, O{Submission: S{Notify: []string{"NEVER"}, Ret: "FULL"}}},
+		{[]string{"-B8BITMIME"}, O{Submission: S{Body: "8BITMIME"}}},
+		{[]string{"-B", "7bit"}, O{Submission: S{Body: "7BIT"}}},
 		{[]string{"-bm"}, O{}},
 		{[]string{"-bp"}, O{Mode: sendmailcompat.ModePrintQueue}},
 		{[]string{"-bs"}, O{Mode: sendmailcompat.ModeSMTP}},
-		{[]string{"-bv", "root"}, O{Mode: sendmailcompat.ModeVerify, Recipients: []string{"root"}}},
+		{[]string{"-bv", "root"}, O{Submission: S{Recipients: []string{"root"}}, Mode: sendmailcompat.ModeVerify}},
 		{[]string{"-bi"}, O{Mode: sendmailcompat.ModeNewaliases}},
 		{[]string{"-q"}, O{Mode: sendmailcompat.ModeFlush}},
 		{[]string{"-q30m"}, O{Mode: sendmailcompat.ModeFlush}},
@@ -45,10 +46,10 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-O", "DeliveryMode=b", "-h", "17", "-L", "tag", "-m", "-n", "-G", "-U", "-Ac", "-Am", "-X", "/tmp/log", "-em", "-c", "-x"}, O{}},
 		{[]string{"--wait"}, O{WaitSet: true, Wait: 60 * time.Second}},
 		{[]string{"--wait=5s"}, O{WaitSet: true, Wait: 5 * time.Second}},
-		{[]string{"--", "a@b", "c@d"}, O{Recipients: []string{"a@b", "c@d"}}},
+		{[]string{"--", "a@b", "c@d"}, O{Submission: S{Recipients: []string{"a@b", "c@d"}}}},
 		// POSIX getopt: the first non-flag ends the flags.
-		{[]string{"a@b", "c@d"}, O{Recipients: []string{"a@b", "c@d"}}},
-		{[]string{"a@b, B <b@x>"}, O{Recipients: []string{"a@b, B <b@x>"}}},
+		{[]string{"a@b", "c@d"}, O{Submission: S{Recipients: []string{"a@b", "c@d"}}}},
+		{[]string{"a@b, B <b@x>"}, O{Submission: S{Recipients: []string{"a@b, B <b@x>"}}}},
 	}
 	for _, tt := range tests {
 		got, err := sendmailcompat.ParseArgs(tt.args)

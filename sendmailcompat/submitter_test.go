@@ -2,7 +2,6 @@ package sendmailcompat_test
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,13 +55,5 @@ func TestNewSubmitter_VerifiesWithoutASpool(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "alice@example.com") {
 		t.Errorf("alice not qualified with the domain: %q", out.String())
-	}
-}
-
-func TestRefuseSession(t *testing.T) {
-	var out bytes.Buffer
-	sendmailcompat.RefuseSession(&out, errors.New("spool:\n  disk full"))
-	if out.String() != "421 4.3.0 relay cannot accept mail: spool: disk full\r\n" {
-		t.Errorf("greeting %q", out.String())
 	}
 }

@@ -10,32 +10,9 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/mailaddr"
-	"github.com/relaymail/relay/maillog"
-	"github.com/relaymail/relay/rewrite"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
-
-// Submitter is who submits and where the message goes.
-type Submitter struct {
-	Spool          *spool.Spool
-	Domain         string // qualifies bare names
-	Hostname       string // for the Received header
-	UID            int
-	User           string // login name
-	Gecos          string // full name from the password database, for a generated From
-	MaxMessageSize int64
-	MinFreeSpace   int64
-	Now            func() time.Time
-	// Drop: the submitter cannot write the queue (a user of a system
-	// install) and leaves the message in the maildrop for the pickup, which
-	// adds the Received field with the uid it can trust.
-	Drop bool
-	// Log receives the enqueue line (the pickup writes it for drops).
-	Log *maillog.Logger
-	// Rewrite expands aliases and enforces sender_login_map (nil: none).
-	Rewrite *rewrite.Rules
-}
 
 // addressFields are the headers whose bare local parts are qualified.
 var addressFields = []string{
@@ -44,42 +21,53 @@ var addressFields = []string{
 	"disposition-notification-to", "errors-to", "return-receipt-to", "mail-followup-to", "mail-reply-to",
 }
 
-// Enqueue reads a message from in as sendmail does with the flags in o and
-// puts it durably into the spool. It returns the queue ID. Errors are
+// Enqueue reads a message from in as sendmail does with m and puts it
+// durably into the spool (the maildrop with Drop). In order:
+//
+//  1. the envelope sender (the user's own address, or m.Sender qualified)
+//     and sender_login_map for a local user;
+//  2. the recipients given, qualified; min_free_space;
+//  3. the header, read up to the empty line; the bare names in address
+//     fields qualified; with -t the recipients of To, Cc and Bcc (or of
+//     the Resent- fields) added; duplicates dropped;
+//  4. aliases expanded (Rewrite), a recipient with nowhere to go kept as
+//     failed;
+//  5. a draft made; Bcc and Return-Path removed, From, Date, Message-ID
+//     added when missing, the Received field on top (fixHeader); the
+//     envelope, the header and the body streamed in, max_message_size
+//     enforced while reading;
+//  6. the commit (fsync, rename, directory fsync): only then does the
+//     message exist, and only then is the enqueue line logged.
+//
+// The Receipt names the queue ID and the recipients that have nowhere to
+// go: the message is queued all the same (they failed, so the sender gets
+// a bounce), and Receipt.Err says so as sendmail's exit 67. Errors are
 // *sysexits.Error (or system errors that sysexits.Code maps): 64 for bad
 // arguments, 65 for bad or oversized input, 75 for a full disk, 77 for
 // permissions, 73 when the spool file cannot be made. On error nothing is
 // left in the queue.
-//
-// One exception: when a recipient has nowhere to go (an alias that leads
-// only to a command, a file or a loop), the message is queued all the
-// same (that recipient failed, so the sender gets a bounce) and Enqueue
-// returns the queue ID with an exit-67 error that says so.
-func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
+func (s *Submitter) Enqueue(m Submission, in io.Reader) (Receipt, error) {
 	now := s.Now()
-	sender, err := s.envelopeSender(o)
+	sender, err := s.CheckSender(&m)
 	if err != nil {
-		return "", err
+		return Receipt{}, err
 	}
-	if err := s.allowSender(o, sender); err != nil {
-		return "", err
-	}
-	rcpts, err := s.argRecipients(o.Recipients)
+	rcpts, err := s.argRecipients(m.Recipients)
 	if err != nil {
-		return "", err
+		return Receipt{}, err
 	}
-	if len(rcpts) == 0 && !o.Extract {
-		return "", usageErr("no recipients given (name them as arguments, or use -t to take them from the headers)")
+	if len(rcpts) == 0 && !m.Extract {
+		return Receipt{}, usageErr("no recipients given (name them as arguments, or use -t to take them from the headers)")
 	}
-	if err := s.checkFreeSpace(); err != nil {
-		return "", err
+	if err := s.CheckFreeSpace(); err != nil {
+		return Receipt{}, err
 	}
 
-	input := newInputReader(in, o.IgnoreDots, s.MaxMessageSize)
+	input := newInputReader(in, m.IgnoreDots, s.MaxMessageSize)
 	br := bufio.NewReaderSize(input, 64<<10)
 	h, err := readHeader(br)
 	if err != nil {
-		return "", s.inputError(err)
+		return Receipt{}, s.inputError(err)
 	}
 	for _, f := range h.fields {
 		if isAddressField(f.key()) {
@@ -88,16 +76,16 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 			}
 		}
 	}
-	if o.Extract {
+	if m.Extract {
 		hrcpts, err := headerRecipients(h)
 		if err != nil {
-			return "", err
+			return Receipt{}, err
 		}
 		rcpts = append(rcpts, hrcpts...)
 	}
 	rcpts = dedupe(rcpts)
 	if len(rcpts) == 0 {
-		return "", sysexits.New(sysexits.DataErr, "no recipient addresses found in the message header")
+		return Receipt{}, sysexits.New(sysexits.DataErr, "no recipient addresses found in the message header")
 	}
 	var nowhere []string
 	if s.Rewrite != nil {
@@ -110,69 +98,47 @@ func (s *Submitter) Enqueue(o *Options, in io.Reader) (string, error) {
 	}
 	d, err := newDraft()
 	if err != nil {
-		return "", sysexits.Wrap(spoolCode(err), err)
+		return Receipt{}, sysexits.Wrap(spoolCode(err), err)
 	}
 	defer d.Abort()
-	msgID := s.fixHeader(h, d.ID, sender, o.FullName, o.Client, now)
+	msgID := s.fixHeader(h, d.ID, sender, m.FullName, m.Client, now)
 	env := &spool.Envelope{
 		Sender:      sender,
 		Recipients:  rcpts,
 		UID:         s.UID,
 		User:        s.User,
 		Arrival:     now,
-		NextAttempt: now,
-		DSN:         spool.DSN{Notify: o.Notify, Ret: o.Ret, EnvID: o.EnvID},
-		Body:        o.Body,
+		NextAttempt: now.Add(m.Hold),
+		DSN:         spool.DSN{Notify: m.Notify, Ret: m.Ret, EnvID: m.EnvID},
+		Body:        m.Body,
 		MessageID:   msgID,
 	}
-	if o.WaitSet || o.Verbose {
-		// The submitter delivers this one itself (--wait, -v): other
-		// runners leave it alone for as long as it waits.
-		env.NextAttempt = now.Add(o.WaitDuration())
-	}
 	if err := d.WriteEnvelope(env); err != nil {
-		return "", sysexits.Wrap(spoolCode(err), err)
+		return Receipt{}, sysexits.Wrap(spoolCode(err), err)
 	}
 	if err := h.writeTo(d); err != nil {
-		return "", sysexits.Wrap(spoolCode(err), err)
+		return Receipt{}, sysexits.Wrap(spoolCode(err), err)
 	}
 	// Stream the body: the input reader's errors are the caller's, the
 	// draft's are ours, and they need different exit codes.
 	if _, err := io.Copy(d, readerOnly{br}); err != nil {
 		if errors.Is(err, errInput) {
-			return "", s.inputError(input.err)
+			return Receipt{}, s.inputError(input.err)
 		}
-		return "", sysexits.Wrap(spoolCode(err), err)
+		return Receipt{}, sysexits.Wrap(spoolCode(err), err)
 	}
 	if err := d.Commit(); err != nil {
-		return "", sysexits.Wrap(spoolCode(err), err)
+		return Receipt{}, sysexits.Wrap(spoolCode(err), err)
 	}
 	if !s.Drop {
 		who := []string{"uid", strconv.Itoa(s.UID)}
-		if o.Client != nil {
-			who = []string{"client", o.Client.String()}
+		if m.Client != nil {
+			who = []string{"client", m.Client.String()}
 		}
 		s.Log.Info(append(append([]string{"id", d.ID}, who...), "from", "<"+sender+">", "size", strconv.FormatInt(input.n, 10),
 			"nrcpt", strconv.Itoa(len(rcpts)), "msgid", msgID, "status", "queued")...)
 	}
-	if len(nowhere) > 0 {
-		return d.ID, sysexits.New(sysexits.NoUser, "queued as %s, but %d recipient(s) have nowhere to go and bounce: %s",
-			d.ID, len(nowhere), strings.Join(nowhere, "; "))
-	}
-	return d.ID, nil
-}
-
-// allowSender applies sender_login_map to a sender given with -f or MAIL
-// FROM (the default sender, the user's own address, is always allowed).
-// It is about local users: a network client of the daemon has no login.
-func (s *Submitter) allowSender(o *Options, sender string) error {
-	if s.Rewrite == nil || !o.SenderSet || o.Client != nil {
-		return nil
-	}
-	if err := s.Rewrite.AllowSender(s.User, sender); err != nil {
-		return sysexits.New(sysexits.NoPerm, "%v", err)
-	}
-	return nil
+	return Receipt{ID: d.ID, Unroutable: nowhere}, nil
 }
 
 var errInput = errors.New("input error")
@@ -199,72 +165,6 @@ func (s *Submitter) inputError(err error) error {
 // spoolCode is the exit code for a failure to write the spool: a full disk
 // is temporary, a permission problem 77, anything else "cannot create" 73.
 func spoolCode(err error) int { return sysexits.Code(err, sysexits.CantCreat) }
-
-func (s *Submitter) checkFreeSpace() error {
-	if s.MinFreeSpace <= 0 {
-		return nil
-	}
-	free, err := s.Spool.FreeSpace()
-	if err != nil {
-		return sysexits.Wrap(sysexits.TempFail, err)
-	}
-	if free < s.MinFreeSpace {
-		return sysexits.New(sysexits.TempFail, "only %d MB free in %s, below min_free_space: try again later", free>>20, s.Spool.Dir)
-	}
-	return nil
-}
-
-func (s *Submitter) envelopeSender(o *Options) (string, error) {
-	if !o.SenderSet {
-		return s.User + "@" + s.Domain, nil
-	}
-	a, err := mailaddr.ParseSender(o.Sender)
-	if err != nil {
-		return "", usageErr("-f %q: %v", o.Sender, err)
-	}
-	if a == "" {
-		return "", nil
-	}
-	a = mailaddr.Qualify(a, s.Domain)
-	if err := mailaddr.Valid(a); err != nil {
-		return "", usageErr("-f %q: %v", o.Sender, err)
-	}
-	return a, nil
-}
-
-// argRecipients parses each argument as an address list.
-func (s *Submitter) argRecipients(args []string) ([]spool.Recipient, error) {
-	var out []spool.Recipient
-	for _, arg := range args {
-		list, err := mailaddr.ParseList(arg)
-		if err != nil {
-			return nil, usageErr("recipient %q: %v", arg, err)
-		}
-		for _, a := range list {
-			r, err := s.recipient(a.Addr)
-			if err != nil {
-				return nil, usageErr("recipient %q: %v", arg, err)
-			}
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
-func (s *Submitter) recipient(addr string) (spool.Recipient, error) {
-	if addr == "" {
-		return spool.Recipient{}, errors.New("the null address <> is no recipient")
-	}
-	q := mailaddr.Qualify(addr, s.Domain)
-	if err := mailaddr.Valid(q); err != nil {
-		return spool.Recipient{}, err
-	}
-	r := spool.Recipient{Address: q, Status: spool.Pending}
-	if q != addr {
-		r.Original = addr
-	}
-	return r, nil
-}
 
 // headerRecipients returns the recipients -t takes from the header (already
 // qualified): the Resent- fields when any is present, else To, Cc and Bcc.

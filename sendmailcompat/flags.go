@@ -21,26 +21,16 @@ const (
 	ModeFlush                  // -q: make deferred mail due now
 )
 
-// Options is a parsed sendmail command line.
+// Options is a parsed sendmail command line: what it asks for (Mode,
+// -v, --wait, -C) and, embedded, the Submission that describes the message
+// the flags fill directly; Message hands that to Enqueue.
 type Options struct {
-	Mode       Mode
-	Extract    bool   // -t: recipients from the headers as well
-	IgnoreDots bool   // -i, -oi: a lone dot does not end the input
-	Sender     string // -f, -r, parsed; "" with SenderSet is the null sender
-	SenderSet  bool
-	FullName   string // -F
-	Notify     []string
-	Ret        string // -R: FULL or HDRS
-	EnvID      string // -V
-	Body       string // -B: 7BIT or 8BITMIME
-	Config     string // -C
-	Verbose    bool   // -v
-	Wait       time.Duration
-	WaitSet    bool     // --wait
-	Recipients []string // the recipient arguments as given
-	// Client is the network peer of an SMTP session (the daemon's
-	// listener); nil for the command line and -bs.
-	Client *Client
+	Mode Mode
+	Submission
+	Config  string // -C
+	Verbose bool   // -v
+	Wait    time.Duration
+	WaitSet bool // --wait
 }
 
 // argKind says whether a flag takes an argument.
@@ -181,7 +171,7 @@ func (o *Options) flag(c byte, val string) error {
 		}
 		o.FullName = val
 	case 'N':
-		n, err := parseNotify(val)
+		n, err := ParseNotify(val)
 		if err != nil {
 			return err
 		}
@@ -194,7 +184,7 @@ func (o *Options) flag(c byte, val string) error {
 			return usageErr("-R %s: use full or hdrs", val)
 		}
 	case 'V':
-		if !validEnvID(val) {
+		if !ValidEnvID(val) {
 			return usageErr("-V %q: an envelope ID is 1 to 100 printable ASCII characters without spaces", val)
 		}
 		o.EnvID = val
@@ -246,39 +236,6 @@ func (o *Options) mode(val string) error {
 	return nil
 }
 
-func parseNotify(val string) ([]string, error) {
-	var out []string
-	for _, w := range strings.Split(val, ",") {
-		w = strings.ToUpper(strings.TrimSpace(w))
-		switch w {
-		case "NEVER", "SUCCESS", "DELAY", "FAILURE":
-			out = append(out, w)
-		default:
-			return nil, usageErr("-N %s: use never, or a list of success, delay, failure", val)
-		}
-	}
-	if len(out) > 1 {
-		for _, w := range out {
-			if w == "NEVER" {
-				return nil, usageErr("-N %s: never cannot be combined with other values", val)
-			}
-		}
-	}
-	return out, nil
-}
-
-func validEnvID(s string) bool {
-	if len(s) == 0 || len(s) > 100 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // noLineBreak refuses values that would let a caller inject header lines.
 func noLineBreak(what, v string) error {
 	if strings.ContainsAny(v, "\r\n\x00") {
@@ -301,4 +258,15 @@ func (o *Options) WaitDuration() time.Duration {
 		return o.Wait
 	}
 	return DefaultWait
+}
+
+// Message is the Submission to Enqueue for this command line. With
+// --wait or -v the submitter delivers the message itself, so it is held
+// from other runners for as long as the submitter waits.
+func (o *Options) Message() Submission {
+	m := o.Submission
+	if o.WaitSet || o.Verbose {
+		m.Hold = o.WaitDuration()
+	}
+	return m
 }

@@ -2,7 +2,6 @@ package sendmailcompat
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,6 +16,27 @@ import (
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
+
+// Submitter is who submits and where the message goes.
+type Submitter struct {
+	Spool          *spool.Spool
+	Domain         string // qualifies bare names
+	Hostname       string // for the Received header
+	UID            int
+	User           string // login name
+	Gecos          string // full name from the password database, for a generated From
+	MaxMessageSize int64
+	MinFreeSpace   int64
+	Now            func() time.Time
+	// Drop: the submitter cannot write the queue (a user of a system
+	// install) and leaves the message in the maildrop for the pickup, which
+	// adds the Received field with the uid it can trust.
+	Drop bool
+	// Log receives the enqueue line (the pickup writes it for drops).
+	Log *maillog.Logger
+	// Rewrite expands aliases and enforces sender_login_map (nil: none).
+	Rewrite *rewrite.Rules
+}
 
 // NewSubmitter is the one place a Submitter is assembled from the
 // configuration, for the calling user: sendmail, sendmail -bs, sendmail -bv
@@ -63,24 +83,6 @@ func OpenSubmitter(cfg *config.Config) (*Submitter, error) {
 		return nil, sysexits.New(sysexits.TempFail, "%v: try again when it is readable", err)
 	}
 	return s, nil
-}
-
-// NewPickup assembles the maildrop pickup of sp from the configuration
-// (relay queue run and the daemon); log receives its lines.
-func NewPickup(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *Pickup {
-	host, _ := os.Hostname()
-	return &Pickup{
-		Spool: sp, Hostname: host, MaxMessageSize: int64(cfg.MaxMessageSize), Now: time.Now, Log: log.Info,
-		User:    func(uid int) string { login, _ := LookupUser(uid); return login },
-		Rewrite: rewrite.Load(cfg, host),
-	}
-}
-
-// RefuseSession answers an SMTP client on the other end of sendmail -bs
-// that relay cannot accept mail, and why, in a 421 greeting: a client
-// reads that, not the exit code.
-func RefuseSession(out io.Writer, err error) {
-	io.WriteString(out, "421 4.3.0 relay cannot accept mail: "+strings.Join(strings.Fields(err.Error()), " ")+"\r\n")
 }
 
 // LookupUser returns the login and full name of uid. relay is built
