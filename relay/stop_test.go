@@ -198,5 +198,3 @@ func TestStop_ServerNeverGreets(t *testing.T) {
 		})
 	}
 }
-
-
