@@ -226,10 +226,11 @@ func isLoopback(a net.Addr) bool {
 }
 
 // Close ends the session politely when it can (QUIT closes the
-// connection itself).
+// connection itself). A stop (DialOptions.Abort) still cuts a QUIT that
+// waits for its reply.
 func (c *Conn) Close() error {
 	if c.stopAbort != nil {
-		c.stopAbort()
+		defer c.stopAbort()
 	}
 	if !c.broken && c.client.Quit() == nil {
 		return nil
