@@ -259,9 +259,12 @@ loop:
 		}
 	}
 
-	// Stop: the pass first (its connection is cut without the final
-	// dot), then the services.
+	// Stop: the pass first (a transaction is cut without its final dot,
+	// or, when the dot is out, ends with its reply: relay.DialOptions.Abort),
+	// then the services. A second SIGTERM or SIGINT ends the process at
+	// once, reply or not.
 	notify("STOPPING=1")
+	signal.Reset(syscall.SIGTERM, syscall.SIGINT)
 	cancelRun()
 	stopServices()
 	if running {

@@ -83,12 +83,16 @@
 // SIGTERM (and SIGINT) cancel the pass: relay.Runner.Run closes its
 // connection at once, even in the middle of DATA, without the final dot,
 // so the smarthost discards the transaction and the message stays queued
-// exactly as it was (no attempt counted, still due). A message whose 250
-// had arrived is recorded as delivered before anything else, so what the
-// stop can cost is at most a duplicate of a message whose 250 came in the
-// instant the process died (the window every MTA has). The services are
-// stopped the same way, the locks released, and the daemon exits 0 within
-// a few seconds.
+// exactly as it was (no attempt counted, still due). Only once the final
+// dot is out does it wait: the smarthost has the whole message then, and
+// only its reply says whether relay may forget it, so the reply is
+// awaited (relay.CommandTimeout at most from the signal), recorded, and
+// the connection closed (relay.DialOptions.Abort). A stop therefore never
+// sends a message twice; only SIGKILL (or a second SIGTERM, which ends
+// the process at once) in the instant between the 250 and its record can.
+// The services are stopped the same way, the locks released, and the
+// daemon exits 0, within a moment unless a smarthost is slow to answer a
+// dot.
 //
 // SIGHUP reopens the log file (logrotate) and reads the configuration
 // again. A configuration that does not load is refused with an error line
@@ -130,7 +134,8 @@
 // Another runner at work (a second queue run, the daemon, which holds the
 // run lock for its life) has the lock: queue run leaves at once, exit 0,
 // since that runner looks again after its pass. A missing spool is an
-// empty queue. SIGTERM or SIGINT cancel the pass as they do the daemon's.
+// empty queue. SIGTERM or SIGINT cancel the pass as they do the daemon's
+// (a dot that is out has its reply awaited and recorded).
 // Errors exit with their code: 78 without a smarthost, 77 when the queue
 // may not be read.
 //

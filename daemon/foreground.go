@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"syscall"
 	"time"
 
@@ -40,8 +42,15 @@ func DeliverNow(cfg *config.Config, s *sendmailcompat.Submitter, id string, wait
 	if trace != nil {
 		r.Debug = relay.RedactAuth(trace)
 	}
+	// The end of the wait, SIGTERM and SIGINT end the pass as a stop ends
+	// the daemon's: a transaction is cut before its final dot, or ends
+	// with the reply to a dot that is out (relay.DialOptions.Abort); a
+	// second signal ends the process at once.
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	context.AfterFunc(ctx, stop)
 	type result struct {
 		st  relay.Stats
 		err error
@@ -55,9 +64,16 @@ func DeliverNow(cfg *config.Config, s *sendmailcompat.Submitter, id string, wait
 	case res := <-done:
 		return waitResult(id, res.st, res.err)
 	case <-ctx.Done():
-		// Leaving ends the transaction without its final dot: the message
-		// stays queued and is retried.
-		return sysexits.New(sysexits.TempFail, "queued as %s: not delivered within %v; relay keeps trying", id, wait)
+		// The transaction ends without its final dot (the message stays
+		// queued and is retried), or with the reply to a dot already out.
+		res := <-done
+		if res.err == nil && res.st.Delivered > 0 && res.st.Deferred+res.st.Failed+res.st.Held+res.st.Waiting == 0 {
+			return nil
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return sysexits.New(sysexits.TempFail, "queued as %s: not delivered within %v; relay keeps trying", id, wait)
+		}
+		return sysexits.New(sysexits.TempFail, "queued as %s: interrupted; relay keeps trying", id)
 	}
 }
 

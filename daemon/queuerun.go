@@ -22,7 +22,10 @@ import (
 // runner sendmail starts (see StartDelivery), which logs only to the
 // configured log and lingers a moment for more mail after each pass. See
 // "One-shot passes" in the package documentation. SIGTERM or SIGINT ends
-// it after the message being sent. A missing spool is an empty queue.
+// it at once, as they do the daemon: a transaction is cut without its
+// final dot, or, when the dot is out, ends with its reply (recorded); a
+// second signal ends it at once regardless. A missing spool is an empty
+// queue.
 func RunQueue(cfg *config.Config, detached bool, stderr io.Writer) error {
 	sp, err := mailq.Open(cfg)
 	if sp == nil || err != nil {
@@ -37,6 +40,7 @@ func RunQueue(cfg *config.Config, detached bool, stderr io.Writer) error {
 	defer log.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	context.AfterFunc(ctx, stop) // the second signal: the default, exit at once
 	r := relay.NewRunner(cfg, sp, log)
 	// Pass after pass over the same connections (see Runner.KeepConnections).
 	r.KeepConnections = 5 * time.Second

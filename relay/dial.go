@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,11 @@ type DialOptions struct {
 	// Abort, when done, closes the connection at once, even in the middle
 	// of a DATA: the transaction in flight fails with ErrAborted and its
 	// message stays queued, never half-sent (the final dot is never
-	// written). The daemon's SIGTERM. nil: never.
+	// written). Once the final dot is out, the server has the whole
+	// message: then the reply is awaited (a CommandTimeout at most from
+	// the stop), recorded, and only then is the connection closed, so a
+	// stop never sends a delivered message again. SIGTERM and SIGINT of
+	// every runner. nil: never.
 	Abort context.Context
 }
 
@@ -61,15 +66,14 @@ type Conn struct {
 	TLS    string // TLS version such as "TLSv1.3", "" without TLS
 	client *smtp.Client
 	idle   *idleConn
+	tls    *tls.Conn // nil without TLS
 	broken bool
 	// clean says no transaction is open (the last one ended with the
 	// reply to its DATA, or RSET), at lastUsed: the next message needs no
 	// RSET (see Reset).
 	clean    bool
 	lastUsed time.Time
-	// aborted is set when DialOptions.Abort closed the connection;
-	// stopAbort unregisters that.
-	aborted   *atomic.Bool
+	// stopAbort unregisters DialOptions.Abort (see idleConn.abort).
 	stopAbort func() bool
 }
 
@@ -84,25 +88,22 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 	if err != nil {
 		return nil, &Failure{Stage: StageConnect, Err: err}
 	}
-	aborted := new(atomic.Bool)
-	stopAbort := func() bool { return false }
-	if o.Abort != nil {
-		stopAbort = context.AfterFunc(o.Abort, func() {
-			aborted.Store(true)
-			raw.Close()
-		})
-	}
 	conn := raw
 	if o.Debug != nil && sh.TLS == "starttls" {
 		// go-smtp's debug writer starts inside TLS; the tap shows the
 		// plain-text greeting, EHLO and STARTTLS before it.
 		conn = &startTLSTap{Conn: raw, w: o.Debug}
 	}
-	c, err := handshake(ctx, sh, o, tcfg, conn)
+	idle := &idleConn{Conn: conn}
+	stopAbort := func() bool { return false }
+	if o.Abort != nil {
+		stopAbort = context.AfterFunc(o.Abort, idle.abort)
+	}
+	c, err := handshake(ctx, sh, o, tcfg, idle)
 	if err != nil {
 		stopAbort()
 		raw.Close()
-		if aborted.Load() {
+		if idle.aborted() {
 			return nil, &Failure{Stage: StageConnect, Err: ErrAborted}
 		}
 		if errors.Is(err, errAuthRedial) {
@@ -122,18 +123,18 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 		// (and is never loopback evidence for AUTH in clear).
 		c.Addr, c.Via = "", via
 	}
-	c.aborted, c.stopAbort = aborted, stopAbort
+	c.stopAbort = stopAbort
 	c.clean, c.lastUsed = true, time.Now()
 	return c, nil
 }
 
 // handshake speaks TLS, EHLO and AUTH on a fresh connection.
-func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *tls.Config, raw net.Conn) (*Conn, error) {
-	conn := &idleConn{Conn: raw}
-	c := &Conn{Host: sh, Addr: raw.RemoteAddr().String(), idle: conn}
+func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *tls.Config, conn *idleConn) (*Conn, error) {
+	c := &Conn{Host: sh, Addr: conn.RemoteAddr().String(), idle: conn}
 	var err error
 
 	var client *smtp.Client
+	debug := o.Debug
 	switch sh.TLS {
 	case "implicit":
 		tc := tls.Client(conn, tcfg)
@@ -143,20 +144,24 @@ func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *t
 		if err != nil {
 			return nil, &Failure{Stage: StageTLS, Err: fmt.Errorf("TLS handshake: %w", err)}
 		}
-		client = smtp.NewClient(tc)
+		client, c.tls = smtp.NewClient(tc), tc
 	case "starttls":
-		// The client says EHLO localhost before STARTTLS; the name that
-		// counts is the one said inside TLS, below.
-		client, err = smtp.NewClientStartTLS(conn, tcfg)
+		// Our name in the EHLO before STARTTLS too (see startTLS); the
+		// one inside TLS follows below.
+		var greeting int
+		client, c.tls, greeting, err = startTLS(conn, tcfg, o.HeloName)
 		if err != nil {
 			return nil, startTLSFailure(err)
+		}
+		if debug != nil {
+			debug = &skipWriter{w: debug, n: greeting}
 		}
 	default:
 		client = smtp.NewClient(conn)
 	}
 	client.CommandTimeout = CommandTimeout
 	client.SubmissionTimeout = DataTimeout
-	client.DebugWriter = o.Debug
+	client.DebugWriter = debug
 	c.client = client
 
 	// Hello right away: with STARTTLS the handshake happens here, so a bad
@@ -174,11 +179,11 @@ func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *t
 		}
 		return nil, failure(StageGreeting, err)
 	}
-	if st, ok := client.TLSConnectionState(); ok {
+	if st, ok := c.tlsState(); ok {
 		c.TLS = tlsVersionName(st.Version)
 	}
 	if sh.Username != "" {
-		if err := c.auth(ctx, raw.RemoteAddr()); err != nil {
+		if err := c.auth(ctx, conn.RemoteAddr()); err != nil {
 			client.Close()
 			return nil, err
 		}
@@ -186,17 +191,25 @@ func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *t
 	return c, nil
 }
 
-// startTLSFailure classifies what NewClientStartTLS returns: a reply to
+// startTLSFailure classifies what startTLS returns: a reply to
 // the greeting, EHLO or STARTTLS, or a missing STARTTLS.
 func startTLSFailure(err error) *Failure {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		return failure(StageEHLO, err)
 	}
-	if err.Error() == "smtp: server doesn't support STARTTLS" {
+	if errors.Is(err, errNoStartTLS) {
 		return &Failure{Stage: StageTLS, Err: errors.New("the server does not offer STARTTLS, and tls = \"starttls\" never falls back to plain text")}
 	}
 	return &Failure{Stage: StageGreeting, Err: err}
+}
+
+// tlsState is the state of the connection's TLS; ok false without TLS.
+func (c *Conn) tlsState() (tls.ConnectionState, bool) {
+	if c.tls == nil {
+		return tls.ConnectionState{}, false
+	}
+	return c.tls.ConnectionState(), true
 }
 
 // auth authenticates, refusing to send a password over a connection
@@ -213,10 +226,11 @@ func isLoopback(a net.Addr) bool {
 }
 
 // Close ends the session politely when it can (QUIT closes the
-// connection itself).
+// connection itself). A stop (DialOptions.Abort) still cuts a QUIT that
+// waits for its reply.
 func (c *Conn) Close() error {
 	if c.stopAbort != nil {
-		c.stopAbort()
+		defer c.stopAbort()
 	}
 	if !c.broken && c.client.Quit() == nil {
 		return nil
@@ -230,9 +244,19 @@ func (c *Conn) Close() error {
 // hanging it (go-smtp sets none while DATA is written), and no later than
 // the budget of the DATA in progress (see dataBudget). Deadlines that
 // go-smtp sets for replies are kept.
+//
+// It also carries out a stop (DialOptions.Abort, see abort): the
+// connection is closed at once, except from the moment the final dot of a
+// DATA is out until its reply is in.
 type idleConn struct {
 	net.Conn
 	budget atomic.Int64 // the DATA's end as Unix nanoseconds; 0: none
+
+	mu       sync.Mutex
+	stopping bool      // abort was called
+	stopped  bool      // the stop took effect: closed, or writes refused
+	ending   bool      // the end of a DATA (rest of the message, dot) is being written
+	awaiting time.Time // since then the dot is out and its reply awaited; zero: not
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
@@ -240,8 +264,88 @@ func (c *idleConn) Write(p []byte) (int, error) {
 	if b := c.budget.Load(); b != 0 && time.Unix(0, b).Before(d) {
 		d = time.Unix(0, b)
 	}
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return 0, ErrAborted
+	}
 	c.Conn.SetWriteDeadline(d)
+	c.mu.Unlock()
 	return c.Conn.Write(p)
+}
+
+// Read notes the first read after the end of a DATA was written: every
+// byte of it, the dot included, is out (go-smtp reads the reply only when
+// its writes are done, and TLS reads nothing while it writes).
+func (c *idleConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.ending && c.awaiting.IsZero() {
+		c.awaiting = time.Now()
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// abort is the stop (DialOptions.Abort). Before the end of a DATA it
+// closes the connection; while the end is being written it fails the
+// write in progress (its deadline is now) and refuses the next, so the
+// dot never goes out after a stop; once the dot is out it only bounds the
+// wait for the reply (a CommandTimeout from now, never later than
+// DataTimeout after the dot), and endDot closes the connection when the
+// reply is in.
+func (c *idleConn) abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return
+	}
+	c.stopping = true
+	switch {
+	case !c.awaiting.IsZero():
+		c.Conn.SetReadDeadline(minTime(c.awaiting.Add(DataTimeout), time.Now().Add(CommandTimeout)))
+	case c.ending:
+		c.stopped = true
+		c.Conn.SetWriteDeadline(time.Now())
+	default:
+		c.stopped = true
+		c.Conn.Close()
+	}
+}
+
+// beginDot says that the end of a DATA is about to be written (go-smtp's
+// CloseWithResponse: the rest of the message, the dot, then the reply).
+func (c *idleConn) beginDot() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ending, c.awaiting = true, time.Time{}
+}
+
+// endDot says that the reply to the dot was read (or failed). It reports
+// whether a stop came meanwhile: then the connection is closed now.
+func (c *idleConn) endDot() (stopped bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ending, c.awaiting = false, time.Time{}
+	if c.stopping {
+		c.stopped = true
+		c.Conn.Close()
+	}
+	return c.stopping
+}
+
+// aborted reports whether a stop cut the connection (or the write of a
+// DATA's end), so that what failed after it failed because of it.
+func (c *idleConn) aborted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopped
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // startBudget bounds the writes to come by the deadline end; stopBudget

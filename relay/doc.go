@@ -78,9 +78,10 @@
 // [Dial] opens TCP to host:port and then, by the smarthost's tls setting:
 //
 //   - implicit: a TLS handshake before anything else (port 465);
-//   - starttls: greeting, EHLO, STARTTLS, handshake, EHLO again. A server
-//     that does not offer STARTTLS is an error: there is no fallback to
-//     plain text;
+//   - starttls: greeting, EHLO, STARTTLS, handshake, EHLO again, both
+//     EHLOs with relay's name (Runner.HeloName; go-smtp alone would say
+//     localhost before STARTTLS: starttls.go). A server that does not
+//     offer STARTTLS is an error: there is no fallback to plain text;
 //   - none: plain SMTP.
 //
 // The certificate is verified against the system roots, or against

@@ -80,6 +80,10 @@ func (r *ProbeResult) OK() bool { return r.Failure == nil }
 func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResult {
 	r := &ProbeResult{Smarthost: sh, Route: "direct"}
 	fail := func(step string, f *Failure) *ProbeResult {
+		if ctx.Err() != nil && f.Code == 0 {
+			// What failed failed because of the stop.
+			f = &Failure{Stage: f.Stage, Addr: f.Addr, Err: errProbeStopped}
+		}
 		r.Step, r.Failure = step, f
 		return r
 	}
@@ -139,9 +143,14 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 	if sh.TLS == "starttls" {
 		conn = &startTLSTap{Conn: raw, w: io.MultiWriter(clearEHLO, dbg)}
 	}
+	// A stop (SIGTERM, Ctrl-C) closes the connection at once, whatever
+	// the server does (see idleConn.abort); every wait is bounded by
+	// CommandTimeout besides.
+	idle := &idleConn{Conn: conn}
+	defer context.AfterFunc(ctx, idle.abort)()
 	noAuth := *sh
 	noAuth.Username = "" // AUTH is the next step, reported on its own
-	c, err := handshake(ctx, &noAuth, DialOptions{HeloName: o.HeloName, Debug: io.MultiWriter(tlsEHLO, dbg)}, tcfg, conn)
+	c, err := handshake(ctx, &noAuth, DialOptions{HeloName: o.HeloName, Debug: io.MultiWriter(tlsEHLO, dbg)}, tcfg, idle)
 	r.EHLO = tlsEHLO.Capabilities()
 	if r.EHLO == nil && sh.TLS == "starttls" {
 		r.EHLO, r.EHLOClear = clearEHLO.Capabilities(), true
@@ -174,7 +183,7 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 	c.Host = sh
 	defer c.Close()
 
-	if st, ok := c.client.TLSConnectionState(); ok {
+	if st, ok := c.tlsState(); ok {
 		r.TLS = tlsVersionName(st.Version) + ", " + tls.CipherSuiteName(st.CipherSuite)
 		if len(st.PeerCertificates) > 0 {
 			r.Cert = st.PeerCertificates[0]
@@ -194,7 +203,7 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 		if errors.Is(err, errAuthRedial) {
 			// The server closed the session after refusing the first
 			// mechanism: the fallback on a new connection, as Dial does.
-			nc, nerr := Dial(ctx, sh, DialOptions{HeloName: o.HeloName, Debug: dbg})
+			nc, nerr := Dial(ctx, sh, DialOptions{HeloName: o.HeloName, Debug: dbg, Abort: ctx})
 			if nerr == nil {
 				defer nc.Close()
 				c = nc
@@ -223,6 +232,9 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 	}
 	return r
 }
+
+// errProbeStopped is the failure of a probe cut short by a signal.
+var errProbeStopped = errors.New("interrupted: relay probe was told to stop")
 
 // certHow says against what the certificate is (or was to be) verified.
 func certHow(sh *config.Smarthost, tcfg *tls.Config) string {
@@ -288,7 +300,12 @@ func (c *Conn) sendTestMessage(sh *config.Smarthost, o ProbeOptions) (id, reply 
 		c.broken = true
 		return id, "", failure(StageData, err)
 	}
+	// As in a delivery, a stop after the dot waits for the reply.
+	c.idle.beginDot()
 	resp, err := w.CloseWithResponse()
+	if c.idle.endDot() {
+		c.broken = true
+	}
 	if err != nil {
 		var se *smtp.SMTPError
 		if !errors.As(err, &se) {

@@ -77,7 +77,8 @@ type pass struct {
 // tried once (see "Several smarthosts, parallel connections" in the package
 // documentation). It returns when the pass is done or ctx is cancelled: a
 // cancel closes the connections at once, and a transaction it cuts leaves
-// its message queued as it was (see DialOptions.Abort), never half-sent.
+// its message queued as it was, never half-sent; a transaction whose final
+// dot is out ends with its reply, recorded, first (see DialOptions.Abort).
 func (r *Runner) Run(ctx context.Context) (Stats, error) {
 	if len(r.Config.Smarthosts) == 0 {
 		return Stats{}, errors.New("no [[smarthost]] configured: mail waits in the queue")

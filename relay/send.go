@@ -71,7 +71,7 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 	// finish gives every recipient without an outcome yet the failure f
 	// (nil: delivered) and lists the outcomes in envelope order.
 	finish := func(f *Failure, connErr error) (*Outcome, error) {
-		if f != nil && f.Code == 0 && c.aborted != nil && c.aborted.Load() {
+		if f != nil && f.Code == 0 && c.idle.aborted() {
 			f = &Failure{Stage: f.Stage, Err: ErrAborted}
 			connErr = f
 		}
@@ -199,7 +199,12 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 			// half is delivered.
 			return drop(err)
 		}
+		// From here a stop waits for the reply (DialOptions.Abort): once
+		// the dot is out the server has the message, and only its reply
+		// tells whether it took it.
+		c.idle.beginDot()
 		resp, err := w.CloseWithResponse()
+		stopped := c.idle.endDot()
 		var f *Failure
 		if err != nil {
 			f = failure(StageData, err)
@@ -217,6 +222,13 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 			results[r] = f
 		}
 		todo = next
+		if stopped {
+			// The reply is recorded; the recipients of a next
+			// transaction stay queued as they were.
+			c.broken = true
+			f := &Failure{Stage: StageMail, Err: ErrAborted}
+			return finish(f, f)
+		}
 	}
 	return finish(nil, nil)
 }

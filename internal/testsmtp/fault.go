@@ -88,6 +88,11 @@ type ServerConfig struct {
 	// DropAtDot closes the connection after reading the whole message,
 	// without a reply.
 	DropAtDot bool
+	// DotDelay pauses before the reply to the final dot. The message
+	// counts as received (Messages) as soon as the dot is read, as a
+	// real server has it queued before it answers, whether or not the
+	// client waits for the reply.
+	DotDelay time.Duration
 }
 
 // Received is a message the server accepted (250 after the final dot).

@@ -204,6 +204,12 @@ func (se *session) Data(r io.Reader) error {
 	s.mu.Lock()
 	s.messages = append(s.messages, Received{Conn: se.id, From: se.from, To: append([]string(nil), se.to...), Body: body})
 	s.mu.Unlock()
+	if cfg.DotDelay > 0 {
+		select {
+		case <-time.After(cfg.DotDelay):
+		case <-s.release:
+		}
+	}
 	return nil
 }
 
