@@ -91,7 +91,7 @@ func (e *stopEnv) submit(msgID string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := s.Enqueue(o, strings.NewReader("Message-ID: <"+msgID+">\nSubject: stop test\n\nbody\n")); err != nil {
+	if _, err := s.Enqueue(o.Message(), strings.NewReader("Message-ID: <"+msgID+">\nSubject: stop test\n\nbody\n")); err != nil {
 		e.t.Fatal(err)
 	}
 }
