@@ -25,8 +25,8 @@ func serveSession(s *sendmailcompat.Submitter, in io.Reader, out io.Writer) erro
 }
 
 var (
-	sessionReply = regexp.MustCompile(`^[2-5][0-9][0-9][ -][^\r\n]*\r\n`)
-	sessionQueued  = regexp.MustCompile(`(?m)^250 2\.0\.0 Ok: queued as ([0-9A-Z]+)\r$`)
+	sessionReply  = regexp.MustCompile(`^[2-5][0-9][0-9][ -][^\r\n]*\r\n`)
+	sessionQueued = regexp.MustCompile(`(?m)^250 2\.0\.0 Ok: queued as ([0-9A-Z]+)\r$`)
 )
 
 // FuzzSMTPSession checks a whole session with any client input: it ends
