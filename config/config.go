@@ -259,7 +259,7 @@ func parse(loc Location, data []byte, perm fs.FileMode) (*Config, error) {
 	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Errors{{File: file, Line: pe.Position.Line, Msg: oneLine(pe.Message)}}
+			return nil, &Errors{{File: file, Line: errorLine(data, pe.Position), Msg: oneLine(pe.Message)}}
 		}
 		return nil, &Errors{{File: file, Msg: oneLine(err.Error())}}
 	}
@@ -286,6 +286,17 @@ func parse(loc Location, data []byte, perm fs.FileMode) (*Config, error) {
 	SortProblems(probs)
 	e := Errors(probs)
 	return c, &e
+}
+
+// errorLine is the line of a TOML syntax error, counted from its byte
+// offset: the decoder's own line number is one short for some errors at
+// the end of the file (0 for a bad escape on the first line).
+func errorLine(data []byte, pos toml.Position) int {
+	line := pos.Line
+	if pos.Start > 0 && pos.Start <= len(data) {
+		line = 1 + bytes.Count(data[:pos.Start], []byte("\n"))
+	}
+	return max(line, 1)
 }
 
 // SortProblems orders problems by line, keeping the order of those on one

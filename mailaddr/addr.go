@@ -326,6 +326,11 @@ func FormatMailbox(name, addr string) string {
 		}
 	}
 	switch {
+	case !ascii && strings.ContainsAny(name, `()<>[]:;@\,."`):
+		// An encoded word in a phrase may not hold these unencoded (RFC
+		// 2047 section 5(3)), and mime's Q encoding leaves them as they
+		// are: B encodes everything into letters, digits, + / =.
+		name = mime.BEncoding.Encode("utf-8", name)
 	case !ascii:
 		name = mime.QEncoding.Encode("utf-8", name)
 	case !plain || strings.TrimSpace(name) != name || strings.Contains(name, "  ") || strings.Contains(name, "=?"):

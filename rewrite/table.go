@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
 
 	"github.com/relaymail/relay/config"
 )
@@ -118,6 +119,11 @@ func parseEntry(s string, segs []segment) (entry, string) {
 	}
 	if e.key == "" {
 		return e, fmt.Sprintf("%q: empty name before the colon", excerpt(s))
+	}
+	if strings.IndexFunc(e.key, unicode.IsControl) >= 0 {
+		// A bare CR or a NUL: no name anyone meant, and printed as it is
+		// it would garble the problem's line on a terminal.
+		return e, fmt.Sprintf("%q: a control character in the name", excerpt(e.key))
 	}
 	start := colon + 1
 	inQuote, inAngle := false, false

@@ -118,12 +118,21 @@ func (s *Spool) readEnvelope(id string, f *os.File) (*Envelope, int64, error) {
 // the caller knows there is no queue/ID.env (Scan read the directory).
 func (s *Spool) readEnvelopeAt(id string, f io.ReaderAt, mayHaveEnv bool) (*Envelope, int64, error) {
 	head := io.NewSectionReader(f, 0, 1<<62)
+	arrival := func() (*Envelope, int64, error) {
+		env, off, err := readHead(head)
+		// The envelope names the files an Update writes and a Delete
+		// removes: one of another message must not reach them.
+		if err == nil && env.ID != id {
+			return nil, 0, fmt.Errorf("%w: queue file %s holds the envelope of %s", ErrCorrupt, id, env.ID)
+		}
+		return env, off, err
+	}
 	if !mayHaveEnv {
-		return readHead(head)
+		return arrival()
 	}
 	b, err := readFileRaw(s.envPath(id))
 	if errors.Is(err, os.ErrNotExist) {
-		return readHead(head)
+		return arrival()
 	}
 	if err != nil {
 		return nil, 0, err
