@@ -127,7 +127,8 @@ func commandLine(o *sendmailcompat.Options) []string {
 
 // enqueue is the one call of the Submitter's API in this file.
 func enqueue(s *sendmailcompat.Submitter, o *sendmailcompat.Options, in io.Reader) (string, error) {
-	return s.Enqueue(o, in)
+	r, err := s.Enqueue(o.Message(), in)
+	return r.ID, err
 }
 
 // FuzzEnqueue checks a submission as sendmail makes it (command line and

@@ -1,4 +1,4 @@
-package sendmailcompat_test
+package smtpd_test
 
 // A fuzz target of the SMTP server of sendmail -bs and the daemon's
 // listener: any client input, over standard input and output, into a
@@ -16,12 +16,13 @@ import (
 
 	"github.com/relaymail/relay/mailaddr"
 	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/smtpd"
 	"github.com/relaymail/relay/spool"
 )
 
 // serveSession is the one call of the server's API in this file (-bs).
 func serveSession(s *sendmailcompat.Submitter, in io.Reader, out io.Writer) error {
-	return s.ServeSMTP(in, out, nil)
+	return (&smtpd.Server{Submitter: s}).ServeStdio(in, out)
 }
 
 var (
