@@ -32,6 +32,10 @@ func main() {
 func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, prog: filepath.Base(argv[0])}
 	args := argv[1:]
+	if (c.prog == "sendmail" || c.prog == "mailq" || c.prog == "newaliases") && helpAsked("sendmail", args) {
+		fmt.Fprint(stdout, commandUsage[c.prog])
+		return 0
+	}
 	switch c.prog {
 	case "sendmail":
 		return c.exit(c.sendmail(args))
@@ -47,6 +51,10 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return sysexits.Usage
 	}
 	cmd, args := args[0], args[1:]
+	if commandUsage[cmd] != "" && helpAsked(cmd, args) {
+		fmt.Fprint(stdout, commandUsage[cmd])
+		return 0
+	}
 	switch cmd {
 	case "sendmail":
 		c.prog = "sendmail"
@@ -69,7 +77,9 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "relay", version())
 		return 0
-	case "help", "--help", "-h":
+	case "help":
+		return c.exit(c.help(args))
+	case "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "probe":
@@ -79,26 +89,6 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	return c.exit(sysexits.New(sysexits.Usage, "unknown command %q (see relay help)", cmd))
 }
-
-const usage = `usage: relay [-C FILE] COMMAND [ARGS]
-  sendmail [FLAGS] [RECIPIENT...]   submit a message (as sendmail(1))
-  mailq                             list the queue
-  newaliases                        check the alias file
-  queue list [--json]               list the queue (postqueue -p / -j)
-  queue show ID                     show a message's envelope and header
-  daemon                            run the queue: pick up new mail at once, retry on schedule
-  queue run                         one delivery pass, then exit (nothing while a daemon runs)
-  queue flush [ID...]               make deferred mail due now
-  queue delete ID...|--all          delete messages
-  queue hold ID...|--all            put messages on hold
-  queue release ID...|--all         release held messages
-  check                             validate configuration and spool
-  probe [--send-to ADDR] [-v]       try each smarthost and explain what fails
-  install [--prefix DIR] [--dry-run] [--force]
-                                    set up a system install (user, spool, links)
-  rewrite ADDR...                   show what addresses become
-  version                           print the version
-`
 
 // cli holds what every command needs: the standard streams and the
 // configuration file named on the command line.

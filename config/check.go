@@ -25,7 +25,9 @@ import (
 //   - warnings: no [[smarthost]]; AUTH configured with tls = "none" to a host
 //     that is not a loopback address (it will be refused); auth = "xoauth2"
 //     or "oauthbearer" without password_command (tokens expire); warn_after not
-//     shorter than lifetime (no warning would ever be sent).
+//     shorter than lifetime (no warning would ever be sent); a bare
+//     username that a preset qualified (yandex: robot becomes
+//     robot@yandex.ru) or that a preset's provider may refuse (gmail).
 //
 // It neither reads secrets into messages nor connects anywhere.
 func (c *Config) Check() []Problem {
@@ -127,6 +129,9 @@ func (k *checker) smarthost(p string, sh *Smarthost) {
 	}
 	if sh.TLS == "none" && sh.Username != "" && !isLoopback(sh.Host) {
 		k.warnf(p+".tls", `AUTH is never sent without TLS except to a loopback address: delivery through %s will fail`, sh.Host)
+	}
+	if sh.loginNote != "" {
+		k.warnf(p+".username", "%s", sh.loginNote)
 	}
 	if (sh.Auth == "xoauth2" || sh.Auth == "oauthbearer") && len(sh.PasswordCommand) == 0 {
 		k.warnf(p+".auth", `%s takes an OAuth access token, which expires within the hour: use password_command to get a fresh one for each connection`, sh.Auth)

@@ -97,6 +97,10 @@ type Smarthost struct {
 	BounceFrom      string    `toml:"bounce_from"`
 
 	Line int `toml:"-"` // line of its [[smarthost]] header
+
+	// loginNote is what a preset's rule did with a bare username (see
+	// Preset.LoginDomain), for relay check's warning.
+	loginNote string
 }
 
 // Queue holds the retry and expiry settings ([queue]).

@@ -330,6 +330,15 @@ func (v *validator) smarthosts() {
 		case sh.Username == "" && len(sources) > 0 && !v.bad[k("username")]:
 			v.errorf(k(sources[0]), "needs username")
 		}
+		if preset != nil && !v.bad[k("username")] {
+			// A bare login: qualified, refused or warned about (presets.go).
+			login, problem, isError := preset.qualifyLogin(sh.Preset, sh.Username)
+			if isError {
+				v.errorf(k("username"), "%s", problem)
+			} else {
+				sh.Username, sh.loginNote = login, problem
+			}
+		}
 		if sh.Auth != "" {
 			sh.Auth = strings.ToLower(sh.Auth)
 			if v.oneOf(k("auth"), sh.Auth, authMechs) && sh.Username == "" && !v.bad[k("username")] {

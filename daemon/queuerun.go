@@ -14,7 +14,6 @@ import (
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
-	"github.com/relaymail/relay/sysexits"
 )
 
 // RunQueue is relay queue run: delivery passes over the configured spool
@@ -34,8 +33,8 @@ func RunQueue(cfg *config.Config, detached bool, stderr io.Writer) error {
 	var log *maillog.Logger
 	if detached {
 		log = maillog.OpenBestEffort(cfg.Log.To) // its stderr is /dev/null
-	} else if log, err = maillog.Open(cfg.Log.To, stderr); err != nil {
-		return sysexits.Wrap(sysexits.Config, err)
+	} else if log, err = openLog(cfg, stderr); err != nil {
+		return err
 	}
 	defer log.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

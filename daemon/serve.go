@@ -35,9 +35,9 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 			return sysexits.Wrap(sysexits.CantCreat, err)
 		}
 	}
-	log, err := maillog.Open(cfg.Log.To, stderr)
+	log, err := openLog(cfg, stderr)
 	if err != nil {
-		return sysexits.Wrap(sysexits.Config, err)
+		return err
 	}
 	defer log.Close()
 	d := &Daemon{Spool: sp, Config: cfg, Log: log, Reload: reload}

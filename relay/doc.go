@@ -127,12 +127,25 @@
 //
 // A deferred message is due again after retry_min, doubling per attempt up
 // to retry_max. A smarthost that cannot be reached is remembered as down
-// (spool.HostState, keyed by the smarthost's name, for its host, port and
-// TLS mode) until its own retry time, across passes: due messages
-// meanwhile go to the next candidate, or are deferred without a
-// connection, with a failure that names the outage and carries, as its
-// Cause, the failure that took the smarthost down; a flush forgets it
-// (never the rate-limit windows).
+// (spool.HostState, keyed by the smarthost's name) until its own retry
+// time, across passes: due messages meanwhile go to the next candidate, or
+// are deferred without a connection, with a failure that names the outage
+// and carries, as its Cause, the failure that took the smarthost down; a
+// flush forgets it (never the rate-limit windows).
+//
+// The state is about the settings it failed with (HostState.Addr, made by
+// hostAddr): host, port, TLS mode and proxy in clear, and a digest of
+// everything else that decides whether a connection works —
+// tls_fingerprint, tls_server_name, tls_min_version, username, auth,
+// password_command, and the files tls_ca_file, tls_client_cert,
+// tls_client_key and password_file by path, size, modification time and
+// inode. A pass that finds a state recorded under other settings forgets
+// it and connects: a corrected configuration is tried at once, not after
+// the outage's backoff. Secrets are left out, even from the digest (no
+// inline password, no proxy password, no file's contents): a change of an
+// inline password alone is not seen, and waits for the backoff or a flush.
+// The cost of a false change (a file touched but not changed) is one
+// connection.
 //
 // Past lifetime, a message waiting on relay's own side or the account is
 // put on hold (never bounced, never deleted), and a recipient the

@@ -69,8 +69,13 @@ func (r *Runner) newRun(ctx context.Context) *run {
 		sh := &r.Config.Smarthosts[i]
 		ln := &lane{sh: sh, jobs: make(chan job)}
 		ln.host = r.Spool.Host(sh.Name)
-		if ln.host.Addr != hostAddr(sh) {
-			ln.host = spool.HostState{} // about an address no longer configured
+		if ln.host != (spool.HostState{}) && ln.host.Addr != hostAddr(sh) {
+			// About settings no longer configured (see hostAddr): void,
+			// and forgotten so that a return to them starts afresh.
+			ln.host = spool.HostState{}
+			if err := r.Spool.SetHost(sh.Name, ln.host); err != nil {
+				r.Log.Error("relay", sh.Name, "status", "error", "reason", err.Error())
+			}
 		}
 		if now.Before(ln.host.DownUntil) {
 			cause := ln.host.Failure

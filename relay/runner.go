@@ -2,12 +2,16 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/relaymail/relay/config"
@@ -313,15 +317,50 @@ func (r *Runner) backoff(attempts int) time.Duration {
 	return min(d, hi)
 }
 
-// hostAddr names what a remembered host state is about: a change of host,
-// port, TLS mode or proxy voids it (the proxy masked: no secret in the
-// spool).
+// hostAddr names what a remembered host state is about: every setting that
+// decides whether a connection to the smarthost works. A state recorded
+// under another name is void, so a corrected configuration is tried at
+// once rather than after the outage's backoff. The name is the address in
+// clear (host, port, TLS mode, the proxy masked) and a digest of the rest:
+// tls_fingerprint, tls_server_name, tls_min_version, username, auth,
+// password_command, whether an inline password is set, and tls_ca_file,
+// tls_client_cert, tls_client_key and password_file by path, size,
+// modification time and inode (an edit in place or a replaced file
+// counts). No secret goes into it, not even as part of a digest: neither
+// an inline password nor a proxy's, nor any file's contents; a change of
+// those alone waits for the backoff or relay queue flush.
 func hostAddr(sh *config.Smarthost) string {
 	a := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)) + "/" + sh.TLS
 	if sh.Proxy != "" {
 		a += "/" + config.MaskProxy(sh.Proxy)
 	}
-	return a
+	h := sha256.New()
+	for _, v := range []string{sh.TLSFingerprint, sh.TLSServerName, sh.TLSMinVersion, sh.Username, sh.Auth,
+		strings.Join(sh.PasswordCommand, "\x00"), strconv.FormatBool(sh.Password != "")} {
+		fmt.Fprintf(h, "%q\n", v)
+	}
+	for _, f := range []string{sh.TLSCAFile, sh.TLSClientCert, sh.TLSClientKey, sh.PasswordFile} {
+		fmt.Fprintf(h, "%q %s\n", f, fileVersion(f))
+	}
+	return a + " settings=" + hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// fileVersion names the version of the file at path that a connection
+// would read: its size, modification time and inode ("" for no file, "-"
+// when it cannot be looked at).
+func fileVersion(path string) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "-"
+	}
+	v := fmt.Sprintf("%d %d", fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		v += fmt.Sprintf(" %d:%d", st.Dev, st.Ino)
+	}
+	return v
 }
 
 // Due reports whether the queue holds work for a pass now: a due message,

@@ -17,8 +17,9 @@ import (
 // and every due message is deferred without a connection attempt of its
 // own until then (10,000 queued messages cost one failed connection).
 type HostState struct {
-	// Addr is what the state is about (host, port, TLS mode): a state
-	// recorded for another address (the configuration changed) is void.
+	// Addr is what the state is about (the smarthost's address and the
+	// settings it failed with, see relay's hostAddr): a state recorded
+	// under other settings (the configuration changed) is void.
 	Addr      string    `json:"addr"`
 	DownUntil time.Time `json:"down_until"`
 	// Failure is the failure that took the smarthost down (as stored:

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/relaymail/relay/sysexits"
+)
+
+const usage = `usage: relay [-C FILE] COMMAND [ARGS]
+  sendmail [FLAGS] [RECIPIENT...]   submit a message (as sendmail(1))
+  mailq                             list the queue
+  newaliases                        check the alias file
+  queue list [--json]               list the queue (postqueue -p / -j)
+  queue show ID                     show a message's envelope and header
+  daemon                            run the queue: pick up new mail at once, retry on schedule
+  queue run                         one delivery pass, then exit (nothing while a daemon runs)
+  queue flush [ID...]               make deferred mail due now
+  queue delete ID...|--all          delete messages
+  queue hold ID...|--all            put messages on hold
+  queue release ID...|--all         release held messages
+  check                             validate configuration and spool
+  probe [--send-to ADDR] [-v]       try each smarthost and explain what fails
+  install [--prefix DIR] [--dry-run] [--force]
+                                    set up a system install (user, spool, links)
+  rewrite ADDR...                   show what addresses become
+  version                           print the version
+  help [COMMAND]                    this list, or a command's usage
+Every command prints its usage with --help (or -h). See relay(8).
+`
+
+// commandUsage is what `relay COMMAND --help` and `relay help COMMAND`
+// print (on stdout, exit 0).
+var commandUsage = map[string]string{
+	"sendmail": `usage: sendmail [FLAGS] [RECIPIENT...]   (also: relay sendmail ...)
+Reads a message on standard input and queues it for the smarthost.
+  -t            take the recipients from To, Cc and Bcc
+  -i, -oi       a line with a single dot does not end the message
+  -f ADDR       the envelope sender (-r is the same)
+  -F NAME       the sender's full name for a generated From
+  -v            deliver at once and show the SMTP dialogue
+  --wait[=DUR]  deliver at once and wait for the result (default 60s)
+  -N, -R, -V, -B  DSN options and body type, kept with the message
+  -bp           list the queue (as mailq)
+  -bs           an SMTP session on standard input and output
+  -bv ADDR...   show what addresses become; nothing is sent
+  -bi           check the alias file (as newaliases)
+  -q            make deferred mail due now (as relay queue flush)
+  -C FILE       the configuration file
+Sendmail's other flags are accepted and ignored (-h N is a hop count, not
+help: only --help as the first argument prints this). See sendmail(8).
+`,
+	"mailq": `usage: mailq   (also: relay mailq, sendmail -bp, relay queue list)
+Lists the queue like postqueue -p. See mailq(1).
+`,
+	"newaliases": `usage: newaliases   (also: relay newaliases, sendmail -bi)
+Checks the alias file and prints its problems with file:line; exits 0.
+See newaliases(8).
+`,
+	"queue": `usage: relay queue COMMAND [ARGS]
+  list [--json]              list the queue (postqueue -p / -j)
+  show ID                    a message's envelope and header
+  run                        one delivery pass over what is due, then exit
+  flush [ID...]              make deferred mail due now
+  delete ID...|--all         delete messages
+  hold ID...|--all           put messages on hold
+  release ID...|--all        release held messages
+See relay(8), "The queue commands".
+`,
+	"daemon": `usage: relay daemon
+The long-running queue runner: picks up new mail at once, retries on
+schedule, and serves [daemon] listen. SIGTERM stops it; SIGHUP reopens the
+log and reads the configuration again. See relay-daemon(8).
+`,
+	"check": `usage: relay check
+Validates the configuration, the files it names and the spool. Exit 0: fine
+(warnings on stderr); 78: configuration errors; 75: mail is stuck.
+See relay(8), "relay check".
+`,
+	"probe": `usage: relay probe [--send-to ADDR] [-v]
+Connects to each smarthost and reports route, TLS, certificate, EHLO and
+AUTH, and explains every failure; nothing is sent unless --send-to names a
+recipient for a test message. -v shows the SMTP dialogue (secrets
+redacted). Exit 0 when every smarthost works, 69 when one does not.
+See relay(8), "relay probe".
+`,
+	"install": `usage: relay install [--prefix DIR] [--dry-run] [--force]
+Sets up a system install: the relay user, the spool, the configuration
+directory and the links sendmail, mailq and newaliases. --dry-run prints
+the steps without doing them; --force replaces another MTA's sendmail.
+See relay-install(8).
+`,
+	"rewrite": `usage: relay rewrite ADDR...   (also: sendmail -bv ADDR...)
+Shows what each address becomes as envelope sender, recipient and From, and
+which rule did it; nothing is sent. See relay-rewrite(7).
+`,
+	"version": `usage: relay version
+Prints the version.
+`,
+	"help": `usage: relay help [COMMAND]
+Prints the list of commands, or COMMAND's usage.
+`,
+}
+
+// helpAsked reports whether a relay command's arguments ask for its usage:
+// --help or -h anywhere. For sendmail, whose -h N is a hop count, only
+// --help as the first argument does.
+func helpAsked(cmd string, args []string) bool {
+	if cmd == "sendmail" {
+		return len(args) > 0 && args[0] == "--help"
+	}
+	return slices.Contains(args, "--help") || slices.Contains(args, "-h")
+}
+
+// help is relay help [COMMAND].
+func (c *cli) help(args []string) error {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(c.stdout, usage)
+	case len(args) == 1 && commandUsage[args[0]] != "":
+		fmt.Fprint(c.stdout, commandUsage[args[0]])
+	default:
+		return sysexits.New(sysexits.Usage, "help: unknown command %q (commands: %s)", strings.Join(args, " "), commandNames())
+	}
+	return nil
+}
+
+func commandNames() string {
+	names := make([]string, 0, len(commandUsage))
+	for n := range commandUsage {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
