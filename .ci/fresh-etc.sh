@@ -47,6 +47,6 @@ for sock in /dev/log /var/run/syslog /var/run/log; do
 		mount --bind "$FRESH_ETC_DIR/no-socket" "$sock"
 	fi
 done
-hostname relay-ci-fresh
+echo relay-ci-fresh >/proc/sys/kernel/hostname
 unset FRESH_ETC_DIR
 exec "$@"
