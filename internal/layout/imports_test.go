@@ -95,8 +95,13 @@ var pendingLayout = map[string]bool{
 }
 
 func TestImportsFollowTheLayout(t *testing.T) {
+	pkgs := modulePackages(t)
+	byPath := map[string]listedPackage{}
+	for _, p := range pkgs {
+		byPath[p.ImportPath] = p
+	}
 	violations := map[string]string{}
-	for _, p := range modulePackages(t) {
+	for _, p := range pkgs {
 		name := rel(p.ImportPath)
 		allowed, known := allowedImports[name]
 		if !known {
@@ -114,16 +119,34 @@ func TestImportsFollowTheLayout(t *testing.T) {
 			}
 		}
 		for _, forbidden := range neverDependOn[name] {
-			for _, dep := range p.Deps {
-				if r := rel(dep); r == forbidden || strings.HasPrefix(r, forbidden+"/") {
-					v := fmt.Sprintf("%s depends on %s", display(name), forbidden)
-					violations[v] = v
-					break
-				}
+			if slices.ContainsFunc(p.Deps, matches(forbidden)) {
+				key := fmt.Sprintf("%s depends on %s", display(name), forbidden)
+				violations[key] = fmt.Sprintf("%s (through %s)", key, through(p, byPath, forbidden))
 			}
 		}
 	}
 	checkPending(t, "pendingLayout", violations, pendingLayout)
+}
+
+// matches reports whether an import path is forbidden (a package of the
+// module relative to it, or an outside path) or a package below it.
+func matches(forbidden string) func(path string) bool {
+	return func(path string) bool {
+		r := rel(path)
+		return r == forbidden || strings.HasPrefix(r, forbidden+"/")
+	}
+}
+
+// through names the direct imports of p that bring forbidden in, so that
+// a new violation says where to look.
+func through(p listedPackage, byPath map[string]listedPackage, forbidden string) string {
+	var via []string
+	for _, imp := range p.Imports {
+		if matches(forbidden)(imp) || slices.ContainsFunc(byPath[imp].Deps, matches(forbidden)) {
+			via = append(via, display(rel(imp)))
+		}
+	}
+	return strings.Join(via, ", ")
 }
 
 // display names the root package "main" in messages.
