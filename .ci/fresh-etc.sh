@@ -14,7 +14,10 @@
 #   - every syslog socket Go's log/syslog dials (/dev/log, /var/run/syslog,
 #     /var/run/log) is covered by an empty file: connecting is refused;
 #   - the host name is relay-ci-fresh, in no /etc/hosts line and without
-#     a dot, so an expectation written for one machine's name fails.
+#     a dot, so an expectation written for one machine's name fails;
+#   - no test smarthost runs: RELAY_E2E_DIR names an empty place, so the
+#     e2e suite, which runs whenever `e2e/smarthost.sh status` succeeds,
+#     skips instead of mailing a smarthost someone else started.
 # Nothing outside the namespace changes. Needs root (mounts):
 #   sudo env "PATH=$PATH" .ci/fresh-etc.sh go test -race -p 1 ./...
 set -euo pipefail
@@ -36,6 +39,7 @@ if [[ -z ${FRESH_ETC_DIR:-} ]]; then
 	cp -a /etc "$dir/etc"
 	rm -rf "$dir"/etc/aliases "$dir"/etc/aliases.* "$dir/etc/mailname" "$dir/etc/relay"
 	: >"$dir/no-socket"
+	export RELAY_E2E_DIR="$dir/no-e2e-smarthost"
 	FRESH_ETC_DIR=$dir unshare --mount --uts --propagation private "$0" "$@"
 	exit
 fi
