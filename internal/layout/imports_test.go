@@ -26,9 +26,12 @@ var allowedImports = map[string][]string{
 	// sender; rewrite (intake) and relay (delivery) both ask it.
 	"route": {"config", "mailaddr"},
 
-	// Intake: never delivery (see neverDependOn).
-	"rewrite":        {"config", "mailaddr", "maillog", "route", "spool"},
+	// Intake: never delivery (see neverDependOn). smtpd is the SMTP
+	// server of sendmail -bs and the listener, queueing through
+	// sendmailcompat's Submitter.
+	"rewrite":        {"config", "failure", "mailaddr", "maillog", "route", "spool"},
 	"sendmailcompat": {"config", "mailaddr", "maillog", "rewrite", "route", "spool", "sysexits"},
+	"smtpd":          {"config", "mailaddr", "maillog", "sendmailcompat", "spool", "sysexits"},
 
 	// The queue as a user sees it: reads the spool, explains failures.
 	"mailq": {"config", "failure", "spool", "sysexits"},
@@ -38,8 +41,8 @@ var allowedImports = map[string][]string{
 	"relay":  {"bounce", "config", "failure", "mailaddr", "maillog", "rewrite", "route", "spool", "sysexits"},
 
 	// Runners, over intake and delivery.
-	"daemon":   {"config", "failure", "listener", "mailaddr", "maillog", "relay", "rewrite", "route", "sendmailcompat", "spool", "sysexits"},
-	"listener": {"config", "mailaddr", "maillog", "rewrite", "sendmailcompat", "spool", "sysexits"},
+	"daemon":   {"config", "failure", "listener", "mailaddr", "maillog", "mailq", "relay", "rewrite", "route", "sendmailcompat", "spool", "sysexits"},
+	"listener": {"config", "mailaddr", "maillog", "rewrite", "sendmailcompat", "smtpd", "spool", "sysexits"},
 	"check":    {"config", "failure", "mailaddr", "maillog", "relay", "rewrite", "route", "spool", "sysexits"},
 	"install":  {"config", "spool", "sysexits"},
 
@@ -61,11 +64,12 @@ var allowedImports = map[string][]string{
 // go-smtp, directly or through another package (Deps is the transitive
 // closure, as `go list -deps` prints it). Running sendmail must not load an
 // SMTP client, and a change to delivery must not touch how mail is
-// accepted. sendmailcompat's SMTP server (sendmail -bs, the listener) is its
-// own code, not go-smtp's server, so the whole go-smtp module is ruled out
-// here, not only its client.
+// accepted. relay's SMTP server (sendmail -bs, the listener: package smtpd,
+// once in sendmailcompat) is its own code, not go-smtp's server, so the
+// whole go-smtp module is ruled out here, not only its client.
 var neverDependOn = map[string][]string{
 	"sendmailcompat": {"relay", "github.com/emersion/go-smtp"},
+	"smtpd":          {"relay", "github.com/emersion/go-smtp"},
 	"rewrite":        {"relay", "github.com/emersion/go-smtp"},
 	"mailaddr":       {"relay", "github.com/emersion/go-smtp"},
 	"spool":          {"relay", "github.com/emersion/go-smtp"},
