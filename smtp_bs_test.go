@@ -22,7 +22,8 @@ func TestSendmail_BS(t *testing.T) {
 		{"sendmail symlink", "sendmail", []string{"-bs"}},
 	} {
 		t.Run(how.name, func(t *testing.T) {
-			e := newEnv(t, "")
+			// No alias file: the host's /etc/aliases may alias root.
+			e := newEnv(t, "[rewrite]\naliases = \"\"\n")
 			transcript := "EHLO app.example\r\n" +
 				"MAIL FROM:<app@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<root>\r\nDATA\r\n" +
 				"From: App <app@example.org>\r\nTo: bob@example.org\r\nSubject: via -bs\r\n\r\n..dotted\r\nbody\r\n.\r\n" +

@@ -137,7 +137,8 @@ password_command = ["DIR/secret"]
 		{
 			name: "oauth token without password_command",
 			text: "[[smarthost]]\nhost = \"smtp.gmail.com\"\nusername = \"a@gmail.com\"\npassword_file = \"DIR/secret-600\"\nauth = \"xoauth2\"\n" +
-				"[[smarthost]]\nhost = \"smtp.office365.com\"\nusername = \"a@gmail.com\"\npassword_command = [\"DIR/getpw\"]\nauth = \"oauthbearer\"\n",
+				"[[smarthost]]\nhost = \"smtp.office365.com\"\nusername = \"a@gmail.com\"\npassword_command = [\"DIR/getpw\"]\nauth = \"oauthbearer\"\n" +
+				"[rewrite]\naliases = \"DIR/aliases\"\n", // its own, not the host's /etc/aliases
 			want: []string{`FILE:5: warning: smarthost[1].auth: xoauth2 takes an OAuth access token, which expires within the hour: use password_command to get a fresh one for each connection`},
 		},
 		{
