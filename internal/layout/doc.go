@@ -5,7 +5,8 @@
 //
 //	leaves    sysexits, config, mailaddr, maillog, failure, spool, route
 //	intake    sendmailcompat (sendmail's flags, the Submitter, the pickup),
-//	          rewrite, mailaddr
+//	          smtpd (the SMTP server of -bs and the listener), rewrite,
+//	          mailaddr
 //	queue     mailq (reads the spool; never delivers)
 //	delivery  relay, with bounce for the reports it sends
 //	runners   daemon, listener, check, install
@@ -18,9 +19,4 @@
 // delivery package or go-smtp: running sendmail must not load an SMTP
 // client. length_test.go keeps the root package's files under 300 lines and
 // every test file under 800, so that no file grows back into a grab-bag.
-//
-// Both tests carry a pending set: the known exceptions of the tree as it
-// stands while the layout is being rebuilt. An entry that is no longer
-// needed fails the test too, so the sets can only shrink and are emptied
-// once the work is merged.
 package layout

@@ -81,23 +81,6 @@ var neverDependOn = map[string][]string{
 	"sysexits":       {"relay", "github.com/emersion/go-smtp"},
 }
 
-// pendingLayout holds the violations of the tree as it stands, before the
-// layout work is merged: rewrite takes Route and OutgoingSender from relay,
-// mailq takes the reply explanations and stages from relay, and
-// sendmailcompat reaches relay through rewrite. The lead empties it after
-// merging; the test fails for any violation not listed here and for any
-// entry that no longer happens.
-var pendingLayout = map[string]bool{
-	"rewrite imports relay":                                 true,
-	"mailq imports relay":                                   true,
-	"rewrite depends on relay":                              true,
-	"rewrite depends on github.com/emersion/go-smtp":        true,
-	"mailq depends on relay":                                true,
-	"mailq depends on github.com/emersion/go-smtp":          true,
-	"sendmailcompat depends on relay":                       true,
-	"sendmailcompat depends on github.com/emersion/go-smtp": true,
-}
-
 func TestImportsFollowTheLayout(t *testing.T) {
 	pkgs := modulePackages(t)
 	byPath := map[string]listedPackage{}
@@ -129,7 +112,7 @@ func TestImportsFollowTheLayout(t *testing.T) {
 			}
 		}
 	}
-	checkPending(t, "pendingLayout", violations, pendingLayout)
+	reportViolations(t, violations)
 }
 
 // matches reports whether an import path is forbidden (a package of the
