@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testbin"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -19,14 +20,14 @@ import (
 // As root the commands run as nobody; as another user, the log's
 // directory is made unwritable.
 func TestLogFile_PermissionDenied_Exits77(t *testing.T) {
-	e := newEnv(t, "")
-	logDir := filepath.Join(e.dir, "log")
+	e := testbin.NewEnv(t, "")
+	logDir := filepath.Join(e.Dir, "log")
 	if err := os.Mkdir(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	logFile := filepath.Join(logDir, "relay.log")
-	e.writeConf("spool = \"" + e.spool + "\"\ndomain = \"server1.example.com\"\n[log]\nto = \"" + logFile + "\"\n")
-	if _, err := spool.Create(e.spool); err != nil {
+	e.WriteConf("spool = \"" + e.Spool + "\"\ndomain = \"server1.example.com\"\n[log]\nto = \"" + logFile + "\"\n")
+	if _, err := spool.Create(e.Spool); err != nil {
 		t.Fatal(err)
 	}
 	var cred *syscall.Credential
@@ -34,24 +35,24 @@ func TestLogFile_PermissionDenied_Exits77(t *testing.T) {
 		// nobody may read the configuration, run the binary and own the
 		// spool; the log's directory stays root's.
 		cred = &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}
-		for _, d := range []string{filepath.Dir(relayBin), e.dir, filepath.Dir(e.dir)} {
+		for _, d := range []string{testbin.Dir(t), e.Dir, filepath.Dir(e.Dir)} {
 			os.Chmod(d, 0o755)
 		}
-		os.Chmod(e.conf, 0o644)
-		filepath.Walk(e.spool, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 65534, 65534) })
+		os.Chmod(e.Conf, 0o644)
+		filepath.Walk(e.Spool, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 65534, 65534) })
 	} else {
 		os.Chmod(logDir, 0o555)
 		t.Cleanup(func() { os.Chmod(logDir, 0o755) })
 	}
 	for _, args := range [][]string{{"queue", "run"}, {"daemon"}} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c := exec.CommandContext(ctx, relayBin, args...)
-		c.Env = e.cmd("relay").Env
+		c := exec.CommandContext(ctx, testbin.Binary(t), args...)
+		c.Env = e.Cmd("relay").Env
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		r := run(c, "")
+		r := testbin.Run(c, "")
 		cancel()
-		if r.code != 77 || !strings.Contains(r.stderr, "permission denied") || strings.Count(r.stderr, "\n") != 1 {
-			t.Errorf("relay %s with a log file it may not write: exit %d, stderr %q; want 77 and one line", strings.Join(args, " "), r.code, r.stderr)
+		if r.Code != 77 || !strings.Contains(r.Stderr, "permission denied") || strings.Count(r.Stderr, "\n") != 1 {
+			t.Errorf("relay %s with a log file it may not write: exit %d, stderr %q; want 77 and one line", strings.Join(args, " "), r.Code, r.Stderr)
 		}
 	}
 	if _, err := os.Stat(logFile); err == nil {
@@ -62,13 +63,13 @@ func TestLogFile_PermissionDenied_Exits77(t *testing.T) {
 // TestLogFile_MissingDirectory_StillExits78: a log file whose directory
 // does not exist is the configuration's fault, as before.
 func TestLogFile_MissingDirectory_StillExits78(t *testing.T) {
-	e := newEnv(t, "")
-	e.writeConf("spool = \"" + e.spool + "\"\n[log]\nto = \"" + filepath.Join(e.dir, "nodir", "relay.log") + "\"\n")
-	if _, err := spool.Create(e.spool); err != nil {
+	e := testbin.NewEnv(t, "")
+	e.WriteConf("spool = \"" + e.Spool + "\"\n[log]\nto = \"" + filepath.Join(e.Dir, "nodir", "relay.log") + "\"\n")
+	if _, err := spool.Create(e.Spool); err != nil {
 		t.Fatal(err)
 	}
-	r := run(e.cmd("relay", "queue", "run"), "")
-	if r.code != 78 || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("exit %d, stderr %q; want 78 and one line", r.code, r.stderr)
+	r := testbin.Run(e.Cmd("relay", "queue", "run"), "")
+	if r.Code != 78 || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q; want 78 and one line", r.Code, r.Stderr)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -20,126 +19,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testbin"
 	"github.com/relaymail/relay/spool"
 )
 
-var relayBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "relay-bin-")
-	if err != nil {
-		panic(err)
-	}
-	relayBin = filepath.Join(dir, "relay")
-	// The binary as shipped: static, without cgo (see README).
-	build := exec.Command("go", "build", "-o", relayBin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	for _, name := range []string{"sendmail", "mailq", "newaliases"} {
-		os.Symlink(relayBin, filepath.Join(dir, name))
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// env is one spool with its configuration.
-type env struct {
-	t     *testing.T
-	dir   string
-	conf  string
-	spool string
-}
-
-func newEnv(t *testing.T, extra string) *env {
-	t.Helper()
-	dir := t.TempDir()
-	e := &env{t: t, dir: dir, conf: filepath.Join(dir, "relay.toml"), spool: filepath.Join(dir, "spool")}
-	e.writeConf(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s", e.spool, extra))
-	return e
-}
-
-func (e *env) writeConf(s string) {
-	if err := os.WriteFile(e.conf, []byte(s), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-// cmd prepares name (sendmail, mailq, relay) with args and this env's
-// configuration in RELAY_CONFIG.
-func (e *env) cmd(name string, args ...string) *exec.Cmd {
-	c := exec.Command(filepath.Join(filepath.Dir(relayBin), name), args...)
-	c.Env = append(os.Environ(), "RELAY_CONFIG="+e.conf)
-	return c
-}
-
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-func run(c *exec.Cmd, stdin string) result {
-	c.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-	}
-	return result{code, out.String(), errb.String()}
-}
-
-func (e *env) open() *spool.Spool {
-	sp, err := spool.Open(e.spool)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return sp
-}
-
-// messages returns every queued message, failing on an unreadable one.
-func (e *env) messages() map[string]*spool.Message {
-	e.t.Helper()
-	sp := e.open()
-	ids, err := sp.IDs()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := map[string]*spool.Message{}
-	for _, id := range ids {
-		m, err := sp.Read(id)
-		if err != nil {
-			e.t.Fatalf("queue holds an unreadable message: %v", err)
-		}
-		out[id] = m
-	}
-	return out
-}
-
-func (e *env) content(id string) string {
-	f, err := e.open().OpenContent(id)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(f)
-	return string(b)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func TestSendmail_SilentOnSuccess(t *testing.T) {
-	e := newEnv(t, "")
-	r := run(e.cmd("sendmail", "-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"),
+	e := testbin.NewEnv(t, "")
+	r := testbin.Run(e.Cmd("sendmail", "-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"),
 		"From: root (Cron Daemon)\nTo: root\nSubject: test\n\nhello\n")
-	if r.code != 0 || r.stdout != "" || r.stderr != "" {
-		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || r.Stdout != "" || r.Stderr != "" {
+		t.Fatalf("exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
-	if n := len(e.messages()); n != 1 {
+	if n := len(e.Messages()); n != 1 {
 		t.Fatalf("%d messages queued", n)
 	}
 }
@@ -172,21 +65,21 @@ func TestSendmail_Refusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, tt.conf)
-			os.MkdirAll(e.spool, 0o700)
-			spool.Create(e.spool)
-			r := run(e.cmd(tt.prog, tt.args...), tt.input)
-			if r.code != tt.code {
-				t.Errorf("exit %d, want %d (stderr %q)", r.code, tt.code, r.stderr)
+			e := testbin.NewEnv(t, tt.conf)
+			os.MkdirAll(e.Spool, 0o700)
+			spool.Create(e.Spool)
+			r := testbin.Run(e.Cmd(tt.prog, tt.args...), tt.input)
+			if r.Code != tt.code {
+				t.Errorf("exit %d, want %d (stderr %q)", r.Code, tt.code, r.Stderr)
 			}
-			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
-			if !strings.Contains(r.stderr, tt.msg) || (len(lines) != 1 && tt.code != 78) {
-				t.Errorf("stderr %q: want one line containing %q", r.stderr, tt.msg)
+			lines := strings.Split(strings.TrimSuffix(r.Stderr, "\n"), "\n")
+			if !strings.Contains(r.Stderr, tt.msg) || (len(lines) != 1 && tt.code != 78) {
+				t.Errorf("stderr %q: want one line containing %q", r.Stderr, tt.msg)
 			}
-			if r.stdout != "" {
-				t.Errorf("stdout %q", r.stdout)
+			if r.Stdout != "" {
+				t.Errorf("stdout %q", r.Stdout)
 			}
-			left, _ := filepath.Glob(filepath.Join(e.spool, "*", "*"))
+			left, _ := filepath.Glob(filepath.Join(e.Spool, "*", "*"))
 			if len(left) != 0 {
 				t.Errorf("left in the spool: %v", left)
 			}
@@ -195,15 +88,15 @@ func TestSendmail_Refusals(t *testing.T) {
 }
 
 func TestSendmail_Flush(t *testing.T) {
-	e := newEnv(t, "")
-	if r := run(e.cmd("sendmail", "-i", "a@example.org"), "x\n"); r.code != 0 {
+	e := testbin.NewEnv(t, "")
+	if r := testbin.Run(e.Cmd("sendmail", "-i", "a@example.org"), "x\n"); r.Code != 0 {
 		t.Fatal(r)
 	}
-	sp := e.open()
+	sp := e.Open()
 	ids, _ := sp.IDs()
 	later := time.Now().Add(time.Hour)
 	sp.Change(ids[0], time.Second, func(env *spool.Envelope) bool { env.NextAttempt = later; env.Attempts = 1; return true })
-	if r := run(e.cmd("sendmail", "-q"), ""); r.code != 0 || r.stderr != "" {
+	if r := testbin.Run(e.Cmd("sendmail", "-q"), ""); r.Code != 0 || r.Stderr != "" {
 		t.Fatal(r)
 	}
 	m, _ := sp.Read(ids[0])
@@ -213,31 +106,31 @@ func TestSendmail_Flush(t *testing.T) {
 }
 
 func TestQueueCommands(t *testing.T) {
-	e := newEnv(t, "")
+	e := testbin.NewEnv(t, "")
 	for i, args := range [][]string{{"-i", "-f", "alice@example.org", "bob@example.org"}, {"-i", "-f", "<>", "carol@example.org", "dave"}} {
-		if r := run(e.cmd("sendmail", args...), fmt.Sprintf("Subject: m%d\n\nbody\n", i)); r.code != 0 {
+		if r := testbin.Run(e.Cmd("sendmail", args...), fmt.Sprintf("Subject: m%d\n\nbody\n", i)); r.Code != 0 {
 			t.Fatal(r)
 		}
 	}
-	ids, _ := e.open().IDs()
+	ids, _ := e.Open().IDs()
 	if len(ids) != 2 {
 		t.Fatalf("queued %v", ids)
 	}
 
-	r := run(e.cmd("mailq"), "")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "-Queue ID-") || !strings.Contains(r.stdout, "alice@example.org") ||
-		!strings.Contains(r.stdout, "MAILER-DAEMON") || !strings.Contains(r.stdout, "dave@server1.example.com") ||
-		!strings.HasSuffix(r.stdout, "in 2 Requests.\n") {
+	r := testbin.Run(e.Cmd("mailq"), "")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "-Queue ID-") || !strings.Contains(r.Stdout, "alice@example.org") ||
+		!strings.Contains(r.Stdout, "MAILER-DAEMON") || !strings.Contains(r.Stdout, "dave@server1.example.com") ||
+		!strings.HasSuffix(r.Stdout, "in 2 Requests.\n") {
 		t.Errorf("mailq: %+v", r)
 	}
-	if r2 := run(e.cmd("sendmail", "-bp"), ""); r2.stdout != r.stdout {
-		t.Errorf("sendmail -bp differs from mailq:\n%s", r2.stdout)
+	if r2 := testbin.Run(e.Cmd("sendmail", "-bp"), ""); r2.Stdout != r.Stdout {
+		t.Errorf("sendmail -bp differs from mailq:\n%s", r2.Stdout)
 	}
 
-	r = run(e.cmd("relay", "queue", "list", "--json"), "")
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	r = testbin.Run(e.Cmd("relay", "queue", "list", "--json"), "")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	if len(lines) != 2 {
-		t.Fatalf("json: %q", r.stdout)
+		t.Fatalf("json: %q", r.Stdout)
 	}
 	var first map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
@@ -252,43 +145,43 @@ func TestQueueCommands(t *testing.T) {
 		t.Errorf("json first = %v", first)
 	}
 
-	r = run(e.cmd("relay", "queue", "show", ids[1]), "")
-	if r.code != 0 || !strings.Contains(r.stdout, "Sender:       <>") || !strings.Contains(r.stdout, "Subject: m1") {
+	r = testbin.Run(e.Cmd("relay", "queue", "show", ids[1]), "")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Sender:       <>") || !strings.Contains(r.Stdout, "Subject: m1") {
 		t.Errorf("show: %+v", r)
 	}
 
-	if r := run(e.cmd("relay", "queue", "hold", ids[0]), ""); r.code != 0 {
+	if r := testbin.Run(e.Cmd("relay", "queue", "hold", ids[0]), ""); r.Code != 0 {
 		t.Fatal(r)
 	}
-	if r := run(e.cmd("mailq"), ""); !strings.Contains(r.stdout, ids[0]+"!") {
-		t.Errorf("held message not marked:\n%s", r.stdout)
+	if r := testbin.Run(e.Cmd("mailq"), ""); !strings.Contains(r.Stdout, ids[0]+"!") {
+		t.Errorf("held message not marked:\n%s", r.Stdout)
 	}
-	if r := run(e.cmd("relay", "queue", "release", ids[0]), ""); r.code != 0 {
+	if r := testbin.Run(e.Cmd("relay", "queue", "release", ids[0]), ""); r.Code != 0 {
 		t.Fatal(r)
 	}
-	if r := run(e.cmd("mailq"), ""); strings.Contains(r.stdout, ids[0]+"!") {
-		t.Errorf("released message still held:\n%s", r.stdout)
+	if r := testbin.Run(e.Cmd("mailq"), ""); strings.Contains(r.Stdout, ids[0]+"!") {
+		t.Errorf("released message still held:\n%s", r.Stdout)
 	}
 
 	// A message being delivered is marked '*' and cannot be deleted under
 	// the runner: the delete waits, then fails.
-	l, err := e.open().Lock(ids[1])
+	l, err := e.Open().Lock(ids[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := run(e.cmd("mailq"), ""); !strings.Contains(r.stdout, ids[1]+"*") {
-		t.Errorf("locked message not marked active:\n%s", r.stdout)
+	if r := testbin.Run(e.Cmd("mailq"), ""); !strings.Contains(r.Stdout, ids[1]+"*") {
+		t.Errorf("locked message not marked active:\n%s", r.Stdout)
 	}
 	l.Close()
 
-	if r := run(e.cmd("relay", "queue", "delete", ids[0]), ""); r.code != 0 {
+	if r := testbin.Run(e.Cmd("relay", "queue", "delete", ids[0]), ""); r.Code != 0 {
 		t.Fatal(r)
 	}
-	if r := run(e.cmd("relay", "queue", "delete", "--all"), ""); r.code != 0 {
+	if r := testbin.Run(e.Cmd("relay", "queue", "delete", "--all"), ""); r.Code != 0 {
 		t.Fatal(r)
 	}
-	if r := run(e.cmd("mailq"), ""); r.stdout != "Mail queue is empty\n" {
-		t.Errorf("after delete --all: %q", r.stdout)
+	if r := testbin.Run(e.Cmd("mailq"), ""); r.Stdout != "Mail queue is empty\n" {
+		t.Errorf("after delete --all: %q", r.Stdout)
 	}
 }
 
@@ -297,43 +190,43 @@ func TestQueue_PermissionDenied(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a command as another user")
 	}
-	e := newEnv(t, "")
-	if r := run(e.cmd("sendmail", "-i", "a@example.org"), "x\n"); r.code != 0 {
+	e := testbin.NewEnv(t, "")
+	if r := testbin.Run(e.Cmd("sendmail", "-i", "a@example.org"), "x\n"); r.Code != 0 {
 		t.Fatal(r)
 	}
 	// nobody may read the configuration and run the binary, not the spool.
-	for _, d := range []string{filepath.Dir(relayBin), e.dir, filepath.Dir(e.dir)} {
+	for _, d := range []string{testbin.Dir(t), e.Dir, filepath.Dir(e.Dir)} {
 		os.Chmod(d, 0o755)
 	}
-	os.Chmod(e.conf, 0o644)
+	os.Chmod(e.Conf, 0o644)
 	for _, args := range [][]string{{"mailq"}, {"relay", "queue", "list"}, {"relay", "queue", "flush"}} {
-		c := e.cmd(args[0], args[1:]...)
+		c := e.Cmd(args[0], args[1:]...)
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		r := run(c, "")
-		if r.code != 77 || !strings.Contains(r.stderr, "permission denied") || strings.Count(r.stderr, "\n") != 1 {
+		r := testbin.Run(c, "")
+		if r.Code != 77 || !strings.Contains(r.Stderr, "permission denied") || strings.Count(r.Stderr, "\n") != 1 {
 			t.Errorf("%v as nobody: %+v", args, r)
 		}
 	}
 }
 
 func TestCheck(t *testing.T) {
-	e := newEnv(t, "")
-	r := run(e.cmd("relay", "check"), "")
-	if r.code != 0 || !strings.Contains(r.stdout, "OK") || !strings.Contains(r.stderr, "warning") {
+	e := testbin.NewEnv(t, "")
+	r := testbin.Run(e.Cmd("relay", "check"), "")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "OK") || !strings.Contains(r.Stderr, "warning") {
 		t.Errorf("check: %+v", r)
 	}
-	e.writeConf("spool = \"relative/path\"\n[queue]\nretry_min = \"soon\"\n")
-	r = run(e.cmd("relay", "check"), "")
-	if r.code != 78 {
+	e.WriteConf("spool = \"relative/path\"\n[queue]\nretry_min = \"soon\"\n")
+	r = testbin.Run(e.Cmd("relay", "check"), "")
+	if r.Code != 78 {
 		t.Errorf("check of a broken file: %+v", r)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
-		if !strings.HasPrefix(line, "relay: "+e.conf+":") {
+	for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+		if !strings.HasPrefix(line, "relay: "+e.Conf+":") {
 			t.Errorf("line not of the form file:line: %q", line)
 		}
 	}
-	if !strings.Contains(r.stderr, e.conf+":1:") || !strings.Contains(r.stderr, e.conf+":3:") {
-		t.Errorf("line numbers missing: %s", r.stderr)
+	if !strings.Contains(r.Stderr, e.Conf+":1:") || !strings.Contains(r.Stderr, e.Conf+":3:") {
+		t.Errorf("line numbers missing: %s", r.Stderr)
 	}
 }
 
@@ -350,16 +243,16 @@ func TestCrash_SIGKILLDuringEnqueue(t *testing.T) {
 	if s := os.Getenv("RELAY_CRASH_RUNS"); s != "" {
 		runs, _ = strconv.Atoi(s)
 	}
-	e := newEnv(t, "")
+	e := testbin.NewEnv(t, "")
 	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 4<<20/64)
 	input := append([]byte("Subject: big\n\n"), body...)
-	inPath := filepath.Join(e.dir, "input")
+	inPath := filepath.Join(e.Dir, "input")
 	os.WriteFile(inPath, input, 0o600)
 
 	send := func(i int, kill time.Duration) (exited0 bool) {
 		f, _ := os.Open(inPath)
 		defer f.Close()
-		c := e.cmd("sendmail", "-i", fmt.Sprintf("run%d@example.org", i))
+		c := e.Cmd("sendmail", "-i", fmt.Sprintf("run%d@example.org", i))
 		c.Stdin = f
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
@@ -391,11 +284,11 @@ func TestCrash_SIGKILLDuringEnqueue(t *testing.T) {
 		}
 	}
 	found := map[string]bool{}
-	for id, m := range e.messages() {
+	for id, m := range e.Messages() {
 		if len(m.Recipients) != 1 {
 			t.Fatalf("%s: %d recipients", id, len(m.Recipients))
 		}
-		if c := e.content(id); !strings.HasSuffix(c, "\n\n"+string(body)) {
+		if c := e.Content(id); !strings.HasSuffix(c, "\n\n"+string(body)) {
 			t.Fatalf("%s: incomplete message (%d bytes)", id, len(c))
 		}
 		found[m.Recipients[0].Address] = true
@@ -405,7 +298,7 @@ func TestCrash_SIGKILLDuringEnqueue(t *testing.T) {
 			t.Errorf("%s: sendmail exited 0 but its message is not in the queue", rcpt)
 		}
 	}
-	tmp, _ := filepath.Glob(filepath.Join(e.spool, "tmp", "*"))
+	tmp, _ := filepath.Glob(filepath.Join(e.Spool, "tmp", "*"))
 	t.Logf("%d runs, typical enqueue %v: %d exited 0, %d complete messages queued, %d drafts left in tmp/ by killed writers",
 		runs, typical, len(ok), len(found)-3, len(tmp))
 	if len(ok) == 0 || len(ok) == runs {
@@ -416,29 +309,29 @@ func TestCrash_SIGKILLDuringEnqueue(t *testing.T) {
 // 200 simultaneous sendmail runs give 200 distinct complete messages.
 func TestConcurrentSubmissions(t *testing.T) {
 	const n = 200
-	e := newEnv(t, "")
+	e := testbin.NewEnv(t, "")
 	var wg sync.WaitGroup
-	results := make([]result, n)
+	results := make([]testbin.Result, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = run(e.cmd("sendmail", "-i", fmt.Sprintf("r%d@example.org", i)), fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i))
+			results[i] = testbin.Run(e.Cmd("sendmail", "-i", fmt.Sprintf("r%d@example.org", i)), fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i))
 		}()
 	}
 	wg.Wait()
 	for i, r := range results {
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Errorf("run %d: %+v", i, r)
 		}
 	}
-	msgs := e.messages()
+	msgs := e.Messages()
 	var rcpts []string
 	for id, m := range msgs {
 		rcpts = append(rcpts, m.Recipients[0].Address)
 		var i int
 		fmt.Sscanf(m.Recipients[0].Address, "r%d@", &i)
-		if !strings.HasSuffix(e.content(id), fmt.Sprintf("\nbody %d\n", i)) {
+		if !strings.HasSuffix(e.Content(id), fmt.Sprintf("\nbody %d\n", i)) {
 			t.Errorf("%s: wrong or incomplete content", id)
 		}
 	}
@@ -464,40 +357,40 @@ func TestDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
 	}
-	e := newEnv(t, "min_free_space = 0\n")
-	if err := os.MkdirAll(e.spool, 0o700); err != nil {
+	e := testbin.NewEnv(t, "min_free_space = 0\n")
+	if err := os.MkdirAll(e.Spool, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", e.spool).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", e.Spool).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
 	}
-	defer exec.Command("umount", e.spool).Run()
+	defer exec.Command("umount", e.Spool).Run()
 
-	small := run(e.cmd("sendmail", "-i", "a@example.org"), "Subject: fits\n\nsmall\n")
-	if small.code != 0 {
+	small := testbin.Run(e.Cmd("sendmail", "-i", "a@example.org"), "Subject: fits\n\nsmall\n")
+	if small.Code != 0 {
 		t.Fatalf("small message: %+v", small)
 	}
-	big := run(e.cmd("sendmail", "-i", "b@example.org"), "Subject: too big\n\n"+strings.Repeat("x", 3<<20))
-	if big.code != 75 || strings.Count(big.stderr, "\n") != 1 || !strings.Contains(big.stderr, "no space left") {
+	big := testbin.Run(e.Cmd("sendmail", "-i", "b@example.org"), "Subject: too big\n\n"+strings.Repeat("x", 3<<20))
+	if big.Code != 75 || strings.Count(big.Stderr, "\n") != 1 || !strings.Contains(big.Stderr, "no space left") {
 		t.Errorf("disk full: %+v", big)
 	}
-	msgs := e.messages()
+	msgs := e.Messages()
 	if len(msgs) != 1 {
 		t.Errorf("%d messages queued, want the small one only", len(msgs))
 	}
-	if tmp, _ := filepath.Glob(filepath.Join(e.spool, "tmp", "*")); len(tmp) != 0 {
+	if tmp, _ := filepath.Glob(filepath.Join(e.Spool, "tmp", "*")); len(tmp) != 0 {
 		t.Errorf("partial files left: %v", tmp)
 	}
 	// And with min_free_space above what is left: refused before writing.
-	e.writeConf(fmt.Sprintf("spool = %q\nmin_free_space = \"1MB\"\n", e.spool))
-	full := run(e.cmd("sendmail", "-i", "c@example.org"), "Subject: s\n\nx\n")
-	if full.code != 0 {
+	e.WriteConf(fmt.Sprintf("spool = %q\nmin_free_space = \"1MB\"\n", e.Spool))
+	full := testbin.Run(e.Cmd("sendmail", "-i", "c@example.org"), "Subject: s\n\nx\n")
+	if full.Code != 0 {
 		// 2 MB tmpfs with one small message still has over 1 MB free.
 		t.Errorf("min_free_space 1MB on a nearly empty 2MB spool: %+v", full)
 	}
-	e.writeConf(fmt.Sprintf("spool = %q\nmin_free_space = \"3MB\"\n", e.spool))
-	full = run(e.cmd("sendmail", "-i", "c@example.org"), "Subject: s\n\nx\n")
-	if full.code != 75 || !strings.Contains(full.stderr, "min_free_space") {
+	e.WriteConf(fmt.Sprintf("spool = %q\nmin_free_space = \"3MB\"\n", e.Spool))
+	full = testbin.Run(e.Cmd("sendmail", "-i", "c@example.org"), "Subject: s\n\nx\n")
+	if full.Code != 75 || !strings.Contains(full.Stderr, "min_free_space") {
 		t.Errorf("below min_free_space: %+v", full)
 	}
 }

@@ -19,17 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testbin"
 	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 func TestProbe_ServerNeverGreets_SignalEndsIt(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "relay")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testbin.Binary(t)
 	for _, tc := range []struct {
 		tls string
 		sig syscall.Signal

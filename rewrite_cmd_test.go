@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/relaymail/relay/internal/testbin"
 )
 
 // rewriteEnv is an env with an alias file (its text) and a sender map.
-func rewriteEnv(t *testing.T, aliases, extra string) (*env, string) {
+func rewriteEnv(t *testing.T, aliases, extra string) (*testbin.Env, string) {
 	t.Helper()
 	dir := t.TempDir()
 	af := filepath.Join(dir, "aliases")
@@ -23,7 +25,7 @@ func rewriteEnv(t *testing.T, aliases, extra string) (*env, string) {
 	if err := os.WriteFile(sm, []byte("root: robot@example.com\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, fmt.Sprintf("[rewrite]\naliases = %q\nsender_map = %q\n%s\n[[smarthost]]\nname = \"mail\"\nhost = \"smtp.example.com\"\nusername = \"robot@example.com\"\npassword = \"x\"\n", af, sm, extra))
+	e := testbin.NewEnv(t, fmt.Sprintf("[rewrite]\naliases = %q\nsender_map = %q\n%s\n[[smarthost]]\nname = \"mail\"\nhost = \"smtp.example.com\"\nusername = \"robot@example.com\"\npassword = \"x\"\n", af, sm, extra))
 	return e, af
 }
 
@@ -42,16 +44,16 @@ bob@example.org
 	short, _, _ := strings.Cut(host, ".")
 	want = strings.ReplaceAll(want, " on server1", " on "+short)
 	for _, c := range [][]string{{"relay", "rewrite", "root", "bob@example.org"}, {"sendmail", "-bv", "root", "bob@example.org"}} {
-		r := run(e.cmd(c[0], c[1:]...), "")
-		if r.code != 0 || r.stdout != want || r.stderr != "" {
-			t.Errorf("%v: exit %d\n%s\nstderr %q\nwant\n%s", c, r.code, r.stdout, r.stderr, want)
+		r := testbin.Run(e.Cmd(c[0], c[1:]...), "")
+		if r.Code != 0 || r.Stdout != want || r.Stderr != "" {
+			t.Errorf("%v: exit %d\n%s\nstderr %q\nwant\n%s", c, r.Code, r.Stdout, r.Stderr, want)
 		}
 	}
-	r := run(e.cmd("relay", "rewrite", "pipe"), "")
-	if r.code != 67 || !strings.Contains(r.stdout, "envelope recipient: undeliverable: "+af+":3: pipe:") {
+	r := testbin.Run(e.Cmd("relay", "rewrite", "pipe"), "")
+	if r.Code != 67 || !strings.Contains(r.Stdout, "envelope recipient: undeliverable: "+af+":3: pipe:") {
 		t.Errorf("pipe: %+v", r)
 	}
-	if _, err := os.Stat(e.spool); err == nil {
+	if _, err := os.Stat(e.Spool); err == nil {
 		t.Error("relay rewrite made a spool: it must send and queue nothing")
 	}
 }
@@ -59,16 +61,16 @@ bob@example.org
 func TestNewaliases(t *testing.T) {
 	e, af := rewriteEnv(t, "root: alice@example.org\nno colon\nbackup: |/usr/local/bin/archive\n", "")
 	for _, c := range [][]string{{"newaliases"}, {"relay", "newaliases"}, {"sendmail", "-bi"}} {
-		r := run(e.cmd(c[0], c[1:]...), "")
+		r := testbin.Run(e.Cmd(c[0], c[1:]...), "")
 		want := fmt.Sprintf("%[2]s: %[1]s:2: warning: \"no colon\": no colon: an entry is \"name: address, address…\"\n"+
 			"%[2]s: %[1]s:3: warning: backup: \"|/usr/local/bin/archive\" is a command; relay only hands mail to its smarthost and runs no commands; mail reaching it bounces\n", af, progName(c))
-		if r.code != 0 || r.stdout != "" || r.stderr != want {
-			t.Errorf("%v: exit %d stdout %q\nstderr:\n%s\nwant:\n%s", c, r.code, r.stdout, r.stderr, want)
+		if r.Code != 0 || r.Stdout != "" || r.Stderr != want {
+			t.Errorf("%v: exit %d stdout %q\nstderr:\n%s\nwant:\n%s", c, r.Code, r.Stdout, r.Stderr, want)
 		}
 	}
 	// A clean file: silence.
 	e, _ = rewriteEnv(t, "root: alice@example.org\n", "")
-	if r := run(e.cmd("newaliases"), ""); r.code != 0 || r.stdout+r.stderr != "" {
+	if r := testbin.Run(e.Cmd("newaliases"), ""); r.Code != 0 || r.Stdout+r.Stderr != "" {
 		t.Errorf("clean: %+v", r)
 	}
 }
@@ -84,34 +86,34 @@ func TestCheckRewriting(t *testing.T) {
 	// A bad alias line is a configuration error for relay check (78), an
 	// unservable entry a warning.
 	e, af := rewriteEnv(t, "root: alice@example.org\nno colon\npostmaster: |/bin/cat\n", "")
-	r := run(e.cmd("relay", "check"), "")
-	if r.code != 78 || !strings.Contains(r.stderr, af+":2: \"no colon\": no colon") ||
-		!strings.Contains(r.stderr, "warning: rewrite.aliases: mail to postmaster bounces: "+af+":3: postmaster:") {
+	r := testbin.Run(e.Cmd("relay", "check"), "")
+	if r.Code != 78 || !strings.Contains(r.Stderr, af+":2: \"no colon\": no colon") ||
+		!strings.Contains(r.Stderr, "warning: rewrite.aliases: mail to postmaster bounces: "+af+":3: postmaster:") {
 		t.Errorf("check: %+v", r)
 	}
 	// root at a private name, and a From not aligned with the login.
 	e, _ = rewriteEnv(t, "", "")
-	e.writeConf(strings.Replace(readFile(t, e.conf), `domain = "server1.example.com"`, `domain = "server1.lan"`, 1))
-	r = run(e.cmd("relay", "check"), "")
+	e.WriteConf(strings.Replace(readFile(t, e.Conf), `domain = "server1.example.com"`, `domain = "server1.lan"`, 1))
+	r = testbin.Run(e.Cmd("relay", "check"), "")
 	for _, want := range []string{
 		"warning: rewrite.aliases: mail to root goes to root@server1.lan, which a smarthost cannot deliver (.lan is a private name)",
 		"warning: rewrite.aliases: mail to postmaster goes to postmaster@server1.lan",
 	} {
-		if r.code != 0 || !strings.Contains(r.stderr, want) {
+		if r.Code != 0 || !strings.Contains(r.Stderr, want) {
 			t.Errorf("missing %q: %+v", want, r)
 		}
 	}
 	// root's envelope is mapped to robot@example.com, but From is kept.
-	if !strings.Contains(r.stderr, `warning: rewrite.from_header: mail from root goes out through smarthost "mail" with From root@server1.lan, not in the domain of its login robot@example.com`) {
-		t.Errorf("no DMARC warning: %s", r.stderr)
+	if !strings.Contains(r.Stderr, `warning: rewrite.from_header: mail from root goes out through smarthost "mail" with From root@server1.lan, not in the domain of its login robot@example.com`) {
+		t.Errorf("no DMARC warning: %s", r.Stderr)
 	}
 }
 
 func TestCheckDMARCMisaligned(t *testing.T) {
 	e, _ := rewriteEnv(t, "root: alice@example.org\npostmaster: root\n", "")
-	e.writeConf(strings.Replace(readFile(t, e.conf), `domain = "server1.example.com"`, `domain = "server1.example.net"`, 1))
-	r := run(e.cmd("relay", "check"), "")
-	if r.code != 0 || !strings.Contains(r.stderr, `warning: rewrite.from_header: mail from root goes out through smarthost "mail" with From root@server1.example.net, not in the domain of its login robot@example.com`) {
+	e.WriteConf(strings.Replace(readFile(t, e.Conf), `domain = "server1.example.com"`, `domain = "server1.example.net"`, 1))
+	r := testbin.Run(e.Cmd("relay", "check"), "")
+	if r.Code != 0 || !strings.Contains(r.Stderr, `warning: rewrite.from_header: mail from root goes out through smarthost "mail" with From root@server1.example.net, not in the domain of its login robot@example.com`) {
 		t.Errorf("check: %+v", r)
 	}
 }
@@ -127,11 +129,11 @@ func readFile(t *testing.T, p string) string {
 
 func TestSendmail_NowhereToGo(t *testing.T) {
 	e, _ := rewriteEnv(t, "root: |/usr/bin/procmail\n", "[daemon]\ndetached_delivery = false")
-	r := run(e.cmd("sendmail", "-i", "root", "bob@example.org"), "Subject: s\n\nx\n")
-	if r.code != 67 || !strings.Contains(r.stderr, "have nowhere to go and bounce: root: ") {
+	r := testbin.Run(e.Cmd("sendmail", "-i", "root", "bob@example.org"), "Subject: s\n\nx\n")
+	if r.Code != 67 || !strings.Contains(r.Stderr, "have nowhere to go and bounce: root: ") {
 		t.Errorf("sendmail: %+v", r)
 	}
-	msgs := e.messages()
+	msgs := e.Messages()
 	if len(msgs) != 1 {
 		t.Fatalf("queued %d message(s), want 1 (bob's copy and root's bounce)", len(msgs))
 	}

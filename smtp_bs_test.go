@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/relaymail/relay/internal/testbin"
 )
 
 // sendmail -bs through the built binary: an SMTP dialogue on stdin and
@@ -23,25 +25,25 @@ func TestSendmail_BS(t *testing.T) {
 	} {
 		t.Run(how.name, func(t *testing.T) {
 			// No alias file: the host's /etc/aliases may alias root.
-			e := newEnv(t, "[rewrite]\naliases = \"\"\n")
+			e := testbin.NewEnv(t, "[rewrite]\naliases = \"\"\n")
 			transcript := "EHLO app.example\r\n" +
 				"MAIL FROM:<app@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<root>\r\nDATA\r\n" +
 				"From: App <app@example.org>\r\nTo: bob@example.org\r\nSubject: via -bs\r\n\r\n..dotted\r\nbody\r\n.\r\n" +
 				"RCPT TO:<bad@@example.org>\r\n" + // refused: no transaction, no exit code
 				"QUIT\r\n"
-			r := run(e.cmd(how.prog, append(how.args, "-C", e.conf)...), transcript)
-			if r.code != 0 || r.stderr != "" {
-				t.Fatalf("exit %d, stderr %q\nstdout:\n%s", r.code, r.stderr, r.stdout)
+			r := testbin.Run(e.Cmd(how.prog, append(how.args, "-C", e.Conf)...), transcript)
+			if r.Code != 0 || r.Stderr != "" {
+				t.Fatalf("exit %d, stderr %q\nstdout:\n%s", r.Code, r.Stderr, r.Stdout)
 			}
 			reply := regexp.MustCompile(`^[2-5][0-9][0-9][ -][^\r\n]*\r\n$`)
 			var codes []string
 			var queuedAs string
-			for _, l := range strings.SplitAfter(r.stdout, "\r\n") {
+			for _, l := range strings.SplitAfter(r.Stdout, "\r\n") {
 				if l == "" {
 					continue
 				}
 				if !reply.MatchString(l) {
-					t.Fatalf("stdout holds %q, not an SMTP reply line:\n%s", l, r.stdout)
+					t.Fatalf("stdout holds %q, not an SMTP reply line:\n%s", l, r.Stdout)
 				}
 				if l[3] == ' ' {
 					codes = append(codes, l[:3])
@@ -51,9 +53,9 @@ func TestSendmail_BS(t *testing.T) {
 				}
 			}
 			if want := []string{"220", "250", "250", "250", "250", "354", "250", "503", "221"}; !slices.Equal(codes, want) {
-				t.Errorf("replies %v, want %v\n%s", codes, want, r.stdout)
+				t.Errorf("replies %v, want %v\n%s", codes, want, r.Stdout)
 			}
-			msgs := e.messages()
+			msgs := e.Messages()
 			m := msgs[queuedAs]
 			if len(msgs) != 1 || m == nil {
 				t.Fatalf("queue holds %d messages, want the one the 250 named (%q)", len(msgs), queuedAs)
@@ -65,7 +67,7 @@ func TestSendmail_BS(t *testing.T) {
 			if m.Sender != "app@example.org" || !slices.Equal(rcpts, []string{"bob@example.org", "root@server1.example.com"}) {
 				t.Errorf("envelope: sender %q recipients %q", m.Sender, rcpts)
 			}
-			content := e.content(queuedAs)
+			content := e.Content(queuedAs)
 			if !strings.HasSuffix(content, "\r\n\r\n.dotted\r\nbody\r\n") || !strings.Contains(content, "Subject: via -bs\r\n") {
 				t.Errorf("queued content:\n%q", content)
 			}
@@ -76,24 +78,24 @@ func TestSendmail_BS(t *testing.T) {
 // When relay cannot accept mail at all, the SMTP client reads why in a 421
 // greeting, and the exit code says it too.
 func TestSendmail_BSCannotStart(t *testing.T) {
-	e := newEnv(t, "smarthost = 3\n") // a broken configuration
-	r := run(e.cmd("sendmail", "-bs"), "EHLO x\r\nQUIT\r\n")
-	if r.code != 78 {
-		t.Errorf("exit %d, want 78", r.code)
+	e := testbin.NewEnv(t, "smarthost = 3\n") // a broken configuration
+	r := testbin.Run(e.Cmd("sendmail", "-bs"), "EHLO x\r\nQUIT\r\n")
+	if r.Code != 78 {
+		t.Errorf("exit %d, want 78", r.Code)
 	}
-	if !strings.HasPrefix(r.stdout, "421 4.3.0 relay cannot accept mail: ") || strings.Count(r.stdout, "\r\n") != 1 || !strings.HasSuffix(r.stdout, "\r\n") {
-		t.Errorf("stdout %q, want one 421 line", r.stdout)
+	if !strings.HasPrefix(r.Stdout, "421 4.3.0 relay cannot accept mail: ") || strings.Count(r.Stdout, "\r\n") != 1 || !strings.HasSuffix(r.Stdout, "\r\n") {
+		t.Errorf("stdout %q, want one 421 line", r.Stdout)
 	}
-	if !strings.Contains(r.stderr, "relay.toml") {
-		t.Errorf("stderr %q, want the configuration error", r.stderr)
+	if !strings.Contains(r.Stderr, "relay.toml") {
+		t.Errorf("stderr %q, want the configuration error", r.Stderr)
 	}
 }
 
 // A client that stops reading (closes its end of the pipe) must not kill
 // relay with SIGPIPE.
 func TestSendmail_BSClosedStdout(t *testing.T) {
-	e := newEnv(t, "")
-	c := e.cmd("sendmail", "-bs")
+	e := testbin.NewEnv(t, "")
+	c := e.Cmd("sendmail", "-bs")
 	c.Stdin = strings.NewReader("EHLO x\r\nQUIT\r\n")
 	out, err := c.StdoutPipe()
 	if err != nil {

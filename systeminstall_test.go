@@ -11,67 +11,17 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/relaymail/relay/internal/testbin"
 )
 
-// sysEnv is a system install under a prefix with two local users.
-type sysEnv struct {
-	*env
-	prefix string
-	users  []*user.User
-}
-
-func newSysEnv(t *testing.T) *sysEnv {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a system install needs root (useradd, chown)")
-	}
-	prefix := t.TempDir()
-	// The users must reach the binary and the configuration.
-	for _, d := range []string{filepath.Dir(relayBin), prefix, filepath.Dir(prefix)} {
-		os.Chmod(d, 0o755)
-	}
-	s := &sysEnv{prefix: prefix}
-	for _, name := range []string{"relaytest1", "relaytest2"} {
-		if _, err := user.Lookup(name); err != nil {
-			if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
-				t.Fatalf("useradd %s: %v %s", name, err, out)
-			}
-		}
-		u, err := user.Lookup(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.users = append(s.users, u)
-	}
-	// relay install lays out /var/spool/relay under the prefix; the
-	// configuration used at run time names that place.
-	installConf := filepath.Join(prefix, "install.toml")
-	os.WriteFile(installConf, []byte("spool = \"/var/spool/relay\"\n"), 0o644)
-	r := run(exec.Command(relayBin, "-C", installConf, "install", "--prefix", prefix), "")
-	if r.code != 0 {
-		t.Fatalf("relay install: %+v", r)
-	}
-	s.env = &env{t: t, dir: prefix, conf: filepath.Join(prefix, "relay.toml"), spool: filepath.Join(prefix, "var/spool/relay")}
-	os.WriteFile(s.conf, []byte(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\nmax_message_size = \"64KB\"\n", s.spool)), 0o644)
-	return s
-}
-
-// as runs cmd as u.
-func as(u *user.User, c *exec.Cmd) *exec.Cmd {
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
-	c.Dir = "/"
-	return c
-}
-
 func TestSystemInstall_TwoUsers(t *testing.T) {
-	s := newSysEnv(t)
-	maildrop := filepath.Join(s.spool, "maildrop")
+	s := testbin.NewSysEnv(t)
+	maildrop := filepath.Join(s.Spool, "maildrop")
 
-	for i, u := range s.users {
-		r := run(as(u, s.cmd("sendmail", "-i", "bob@example.org")), fmt.Sprintf("Subject: from %s\n\nsecret %d\n", u.Username, i))
-		if r.code != 0 || r.stderr != "" {
+	for i, u := range s.Users {
+		r := testbin.Run(testbin.As(u, s.Cmd("sendmail", "-i", "bob@example.org")), fmt.Sprintf("Subject: from %s\n\nsecret %d\n", u.Username, i))
+		if r.Code != 0 || r.Stderr != "" {
 			t.Fatalf("%s: sendmail: %+v", u.Username, r)
 		}
 	}
@@ -79,18 +29,18 @@ func TestSystemInstall_TwoUsers(t *testing.T) {
 	if len(drops) != 2 {
 		t.Fatalf("maildrop holds %d files, want 2", len(drops))
 	}
-	for i, u := range s.users {
-		other := s.users[1-i]
+	for i, u := range s.Users {
+		other := s.Users[1-i]
 		// Nobody lists the maildrop, nobody reads another's drop.
-		if r := run(as(u, exec.Command("ls", maildrop)), ""); r.code == 0 {
-			t.Errorf("%s can list the maildrop: %q", u.Username, r.stdout)
+		if r := testbin.Run(testbin.As(u, exec.Command("ls", maildrop)), ""); r.Code == 0 {
+			t.Errorf("%s can list the maildrop: %q", u.Username, r.Stdout)
 		}
 		for _, d := range drops {
 			p := filepath.Join(maildrop, d.Name())
 			fi, _ := os.Stat(p)
 			st := fi.Sys().(*syscall.Stat_t)
 			if strconv.Itoa(int(st.Uid)) == other.Uid {
-				if r := run(as(u, exec.Command("cat", p)), ""); r.code == 0 || strings.Contains(r.stdout, "secret") {
+				if r := testbin.Run(testbin.As(u, exec.Command("cat", p)), ""); r.Code == 0 || strings.Contains(r.Stdout, "secret") {
 					t.Errorf("%s read %s's message: %+v", u.Username, other.Username, r)
 				}
 			}
@@ -99,34 +49,34 @@ func TestSystemInstall_TwoUsers(t *testing.T) {
 			}
 		}
 		// Queue commands: permission denied.
-		if r := run(as(u, s.cmd("mailq")), ""); r.code != 77 {
+		if r := testbin.Run(testbin.As(u, s.Cmd("mailq")), ""); r.Code != 77 {
 			t.Errorf("%s: mailq: %+v", u.Username, r)
 		}
 	}
 
-	if r := run(s.cmd("relay", "queue", "run"), ""); !strings.Contains(r.stderr, "status=queued") {
+	if r := testbin.Run(s.Cmd("relay", "queue", "run"), ""); !strings.Contains(r.Stderr, "status=queued") {
 		t.Fatalf("pickup: %+v", r)
 	}
 	if left, _ := os.ReadDir(maildrop); len(left) != 0 {
 		t.Errorf("maildrop after pickup: %v", left)
 	}
-	msgs := s.messages()
+	msgs := s.Messages()
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages queued, want 2", len(msgs))
 	}
 	relayUser, _ := user.Lookup("relay")
 	for id, m := range msgs {
-		u := s.users[0]
-		if strings.Contains(s.content(id), "secret 1") {
-			u = s.users[1]
+		u := s.Users[0]
+		if strings.Contains(s.Content(id), "secret 1") {
+			u = s.Users[1]
 		}
 		if strconv.Itoa(m.UID) != u.Uid || m.User != u.Username || m.Sender != u.Username+"@server1.example.com" {
 			t.Errorf("%s: uid %d user %q sender %q, want %s", id, m.UID, m.User, m.Sender, u.Username)
 		}
-		if !strings.HasPrefix(s.content(id), "Received: by ") || !strings.Contains(s.content(id), "from userid "+u.Uid+")") {
-			t.Errorf("%s: Received does not name uid %s:\n%s", id, u.Uid, s.content(id))
+		if !strings.HasPrefix(s.Content(id), "Received: by ") || !strings.Contains(s.Content(id), "from userid "+u.Uid+")") {
+			t.Errorf("%s: Received does not name uid %s:\n%s", id, u.Uid, s.Content(id))
 		}
-		fi, _ := os.Stat(filepath.Join(s.spool, "queue", id))
+		fi, _ := os.Stat(filepath.Join(s.Spool, "queue", id))
 		if st := fi.Sys().(*syscall.Stat_t); strconv.Itoa(int(st.Uid)) != relayUser.Uid || fi.Mode().Perm() != 0o640 {
 			t.Errorf("%s: queue file owner %d mode %o, want relay 0640", id, st.Uid, fi.Mode().Perm())
 		}
@@ -135,17 +85,17 @@ func TestSystemInstall_TwoUsers(t *testing.T) {
 
 // Root's sendmail writes the queue as the spool owner.
 func TestSystemInstall_RootWritesAsOwner(t *testing.T) {
-	s := newSysEnv(t)
-	if r := run(s.cmd("sendmail", "-i", "bob@example.org"), "Subject: root\n\nx\n"); r.code != 0 {
+	s := testbin.NewSysEnv(t)
+	if r := testbin.Run(s.Cmd("sendmail", "-i", "bob@example.org"), "Subject: root\n\nx\n"); r.Code != 0 {
 		t.Fatal(r)
 	}
 	relayUser, _ := user.Lookup("relay")
-	for id, m := range s.messages() {
-		fi, _ := os.Stat(filepath.Join(s.spool, "queue", id))
+	for id, m := range s.Messages() {
+		fi, _ := os.Stat(filepath.Join(s.Spool, "queue", id))
 		if st := fi.Sys().(*syscall.Stat_t); strconv.Itoa(int(st.Uid)) != relayUser.Uid {
 			t.Errorf("root's message %s owned by %d, want relay", id, st.Uid)
 		}
-		if m.UID != 0 || !strings.Contains(s.content(id), "from userid 0)") {
+		if m.UID != 0 || !strings.Contains(s.Content(id), "from userid 0)") {
 			t.Errorf("root's message %s: uid %d", id, m.UID)
 		}
 	}
@@ -154,13 +104,13 @@ func TestSystemInstall_RootWritesAsOwner(t *testing.T) {
 // Hostile files planted in the maildrop never become mail, never hang the
 // pickup and never harm what they point to.
 func TestSystemInstall_HostileDrops(t *testing.T) {
-	s := newSysEnv(t)
-	maildrop := filepath.Join(s.spool, "maildrop")
-	u := s.users[0]
-	victim := filepath.Join(s.prefix, "victim")
+	s := testbin.NewSysEnv(t)
+	maildrop := filepath.Join(s.Spool, "maildrop")
+	u := s.Users[0]
+	victim := filepath.Join(s.Prefix, "victim")
 	os.WriteFile(victim, []byte("do not touch"), 0o644)
 
-	if r := run(as(u, s.cmd("sendmail", "-i", "good@example.org")), "Subject: good\n\nfine\n"); r.code != 0 {
+	if r := testbin.Run(testbin.As(u, s.Cmd("sendmail", "-i", "good@example.org")), "Subject: good\n\nfine\n"); r.Code != 0 {
 		t.Fatal(r)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
@@ -184,13 +134,13 @@ func TestSystemInstall_HostileDrops(t *testing.T) {
 		return os.WriteFile(p, []byte("relay-spool 1\n{\"id\":\"1K0WM7VDH211S1B\",\"sender\":\"\",\"recipients\":[{\"address\":\"-oQ/tmp/x\",\"status\":\"pending\"}]}\n\nx\n"), 0o640)
 	})
 
-	r := run(s.cmd("relay", "queue", "run"), "")
+	r := testbin.Run(s.Cmd("relay", "queue", "run"), "")
 	for name, why := range map[string]string{
 		"symlink": "a symlink", "fifo": "not a regular file", "hardlink": "2 links",
 		"huge": "larger than max_message_size", "garbage": "corrupt", "badrcpt": `recipient \"-oQ/tmp/x\"`,
 	} {
-		if !regexp.MustCompile(`(?m)^maildrop=` + name + ` status=refused reason=".*` + regexp.QuoteMeta(why)).MatchString(r.stderr) {
-			t.Errorf("no refusal of %s for %q logged:\n%s", name, why, r.stderr)
+		if !regexp.MustCompile(`(?m)^maildrop=` + name + ` status=refused reason=".*` + regexp.QuoteMeta(why)).MatchString(r.Stderr) {
+			t.Errorf("no refusal of %s for %q logged:\n%s", name, why, r.Stderr)
 		}
 	}
 	if b, err := os.ReadFile(victim); err != nil || string(b) != "do not touch" {
@@ -200,11 +150,11 @@ func TestSystemInstall_HostileDrops(t *testing.T) {
 		t.Errorf("maildrop after pickup: %v", left)
 	}
 	for _, name := range []string{"maildrop-huge", "maildrop-garbage", "maildrop-badrcpt"} {
-		if _, err := os.Stat(filepath.Join(s.spool, "corrupt", name)); err != nil {
+		if _, err := os.Stat(filepath.Join(s.Spool, "corrupt", name)); err != nil {
 			t.Errorf("%s not kept in corrupt/: %v", name, err)
 		}
 	}
-	msgs := s.messages()
+	msgs := s.Messages()
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages queued, want the good one and the forged one", len(msgs))
 	}
@@ -218,37 +168,37 @@ func TestSystemInstall_HostileDrops(t *testing.T) {
 }
 
 func TestSystemInstall_IdempotentAndChecked(t *testing.T) {
-	s := newSysEnv(t)
-	installConf := filepath.Join(s.prefix, "install.toml")
-	r := run(exec.Command(relayBin, "-C", installConf, "install", "--prefix", s.prefix), "")
-	if r.code != 0 || strings.TrimSpace(r.stdout) != "relay install: everything is in place" {
+	s := testbin.NewSysEnv(t)
+	installConf := filepath.Join(s.Prefix, "install.toml")
+	r := testbin.Run(exec.Command(testbin.Binary(t), "-C", installConf, "install", "--prefix", s.Prefix), "")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "relay install: everything is in place" {
 		t.Errorf("second install: %+v", r)
 	}
-	if r := run(s.cmd("relay", "check"), ""); r.code != 0 {
+	if r := testbin.Run(s.Cmd("relay", "check"), ""); r.Code != 0 {
 		t.Errorf("check of a fresh install: %+v", r)
 	}
-	maildrop := filepath.Join(s.spool, "maildrop")
+	maildrop := filepath.Join(s.Spool, "maildrop")
 	os.Chmod(maildrop, 0o777)
-	r = run(s.cmd("relay", "check"), "")
-	if r.code != 78 || !strings.Contains(r.stderr, "maildrop: mode 0777, want 3733") {
+	r = testbin.Run(s.Cmd("relay", "check"), "")
+	if r.Code != 78 || !strings.Contains(r.Stderr, "maildrop: mode 0777, want 3733") {
 		t.Errorf("check of a wrong mode: %+v", r)
 	}
-	r = run(exec.Command(relayBin, "-C", installConf, "install", "--prefix", s.prefix, "--dry-run"), "")
-	if fi, _ := os.Stat(maildrop); !strings.Contains(r.stdout, "would fix") || fi.Mode().Perm() != 0o777 {
+	r = testbin.Run(exec.Command(testbin.Binary(t), "-C", installConf, "install", "--prefix", s.Prefix, "--dry-run"), "")
+	if fi, _ := os.Stat(maildrop); !strings.Contains(r.Stdout, "would fix") || fi.Mode().Perm() != 0o777 {
 		t.Errorf("dry run: %+v (mode now %o)", r, fi.Mode().Perm())
 	}
-	if r := run(exec.Command(relayBin, "-C", installConf, "install", "--prefix", s.prefix), ""); r.code != 0 {
+	if r := testbin.Run(exec.Command(testbin.Binary(t), "-C", installConf, "install", "--prefix", s.Prefix), ""); r.Code != 0 {
 		t.Fatal(r)
 	}
-	if r := run(s.cmd("relay", "check"), ""); r.code != 0 {
+	if r := testbin.Run(s.Cmd("relay", "check"), ""); r.Code != 0 {
 		t.Errorf("check after install fixed it: %+v", r)
 	}
 	// Another MTA's sendmail is not replaced without --force.
 	other := filepath.Join(t.TempDir(), "p")
 	os.MkdirAll(filepath.Join(other, "usr/sbin"), 0o755)
 	os.WriteFile(filepath.Join(other, "usr/sbin/sendmail"), []byte("#!/bin/sh\n"), 0o755)
-	r = run(exec.Command(relayBin, "-C", installConf, "install", "--prefix", other), "")
-	if r.code == 0 || !strings.Contains(r.stderr, "--force") {
+	r = testbin.Run(exec.Command(testbin.Binary(t), "-C", installConf, "install", "--prefix", other), "")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "--force") {
 		t.Errorf("install over another sendmail: %+v", r)
 	}
 }

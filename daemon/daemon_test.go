@@ -110,3 +110,79 @@ func TestReload(t *testing.T) {
 		t.Errorf("no warning about the keys that need a restart: %q", buf.String())
 	}
 }
+
+// A due message another process holds counts as due a second later: its
+// holder rewrites the envelope (an event) when it is done, and this is
+// when to look again if it died instead.
+func TestScan_HeldMessageIsDueASecondLater(t *testing.T) {
+	sp, err := spool.Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{Spool: sp, Log: maillog.New(&bytes.Buffer{})}
+	if _, ok := d.scan(); ok {
+		t.Error("an empty queue has a due time")
+	}
+	queueMessage(t, sp, time.Now().Add(time.Hour), false)
+	due := queueMessage(t, sp, time.Now().Add(-time.Minute), false)
+	l, err := sp.Lock(due)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	next, ok := d.scan()
+	l.Close()
+	if !ok || next.Before(before.Add(time.Second)) || next.After(time.Now().Add(time.Second)) {
+		t.Errorf("scan: %v %v, want a second after the scan (%v)", next, ok, before)
+	}
+}
+
+func TestScan_UnreadableQueueIsLogged(t *testing.T) {
+	sp, err := spool.Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(sp.WatchDirs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	d := &Daemon{Spool: sp, Log: maillog.New(&buf)}
+	if next, ok := d.scan(); ok {
+		t.Errorf("scan of a queue that cannot be read: %v, want no due time", next)
+	}
+	if !strings.Contains(buf.String(), "status=error") {
+		t.Errorf("the failure is not logged: %q", buf.String())
+	}
+}
+
+func TestRescan(t *testing.T) {
+	cfg := config.Default()
+	d := &Daemon{}
+	if got := d.rescan(cfg); got != DefaultRescan {
+		t.Errorf("unset: %v, want %v", got, DefaultRescan)
+	}
+	cfg.Daemon.Rescan = config.Duration(time.Minute)
+	if got := d.rescan(cfg); got != time.Minute {
+		t.Errorf("[daemon] rescan = 1m: %v", got)
+	}
+	d.Rescan = time.Hour
+	if got := d.rescan(cfg); got != time.Hour {
+		t.Errorf("Daemon.Rescan overrides: %v, want 1h", got)
+	}
+}
+
+func TestReload_ListenNetworksNeedARestart(t *testing.T) {
+	var buf bytes.Buffer
+	cur := config.Default()
+	cur.Daemon.ListenNetworks = []string{"172.17.0.0/16"}
+	nc := config.Default()
+	nc.Daemon.ListenNetworks = []string{"0.0.0.0/0"}
+	d := &Daemon{Log: maillog.New(&buf), Reload: func() (*config.Config, error) { return nc, nil }}
+	got := d.reload(cur)
+	if len(got.Daemon.ListenNetworks) != 1 || got.Daemon.ListenNetworks[0] != "172.17.0.0/16" {
+		t.Errorf("listen_networks changed without a restart: %v", got.Daemon.ListenNetworks)
+	}
+	if !strings.Contains(buf.String(), "daemon.listen_networks need a restart") {
+		t.Errorf("no warning: %q", buf.String())
+	}
+}

@@ -69,15 +69,34 @@ func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *se
 			return mailq.Denied(err)
 		}
 		_, err = Pass(ctx, sp, r, pickup)
+		arrived := false
 		if err == nil && linger > 0 {
-			lingerForMail(ctx, sp, linger)
+			arrived = lingerForMail(ctx, sp, linger)
 		}
 		lock.Release()
-		if err != nil || !r.Due(sp.HasMaildrop()) {
+		if err != nil || !dueAfter(ctx, sp, r, arrived) {
 			return mailq.Denied(err)
 		}
 	}
 	return nil
+}
+
+// dueAfter reports whether work is due for another pass. Mail that
+// arrived while lingering may still be held by its writer (a sendmail
+// holds its message from the rename into the queue until its commit is
+// done), and Due skips a held message: after an arrival it looks again
+// for up to a second.
+func dueAfter(ctx context.Context, sp *spool.Spool, r *relay.Runner, arrived bool) bool {
+	for range 100 {
+		if r.Due(sp.HasMaildrop()) {
+			return true
+		}
+		if !arrived || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }
 
 // detachedLinger is how long a detached runner waits, with its connection
@@ -88,14 +107,15 @@ const detachedLinger = 500 * time.Millisecond
 
 // lingerForMail waits up to d for something new in the spool (its
 // spool.ChangeStamp changes), cheaply: one stat per watched directory
-// every 10 ms.
-func lingerForMail(ctx context.Context, sp *spool.Spool, d time.Duration) {
+// every 10 ms. It reports whether something came.
+func lingerForMail(ctx context.Context, sp *spool.Spool, d time.Duration) bool {
 	before := sp.ChangeStamp()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 		if sp.ChangeStamp() != before {
-			return
+			return true
 		}
 	}
+	return false
 }

@@ -119,6 +119,51 @@ func TestRunPasses_DeliversMailQueuedWhileLingering(t *testing.T) {
 	}
 }
 
+// Mail that arrives during the linger while its writer still holds it (a
+// flush rewriting a deferred message, a sendmail finishing its commit) is
+// taken as soon as the writer lets go, long before the linger is over: the
+// runner does not leave because Due skipped a held message.
+func TestRunPasses_TakesMailItsWriterStillHolds(t *testing.T) {
+	sink := testsmtp.NewSink(t, 0, 0)
+	cfg := testConfig(t, sink.Port, "")
+	sp := createSpool(t, cfg, false)
+	submit(t, sp, "first@test", false)
+	flushed := submit(t, sp, "flushed@test", false)
+	deferUntil(t, sp, flushed, time.Now().Add(time.Hour))
+	r := relay.NewRunner(cfg, sp, maillog.New(&testsmtp.LockedBuffer{}))
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runPasses(ctx, sp, r, nil, time.Minute) }()
+	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("first@test") == 1 }) {
+		t.Fatal("the first message was not delivered")
+	}
+	time.Sleep(200 * time.Millisecond) // the runner lingers
+	l, err := sp.Lock(flushed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Env.NextAttempt = time.Now()
+	if err := l.Update(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the linger sees the change
+	l.Close()
+	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("flushed@test") == 1 }) {
+		t.Errorf("the flushed message was not delivered (runner returned: %v)", len(done) > 0)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the runner did not stop when cancelled")
+	}
+}
+
 func TestLingerForMail_GivesUpAfterItsTime(t *testing.T) {
 	cfg := testConfig(t, 0, "")
 	sp := createSpool(t, cfg, false)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestRun_WatchDeliversNewMailAndStops(t *testing.T) {
+	keepMemoryLimit(t)
 	sink := testsmtp.NewSink(t, 0, 0)
 	cfg := testConfig(t, sink.Port, "")
 	sp := createSpool(t, cfg, true)

@@ -22,21 +22,10 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/internal/testsmtp"
+	"github.com/relaymail/relay/internal/testbin"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
 )
-
-// stopBinary builds relay into dir, as shipped (static, no cgo).
-func stopBinary(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "relay")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/relaymail/relay")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // stopEnv is a spool and a configuration for the binary, the smarthost
 // 127.0.0.1:port without TLS; retries and rescans far away, no detached
@@ -162,7 +151,7 @@ func TestProcess_Stop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := stopBinary(t, t.TempDir())
+	bin := testbin.Binary(t)
 
 	// A smarthost that accepts and never greets: SIGTERM and SIGINT end
 	// relay queue run within a second, the message untouched.

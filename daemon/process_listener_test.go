@@ -1,4 +1,9 @@
-package main_test
+package daemon_test
+
+// The daemon's SMTP listener ([daemon] listen) as a process: killed with
+// SIGKILL under load it never answers 250 before the message is durable;
+// started by systemd as an unprivileged user with an ambient capability it
+// binds a low port and gives the capability up.
 
 import (
 	"bufio"
@@ -20,51 +25,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testbin"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/spool"
 )
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // daemonProc is a running `relay daemon`.
 type daemonProc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuf
+	stderr *testsmtp.LockedBuffer
 	done   chan struct{}
 }
 
-// startDaemon starts relay daemon and waits until addr accepts
-// connections.
-func (e *env) startDaemon(addr string) *daemonProc {
-	e.t.Helper()
-	d := &daemonProc{cmd: e.cmd("relay", "daemon"), stderr: &lockedBuf{}, done: make(chan struct{})}
+// startDaemon starts relay daemon and waits until it listens on addr.
+func startDaemon(t *testing.T, e *testbin.Env, addr string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{cmd: e.Cmd("relay", "daemon"), stderr: &testsmtp.LockedBuffer{}, done: make(chan struct{})}
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	go func() { d.cmd.Wait(); close(d.done) }()
-	e.t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
-	waitListening(e.t, d, addr)
+	t.Cleanup(func() { d.cmd.Process.Kill(); <-d.done })
+	waitListening(t, d, addr)
 	return d
 }
 
-// waitListening waits until the daemon accepts connections on addr.
+// waitListening waits until the daemon says it listens on addr and addr
+// accepts connections. The port alone is not enough: it accepts (into the
+// kernel's backlog) from the moment the socket listens, before the daemon
+// has given up CAP_NET_BIND_SERVICE (listener.Listen), and it may be
+// another process's (a daemon of another test run that took the same
+// port, this one then exiting with EADDRINUSE). The daemon logs
+// "status=listening" once Listen has returned, the capability given up.
 func waitListening(t *testing.T, d *daemonProc, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close() // a session that ends at once: harmless
-			return
+		var err error
+		if strings.Contains(d.stderr.String(), "listen="+addr+" ") && strings.Contains(d.stderr.String(), "status=listening") {
+			var c net.Conn
+			if c, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close() // a session that ends at once: harmless
+				return
+			}
 		}
 		select {
 		case <-d.done:
@@ -162,13 +166,13 @@ func TestDaemonListener_KillNever250BeforeDurable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("tens of seconds")
 	}
-	port := freePort(t)
+	port := testsmtp.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	// The smarthost is a closed port: delivery defers, the queue keeps
 	// everything for the check.
-	e := newEnv(t, fmt.Sprintf("[daemon]\nlisten = [%q]\n\n[[smarthost]]\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\n",
-		addr, freePort(t)))
-	if _, err := spool.Create(e.spool); err != nil { // as root, the daemon makes none
+	e := testbin.NewEnv(t, fmt.Sprintf("[daemon]\nlisten = [%q]\n\n[[smarthost]]\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\n",
+		addr, testsmtp.FreePort(t)))
+	if _, err := spool.Create(e.Spool); err != nil { // as root, the daemon makes none
 		t.Fatal(err)
 	}
 	var all []*killMsg
@@ -176,7 +180,7 @@ func TestDaemonListener_KillNever250BeforeDurable(t *testing.T) {
 	const rounds, clients = 60, 6
 	killsInData := 0
 	for round := range rounds {
-		d := e.startDaemon(addr)
+		d := startDaemon(t, e, addr)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		inData := make(chan struct{}, clients)
@@ -224,8 +228,8 @@ func TestDaemonListener_KillNever250BeforeDurable(t *testing.T) {
 	queued := map[string]string{} // token → queue ID
 	tokenRE := regexp.MustCompile(`(?m)^Subject: kill (\S+)\r$`)
 	sumRE := regexp.MustCompile(`(?m)^X-Sum: ([0-9a-f]+)\r$`)
-	for id := range e.messages() {
-		content := e.content(id)
+	for id := range e.Messages() {
+		content := e.Content(id)
 		head, body, ok := strings.Cut(content, "\r\n\r\n")
 		tm, sm := tokenRE.FindStringSubmatch(head), sumRE.FindStringSubmatch(head)
 		if !ok || tm == nil || sm == nil {
@@ -284,22 +288,22 @@ func TestDaemonListener_LowPortWithAmbientCapability(t *testing.T) {
 		t.Skip("no free port below 1024")
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	e := newEnv(t, fmt.Sprintf("[daemon]\nlisten = [%q]\n", addr))
+	e := testbin.NewEnv(t, fmt.Sprintf("[daemon]\nlisten = [%q]\n", addr))
 	// nobody must reach the configuration and own the spool.
-	for d := e.dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+	for d := e.Dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
-	os.Chmod(e.conf, 0o644)
-	if _, err := spool.Create(e.spool); err != nil {
+	os.Chmod(e.Conf, 0o644)
+	if _, err := spool.Create(e.Spool); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("chown", "-R", "65534:65534", e.spool).CombinedOutput(); err != nil {
+	if out, err := exec.Command("chown", "-R", "65534:65534", e.Spool).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v %s", err, out)
 	}
-	d := &daemonProc{stderr: &lockedBuf{}, done: make(chan struct{})}
+	d := &daemonProc{stderr: &testsmtp.LockedBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=-all,+net_bind_service", "--ambient-caps=+net_bind_service", "--bounding-set=-all,+net_bind_service",
-		relayBin, "-C", e.conf, "daemon")
+		testbin.Binary(t), "-C", e.Conf, "daemon")
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -326,7 +330,7 @@ func TestDaemonListener_LowPortWithAmbientCapability(t *testing.T) {
 	if m.queued == "" {
 		t.Fatalf("no 250 from the daemon on port %d\n%s", port, d.stderr)
 	}
-	if msgs := e.messages(); msgs[m.queued] == nil || msgs[m.queued].UID != 65534 {
+	if msgs := e.Messages(); msgs[m.queued] == nil || msgs[m.queued].UID != 65534 {
 		t.Errorf("queue %v: want %s queued by uid 65534", msgs, m.queued)
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
