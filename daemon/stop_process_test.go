@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/internal/testbin"
+	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
 )
