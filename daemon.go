@@ -11,11 +11,10 @@ func (c *cli) daemon(args []string) error {
 	if len(args) > 0 {
 		return sysexits.New(sysexits.Usage, "daemon takes no arguments")
 	}
-	cfg, err := c.loadConfig()
-	if err != nil {
-		return err
-	}
-	err = daemon.Serve(cfg, c.loadConfig, c.stderr)
+	// A configuration with errors does not stop the daemon: its listener
+	// queues, its passes hold the mail and say why until a reload (SIGHUP,
+	// which loads strictly) brings a good one.
+	err := daemon.Serve(c.lenientConfig(), c.loadConfig, c.stderr)
 	if daemon.IsRunning(err) {
 		return sysexits.Wrap(sysexits.TempFail, err)
 	}

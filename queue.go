@@ -14,9 +14,11 @@ func (c *cli) queue(args []string) error {
 		return sysexits.New(sysexits.Usage, "queue: name a command: list, show, flush, delete, hold, release")
 	}
 	cmd, args := args[0], args[1:]
-	cfg, err := c.loadConfig()
-	if err != nil {
-		return err
+	// The queue commands work whatever the configuration's errors: the
+	// mail waits there, held (SPEC section 12).
+	cfg := c.lenientConfig()
+	if cmd != "run" {
+		c.warnBroken(cfg)
 	}
 	q := mailq.Queue{Config: cfg, Out: c.stdout, Warn: c.stderr}
 	switch cmd {
@@ -27,7 +29,15 @@ func (c *cli) queue(args []string) error {
 		}
 		return q.List(asJSON)
 	case "flush":
-		return q.Flush(args)
+		verbose := len(args) > 0 && args[0] == "-v"
+		if verbose {
+			args = args[1:]
+		}
+		ids, _, err := idArgs(cmd, args)
+		if err != nil && len(args) > 0 {
+			return err
+		}
+		return c.flush(cfg, ids, verbose)
 	case "run":
 		detached := len(args) == 1 && args[0] == "--detached"
 		if len(args) > 0 && !detached {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/daemon"
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/mailq"
@@ -22,22 +25,27 @@ func (c *cli) sendmail(args []string) error {
 	if o.Config != "" {
 		c.configFlag = o.Config
 	}
-	if o.Mode == sendmailcompat.ModeSMTP {
-		return c.sendmailSMTP(o)
-	}
-	cfg, err := c.loadConfig()
-	if err != nil {
-		return err
-	}
 	switch o.Mode {
-	case sendmailcompat.ModePrintQueue:
-		return mailq.Queue{Config: cfg, Out: c.stdout, Warn: c.stderr}.List(false)
-	case sendmailcompat.ModeFlush:
-		return mailq.Queue{Config: cfg}.Flush(nil)
+	case sendmailcompat.ModeSMTP:
+		return c.sendmailSMTP(o)
 	case sendmailcompat.ModeNewaliases:
 		return c.newaliases()
 	case sendmailcompat.ModeVerify:
+		cfg, err := c.loadConfig()
+		if err != nil {
+			return err
+		}
 		return sendmailcompat.NewSubmitter(cfg).Verify(o.Recipients, c.stdout)
+	}
+	// Queueing, listing and flushing never fail on the configuration
+	// (SPEC section 12): delivery holds the mail until it is fixed.
+	cfg := c.lenientConfig()
+	switch o.Mode {
+	case sendmailcompat.ModePrintQueue:
+		c.warnBroken(cfg)
+		return mailq.Queue{Config: cfg, Out: c.stdout, Warn: c.stderr}.List(false)
+	case sendmailcompat.ModeFlush:
+		return c.flush(cfg, nil, o.Verbose)
 	}
 	s, err := sendmailcompat.OpenSubmitter(cfg)
 	if err != nil {
@@ -50,6 +58,11 @@ func (c *cli) sendmail(args []string) error {
 	receipt, err := s.Enqueue(o.Message(), c.stdin)
 	if err != nil {
 		return err
+	}
+	if cfg.Broken() != nil {
+		// Nothing on stderr: the message is safe, and callers take any
+		// output there for a failure.
+		s.Log.Error("id", receipt.ID, "status", "held", "reason", cfg.HoldReason())
 	}
 	// A recipient with nowhere to go is exit 67, but the message is
 	// queued, and the bounce is delivered like the rest.
@@ -72,11 +85,8 @@ func (c *cli) sendmail(args []string) error {
 // (Symfony Mailer). When it cannot start, an SMTP client reads why in a
 // 421 greeting; the exit code and stderr say it too.
 func (c *cli) sendmailSMTP(o *sendmailcompat.Options) error {
-	cfg, err := c.loadConfig()
-	var s *sendmailcompat.Submitter
-	if err == nil {
-		s, err = sendmailcompat.OpenSubmitter(cfg)
-	}
+	cfg := c.lenientConfig()
+	s, err := sendmailcompat.OpenSubmitter(cfg)
 	if err != nil {
 		smtpd.RefuseSession(c.stdout, err)
 		return err
@@ -85,6 +95,35 @@ func (c *cli) sendmailSMTP(o *sendmailcompat.Options) error {
 	// SIGPIPE: the write fails and the session ends.
 	signal.Ignore(syscall.SIGPIPE)
 	return (&smtpd.Server{Submitter: s, FullName: o.FullName}).ServeStdio(c.stdin, c.stdout)
+}
+
+// lenientConfig is loadConfig for the commands that must work whatever
+// the configuration's errors: queueing, the queue commands, the runners
+// (config.LoadLenient).
+func (c *cli) lenientConfig() *config.Config {
+	return config.LoadLenient(config.Locate(c.configFlag, os.Getenv, os.Geteuid()))
+}
+
+// warnBroken says on stderr, one line, that the configuration has errors
+// and mail is held.
+func (c *cli) warnBroken(cfg *config.Config) {
+	if cfg.Broken() != nil {
+		fmt.Fprintf(c.stderr, "%s: warning: mail is held: %s\n", c.prog, cfg.HoldReason())
+	}
+}
+
+// flush is relay queue flush and sendmail -q: the mail due now, then a
+// delivery pass without a daemon (detached; -v: in the foreground with
+// the dialogue on stderr).
+func (c *cli) flush(cfg *config.Config, ids []string, verbose bool) error {
+	if err := (mailq.Queue{Config: cfg}).Flush(ids); err != nil {
+		return err
+	}
+	var trace io.Writer
+	if verbose {
+		trace = c.stderr
+	}
+	return daemon.AfterFlush(cfg, trace)
 }
 
 // newaliases checks the alias file and prints every problem; it exits 0

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/relaymail/relay/config"
@@ -20,7 +21,21 @@ import (
 // (config.Errors); mail stuck on relay's own side makes it exit 75
 // (StuckError). When all is well, out gets two lines: the configuration
 // and the count of queued messages.
+//
+// A configuration with errors (config.LoadLenient) is reported with every
+// error and the mail it holds, and exits 78; the files it names are not
+// checked until it loads.
 func Run(cfg *config.Config, out, warn io.Writer) error {
+	if cfg.Broken() != nil {
+		errs := append(config.Errors(nil), cfg.Problems...)
+		if n := count(cfg.Spool); n > 0 {
+			errs = append(errs, config.Problem{File: cfg.Path, Msg: fmt.Sprintf("%d message(s) in %s are held until these errors are fixed", n, cfg.Spool)})
+		}
+		if p := Elsewhere(cfg); p != nil {
+			errs = append(errs, *p)
+		}
+		return sysexits.Wrap(sysexits.Config, &errs)
+	}
 	var errs config.Errors
 	host, _ := os.Hostname()
 	for _, p := range append(cfg.Check(), rewrite.Load(cfg, host).Check()...) {
@@ -40,6 +55,9 @@ func Run(cfg *config.Config, out, warn io.Writer) error {
 	}
 	if len(errs) > 0 {
 		return sysexits.Wrap(sysexits.Config, &errs)
+	}
+	if p := Elsewhere(cfg); p != nil && stuck == nil {
+		stuck = &StuckError{Elsewhere: p.Msg}
 	}
 	if stuck != nil {
 		return sysexits.Wrap(sysexits.TempFail, stuck)
@@ -130,8 +148,47 @@ func systemDirs(sp *spool.Spool) error {
 type StuckError struct {
 	N      int    // messages stuck
 	Reason string // the last one's error
+	// Elsewhere, when set, says that mail waits in a spool the
+	// configuration does not name (see Elsewhere); N is then 0.
+	Elsewhere string
 }
 
 func (e *StuckError) Error() string {
+	if e.N == 0 {
+		return e.Elsewhere
+	}
 	return fmt.Sprintf("%d message(s) stuck on a failure of relay's side or the account, last: %s", e.N, e.Reason)
+}
+
+// Elsewhere looks for mail in the default spool when the configuration
+// names another (SPEC section 12: a message submitted while the file
+// could not be read, or had no readable spool line, was queued there).
+// Nothing delivers from that spool while the file names another, so it
+// is reported, with what to do; nil when there is nothing to report.
+func Elsewhere(cfg *config.Config) *config.Problem {
+	dir := cfg.DefaultSpool
+	if dir == "" || filepath.Clean(dir) == filepath.Clean(cfg.Spool) {
+		return nil
+	}
+	n := count(dir)
+	if n == 0 {
+		return nil
+	}
+	return &config.Problem{File: cfg.Path, Key: "spool", Msg: fmt.Sprintf(
+		"%d message(s) wait in %s, the default spool, which this file does not name (they were queued while it could not be read): "+
+			"deliver them with a copy of this file that sets spool = %q: relay -C COPY queue run", n, dir, dir)}
+}
+
+// count is the number of messages queued in the spool dir (0 when it
+// does not exist or cannot be read).
+func count(dir string) int {
+	sp, err := spool.Open(dir)
+	if err != nil {
+		return 0
+	}
+	ids, err := sp.IDs()
+	if err != nil {
+		return 0
+	}
+	return len(ids)
 }

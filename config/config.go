@@ -64,6 +64,14 @@ type Config struct {
 	Daemon  Daemon  `toml:"daemon"`
 	Log     Log     `toml:"log"`
 
+	// DefaultSpool is the spool used when the file names none (or cannot
+	// be read): Location.DefaultSpool.
+	DefaultSpool string `toml:"-"`
+	// Problems are the errors of a configuration made by LoadLenient;
+	// nil for one without errors. Such a configuration serves intake
+	// only, never delivery (see LoadLenient and Broken).
+	Problems Errors `toml:"-"`
+
 	lines   lineIndex       // where each key is written
 	defined map[string]bool // key paths written in the file
 }
@@ -228,6 +236,7 @@ func Load(loc Location) (*Config, error) {
 			c := Default()
 			c.Path = loc.Path
 			c.Spool = loc.DefaultSpool
+			c.DefaultSpool = loc.DefaultSpool
 			return c, nil
 		}
 		return nil, &Errors{{File: loc.Path, Msg: "cannot read: " + pathErr(err)}}
@@ -272,6 +281,7 @@ func parse(loc Location, data []byte, perm fs.FileMode) (*Config, error) {
 	c.Path = loc.Path
 	c.Loaded = true
 	c.Spool = loc.DefaultSpool
+	c.DefaultSpool = loc.DefaultSpool
 	c.lines = keyLines(string(data))
 	d := &decoder{file: file, lines: c.lines, defined: map[string]bool{}, bad: map[string]bool{}}
 	d.table("", raw, c)

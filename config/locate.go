@@ -25,14 +25,18 @@ type Location struct {
 //     the spool in $XDG_STATE_HOME/relay (default ~/.local/state/relay);
 //  4. else SystemPath, optional, system spool.
 //
+// A relative -C or RELAY_CONFIG is taken from the working directory and
+// made absolute here, once: every process relay starts (the detached
+// runner works in /) and every message names the same file.
+//
 // As the XDG base directory specification says, relative XDG_* values are
 // ignored. getenv is os.Getenv outside tests.
 func Locate(explicit string, getenv func(string) string, euid int) Location {
 	if explicit != "" {
-		return Location{Path: explicit, Required: true, DefaultSpool: SystemSpool}
+		return Location{Path: absolute(explicit), Required: true, DefaultSpool: SystemSpool}
 	}
 	if p := getenv("RELAY_CONFIG"); p != "" {
-		return Location{Path: p, Required: true, DefaultSpool: SystemSpool}
+		return Location{Path: absolute(p), Required: true, DefaultSpool: SystemSpool}
 	}
 	if _, err := os.Stat(SystemPath); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return Location{Path: SystemPath, Required: true, DefaultSpool: SystemSpool}
@@ -61,4 +65,13 @@ func xdgDir(val, home, fallback string) string {
 		return filepath.Join(home, fallback)
 	}
 	return ""
+}
+
+// absolute makes p absolute against the working directory; p unchanged
+// when there is none.
+func absolute(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

@@ -102,6 +102,32 @@
 // Everything else (smarthosts, credentials, retry times, rewriting)
 // applies from the next pass on.
 //
+// # A configuration with errors
+//
+// A configuration file with errors never costs a submitted message (SPEC
+// section 12): the runners are given the best-effort configuration of
+// config.LoadLenient, and [Pass] then delivers nothing: it picks up the
+// maildrop as always and calls [Hold], which records on every due
+// message, at stage local, "held: the configuration FILE has errors: …"
+// (mailq's reason; relay check counts it), without counting an attempt or
+// moving the next attempt, and returns one error line (the daemon logs it
+// at level error, relay queue run exits 78 with it). An envelope that
+// already says so is not rewritten, so the daemon's watch does not take
+// its own holds for news; the mail stays due, so the timer's gap doubles
+// up to 30 seconds between such passes. The first pass with a good file
+// delivers. The daemon starts with such a file (listener and all) rather
+// than exit: a SIGHUP with the fixed file brings the good configuration,
+// and a SIGHUP with a broken one keeps the configuration in use, good or
+// not. sendmail --wait and -v hold their message and exit 75.
+//
+// # Flush
+//
+// relay queue flush and sendmail -q make deferred mail due; then
+// [AfterFlush] starts the detached runner (as after a submission) when no
+// daemon runs, or with -v makes relay queue run's passes in the
+// foreground with the dialogue on stderr. Beside a daemon it does
+// nothing: the daemon's watch sees the rewritten envelopes.
+//
 // # systemd
 //
 // When NOTIFY_SOCKET is set (Type=notify) the daemon sends READY=1 once
@@ -146,7 +172,8 @@
 // submission without --wait, [StartDelivery] starts `relay queue run
 // --detached` in a process of its own: a new session (setsid), the
 // working directory /, standard streams on /dev/null, the process
-// released (never waited for). It starts none when the message went to
+// released (never waited for), the configuration named by its absolute
+// path (config.Locate makes a relative -C absolute). It starts none when the message went to
 // the maildrop (this user cannot read the credentials; the daemon or the
 // next queue run delivers it), when [daemon] detached_delivery is off,
 // when there is no smarthost or its secret cannot be read by this user,

@@ -15,6 +15,7 @@ import (
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,15 @@ import (
 func DeliverNow(cfg *config.Config, s *sendmailcompat.Submitter, id string, wait time.Duration, trace io.Writer) error {
 	if s.Drop {
 		return sysexits.New(sysexits.TempFail, "queued as %s for the relay daemon: this user cannot read the credentials to deliver it now", id)
+	}
+	if cfg.Broken() != nil {
+		// Delivery holds the mail until the file is fixed; the message is
+		// safe, but not delivered: the --wait contract says 75.
+		_, herr := Hold(s.Spool, cfg, []string{id}, time.Now())
+		if s.Log != nil {
+			s.Log.Error("id", id, "status", "error", "reason", heldError(cfg, 1).Error())
+		}
+		return sysexits.Wrap(sysexits.TempFail, errors.Join(fmt.Errorf("queued as %s: held: %s", id, cfg.HoldReason()), herr))
 	}
 	if len(cfg.Smarthosts) == 0 {
 		return sysexits.New(sysexits.TempFail, "queued as %s: no [[smarthost]] configured", id)
@@ -98,35 +108,57 @@ func waitResult(id string, st relay.Stats, err error) error {
 // cron and PHP, which read sendmail's output until EOF, never wait for it)
 // when no runner does it: for a caller who can read the credentials,
 // unless detached_delivery is off. Otherwise the mail waits for the daemon
-// or relay queue run. See "The detached runner" in the package
-// documentation.
+// or relay queue run. With a configuration that has errors the runner
+// only holds the mail and logs why (see Hold). See "The detached runner"
+// in the package documentation.
 func StartDelivery(cfg *config.Config, s *sendmailcompat.Submitter) {
-	if !wantsDetached(cfg, s) {
-		return
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return
-	}
-	args := []string{"relay"}
-	if cfg.Loaded {
-		args = append(args, "-C", cfg.Path)
-	}
-	cmd := &exec.Cmd{Path: exe, Args: append(args, "queue", "run", "--detached"), Dir: "/",
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	if cmd.Start() == nil {
-		cmd.Process.Release()
+	if wantsDetached(cfg, s) {
+		startDetached(cfg, s.Spool)
 	}
 }
 
 // wantsDetached reports whether a submission by s should start a detached
-// runner.
+// runner: not when the message went to the maildrop (this user cannot
+// read the credentials), else as runnerWanted says.
 func wantsDetached(cfg *config.Config, s *sendmailcompat.Submitter) bool {
-	if s.Drop || !cfg.Daemon.DetachedDelivery || len(cfg.Smarthosts) == 0 || !canReadSecret(&cfg.Smarthosts[0]) {
+	return !s.Drop && runnerWanted(cfg, s.Spool)
+}
+
+// startDetached starts relay queue run --detached on cfg; it reports
+// whether it did.
+func startDetached(cfg *config.Config, sp *spool.Spool) bool {
+	exe, err := os.Executable()
+	if err != nil {
 		return false
 	}
-	// A runner at work looks again after its pass (a daemon: at once).
-	return !s.Spool.RunnerActive() && !s.Spool.DaemonRunning()
+	args := []string{"relay"}
+	if cfg.Loaded || cfg.Broken() != nil {
+		// The path is absolute (config.Locate): the runner works in /.
+		args = append(args, "-C", cfg.Path)
+	}
+	cmd := &exec.Cmd{Path: exe, Args: append(args, "queue", "run", "--detached"), Dir: "/",
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if cmd.Start() != nil {
+		return false
+	}
+	cmd.Process.Release()
+	return true
+}
+
+// runnerWanted reports whether a detached runner should start for sp
+// (the caller may write it): detached_delivery is on, a smarthost whose
+// secret this process can read is configured (with a configuration that
+// has errors, the runner only holds mail: no secret needed), and no
+// runner is at work (a daemon, or a runner's pass: it looks again after
+// the pass).
+func runnerWanted(cfg *config.Config, sp *spool.Spool) bool {
+	if !cfg.Daemon.DetachedDelivery {
+		return false
+	}
+	if cfg.Broken() == nil && (len(cfg.Smarthosts) == 0 || !canReadSecret(&cfg.Smarthosts[0])) {
+		return false
+	}
+	return !sp.RunnerActive() && !sp.DaemonRunning()
 }
 
 // canReadSecret reports whether this process can authenticate to sh.

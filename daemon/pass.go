@@ -22,6 +22,9 @@ import (
 // comes back with the runner's, joined (errors.Join), the pickup's first;
 // the daemon logs each, relay queue run exits with them.
 // Without a smarthost nothing is tried and the error says so (exit 78).
+// With a configuration that has errors (config.LoadLenient) nothing is
+// delivered either: the due mail is held with the reason (Hold) and the
+// error says so, one line (exit 78).
 func Pass(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *sendmailcompat.Pickup) (worked bool, err error) {
 	var pickupErr error
 	if pickup != nil && sp.HasMaildrop() {
@@ -30,6 +33,10 @@ func Pass(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *sendmai
 			pickupErr = fmt.Errorf("maildrop pickup: %w", err)
 		}
 		worked = n > 0
+	}
+	if r.Config.Broken() != nil {
+		held, err := Hold(sp, r.Config, r.Only, r.Now())
+		return worked, errors.Join(pickupErr, err, heldError(r.Config, held))
 	}
 	if len(r.Config.Smarthosts) == 0 {
 		return worked, errors.Join(pickupErr, noSmarthost(r.Config))

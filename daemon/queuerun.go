@@ -26,12 +26,20 @@ import (
 // second signal ends it at once regardless. A missing spool is an empty
 // queue.
 func RunQueue(cfg *config.Config, detached bool, stderr io.Writer) error {
+	return runQueue(cfg, detached, stderr, nil)
+}
+
+// runQueue is RunQueue; with trace set (relay queue flush -v, sendmail
+// -q -v) the delivery log and the SMTP dialogue, AUTH redacted, go there.
+func runQueue(cfg *config.Config, detached bool, stderr, trace io.Writer) error {
 	sp, err := mailq.Open(cfg)
 	if sp == nil || err != nil {
 		return err
 	}
 	var log *maillog.Logger
-	if detached {
+	if trace != nil {
+		log = maillog.New(trace)
+	} else if detached {
 		log = maillog.OpenBestEffort(cfg.Log.To) // its stderr is /dev/null
 	} else if log, err = openLog(cfg, stderr); err != nil {
 		return err
@@ -41,6 +49,9 @@ func RunQueue(cfg *config.Config, detached bool, stderr io.Writer) error {
 	defer stop()
 	context.AfterFunc(ctx, stop) // the second signal: the default, exit at once
 	r := relay.NewRunner(cfg, sp, log)
+	if trace != nil {
+		r.Debug = relay.RedactAuth(trace)
+	}
 	// Pass after pass over the same connections (see Runner.KeepConnections).
 	r.KeepConnections = 5 * time.Second
 	defer r.Close()
@@ -118,4 +129,26 @@ func lingerForMail(ctx context.Context, sp *spool.Spool, d time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// AfterFlush moves the queue after relay queue flush or sendmail -q made
+// the deferred mail due (SPEC section 6). Beside a running daemon it does
+// nothing: the daemon's watch sees the rewritten envelopes. Without one,
+// with trace set (-v), it makes the passes of relay queue run in the
+// foreground, the delivery log and the SMTP dialogue (AUTH redacted) on
+// trace, and returns their error; else it starts the detached runner a
+// submission would start (for a caller who can read the credentials,
+// detached_delivery on: see StartDelivery) and returns nil.
+func AfterFlush(cfg *config.Config, trace io.Writer) error {
+	sp, err := mailq.Open(cfg)
+	if sp == nil || err != nil || sp.DaemonRunning() {
+		return err
+	}
+	if trace != nil {
+		return runQueue(cfg, false, trace, trace)
+	}
+	if runnerWanted(cfg, sp) {
+		startDetached(cfg, sp)
+	}
+	return nil
 }

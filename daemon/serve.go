@@ -21,6 +21,10 @@ import (
 // Daemon until SIGTERM. reload reads the configuration again on SIGHUP.
 // Its log goes to [log] to, stderr being the fallback. It returns an
 // error that IsRunning recognises when another daemon serves the spool.
+//
+// cfg may have errors (config.LoadLenient): the daemon then starts all the
+// same, says so in the log, queues what its listener receives and holds
+// the mail (see Hold) until reload returns a configuration without errors.
 func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.Writer) error {
 	lns, err := listener.Listen(cfg.Daemon.Listen)
 	if err != nil {
@@ -40,6 +44,11 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 		return err
 	}
 	defer log.Close()
+	if cfg.Broken() != nil {
+		// It runs all the same: its listener queues, its passes hold the
+		// mail; a reload with the file fixed delivers it.
+		log.Error("status", "error", "reason", "mail is queued but held until the configuration is fixed (then reload): "+cfg.HoldReason())
+	}
 	d := &Daemon{Spool: sp, Config: cfg, Log: log, Reload: reload}
 	if len(lns) > 0 {
 		svc, err := smtpListener(cfg, sp, log, lns)

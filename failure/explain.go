@@ -159,6 +159,8 @@ const proxyFailed = `^proxy socks5://.*: socks connect\b`
 var explainRules = sync.OnceValue(func() []explainRule {
 	return []explainRule{
 		// relay's own side.
+		{stages: []Stage{StageLocal}, errText: icase(`^held: the configuration .* has errors`),
+			say: `relay holds the mail because its configuration file has errors: run relay check, fix what it lists, then relay queue flush (a running daemon also needs systemctl reload relay).`},
 		{stages: []Stage{StageLocal}, errText: icase(`password_command`),
 			say: `relay could not get the password: password_command failed or printed nothing. Run the command by hand, as the user relay runs as, to see why.`},
 		{stages: []Stage{StageLocal}, errText: icase(`password_file`),
