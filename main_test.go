@@ -57,8 +57,6 @@ func TestSendmail_Refusals(t *testing.T) {
 		{"-t finds none", "sendmail", []string{"-t"}, "", "Subject: s\n\nx\n", 65, "no recipient addresses"},
 		{"too large", "sendmail", []string{"-i", "a@example.org"}, "max_message_size = \"1KB\"\n", strings.Repeat("x", 5000), 65, "max_message_size"},
 		{"below min_free_space", "sendmail", []string{"-i", "a@example.org"}, "min_free_space = \"1000000GB\"\n", "x\n", 75, "below min_free_space"},
-		{"broken configuration", "sendmail", []string{"a@example.org"}, "smarthost = 3\n", "x\n", 78, "relay.toml"},
-		{"unknown key", "sendmail", []string{"a@example.org"}, "spoool = \"/x\"\n", "x\n", 78, `spoool: unknown key; did you mean "spool"?`},
 		{"queue: bad ID", "relay", []string{"queue", "show", "../../etc/passwd"}, "", "", 64, "not a queue ID"},
 		{"queue: unknown ID", "relay", []string{"queue", "delete", "1K0WJ59K813RZ4B"}, "", "", 66, "no such message"},
 		{"relay: unknown command", "relay", []string{"frobnicate"}, "", "", 64, "unknown command"},
@@ -82,6 +80,32 @@ func TestSendmail_Refusals(t *testing.T) {
 			left, _ := filepath.Glob(filepath.Join(e.Spool, "*", "*"))
 			if len(left) != 0 {
 				t.Errorf("left in the spool: %v", left)
+			}
+		})
+	}
+}
+
+// A configuration with errors never costs a submitted message (SPEC
+// section 12): sendmail queues it and says nothing, exit 0; relay check
+// names the error (exit 78). daemon/brokenconfig_test.go follows such
+// mail to its delivery after the fix.
+func TestSendmail_BrokenConfigurationQueues(t *testing.T) {
+	for _, tt := range []struct{ name, conf, msg string }{
+		{"broken configuration", "smarthost = 3\n", "relay.toml"},
+		{"unknown key", "spoool = \"/x\"\n", `spoool: unknown key; did you mean "spool"?`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := testbin.NewEnv(t, tt.conf)
+			r := testbin.Run(e.Cmd("sendmail", "a@example.org"), "x\n")
+			if r.Code != 0 || r.Stderr != "" || r.Stdout != "" {
+				t.Errorf("sendmail: exit %d, stdout %q, stderr %q; want 0 and silence", r.Code, r.Stdout, r.Stderr)
+			}
+			if n := len(e.Messages()); n != 1 {
+				t.Errorf("%d messages queued, want 1", n)
+			}
+			r = testbin.Run(e.Cmd("relay", "check"), "")
+			if r.Code != 78 || !strings.Contains(r.Stderr, tt.msg) {
+				t.Errorf("relay check: exit %d, stderr %q; want 78 naming %q", r.Code, r.Stderr, tt.msg)
 			}
 		})
 	}

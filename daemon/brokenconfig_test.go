@@ -1,4 +1,4 @@
-package main_test
+package daemon_test
 
 // A configuration with errors never costs a submitted message (SPEC
 // section 12; issue #21 items 1-3): sendmail, sendmail -bs and the
@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testbin"
 	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/spool"
 )
@@ -25,9 +26,9 @@ import (
 // (after the spool and domain lines), fix makes it good again.
 type brokenCase struct {
 	name  string
-	conf  func(e *env, port int) string
-	prep  func(e *env) // before submitting (file modes, secret files)
-	fix   func(e *env, port int)
+	conf  func(e *testbin.Env, port int) string
+	prep  func(e *testbin.Env) // before submitting (file modes, secret files)
+	fix   func(e *testbin.Env, port int)
 	found string // in the hold reason
 	// deferral: the file loads, but delivery cannot read what it names;
 	// the runner defers on relay's side instead of holding.
@@ -39,28 +40,28 @@ func sinkConf(port int, extra string) string {
 }
 
 func brokenCases() []brokenCase {
-	good := func(e *env, port int) {
-		e.writeConf(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s", e.spool, sinkConf(port, "")))
+	good := func(e *testbin.Env, port int) {
+		e.WriteConf(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s", e.Spool, sinkConf(port, "")))
 	}
 	return []brokenCase{
 		{name: "unknown key",
-			conf:  func(e *env, port int) string { return "domian = \"x.example\"\n" + sinkConf(port, "") },
+			conf:  func(e *testbin.Env, port int) string { return "domian = \"x.example\"\n" + sinkConf(port, "") },
 			fix:   good,
 			found: `domian: unknown key`},
 		{name: "bad TOML",
-			conf:  func(e *env, port int) string { return sinkConf(port, "") + "oops = [\n" },
+			conf:  func(e *testbin.Env, port int) string { return sinkConf(port, "") + "oops = [\n" },
 			fix:   good,
 			found: "expected value"},
 		{name: "inline password in a world-readable file",
-			conf: func(e *env, port int) string {
+			conf: func(e *testbin.Env, port int) string {
 				return sinkConf(port, "username = \"u\"\npassword = \"secret-pass-123\"\n")
 			},
-			prep:  func(e *env) { os.Chmod(e.conf, 0o644) },
+			prep:  func(e *testbin.Env) { os.Chmod(e.Conf, 0o644) },
 			fix:   good,
 			found: "inline password"},
 		{name: "unreadable secret file",
-			conf: func(e *env, port int) string {
-				return sinkConf(port, fmt.Sprintf("username = \"u\"\npassword_file = %q\n", filepath.Join(e.dir, "missing-secret")))
+			conf: func(e *testbin.Env, port int) string {
+				return sinkConf(port, fmt.Sprintf("username = \"u\"\npassword_file = %q\n", filepath.Join(e.Dir, "missing-secret")))
 			},
 			fix:      good,
 			found:    "password_file",
@@ -69,9 +70,9 @@ func brokenCases() []brokenCase {
 }
 
 // brokenEnv writes the broken configuration of c.
-func brokenEnv(t *testing.T, c brokenCase, port int) *env {
-	e := newEnv(t, "")
-	e.writeConf(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s", e.spool, c.conf(e, port)))
+func brokenEnv(t *testing.T, c brokenCase, port int) *testbin.Env {
+	e := testbin.NewEnv(t, "")
+	e.WriteConf(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s", e.Spool, c.conf(e, port)))
 	if c.prep != nil {
 		c.prep(e)
 	}
@@ -79,10 +80,10 @@ func brokenEnv(t *testing.T, c brokenCase, port int) *env {
 }
 
 // reasons gives every delay reason mailq --json shows.
-func reasons(t *testing.T, e *env) string {
+func reasons(t *testing.T, e *testbin.Env) string {
 	t.Helper()
-	r := run(e.cmd("relay", "queue", "list", "--json"), "")
-	return r.stdout
+	r := testbin.Run(e.Cmd("relay", "queue", "list", "--json"), "")
+	return r.Stdout
 }
 
 func TestBrokenConfig_SendmailQueuesHoldsAndDeliversAfterFix(t *testing.T) {
@@ -91,35 +92,35 @@ func TestBrokenConfig_SendmailQueuesHoldsAndDeliversAfterFix(t *testing.T) {
 			s := testsmtp.NewSink(t, 0, 0)
 			e := brokenEnv(t, c, s.Port)
 			id := "broken-" + strings.ReplaceAll(c.name, " ", "-") + "@test"
-			r := run(e.cmd("sendmail", "-i", "b@example.net"), testMessage(id, "held first\n"))
-			if r.code != 0 || r.stderr != "" {
-				t.Fatalf("sendmail with a broken configuration: exit %d, stderr %q; want 0 and silence", r.code, r.stderr)
+			r := testbin.Run(e.Cmd("sendmail", "-i", "b@example.net"), testMessage(id, "held first\n"))
+			if r.Code != 0 || r.Stderr != "" {
+				t.Fatalf("sendmail with a broken configuration: exit %d, stderr %q; want 0 and silence", r.Code, r.Stderr)
 			}
-			if n := len(e.messages()); n != 1 {
+			if n := len(e.Messages()); n != 1 {
 				t.Fatalf("%d messages queued, want 1", n)
 			}
 			// Delivery holds it and says why: queue run exits 78, mailq
 			// gives the reason, relay check exits 78.
 			// (The detached runner sendmail started may still hold the run
 			// lock: queue run then leaves at once, exit 0.)
-			testsmtp.WaitFor(10*time.Second, func() bool { r = run(e.cmd("relay", "queue", "run"), ""); return r.code != 0 || c.deferral })
-			if !c.deferral && (r.code != 78 || !strings.Contains(r.stderr, "held")) {
-				t.Errorf("queue run: exit %d stderr %q, want 78 saying the mail is held", r.code, r.stderr)
+			testsmtp.WaitFor(10*time.Second, func() bool { r = testbin.Run(e.Cmd("relay", "queue", "run"), ""); return r.Code != 0 || c.deferral })
+			if !c.deferral && (r.Code != 78 || !strings.Contains(r.Stderr, "held")) {
+				t.Errorf("queue run: exit %d stderr %q, want 78 saying the mail is held", r.Code, r.Stderr)
 			}
 			if got := reasons(t, e); !strings.Contains(got, `"delay_reason":"`) ||
-				!c.deferral && (!strings.Contains(got, "held: the configuration "+e.conf+" has errors") || !strings.Contains(got, c.found)) {
+				!c.deferral && (!strings.Contains(got, "held: the configuration "+e.Conf+" has errors") || !strings.Contains(got, c.found)) {
 				t.Errorf("mailq reason:\n%s", got)
 			}
-			if r := run(e.cmd("relay", "check"), ""); r.code != 78 || !strings.Contains(r.stderr, c.found) ||
-				!c.deferral && !strings.Contains(r.stderr, "1 message(s)") {
-				t.Errorf("check: exit %d stderr %q, want 78 naming the held message", r.code, r.stderr)
+			if r := testbin.Run(e.Cmd("relay", "check"), ""); r.Code != 78 || !strings.Contains(r.Stderr, c.found) ||
+				!c.deferral && !strings.Contains(r.Stderr, "1 message(s)") {
+				t.Errorf("check: exit %d stderr %q, want 78 naming the held message", r.Code, r.Stderr)
 			}
 			if s.Count(id) != 0 {
 				t.Fatal("delivered with a broken configuration")
 			}
 			// Fixed, and a flush without a daemon delivers it.
 			c.fix(e, s.Port)
-			if r := run(e.cmd("relay", "queue", "flush"), ""); r.code != 0 {
+			if r := testbin.Run(e.Cmd("relay", "queue", "flush"), ""); r.Code != 0 {
 				t.Fatalf("flush: %+v", r)
 			}
 			if !testsmtp.WaitFor(20*time.Second, func() bool { return s.Count(id) == 1 }) {
@@ -137,18 +138,18 @@ func TestBrokenConfig_SendmailBSQueues(t *testing.T) {
 			id := "bs-" + strings.ReplaceAll(c.name, " ", "-") + "@test"
 			in := "EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n" +
 				strings.ReplaceAll(testMessage(id, "via -bs\n"), "\n", "\r\n") + ".\r\nQUIT\r\n"
-			r := run(e.cmd("sendmail", "-bs"), in)
-			if r.code != 0 || !strings.Contains(r.stdout, "250 2.0.0") {
-				t.Fatalf("-bs with a broken configuration: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			r := testbin.Run(e.Cmd("sendmail", "-bs"), in)
+			if r.Code != 0 || !strings.Contains(r.Stdout, "250 2.0.0") {
+				t.Fatalf("-bs with a broken configuration: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 			}
-			run(e.cmd("relay", "queue", "run"), "")
+			testbin.Run(e.Cmd("relay", "queue", "run"), "")
 			if !testsmtp.WaitFor(10*time.Second, func() bool {
 				return strings.Contains(reasons(t, e), "held: the configuration") || c.deferral && strings.Contains(reasons(t, e), `"delay_reason":"`)
 			}) {
 				t.Errorf("not held with the reason:\n%s", reasons(t, e))
 			}
 			c.fix(e, s.Port)
-			if r := run(e.cmd("sendmail", "-q"), ""); r.code != 0 {
+			if r := testbin.Run(e.Cmd("sendmail", "-q"), ""); r.Code != 0 {
 				t.Fatalf("sendmail -q: %+v", r)
 			}
 			if !testsmtp.WaitFor(20*time.Second, func() bool { return s.Count(id) == 1 }) {
@@ -195,11 +196,11 @@ func TestBrokenConfig_ListenerQueuesAndDaemonHoldsUntilReload(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := testsmtp.NewSink(t, 0, 0)
 			port := testsmtp.FreePort(t)
-			e := newEnv(t, "")
+			e := testbin.NewEnv(t, "")
 			listen := fmt.Sprintf("[daemon]\nlisten = [\"127.0.0.1:%d\"]\ndetached_delivery = false\nrescan = \"1h\"\n", port)
 			// The daemon table first: a syntax error at the end leaves it
 			// readable (see config.LoadLenient).
-			e.writeConf(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s%s", e.spool, listen, c.conf(e, s.Port)))
+			e.WriteConf(fmt.Sprintf("spool = %q\ndomain = \"server1.example.com\"\n%s%s", e.Spool, listen, c.conf(e, s.Port)))
 			if c.prep != nil {
 				c.prep(e)
 			}
@@ -218,13 +219,13 @@ func TestBrokenConfig_ListenerQueuesAndDaemonHoldsUntilReload(t *testing.T) {
 			}
 			// The file fixed (the listener kept), a reload delivers.
 			c.fix(e, s.Port)
-			text, _ := os.ReadFile(e.conf)
-			e.writeConf(string(text) + listen)
+			text, _ := os.ReadFile(e.Conf)
+			e.WriteConf(string(text) + listen)
 			d.cmd.Process.Signal(syscall.SIGHUP)
 			if !testsmtp.WaitFor(10*time.Second, func() bool { return strings.Contains(d.log.String(), "status=reloaded") }) {
 				t.Fatalf("no reload:\n%s", d.log.String())
 			}
-			if r := run(e.cmd("relay", "queue", "flush"), ""); r.code != 0 {
+			if r := testbin.Run(e.Cmd("relay", "queue", "flush"), ""); r.Code != 0 {
 				t.Fatal(r)
 			}
 			if !testsmtp.WaitFor(20*time.Second, func() bool { return s.Count(id) == 1 }) {
@@ -240,9 +241,9 @@ func TestBrokenConfig_ListenerQueuesAndDaemonHoldsUntilReload(t *testing.T) {
 // make the mail due and start no runner: nothing is delivered by them.
 func TestSendmailQ_BesideADaemonOnlyWakesIt(t *testing.T) {
 	s := testsmtp.NewSink(t, 0, 0)
-	e := newEnv(t, sinkConf(s.Port, ""))
+	e := testbin.NewEnv(t, sinkConf(s.Port, ""))
 	id := "beside-daemon@test"
-	sp, err := spool.Create(e.spool)
+	sp, err := spool.Create(e.Spool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +255,14 @@ func TestSendmailQ_BesideADaemonOnlyWakesIt(t *testing.T) {
 	if !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	if r := run(e.cmd("sendmail", "-i", "b@example.net"), testMessage(id, "x\n")); r.code != 0 {
+	if r := testbin.Run(e.Cmd("sendmail", "-i", "b@example.net"), testMessage(id, "x\n")); r.Code != 0 {
 		t.Fatal(r)
 	}
 	ids, _ := sp.IDs()
 	later := time.Now().Add(time.Hour)
 	sp.Change(ids[0], time.Second, func(env *spool.Envelope) bool { env.NextAttempt = later; env.Attempts = 1; return true })
 	for _, args := range [][]string{{"sendmail", "-q"}, {"relay", "queue", "flush"}} {
-		if r := run(e.cmd(args[0], args[1:]...), ""); r.code != 0 {
+		if r := testbin.Run(e.Cmd(args[0], args[1:]...), ""); r.Code != 0 {
 			t.Fatal(args, r)
 		}
 	}
@@ -276,7 +277,7 @@ func TestSendmailQ_BesideADaemonOnlyWakesIt(t *testing.T) {
 	// The daemon gone, the same flush delivers.
 	rl.Release()
 	dl.Release()
-	if r := run(e.cmd("relay", "queue", "flush"), ""); r.code != 0 {
+	if r := testbin.Run(e.Cmd("relay", "queue", "flush"), ""); r.Code != 0 {
 		t.Fatal(r)
 	}
 	if !testsmtp.WaitFor(20*time.Second, func() bool { return s.Count(id) == 1 }) {
@@ -288,12 +289,12 @@ func TestSendmailQ_BesideADaemonOnlyWakesIt(t *testing.T) {
 // relative to the working directory; the detached runner works in /.
 func TestRelativeConfig_DetachedRunnerDelivers(t *testing.T) {
 	s := testsmtp.NewSink(t, 0, 0)
-	e := newEnv(t, sinkConf(s.Port, ""))
+	e := testbin.NewEnv(t, sinkConf(s.Port, ""))
 	id := "relative-c@test"
-	c := e.cmd("relay", "-C", "relay.toml", "sendmail", "-i", "b@example.net")
+	c := e.Cmd("relay", "-C", "relay.toml", "sendmail", "-i", "b@example.net")
 	c.Env = os.Environ()
-	c.Dir = e.dir
-	if r := run(c, testMessage(id, "x\n")); r.code != 0 {
+	c.Dir = e.Dir
+	if r := testbin.Run(c, testMessage(id, "x\n")); r.Code != 0 {
 		t.Fatal(r)
 	}
 	if !testsmtp.WaitFor(20*time.Second, func() bool { return s.Count(id) == 1 }) {
