@@ -52,12 +52,15 @@ type Config struct {
 	Path   string `toml:"-"` // file it came from
 	Loaded bool   `toml:"-"` // false when built from defaults
 
-	Domain         string      `toml:"domain"`           // qualifies bare names; "" = MailDomain() decides
-	Spool          string      `toml:"spool"`            // spool directory
-	Proxy          string      `toml:"proxy"`            // default proxy of every smarthost
-	MaxMessageSize Size        `toml:"max_message_size"` // default 50MB
-	MinFreeSpace   Size        `toml:"min_free_space"`   // default 100MB
-	Smarthosts     []Smarthost `toml:"smarthost"`        // tried in order
+	Domain         string `toml:"domain"`           // qualifies bare names; "" = MailDomain() decides
+	Spool          string `toml:"spool"`            // spool directory
+	Proxy          string `toml:"proxy"`            // default proxy of every smarthost
+	MaxMessageSize Size   `toml:"max_message_size"` // default 50MB
+	MinFreeSpace   Size   `toml:"min_free_space"`   // default 100MB
+	// HeaderSizeLimit bounds a message's header section at intake
+	// (Postfix's header_size_limit); default 100KB, at most 1MB.
+	HeaderSizeLimit Size        `toml:"header_size_limit"`
+	Smarthosts      []Smarthost `toml:"smarthost"` // tried in order
 
 	Queue   Queue   `toml:"queue"`
 	Rewrite Rewrite `toml:"rewrite"`
@@ -158,9 +161,10 @@ type Log struct {
 // Default returns the configuration used when there is no file.
 func Default() *Config {
 	return &Config{
-		Spool:          SystemSpool,
-		MaxMessageSize: 50 * Megabyte,
-		MinFreeSpace:   100 * Megabyte,
+		Spool:           SystemSpool,
+		MaxMessageSize:  50 * Megabyte,
+		MinFreeSpace:    100 * Megabyte,
+		HeaderSizeLimit: 100 * Kilobyte,
 		Queue: Queue{
 			RetryMin:       Duration(5 * time.Minute),
 			RetryMax:       Duration(time.Hour),

@@ -91,6 +91,10 @@ func (v *validator) validate() {
 	if c.MaxMessageSize <= 0 {
 		v.errorf("max_message_size", "must be more than 0")
 	}
+	if c.HeaderSizeLimit < 1*Kilobyte || c.HeaderSizeLimit > Megabyte {
+		// Above 1MB the header rewriting at delivery could not hold it.
+		v.errorf("header_size_limit", "must be from 1KB to 1MB, not %s", c.HeaderSizeLimit)
+	}
 	v.smarthosts()
 	v.queue()
 	v.rewrite()

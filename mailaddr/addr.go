@@ -332,7 +332,15 @@ func FormatMailbox(name, addr string) string {
 		// are: B encodes everything into letters, digits, + / =.
 		name = mime.BEncoding.Encode("utf-8", name)
 	case !ascii:
-		name = mime.QEncoding.Encode("utf-8", name)
+		// Q keeps a Latin name readable; B when Q would need more than
+		// one encoded word (a Cyrillic name): readers that do not drop
+		// the space between adjacent encoded words (Python 3.11's
+		// email.headerregistry) would show one inside the name.
+		q := mime.QEncoding.Encode("utf-8", name)
+		if strings.Contains(q, "?= =?") {
+			q = mime.BEncoding.Encode("utf-8", name)
+		}
+		name = q
 	case !plain || strings.TrimSpace(name) != name || strings.Contains(name, "  ") || strings.Contains(name, "=?"):
 		name = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`
 	}

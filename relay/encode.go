@@ -26,7 +26,9 @@ package relay
 // own parts are re-encoded). Headers are never changed, even with 8-bit
 // octets (RFC 6532 UTF-8 headers: RFC 2047 encoding would need a charset
 // relay does not know and would break addresses), and neither are parts
-// that claim quoted-printable or base64 already.
+// that claim quoted-printable or base64 already. The one exception is a
+// header line over 998 octets: it is folded, or encoded, or the message
+// refused, as fold.go explains.
 //
 // Everything streams: a line is read in pieces of at most 64 KiB, a part
 // body is never held whole, and the only state kept is one record per
@@ -117,7 +119,8 @@ type partInfo struct {
 // encodePlan is the decision for each leaf part of a message, in the
 // order the walk meets them.
 type encodePlan struct {
-	parts []*partInfo
+	parts  []*partInfo
+	folded bool // header lines over 998 octets folded or encoded
 }
 
 // encodings returns the distinct encodings the plan applies, for the log.
@@ -138,6 +141,9 @@ func (p *encodePlan) encodings() string {
 	if b64 > 0 {
 		s = append(s, "base64")
 	}
+	if p.folded {
+		s = append(s, "folded header")
+	}
 	return strings.Join(s, "+")
 }
 
@@ -149,7 +155,7 @@ func planEncoding(r io.Reader, eightBitOK bool) (*encodePlan, error) {
 	if _, err := w.entity(nil, true); err != nil {
 		return nil, err
 	}
-	need := false
+	need := w.folded
 	for _, p := range w.parts {
 		if p.encoded || !(p.long || (!eightBitOK && p.eightBit > 0)) {
 			continue
@@ -164,7 +170,7 @@ func planEncoding(r io.Reader, eightBitOK bool) (*encodePlan, error) {
 	if !need {
 		return nil, nil
 	}
-	return &encodePlan{parts: w.parts}, nil
+	return &encodePlan{parts: w.parts, folded: w.folded}, nil
 }
 
 // write writes the message read from r to w with the planned parts
@@ -279,7 +285,8 @@ type walker struct {
 	out     *countWriter
 	parts   []*partInfo
 	idx     int
-	depth   int // multiparts and enclosed messages entered
+	depth   int  // multiparts and enclosed messages entered
+	folded  bool // a header had a line over 998 octets (fold.go)
 }
 
 func (w *walker) emit(b []byte) error {
@@ -341,6 +348,14 @@ func (w *walker) entity(bounds []string, top bool) ([]byte, error) {
 		if isBlank(line) {
 			break
 		}
+	}
+	if headerNeedsFold(header) {
+		folded, err := foldHeader(header) // fold.go
+		if err != nil {
+			return nil, err
+		}
+		header = folded
+		w.folded = true
 	}
 	ctype, params, cte := parseHeader(header)
 	ended := term != nil || len(header) == 0 || !isBlank(header[len(header)-1])

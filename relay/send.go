@@ -114,6 +114,11 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 	defer src.Close()
 	eightBitOK, _ := c.client.Extension("8BITMIME")
 	plan, sendSize, err := prepareMessage(src, size, eightBitOK)
+	if uf := (*errUnfoldable)(nil); errors.As(err, &uf) {
+		// No server may take it as it is, and relay cannot change it
+		// (fold.go): a bounce that says why.
+		return finish(&Failure{Stage: StageData, Code: 554, Enhanced: "5.6.0", Text: uf.Error()}, nil)
+	}
 	if err != nil {
 		return drop(err)
 	}

@@ -12,9 +12,34 @@ import (
 	"github.com/relaymail/relay/spool"
 )
 
-// maxHeader bounds the header read into memory at delivery; a header
-// beyond it (no sane message has one) goes out unchanged.
+// maxHeader bounds the header read into memory at delivery: 1 MiB, the
+// highest header_size_limit intake allows, so a header it queued is
+// always processed. A larger one (queued before that limit) is never sent
+// unchanged: Content's reader fails with ErrHeaderTooLarge and the message
+// waits with that reason, bounced when its lifetime ends.
 const maxHeader = 1 << 20
+
+// ErrHeaderTooLarge: the header is over maxHeader, so the rewriting
+// configured (from_header, [[rewrite.header]]) cannot be applied.
+var ErrHeaderTooLarge = errors.New("the header is over 1 MiB: from_header and [[rewrite.header]] cannot be applied, so the message is not sent")
+
+// readLine reads one line (its line end included) of at most max octets,
+// whatever its length within that; a longer one fails with
+// ErrHeaderTooLarge. Like ReadBytes it returns io.EOF with a last line
+// that has no line end.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		piece, err := br.ReadSlice('\n')
+		if len(line)+len(piece) > max {
+			return nil, ErrHeaderTooLarge
+		}
+		line = append(line, piece...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
+	}
+}
 
 // field is one header field as stored: name, colon, value, continuation
 // lines and line ends.
@@ -100,21 +125,16 @@ func (r *Rules) rewriteHeader(env *spool.Envelope, sender string, fromRewrite bo
 	br := bufio.NewReaderSize(content, 64<<10)
 	var (
 		fields []*field
-		read   bytes.Buffer // everything consumed, for a header too large
+		size   int
 		sep    []byte
 		eol    = "\n"
 	)
 	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer: give up on this header.
-			read.Write(line)
-			return io.MultiReader(bytes.NewReader(read.Bytes()), br), nil
-		}
+		line, err := readLine(br, maxHeader-size)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		read.Write(line)
+		size += len(line)
 		if len(fields) == 0 && bytes.HasSuffix(line, []byte("\r\n")) {
 			eol = "\r\n"
 		}
@@ -122,21 +142,21 @@ func (r *Rules) rewriteHeader(env *spool.Envelope, sender string, fromRewrite bo
 			break
 		}
 		if t := bytes.TrimRight(line, "\r\n"); len(t) == 0 {
-			sep = append([]byte(nil), line...)
+			sep = line
 			break
 		}
 		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
 			last := fields[len(fields)-1]
 			last.raw = append(last.raw, line...)
 		} else if colon := bytes.IndexByte(line, ':'); colon > 0 {
-			fields = append(fields, &field{name: strings.TrimRight(string(line[:colon]), " \t"), raw: append([]byte(nil), line...)})
+			fields = append(fields, &field{name: strings.TrimRight(string(line[:colon]), " \t"), raw: line})
 		} else {
-			// Not a header line: the body starts here (the spool always
-			// has the empty line, so this is a damaged message).
-			return io.MultiReader(bytes.NewReader(read.Bytes()), br), nil
-		}
-		if read.Len() > maxHeader {
-			return io.MultiReader(bytes.NewReader(read.Bytes()), br), nil
+			// Not a header line: the body starts here, as intake reads
+			// it (the spool always has the empty line, so this is a
+			// damaged message). The rules apply to the fields before it,
+			// and the empty line is put back.
+			sep = append([]byte(eol), line...)
+			break
 		}
 		if err != nil { // EOF inside the header
 			break

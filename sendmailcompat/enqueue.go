@@ -65,7 +65,7 @@ func (s *Submitter) Enqueue(m Submission, in io.Reader) (Receipt, error) {
 
 	input := newInputReader(in, m.IgnoreDots, s.MaxMessageSize)
 	br := bufio.NewReaderSize(input, 64<<10)
-	h, err := readHeader(br)
+	h, err := readHeader(br, s.HeaderSizeLimit)
 	if err != nil {
 		return Receipt{}, s.inputError(err)
 	}
@@ -159,7 +159,27 @@ func (s *Submitter) inputError(err error) error {
 	if errors.Is(err, ErrTooLarge) {
 		return sysexits.New(sysexits.DataErr, "message larger than max_message_size (%d bytes): refused", s.MaxMessageSize)
 	}
+	if errors.Is(err, ErrHeaderTooLarge) {
+		return sysexits.Wrap(sysexits.DataErr, headerTooLarge{s.headerLimit()})
+	}
 	return sysexits.New(sysexits.DataErr, "cannot read the message: %v", err)
+}
+
+// headerTooLarge is ErrHeaderTooLarge with the limit, in one line.
+type headerTooLarge struct{ limit int64 }
+
+func (e headerTooLarge) Error() string {
+	return fmt.Sprintf("message header larger than header_size_limit (%d bytes): refused", e.limit)
+}
+
+func (e headerTooLarge) Is(target error) bool { return target == ErrHeaderTooLarge }
+
+// headerLimit is header_size_limit in effect.
+func (s *Submitter) headerLimit() int64 {
+	if s.HeaderSizeLimit <= 0 {
+		return DefaultHeaderSizeLimit
+	}
+	return s.HeaderSizeLimit
 }
 
 // spoolCode is the exit code for a failure to write the spool: a full disk

@@ -416,7 +416,8 @@ func TestBadInput(t *testing.T) {
 		{"bad recipient", []string{"a@b@c"}, "x\n", sysexits.Usage, `recipient "a@b@c"`},
 		{"bad sender", []string{"-f", "a@b, c@d", "x@y.example"}, "x\n", sysexits.Usage, "-f"},
 		{"too large", []string{"-i", "a@example.org"}, "Subject: s\n\n" + strings.Repeat("y", 2<<20), sysexits.DataErr, "max_message_size"},
-		{"too large header", []string{"-i", "a@example.org"}, "Subject: " + strings.Repeat("y", 2<<20) + "\n\n", sysexits.DataErr, "max_message_size"},
+		{"too large header", []string{"-i", "a@example.org"}, "Subject: " + strings.Repeat("y", 2<<20) + "\n\n", sysexits.DataErr, "header_size_limit (102400 bytes)"},
+		{"header over the limit in many lines", []string{"-i", "a@example.org"}, strings.Repeat("X-Filler: "+strings.Repeat("y", 1000)+"\n", 110) + "\nbody\n", sysexits.DataErr, "header_size_limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

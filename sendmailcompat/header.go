@@ -128,18 +128,35 @@ func isFieldStart(line []byte) (name string, ok bool) {
 	return string(line[:i]), true
 }
 
+// DefaultHeaderSizeLimit is header_size_limit's default, Postfix's: 100 KiB.
+const DefaultHeaderSizeLimit = 100 << 10
+
+// ErrHeaderTooLarge is the error of a header section over
+// header_size_limit: the message is refused (exit 65, 552 over SMTP).
+var ErrHeaderTooLarge = errors.New("message header exceeds header_size_limit")
+
 // readHeader reads the header section. A leading mbox "From " line is
 // dropped. The header ends at an empty line, at EOF, or at the first line
 // that is neither a field nor a continuation: that line starts the body (as
 // in Postfix's cleanup), so a message without any header is all body.
-func readHeader(br *bufio.Reader) (*header, error) {
+//
+// The header is held in memory, so it is bounded: past limit octets (the
+// whole section, line ends included; 0 means DefaultHeaderSizeLimit)
+// reading stops with ErrHeaderTooLarge, having held at most limit octets
+// and one buffer of br.
+func readHeader(br *bufio.Reader, limit int64) (*header, error) {
+	if limit <= 0 {
+		limit = DefaultHeaderSizeLimit
+	}
 	h := &header{}
 	first := true
+	var size int64
 	for {
-		line, err := br.ReadBytes('\n')
+		line, err := readLine(br, limit-size)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
+		size += int64(len(line))
 		if len(line) == 0 {
 			return h, nil
 		}
@@ -170,6 +187,23 @@ func readHeader(br *bufio.Reader) (*header, error) {
 				last.raw = append(last.raw, h.eol()...)
 			}
 			return h, nil
+		}
+	}
+}
+
+// readLine reads one line (its line end included) of at most max octets:
+// a longer one fails with ErrHeaderTooLarge, the rest of it unread. Like
+// ReadBytes it returns io.EOF with a last line that has no line end.
+func readLine(br *bufio.Reader, max int64) ([]byte, error) {
+	var line []byte
+	for {
+		piece, err := br.ReadSlice('\n')
+		if int64(len(line)+len(piece)) > max {
+			return nil, ErrHeaderTooLarge
+		}
+		line = append(line, piece...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
 		}
 	}
 }

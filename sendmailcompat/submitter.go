@@ -26,8 +26,11 @@ type Submitter struct {
 	User           string // login name
 	Gecos          string // full name from the password database, for a generated From
 	MaxMessageSize int64
-	MinFreeSpace   int64
-	Now            func() time.Time
+	// HeaderSizeLimit bounds the header section held in memory
+	// (header_size_limit); 0 means DefaultHeaderSizeLimit.
+	HeaderSizeLimit int64
+	MinFreeSpace    int64
+	Now             func() time.Time
 	// Drop: the submitter cannot write the queue (a user of a system
 	// install) and leaves the message in the maildrop for the pickup, which
 	// adds the Received field with the uid it can trust.
@@ -45,11 +48,12 @@ type Submitter struct {
 // spool it can only say what addresses become (Verify).
 func NewSubmitter(cfg *config.Config) *Submitter {
 	s := &Submitter{
-		Domain:         cfg.MailDomain(),
-		UID:            os.Getuid(),
-		MaxMessageSize: int64(cfg.MaxMessageSize),
-		MinFreeSpace:   int64(cfg.MinFreeSpace),
-		Now:            time.Now,
+		Domain:          cfg.MailDomain(),
+		UID:             os.Getuid(),
+		MaxMessageSize:  int64(cfg.MaxMessageSize),
+		HeaderSizeLimit: int64(cfg.HeaderSizeLimit),
+		MinFreeSpace:    int64(cfg.MinFreeSpace),
+		Now:             time.Now,
 	}
 	s.Hostname, _ = os.Hostname()
 	s.User, s.Gecos = LookupUser(s.UID)

@@ -78,6 +78,13 @@ func (c *session) enqueueReply(err error, n int64) (int, string, string) {
 		if c.s.MaxMessageSize > 0 && n > c.s.MaxMessageSize {
 			return 552, "5.3.4", fmt.Sprintf("Message size exceeds fixed limit of %d bytes", c.s.MaxMessageSize)
 		}
+		if errors.Is(err, sendmailcompat.ErrHeaderTooLarge) {
+			limit := c.s.HeaderSizeLimit
+			if limit <= 0 {
+				limit = sendmailcompat.DefaultHeaderSizeLimit
+			}
+			return 552, "5.3.4", fmt.Sprintf("Message header size exceeds fixed limit of %d bytes", limit)
+		}
 	case sysexits.Usage:
 		// Addresses are checked at MAIL and RCPT; this is a safety net.
 		return 553, "5.1.3", "Error: " + err.Error()

@@ -38,7 +38,8 @@
 // client that goes away or a process killed before it leaves no message,
 // or one complete message, never a partial one. A refused message gets:
 //
-//	552 5.3.4  over max_message_size (the rest of the data is read and
+//	552 5.3.4  over max_message_size, or a header section over
+//	           header_size_limit (the rest of the data is read and
 //	           dropped; the session goes on)
 //	553 5.1.3  an address Enqueue refused (a safety net: MAIL and RCPT
 //	           check first)

@@ -88,6 +88,10 @@ type ServerConfig struct {
 	// DropAtDot closes the connection after reading the whole message,
 	// without a reply.
 	DropAtDot bool
+	// MaxLineOctets, when set, makes the server strict about line length
+	// as some are: a message with a line longer (line end not counted) is
+	// answered 554 5.6.0 after the final dot and not kept.
+	MaxLineOctets int
 	// DotDelay pauses before the reply to the final dot. The message
 	// counts as received (Messages) as soon as the dot is read, as a
 	// real server has it queued before it answers, whether or not the

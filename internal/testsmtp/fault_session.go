@@ -1,6 +1,7 @@
 package testsmtp
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -200,6 +201,12 @@ func (se *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "too late"}
 	case cfg.DataErr != nil:
 		return cfg.DataErr
+	case cfg.MaxLineOctets > 0:
+		for _, l := range bytes.Split(body, []byte("\n")) {
+			if len(bytes.TrimSuffix(l, []byte("\r"))) > cfg.MaxLineOctets {
+				return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Line too long"}
+			}
+		}
 	}
 	s.mu.Lock()
 	s.messages = append(s.messages, Received{Conn: se.id, From: se.from, To: append([]string(nil), se.to...), Body: body})
