@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +26,9 @@ type Spool struct {
 	// FileMode is the permission of queue files: 0600 in a single-user
 	// install, 0640 (readable by the relay group) in a system install.
 	FileMode os.FileMode
+
+	dropMu   sync.Mutex
+	deferred map[string]deferral // drops left alone for a while (DeferDrop)
 }
 
 // The names inside a spool: this package is the only one that knows them
