@@ -81,7 +81,7 @@ type Drop struct {
 	// from it (Envelope.Drop; see QueuedDrops).
 	Origin DropOrigin
 	f      *os.File
-	off  int64
+	off    int64
 }
 
 // Content returns a reader of the dropped message.
