@@ -270,3 +270,14 @@ func (s *Spool) writeTempFile(base string, data []byte, sync bool) (string, erro
 }
 
 func newDraftWriter(f *os.File) *bufio.Writer { return bufio.NewWriterSize(f, 64<<10) }
+
+// CanRecord checks that the spool takes a write (an envelope's worth,
+// fsynced) again, after an update failed (a full disk).
+func (s *Spool) CanRecord() error {
+	tmp, err := s.writeTempFile("probe", make([]byte, 8<<10), true)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	os.Remove(tmp)
+	return nil
+}
