@@ -163,7 +163,7 @@ func TestSystemInstall_SIGKILLDuringPickup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const drops = 800
+	const drops = 400
 	for i := range drops {
 		d, err := sp.NewDrop()
 		if err != nil {
@@ -180,7 +180,7 @@ func TestSystemInstall_SIGKILLDuringPickup(t *testing.T) {
 	}
 	maildrop := filepath.Join(s.spool, "maildrop")
 	kills := 0
-	for kills < 300 {
+	for kills < 150 {
 		left, _ := os.ReadDir(maildrop)
 		if len(left) == 0 {
 			break
@@ -189,7 +189,7 @@ func TestSystemInstall_SIGKILLDuringPickup(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(5+rand.IntN(40)) * time.Millisecond)
+		time.Sleep(time.Duration(10+rand.IntN(70)) * time.Millisecond)
 		c.Process.Signal(syscall.SIGKILL)
 		c.Wait()
 		kills++
