@@ -250,7 +250,11 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	r.logOutcome(env, out, p)
 
 	if err := r.notify(l, p, now); err != nil {
-		return err
+		// The report waits in the envelope (not notified yet); trying to
+		// queue it again at every pass would only fail again: pause as
+		// for an outcome not recorded.
+		r.pause(err)
+		return fmt.Errorf("%w: %w", errNotRecorded, err)
 	}
 	if len(env.Pending()) == 0 && len(unnotified(env)) == 0 && !env.Held {
 		// Every recipient delivered, or failed and reported.

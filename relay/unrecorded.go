@@ -47,7 +47,7 @@ type memory struct {
 }
 
 // errNotRecorded wraps the failure to write an outcome to the spool.
-var errNotRecorded = errors.New("recording the outcome failed (remembered by this process)")
+var errNotRecorded = errors.New("the spool could not record the outcome; delivery paused")
 
 // unrecorded is what the spool does not know yet about one message.
 type unrecorded struct {
@@ -83,6 +83,14 @@ func (r *Runner) remember(env *spool.Envelope, diskNext time.Time, err error) {
 	if floor := r.Now().Add(r.backoff(max(env.Attempts, 1))); u.next.Before(floor) {
 		u.next = floor
 	}
+	m.stuck = err
+}
+
+// pause stops delivery until the spool takes writes again (checkSpool).
+func (r *Runner) pause(err error) {
+	m := r.memory()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.stuck = err
 }
 
