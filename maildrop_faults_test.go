@@ -13,21 +13,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testbin"
 	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/spool"
 )
 
 // sysDeliver points the system install's configuration at a sink, with no
 // detached runner: relay queue run alone moves the mail.
-func (s *sysEnv) sysDeliver(port int) {
-	s.t.Helper()
-	b, err := os.ReadFile(s.conf)
+func sysDeliver(s *testbin.SysEnv, port int) {
+	s.T.Helper()
+	b, err := os.ReadFile(s.Conf)
 	if err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	text := string(b) + fmt.Sprintf("\n[daemon]\ndetached_delivery = false\n\n[[smarthost]]\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\n", port)
-	if err := os.WriteFile(s.conf, []byte(text), 0o644); err != nil {
-		s.t.Fatal(err)
+	if err := os.WriteFile(s.Conf, []byte(text), 0o644); err != nil {
+		s.T.Fatal(err)
 	}
 }
 
@@ -36,10 +37,10 @@ func (s *sysEnv) sysDeliver(port int) {
 // delivered by the pickup, never moved to corrupt/; or sendmail refuses
 // it (65, one line).
 func TestSystemInstall_OddMessageIDsDeliveredOrRefused(t *testing.T) {
-	s := newSysEnv(t)
+	s := testbin.NewSysEnv(t)
 	sink := testsmtp.NewSink(t, 0, 0)
-	s.sysDeliver(sink.Port)
-	u := s.users[0]
+	sysDeliver(s, sink.Port)
+	u := s.Users[0]
 	cases := map[string]string{
 		"nul":  "Message-ID: <nul\x00x@example.org>\n",
 		"cr":   "Message-ID: <cr\rx@example.org>\n",
@@ -48,22 +49,22 @@ func TestSystemInstall_OddMessageIDsDeliveredOrRefused(t *testing.T) {
 	}
 	accepted := map[string]bool{}
 	for tag, field := range cases {
-		r := run(as(u, s.cmd("sendmail", "-i", "bob@example.org")), field+"Subject: "+tag+"\n\nbody\n")
+		r := testbin.Run(testbin.As(u, s.Cmd("sendmail", "-i", "bob@example.org")), field+"Subject: "+tag+"\n\nbody\n")
 		switch {
-		case r.code == 0 && r.stderr == "":
+		case r.Code == 0 && r.Stderr == "":
 			accepted[tag] = true
-		case r.code == 65 && strings.Count(r.stderr, "\n") == 1:
-			t.Logf("%s: refused at sendmail: %s", tag, r.stderr)
+		case r.Code == 65 && strings.Count(r.Stderr, "\n") == 1:
+			t.Logf("%s: refused at sendmail: %s", tag, r.Stderr)
 		default:
 			t.Errorf("%s: sendmail: %+v (want 0, or 65 with one line)", tag, r)
 		}
 	}
-	r := run(s.cmd("relay", "queue", "run"), "")
-	if r.code != 0 {
+	r := testbin.Run(s.Cmd("relay", "queue", "run"), "")
+	if r.Code != 0 {
 		t.Errorf("relay queue run: %+v", r)
 	}
-	if bad, _ := filepath.Glob(filepath.Join(s.spool, "corrupt", "*")); len(bad) != 0 {
-		t.Errorf("moved to corrupt/: %v\n%s", bad, r.stderr)
+	if bad, _ := filepath.Glob(filepath.Join(s.Spool, "corrupt", "*")); len(bad) != 0 {
+		t.Errorf("moved to corrupt/: %v\n%s", bad, r.Stderr)
 	}
 	got := sink.Snapshot()
 	for tag := range accepted {
@@ -74,11 +75,11 @@ func TestSystemInstall_OddMessageIDsDeliveredOrRefused(t *testing.T) {
 			}
 		}
 		if n != 1 {
-			t.Errorf("%s: accepted by sendmail, delivered %d times (sink saw %v)\n%s", tag, n, got, r.stderr)
+			t.Errorf("%s: accepted by sendmail, delivered %d times (sink saw %v)\n%s", tag, n, got, r.Stderr)
 		}
 	}
-	if left := s.messages(); len(left) != 0 {
-		t.Errorf("%d messages still queued\n%s", len(left), r.stderr)
+	if left := s.Messages(); len(left) != 0 {
+		t.Errorf("%d messages still queued\n%s", len(left), r.Stderr)
 	}
 }
 
@@ -89,13 +90,13 @@ func TestSystemInstall_OddMessageIDsDeliveredOrRefused(t *testing.T) {
 // be removed nor moved by relay (renaming a directory needs write access
 // to it): it stays, reported once per run.
 func TestSystemInstall_UndeletableDropsOnePass(t *testing.T) {
-	s := newSysEnv(t)
+	s := testbin.NewSysEnv(t)
 	sink := testsmtp.NewSink(t, 0, 0)
-	s.sysDeliver(sink.Port)
-	maildrop := filepath.Join(s.spool, "maildrop")
-	u := s.users[0]
+	sysDeliver(s, sink.Port)
+	maildrop := filepath.Join(s.Spool, "maildrop")
+	u := s.Users[0]
 	uid, _ := strconv.Atoi(u.Uid)
-	if r := run(as(u, s.cmd("sendmail", "-i", "good@example.org")), "Message-ID: <good@example.org>\nSubject: good\n\nfine\n"); r.code != 0 {
+	if r := testbin.Run(testbin.As(u, s.Cmd("sendmail", "-i", "good@example.org")), "Message-ID: <good@example.org>\nSubject: good\n\nfine\n"); r.Code != 0 {
 		t.Fatal(r)
 	}
 	for _, name := range []string{"adir", "emptydir"} {
@@ -116,8 +117,8 @@ func TestSystemInstall_UndeletableDropsOnePass(t *testing.T) {
 	long := "L" + strings.Repeat("x", 249)
 	os.WriteFile(filepath.Join(maildrop, long), []byte("not a drop\n"), 0o640)
 
-	r := run(s.cmd("relay", "queue", "run"), "")
-	if r.code != 0 {
+	r := testbin.Run(s.Cmd("relay", "queue", "run"), "")
+	if r.Code != 0 {
 		t.Errorf("relay queue run: %+v", r)
 	}
 	refused := func(log, name, why string) int {
@@ -125,12 +126,12 @@ func TestSystemInstall_UndeletableDropsOnePass(t *testing.T) {
 		return len(re.FindAllString(log, -1))
 	}
 	for name, why := range map[string]string{"adir": "a directory", "emptydir": "a directory", "asocket": "a socket", long: "corrupt"} {
-		if n := refused(r.stderr, name, why); n != 1 {
-			t.Errorf("%.20s: refused %d times for %q, want once:\n%.3000s", name, n, why, r.stderr)
+		if n := refused(r.Stderr, name, why); n != 1 {
+			t.Errorf("%.20s: refused %d times for %q, want once:\n%.3000s", name, n, why, r.Stderr)
 		}
 	}
-	if n := strings.Count(r.stderr, "\n"); n > 10 {
-		t.Errorf("%d log lines for one good message and four bad entries:\n%.3000s", n, r.stderr)
+	if n := strings.Count(r.Stderr, "\n"); n > 10 {
+		t.Errorf("%d log lines for one good message and four bad entries:\n%.3000s", n, r.Stderr)
 	}
 	if left, _ := os.ReadDir(maildrop); len(left) != 1 || left[0].Name() != "adir" {
 		t.Errorf("maildrop after pickup: %v, want only the directory relay may not touch", left)
@@ -138,7 +139,7 @@ func TestSystemInstall_UndeletableDropsOnePass(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(maildrop, "adir", "inside")); err != nil {
 		t.Errorf("the directory's content was touched: %v", err)
 	}
-	corrupt, _ := os.ReadDir(filepath.Join(s.spool, "corrupt"))
+	corrupt, _ := os.ReadDir(filepath.Join(s.Spool, "corrupt"))
 	if len(corrupt) != 1 || !strings.HasPrefix(corrupt[0].Name(), "maildrop-Lxxx") || len(corrupt[0].Name()) > 255 {
 		t.Errorf("corrupt/ holds %v, want the long name", corrupt)
 	}
@@ -146,8 +147,8 @@ func TestSystemInstall_UndeletableDropsOnePass(t *testing.T) {
 		t.Errorf("the good drop was not delivered once: %v", sink.Snapshot())
 	}
 	// A second run reports the directory once again, and nothing else.
-	r = run(s.cmd("relay", "queue", "run"), "")
-	if r.code != 0 || refused(r.stderr, "adir", "a directory") != 1 || strings.Count(r.stderr, "\n") != 1 {
+	r = testbin.Run(s.Cmd("relay", "queue", "run"), "")
+	if r.Code != 0 || refused(r.Stderr, "adir", "a directory") != 1 || strings.Count(r.Stderr, "\n") != 1 {
 		t.Errorf("second run: %+v", r)
 	}
 }
@@ -157,9 +158,9 @@ func TestSystemInstall_UndeletableDropsOnePass(t *testing.T) {
 // between the commit of a message and the removal of its drop does not
 // queue the drop again), none is lost.
 func TestSystemInstall_SIGKILLDuringPickup(t *testing.T) {
-	s := newSysEnv(t)
+	s := testbin.NewSysEnv(t)
 	// No smarthost: a run only picks up.
-	sp, err := spool.Open(s.spool)
+	sp, err := spool.Open(s.Spool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,30 +179,30 @@ func TestSystemInstall_SIGKILLDuringPickup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	maildrop := filepath.Join(s.spool, "maildrop")
+	maildrop := filepath.Join(s.Spool, "maildrop")
 	kills := 0
 	for kills < 150 {
 		left, _ := os.ReadDir(maildrop)
 		if len(left) == 0 {
 			break
 		}
-		c := s.cmd("relay", "queue", "run")
+		c := s.Cmd("relay", "queue", "run")
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(10+rand.IntN(70)) * time.Millisecond)
+		time.Sleep(time.Duration(10+rand.IntN(40)) * time.Millisecond)
 		c.Process.Signal(syscall.SIGKILL)
 		c.Wait()
 		kills++
 	}
-	run(s.cmd("relay", "queue", "run"), "")
+	testbin.Run(s.Cmd("relay", "queue", "run"), "")
 	if left, _ := os.ReadDir(maildrop); len(left) != 0 {
 		t.Fatalf("%d drops left after %d kills and a last run", len(left), kills)
 	}
 	seen := map[string]int{}
 	re := regexp.MustCompile(`Message-ID: <(drop\d+)@`)
-	for id := range s.messages() {
-		m := re.FindStringSubmatch(s.content(id))
+	for id := range s.Messages() {
+		m := re.FindStringSubmatch(s.Content(id))
 		if m == nil {
 			t.Fatalf("%s: no Message-ID", id)
 		}
