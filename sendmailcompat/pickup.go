@@ -79,10 +79,17 @@ func (p *Pickup) Run() (int, error) {
 			continue // its owner took it back
 		}
 		if err != nil {
-			p.Log("maildrop", name, "status", "refused", "reason", err.Error())
+			// Refused: no message, dealt with (or, if relay cannot remove
+			// it, left for root). Deferred: it may be taken later (a full
+			// disk). Either way not tried again at once.
+			status := "refused"
 			if p.Spool.HasDrop(name) {
 				p.Spool.DeferDrop(name, now)
+				if !errors.Is(err, spool.ErrHostile) && !errors.Is(err, spool.ErrCorrupt) && !errors.Is(err, spool.ErrTooLarge) {
+					status = "deferred"
+				}
 			}
+			p.Log("maildrop", name, "status", status, "reason", err.Error())
 			continue
 		}
 		if id != "" {
