@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,6 +58,11 @@ type Daemon struct {
 	// Rescan overrides the configuration's [daemon] rescan (0: take it
 	// from there, DefaultRescan when unset).
 	Rescan time.Duration
+
+	// runner is the delivery runner in use: the timer and the watch see
+	// the queue as it does, with what it could not write to the spool
+	// (relay.Runner.NextDue).
+	runner atomic.Pointer[relay.Runner]
 }
 
 type passResult struct {
@@ -119,6 +125,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	cfg := d.Config
 	runner := d.newRunner(cfg)
+	d.runner.Store(runner)
 	pickup := sendmailcompat.NewPickup(cfg, d.Spool, d.Log)
 	d.Log.Info("status", "started", "pid", fmt.Sprint(os.Getpid()), "spool", d.Spool.Dir,
 		"watch", strings.Join(watched, ","), "rescan", d.rescan(cfg).String())
@@ -189,7 +196,12 @@ loop:
 				if !running {
 					runner.Close() // else the pass's end closes them (idle timer)
 				}
+				old := runner
 				runner = d.newRunner(cfg)
+				// What the old runner could not write to the spool
+				// must not be forgotten: it would send again.
+				runner.Inherit(old)
+				d.runner.Store(runner)
 				pickup = sendmailcompat.NewPickup(cfg, d.Spool, d.Log)
 				want = true // new smarthost, new credentials: try at once
 			}
@@ -348,7 +360,7 @@ func (d *Daemon) scan() (time.Time, bool) {
 		if err != nil {
 			return nil
 		}
-		at, ok := relay.NextDue(&m.Envelope)
+		at, ok := d.nextDue(&m.Envelope)
 		if !ok {
 			return nil
 		}
@@ -391,7 +403,7 @@ func (d *Daemon) classify(ev fsnotify.Event, now time.Time) (due bool, at time.T
 	if err != nil {
 		return false, time.Time{}, "" // gone (delivered) or not ours to judge
 	}
-	at, ok = relay.NextDue(&m.Envelope)
+	at, ok = d.nextDue(&m.Envelope)
 	switch {
 	case !ok:
 		return false, time.Time{}, ""
@@ -401,6 +413,14 @@ func (d *Daemon) classify(ev fsnotify.Event, now time.Time) (due bool, at time.T
 		return true, time.Time{}, ""
 	}
 	return false, at, ""
+}
+
+// nextDue is when a message is next due as the runner in use sees it.
+func (d *Daemon) nextDue(env *spool.Envelope) (time.Time, bool) {
+	if r := d.runner.Load(); r != nil {
+		return r.NextDue(env)
+	}
+	return relay.NextDue(env)
 }
 
 // waitFree polls until message id is no longer locked (or gone), for at

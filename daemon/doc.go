@@ -59,7 +59,8 @@
 // fsyncs the maildrop, closing the window in which a power failure could
 // lose a freshly dropped name; then one relay.Runner.Run over the queue),
 // then a scan of the envelopes for the earliest next due time
-// (relay.NextDue), which sets the timer. An error of the pickup or the
+// (relay.Runner.NextDue: the envelope as on disk, with what the runner
+// could not write there laid over it), which sets the timer. An error of the pickup or the
 // runner is logged, one line each, and the next pass tries again. Passes never overlap: events during a pass only mark
 // that another pass is wanted; it starts when this one ends, so a stream
 // of submissions is served pass after pass and a burst costs few passes.
@@ -77,6 +78,13 @@
 // another process still holds, arriving during a pass, asks for one more
 // pass after it (a flush rewrites envelope after envelope under their
 // locks while the daemon delivers the ones already flushed).
+//
+// A spool that cannot record outcomes (full) never makes the daemon send
+// again: a message whose envelope update failed counts as no work, keeps
+// its own retry time in the runner's memory (which a reload hands on to
+// the new runner), and passes do nothing but check the spool until it
+// takes writes again, timer-driven and spaced by the doubling gap (see
+// relay/unrecorded.go).
 //
 // # Signals
 //

@@ -104,7 +104,10 @@
 //   - accepted at RCPT and the DATA answered 250: delivered. The runner
 //     records this in the spool (fsynced) before it does anything else, so
 //     that a crash can cause at most one duplicate (the 250 arrived, the
-//     record did not), as in Postfix.
+//     record did not), as in Postfix. When the record cannot be written (a
+//     full disk) the runner remembers it in memory and pauses delivery
+//     until the spool takes writes again (see unrecorded.go): a process
+//     never sends to a recipient twice.
 //   - a 5xx at RCPT (except 552, which RFC 5321 says to treat as 452), or a
 //     5xx to DATA or after it: failed permanently, with the reply.
 //   - a 4xx anywhere, a timeout, a dropped connection: deferred, with the

@@ -117,10 +117,16 @@ func (ln *lane) state() (*Failure, time.Time) {
 // recorded here.
 func (ru *run) dispatch(j job) {
 	r := ru.r
+	if r.stuck() != nil {
+		return // outcomes cannot be recorded: nothing more is tried
+	}
 	if j.cands == nil {
 		m, err := r.Spool.Read(j.id)
 		if errors.Is(err, spool.ErrNotFound) {
 			return
+		}
+		if err == nil {
+			r.recall(&m.Envelope)
 		}
 		if err == nil && !r.due(&m.Envelope) {
 			return // cheap check without the lock
@@ -244,12 +250,17 @@ func (ru *run) work(ln *lane) {
 func (ru *run) lock(id string) *spool.Locked {
 	l, err := ru.r.Spool.Lock(id)
 	switch {
-	case errors.Is(err, spool.ErrBusy) || errors.Is(err, spool.ErrNotFound):
+	case errors.Is(err, spool.ErrNotFound):
+		ru.r.forget(id)
+		return nil
+	case errors.Is(err, spool.ErrBusy):
 		return nil
 	case err != nil:
 		ru.r.Log.Error("id", id, "status", "error", "reason", err.Error())
 		return nil
 	}
+	// What this process could not write to the spool still counts.
+	ru.r.recall(l.Env)
 	return l
 }
 
@@ -259,8 +270,8 @@ func (ru *run) lock(id string) *spool.Locked {
 // candidate is left.
 func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 	r := ru.r
-	if ru.ctx.Err() != nil {
-		return nil
+	if ru.ctx.Err() != nil || r.stuck() != nil {
+		return nil // stopping, or outcomes cannot be recorded (unrecorded.go)
 	}
 	l := ru.lock(j.id)
 	if l == nil {
@@ -405,11 +416,18 @@ func (r *Runner) deferAll(env *spool.Envelope, f *Failure) *Outcome {
 
 // record writes the outcome (Runner.record) and counts it.
 func (ru *run) record(l *spool.Locked, out *Outcome, p *pass) {
-	if err := ru.r.record(l, out, p); err != nil {
+	err := ru.r.record(l, out, p)
+	if err != nil {
 		ru.r.Log.Error("id", l.Env.ID, "status", "error", "reason", err.Error())
 	}
 	ru.mu.Lock()
 	defer ru.mu.Unlock()
+	if errors.Is(err, errNotRecorded) {
+		// Not recorded: no work done as far as the spool knows, so the
+		// daemon does not take it for progress (unrecorded.go).
+		ru.st.Unrecorded++
+		return
+	}
 	ru.st.Messages++
 	for _, res := range out.Results {
 		switch {

@@ -45,6 +45,7 @@ type Runner struct {
 	KeepConnections time.Duration
 
 	idle *idleConns
+	mem  *memory // outcomes the spool could not record (see unrecorded.go)
 }
 
 // Close closes the connections kept for a next pass (KeepConnections).
@@ -60,6 +61,9 @@ type Stats struct {
 	// Waiting counts recipients held back by a smarthost's rate limit:
 	// no attempt was made, they go when the limit allows.
 	Waiting int
+	// Unrecorded counts messages whose outcome the spool could not
+	// record (counted nowhere else): delivery paused (see unrecorded.go).
+	Unrecorded int
 }
 
 // pass is one message's way through one smarthost: what recording the
@@ -100,15 +104,21 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 			return Stats{}, err
 		}
 	}
+	if err := r.checkSpool(ids); err != nil {
+		return Stats{}, err
+	}
 	ru := r.newRun(ctx)
 	for _, id := range ids {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || r.stuck() != nil {
 			break
 		}
 		ru.dispatchRedone()
 		ru.dispatch(job{id: id})
 	}
 	ru.wait()
+	if ru.st.Unrecorded > 0 {
+		return ru.st, fmt.Errorf("the outcome of %d message(s) could not be recorded (%v): delivery paused until the spool takes writes again; this process remembers who has the mail", ru.st.Unrecorded, r.stuck())
+	}
 	return ru.st, nil
 }
 
@@ -161,6 +171,7 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	env := l.Env
 	now := r.Now()
 	q := r.Config.Queue
+	diskNext := env.NextAttempt
 	// A transaction cut by a stop (ErrAborted) is no attempt: its
 	// recipients stay as they were, due as before.
 	attempted := false // else the pass only reports failures
@@ -220,19 +231,30 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 		// queue directory is synced), with nothing to report; the new
 		// envelope need not be written first.
 		err := l.Delete()
-		if err != nil {
-			err = fmt.Errorf("recording the outcome: %w", err)
-		}
 		r.logOutcome(env, out, p)
-		return err
+		if err != nil {
+			r.remember(env, diskNext, err)
+			return fmt.Errorf("%w: %w", errNotRecorded, err)
+		}
+		r.forget(env.ID)
+		return nil
 	}
 	if err := l.Update(); err != nil {
-		return fmt.Errorf("recording the outcome: %w", err)
+		// The spool still holds the old envelope: this process remembers
+		// the outcome instead and stops delivering (unrecorded.go).
+		r.remember(env, diskNext, err)
+		r.logOutcome(env, out, p)
+		return fmt.Errorf("%w: %w", errNotRecorded, err)
 	}
+	r.forget(env.ID)
 	r.logOutcome(env, out, p)
 
 	if err := r.notify(l, p, now); err != nil {
-		return err
+		// The report waits in the envelope (not notified yet); trying to
+		// queue it again at every pass would only fail again: pause as
+		// for an outcome not recorded.
+		r.pause(err)
+		return fmt.Errorf("%w: %w", errNotRecorded, err)
 	}
 	if len(env.Pending()) == 0 && len(unnotified(env)) == 0 && !env.Held {
 		// Every recipient delivered, or failed and reported.
@@ -371,8 +393,14 @@ func (r *Runner) Due(maildrop bool) bool {
 			return true
 		}
 	}
+	if r.stuck() != nil {
+		return false // the next pass would do nothing: see unrecorded.go
+	}
 	errDue := errors.New("due")
 	err := r.Spool.Scan(func(_ string, m *spool.Message, err error) error {
+		if err == nil {
+			r.recall(&m.Envelope)
+		}
 		if err == nil && !m.Active && r.due(&m.Envelope) {
 			return errDue
 		}

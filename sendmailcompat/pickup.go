@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -47,17 +48,48 @@ func NewPickup(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *Pickup
 }
 
 // Run takes every complete drop. A drop that is no message is unlinked or
-// moved to corrupt/ and reported; it never stops the others.
+// moved to corrupt/ and reported; it never stops the others. A drop
+// already queued (a crash came between the commit of its message and its
+// removal) is only removed. One that cannot be dealt with now (a full
+// disk) is reported once and left for a minute (spool.DeferDrop), so
+// that it does not make every pass repeat.
 func (p *Pickup) Run() (int, error) {
-	names, err := p.Spool.Drops(p.Now())
+	now := p.Now()
+	names, err := p.Spool.Drops(now)
+	if err != nil || len(names) == 0 {
+		return 0, err
+	}
+	queued, err := p.Spool.QueuedDrops(names)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, name := range names {
+		if id, ok := queued[name]; ok {
+			if err := p.Spool.RemoveQueuedDrop(name, id); err != nil {
+				p.Log("id", id, "maildrop", name, "status", "error", "reason", err.Error())
+				p.Spool.DeferDrop(name, now)
+			} else {
+				p.Log("id", id, "maildrop", name, "status", "removed", "reason", "already queued (the pickup that queued it stopped before removing it)")
+			}
+			continue
+		}
 		id, err := p.take(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // its owner took it back
+		}
 		if err != nil {
-			p.Log("maildrop", name, "status", "refused", "reason", err.Error())
+			// Refused: no message, dealt with (or, if relay cannot remove
+			// it, left for root). Deferred: it may be taken later (a full
+			// disk). Either way not tried again at once.
+			status := "refused"
+			if p.Spool.HasDrop(name) {
+				p.Spool.DeferDrop(name, now)
+				if !errors.Is(err, spool.ErrHostile) && !errors.Is(err, spool.ErrCorrupt) && !errors.Is(err, spool.ErrTooLarge) {
+					status = "deferred"
+				}
+			}
+			p.Log("maildrop", name, "status", status, "reason", err.Error())
 			continue
 		}
 		if id != "" {
@@ -101,6 +133,7 @@ func (p *Pickup) take(name string) (string, error) {
 		DSN:         d.Env.DSN,
 		Body:        d.Env.Body,
 		MessageID:   d.Env.MessageID,
+		Drop:        &d.Origin,
 	}
 	for _, r := range d.Env.Recipients {
 		env.Recipients = append(env.Recipients, spool.Recipient{Address: r.Address, Original: r.Original, Status: spool.Pending})
@@ -177,8 +210,8 @@ func validDrop(env *spool.Envelope) error {
 	if b := env.Body; b != "" && b != "7BIT" && b != "8BITMIME" {
 		return fmt.Errorf("body %q", b)
 	}
-	if len(env.MessageID) > 998 || noLineBreak("message-id", env.MessageID) != nil {
-		return errors.New("bad message-id")
-	}
+	// The message ID is not checked: it is only a copy of the header
+	// field for the log (quoted there), and intake accepts any value, so
+	// refusing one here would lose mail sendmail said it had taken.
 	return nil
 }

@@ -40,8 +40,9 @@
 //
 // The envelope records the envelope sender, every recipient with its own
 // status (pending, delivered, failed) and last reply, the submitting user and
-// uid, arrival time, attempts, next attempt time, last error, DSN options and
-// whether the message is held. The message size is not stored: it is the
+// uid, arrival time, attempts, next attempt time, last error, DSN options,
+// whether the message is held and, for a message taken from the maildrop,
+// the drop's identity. The message size is not stored: it is the
 // file's size minus the two leading lines.
 //
 // # Enqueue: a message exists completely or not at all
@@ -120,8 +121,20 @@
 // file with one link, no larger than the limit, the submitter's uid from
 // fstat), queues it as a new message and removes the drop
 // ([Spool.FinishDrop]). A drop that is no message is unlinked (a symlink,
-// a FIFO, a hard link) or moved to corrupt/ (too large, unreadable);
-// dot-named drafts older than a day are removed.
+// a FIFO, a socket, a device, a hard link), removed (an empty directory)
+// or moved to corrupt/ as maildrop-NAME (a directory, too large,
+// unreadable; a name too long for the prefix keeps 200 bytes and a hash;
+// never over an earlier file); dot-named drafts older than a day are
+// removed. What can be neither taken nor moved (a user's directory relay
+// may not write) is left out of Drops for a while ([Spool.DeferDrop]), so
+// that it never makes a pass repeat.
+//
+// A crash between the commit of the queue file and the removal of the
+// drop must not queue it twice: the envelope records the drop's identity
+// (Envelope.Drop: name, device, inode, size, mtime, ctime), and the next
+// pickup asks [Spool.QueuedDrops] which waiting drops are already queued
+// (reading only messages younger than the oldest drop, less a margin for
+// a clock set back) and removes those ([Spool.RemoveQueuedDrop]).
 //
 // The durability window: a maildrop writer cannot fsync the directory
 // (that needs read access to it), so until the pickup fsyncs maildrop/ a

@@ -45,6 +45,10 @@ type Envelope struct {
 	// RateWaited is the time the message spent waiting for rate limits in
 	// all: it does not count toward the lifetime.
 	RateWaited time.Duration `json:"rate_waited,omitempty"`
+	// Drop is the maildrop file the message was taken from (system
+	// install): a pickup that finds that file still there after a crash
+	// removes it instead of queueing it again (see QueuedDrops).
+	Drop *DropOrigin `json:"drop,omitempty"`
 }
 
 // RateWait is a message held back by the rate limit of a smarthost.

@@ -1,12 +1,15 @@
 package spool
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,8 +77,11 @@ type Drop struct {
 	UID  int // owner of the file: the submitter
 	Env  *Envelope
 	Size int64 // bytes of message content
-	f    *os.File
-	off  int64
+	// Origin is the drop's identity, for the envelope of the message made
+	// from it (Envelope.Drop; see QueuedDrops).
+	Origin DropOrigin
+	f      *os.File
+	off    int64
 }
 
 // Content returns a reader of the dropped message.
@@ -84,9 +90,12 @@ func (d *Drop) Content() io.Reader { return io.NewSectionReader(d.f, d.off, d.Si
 // Close closes the drop file.
 func (d *Drop) Close() error { return d.f.Close() }
 
-// Drops lists the complete drops in arrival order. Drafts still being
-// written (dot names) older than DropDraftMaxAge are removed: their writer
-// died (or never meant to finish).
+// Drops lists the complete drops in arrival order, leaving out those
+// the pickup of this process could not deal with a moment ago (see
+// DeferDrop): one bad entry never makes a runner pass again and again.
+// Drafts still being written (dot names) older than DropDraftMaxAge are
+// removed: their writer died (or never meant to finish); one that is no
+// file is dealt with as a drop would be.
 func (s *Spool) Drops(now time.Time) ([]string, error) {
 	names, err := readNames(s.maildropDir())
 	if err != nil {
@@ -95,12 +104,18 @@ func (s *Spool) Drops(now time.Time) ([]string, error) {
 	var out []string
 	for _, n := range names {
 		if !strings.HasPrefix(n, ".") {
-			out = append(out, n)
+			if !s.dropDeferred(n, now) {
+				out = append(out, n)
+			}
 			continue
 		}
 		p := filepath.Join(s.maildropDir(), n)
 		if fi, err := os.Lstat(p); err == nil && now.Sub(fi.ModTime()) > DropDraftMaxAge {
-			os.Remove(p)
+			if fi.IsDir() {
+				s.dirAside(n)
+			} else {
+				os.Remove(p)
+			}
 		}
 	}
 	sort.Strings(out)
@@ -112,20 +127,38 @@ const DropDraftMaxAge = 24 * time.Hour
 
 // OpenDrop opens a drop for pickup with every check a hostile submitter
 // calls for. A drop that is no message is dealt with here: unlinked
-// (ErrHostile) or moved to corrupt/ (ErrTooLarge, ErrCorrupt); the error
-// says which.
+// (ErrHostile: a symlink, FIFO, socket, device or hard link) or moved to
+// corrupt/ (ErrHostile for a directory, ErrTooLarge, ErrCorrupt, one
+// relay may not read); the error says which. An error wrapping
+// fs.ErrNotExist says the drop is gone (its owner removed it).
 func (s *Spool) OpenDrop(name string, maxSize int64) (*Drop, error) {
 	p := filepath.Join(s.maildropDir(), name)
-	if strings.ContainsRune(name, '/') || strings.HasPrefix(name, ".") {
+	if name == "" || strings.ContainsRune(name, '/') || strings.HasPrefix(name, ".") {
 		return nil, fmt.Errorf("spool: maildrop %q: bad name", name)
 	}
-	// O_NOFOLLOW refuses a symlink; O_NONBLOCK keeps a FIFO from hanging
-	// the open.
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
-	if errors.Is(err, unix.ELOOP) {
-		return nil, s.discardDrop(p, fmt.Errorf("%w (a symlink)", ErrHostile))
+	// The type first, without opening: a socket cannot be opened (ENXIO),
+	// a directory can but is no message.
+	var lst unix.Stat_t
+	if err := unix.Lstat(p, &lst); err != nil {
+		return nil, fmt.Errorf("spool: maildrop %s: %w", name, &os.PathError{Op: "lstat", Path: p, Err: err})
 	}
-	if err != nil {
+	if kind := fileKind(lst.Mode); kind == "a directory" {
+		return nil, s.dirAside(name)
+	} else if kind != "" {
+		return nil, s.discardDrop(p, fmt.Errorf("%w (%s)", ErrHostile, kind))
+	}
+	// O_NOFOLLOW refuses a symlink; O_NONBLOCK keeps a FIFO from hanging
+	// the open: either may replace the file since the Lstat.
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, s.discardDrop(p, fmt.Errorf("%w (a symlink)", ErrHostile))
+	case errors.Is(err, unix.ENXIO):
+		return nil, s.discardDrop(p, fmt.Errorf("%w (a socket)", ErrHostile))
+	case errors.Is(err, unix.EACCES):
+		// Written by hand with a mode that keeps relay out.
+		return nil, s.dropAside(name, fmt.Errorf("%w: unreadable (%v)", ErrCorrupt, err))
+	case err != nil:
 		return nil, fmt.Errorf("spool: open %s: %w", p, err)
 	}
 	var st unix.Stat_t
@@ -134,6 +167,9 @@ func (s *Spool) OpenDrop(name string, maxSize int64) (*Drop, error) {
 		return nil, fmt.Errorf("spool: stat %s: %w", p, err)
 	}
 	switch {
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		f.Close()
+		return nil, s.dirAside(name)
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
 		f.Close()
 		return nil, s.discardDrop(p, fmt.Errorf("%w (mode %o)", ErrHostile, st.Mode))
@@ -156,7 +192,24 @@ func (s *Spool) OpenDrop(name string, maxSize int64) (*Drop, error) {
 		f.Close()
 		return nil, s.dropAside(name, fmt.Errorf("%w (%d bytes)", ErrTooLarge, st.Size-off))
 	}
-	return &Drop{Name: name, UID: int(st.Uid), Env: env, Size: st.Size - off, f: f, off: off}, nil
+	return &Drop{Name: name, UID: int(st.Uid), Env: env, Size: st.Size - off, Origin: originOf(name, &st), f: f, off: off}, nil
+}
+
+// fileKind names a file type that is no drop ("" for a regular file).
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return ""
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symlink"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return fmt.Sprintf("a device, mode %o", mode)
 }
 
 // envelopeSlack bounds the envelope line of a drop beyond the message.
@@ -170,16 +223,55 @@ func (s *Spool) discardDrop(p string, why error) error {
 	return fmt.Errorf("spool: %s: %w: removed", p, why)
 }
 
-// dropAside moves an unreadable drop to corrupt/ for a human to look at.
+// dirAside deals with a directory in the maildrop: removed when empty,
+// else moved to corrupt/. A user's directory with something in it and no
+// write access for relay can be neither (renaming a directory rewrites its
+// ".."): it stays, reported, for root to remove (Drops leaves it out for
+// a while: DeferDrop).
+func (s *Spool) dirAside(name string) error {
+	why := fmt.Errorf("%w (a directory)", ErrHostile)
+	p := filepath.Join(s.maildropDir(), name)
+	if err := unix.Rmdir(p); err == nil {
+		return fmt.Errorf("spool: %s: %w: removed", p, why)
+	}
+	return s.dropAside(name, why)
+}
+
+// dropAside moves a drop that is no message, or an unreadable one, to
+// corrupt/ for a human to look at (corruptDropName), never over
+// something already there.
 func (s *Spool) dropAside(name string, why error) error {
 	if err := os.MkdirAll(s.corruptDir(), 0o700); err != nil {
 		return fmt.Errorf("spool: maildrop %s: %w; %v", name, why, err)
 	}
-	dst := filepath.Join(s.corruptDir(), "maildrop-"+name)
-	if err := os.Rename(filepath.Join(s.maildropDir(), name), dst); err != nil {
-		return fmt.Errorf("spool: maildrop %s: %w; moving it aside failed: %v", name, why, err)
+	src := filepath.Join(s.maildropDir(), name)
+	var err error
+	for try := 0; try < 100; try++ {
+		dst := filepath.Join(s.corruptDir(), corruptDropName(name, try))
+		if err = renameNoReplace(src, dst); !errors.Is(err, unix.EEXIST) {
+			if err == nil {
+				return fmt.Errorf("spool: maildrop %s: %w: moved to %s", name, why, dst)
+			}
+			break
+		}
 	}
-	return fmt.Errorf("spool: maildrop %s: %w: moved to %s", name, why, dst)
+	return fmt.Errorf("spool: maildrop %s: %w; moving it aside failed: %v", name, why, err)
+}
+
+// corruptDropName is the name of a drop moved to corrupt/:
+// maildrop-NAME, with ".N" for the Nth of the same name; a name too long
+// for that (the file system's 255 bytes) keeps its first 200 bytes and a
+// hash of the rest.
+func corruptDropName(name string, n int) string {
+	out := "maildrop-" + name
+	if len(out) > 240 {
+		sum := sha256.Sum256([]byte(name))
+		out = "maildrop-" + name[:200] + "-" + hex.EncodeToString(sum[:8])
+	}
+	if n > 0 {
+		out += "." + strconv.Itoa(n)
+	}
+	return out
 }
 
 // FinishDrop removes a drop that is now in the queue, and fsyncs the
@@ -212,4 +304,10 @@ func (s *Spool) Writable() bool {
 func (s *Spool) RejectDrop(d *Drop, why error) error {
 	d.Close()
 	return s.dropAside(d.Name, why)
+}
+
+// HasDrop reports whether the maildrop still holds something under name.
+func (s *Spool) HasDrop(name string) bool {
+	_, err := os.Lstat(filepath.Join(s.maildropDir(), name))
+	return err == nil
 }

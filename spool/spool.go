@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +26,9 @@ type Spool struct {
 	// FileMode is the permission of queue files: 0600 in a single-user
 	// install, 0640 (readable by the relay group) in a system install.
 	FileMode os.FileMode
+
+	dropMu   sync.Mutex
+	deferred map[string]deferral // drops left alone for a while (DeferDrop)
 }
 
 // The names inside a spool: this package is the only one that knows them
@@ -266,3 +270,14 @@ func (s *Spool) writeTempFile(base string, data []byte, sync bool) (string, erro
 }
 
 func newDraftWriter(f *os.File) *bufio.Writer { return bufio.NewWriterSize(f, 64<<10) }
+
+// CanRecord checks that the spool takes a write (an envelope's worth,
+// fsynced) again, after an update failed (a full disk).
+func (s *Spool) CanRecord() error {
+	tmp, err := s.writeTempFile("probe", make([]byte, 8<<10), true)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	os.Remove(tmp)
+	return nil
+}
