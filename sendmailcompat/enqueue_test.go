@@ -1,6 +1,7 @@
 package sendmailcompat_test
 
 import (
+	"github.com/relaymail/relay/internal/testqueue"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -13,22 +14,6 @@ import (
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
-
-var testNow = time.Date(2026, 11, 22, 21, 42, 28, 0, time.UTC)
-
-func newSubmitter(t *testing.T) *sendmailcompat.Submitter {
-	t.Helper()
-	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &sendmailcompat.Submitter{
-		Spool: sp, Domain: "server1.example.com", Hostname: "server1",
-		UID: 1000, User: "alice", Gecos: "Alice Liddell",
-		MaxMessageSize: 1 << 20,
-		Now:            func() time.Time { return testNow },
-	}
-}
 
 // submit runs one sendmail invocation and returns what it queued.
 func submit(t *testing.T, s *sendmailcompat.Submitter, args []string, input string) (*spool.Message, string, error) {
@@ -56,60 +41,6 @@ func submit(t *testing.T, s *sendmailcompat.Submitter, args []string, input stri
 	defer f.Close()
 	b, _ := io.ReadAll(f)
 	return m, string(b), nil
-}
-
-func spoolIDs(t *testing.T, sp *spool.Spool) []string {
-	t.Helper()
-	ids, err := sp.IDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids
-}
-
-func readQueued(t *testing.T, sp *spool.Spool, id string) (*spool.Message, string) {
-	t.Helper()
-	m, err := sp.Read(id)
-	if err != nil {
-		t.Fatalf("queue ID %s: %v", id, err)
-	}
-	f, err := sp.OpenContent(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(f)
-	return m, string(b)
-}
-
-func addresses(m *spool.Message) []string {
-	var out []string
-	for _, r := range m.Recipients {
-		out = append(out, r.Address)
-	}
-	return out
-}
-
-// headerOf returns the header section of a queued message, unfolded lines.
-func headerOf(content string) string {
-	i := strings.Index(content, "\n\n")
-	if j := strings.Index(content, "\r\n\r\n"); j >= 0 && (i < 0 || j < i) {
-		i = j
-	}
-	if i < 0 {
-		return content
-	}
-	return content[:i+1]
-}
-
-func bodyOf(content string) string {
-	if i := strings.Index(content, "\r\n\r\n"); i >= 0 && !strings.Contains(content[:i], "\n\n") {
-		return content[i+4:]
-	}
-	if i := strings.Index(content, "\n\n"); i >= 0 {
-		return content[i+2:]
-	}
-	return ""
 }
 
 // The exact command lines of the programs that call sendmail on real
@@ -247,7 +178,7 @@ func TestRealCallers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.caller, func(t *testing.T) {
-			s := newSubmitter(t)
+			s := testqueue.NewSubmitter(t)
 			m, content, err := submit(t, s, tt.args, tt.input)
 			if err != nil {
 				t.Fatal(err)
@@ -255,10 +186,10 @@ func TestRealCallers(t *testing.T) {
 			if m.Sender != tt.sender {
 				t.Errorf("sender = %q, want %q", m.Sender, tt.sender)
 			}
-			if got := addresses(m); !slices.Equal(got, tt.rcpts) {
+			if got := testqueue.Addresses(m); !slices.Equal(got, tt.rcpts) {
 				t.Errorf("recipients = %q, want %q", got, tt.rcpts)
 			}
-			hdr := headerOf(content)
+			hdr := testqueue.HeaderOf(content)
 			// Every message gets the fix-ups.
 			always := []string{`^Received: by server1 \(relay, from userid 1000\)\r?$`, `^From: `, `^Date: `, `^Message-ID: <`}
 			for _, re := range append(always, tt.has...) {
@@ -274,7 +205,7 @@ func TestRealCallers(t *testing.T) {
 			if !strings.HasPrefix(content, "Received: ") {
 				t.Errorf("Received is not the first field:\n%s", hdr)
 			}
-			if got := bodyOf(content); got != tt.body {
+			if got := testqueue.BodyOf(content); got != tt.body {
 				t.Errorf("body = %q, want %q", got, tt.body)
 			}
 			if !strings.HasPrefix(m.MessageID, "<") {
@@ -285,29 +216,29 @@ func TestRealCallers(t *testing.T) {
 }
 
 func TestExtract_ResentPrecedence(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	in := "To: original@example.org\nResent-To: new@example.org\nResent-Bcc: hidden@example.org\nSubject: fwd\n\nx\n"
 	m, content, err := submit(t, s, []string{"-t", "extra@example.org"}, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"extra@example.org", "new@example.org", "hidden@example.org"}
-	if got := addresses(m); !slices.Equal(got, want) {
+	if got := testqueue.Addresses(m); !slices.Equal(got, want) {
 		t.Errorf("recipients = %q, want %q", got, want)
 	}
 	if strings.Contains(content, "hidden@") || !strings.Contains(content, "To: original@example.org") {
-		t.Errorf("header:\n%s", headerOf(content))
+		t.Errorf("header:\n%s", testqueue.HeaderOf(content))
 	}
 }
 
 func TestBccRemovedWithoutT(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	in := "To: a@example.org\nBcc: b@example.org\nReturn-Path: <forged@example.org>\n\nx\n"
 	m, content, err := submit(t, s, []string{"a@example.org"}, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := addresses(m); !slices.Equal(got, []string{"a@example.org"}) {
+	if got := testqueue.Addresses(m); !slices.Equal(got, []string{"a@example.org"}) {
 		t.Errorf("recipients = %q", got)
 	}
 	if strings.Contains(content, "Bcc") || strings.Contains(content, "Return-Path") {
@@ -324,7 +255,7 @@ func TestSenderForms(t *testing.T) {
 		{"root", "root@server1.example.com"},
 	}
 	for _, tt := range tests {
-		s := newSubmitter(t)
+		s := testqueue.NewSubmitter(t)
 		m, content, err := submit(t, s, []string{"-f", tt.f, "x@example.org"}, "Subject: s\n\nx\n")
 		if err != nil {
 			t.Errorf("-f %q: %v", tt.f, err)
@@ -335,7 +266,7 @@ func TestSenderForms(t *testing.T) {
 		}
 		// With the null sender the generated From names the user.
 		if tt.want == "" && !strings.Contains(content, "From: Alice Liddell <alice@server1.example.com>") {
-			t.Errorf("-f %q: From:\n%s", tt.f, headerOf(content))
+			t.Errorf("-f %q: From:\n%s", tt.f, testqueue.HeaderOf(content))
 		}
 	}
 }
@@ -365,20 +296,20 @@ func TestInputForms(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSubmitter(t)
+			s := testqueue.NewSubmitter(t)
 			_, content, err := submit(t, s, tt.args, tt.input)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := bodyOf(content); got != tt.body {
+			if got := testqueue.BodyOf(content); got != tt.body {
 				if len(got) > 200 {
 					got = got[:200] + "…"
 				}
 				t.Errorf("body = %q, want %q", got, tt.body)
 			}
 			for _, f := range []string{"\nFrom: ", "\nDate: ", "\nMessage-ID: "} {
-				if !strings.Contains(headerOf(content), f) {
-					t.Errorf("header lacks %q:\n%q", f, headerOf(content))
+				if !strings.Contains(testqueue.HeaderOf(content), f) {
+					t.Errorf("header lacks %q:\n%q", f, testqueue.HeaderOf(content))
 				}
 			}
 		})
@@ -386,16 +317,16 @@ func TestInputForms(t *testing.T) {
 }
 
 func TestFoldedRecipientsQualified(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	m, content, err := submit(t, s, []string{"-i", "-t"}, "To: a@example.org,\n b\nSubject: s\n\nx\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := addresses(m); !slices.Equal(got, []string{"a@example.org", "b@server1.example.com"}) {
+	if got := testqueue.Addresses(m); !slices.Equal(got, []string{"a@example.org", "b@server1.example.com"}) {
 		t.Errorf("recipients = %q", got)
 	}
 	if !strings.Contains(content, "To: a@example.org,\n b@server1.example.com\n") {
-		t.Errorf("folding not kept:\n%s", headerOf(content))
+		t.Errorf("folding not kept:\n%s", testqueue.HeaderOf(content))
 	}
 }
 
@@ -421,7 +352,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSubmitter(t)
+			s := testqueue.NewSubmitter(t)
 			_, _, err := submit(t, s, tt.args, tt.input)
 			if err == nil {
 				t.Fatal("accepted")
@@ -449,13 +380,13 @@ func TestGeneratedFromName(t *testing.T) {
 		{"Jürgen", "From: =?utf-8?q?J=C3=BCrgen?= <alice@server1.example.com>"},
 	}
 	for _, tt := range tests {
-		s := newSubmitter(t)
+		s := testqueue.NewSubmitter(t)
 		_, content, err := submit(t, s, []string{"-F", tt.name, "x@example.org"}, "Subject: s\n\nx\n")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(content, "\n"+tt.want+"\n") {
-			t.Errorf("-F %q: want %q in\n%s", tt.name, tt.want, headerOf(content))
+			t.Errorf("-F %q: want %q in\n%s", tt.name, tt.want, testqueue.HeaderOf(content))
 		}
 	}
 }
@@ -472,12 +403,12 @@ func TestWaitHoldsTheMessage(t *testing.T) {
 		{[]string{"--wait"}, sendmailcompat.DefaultWait},
 		{[]string{"-v"}, sendmailcompat.DefaultWait},
 	} {
-		s := newSubmitter(t)
+		s := testqueue.NewSubmitter(t)
 		m, _, err := submit(t, s, append(tt.flags, "bob@example.org"), "Subject: s\n\nx\n")
 		if err != nil {
 			t.Fatalf("%q: %v", tt.flags, err)
 		}
-		if want := testNow.Add(tt.hold); !m.NextAttempt.Equal(want) || !m.Arrival.Equal(testNow) {
+		if want := testqueue.Now.Add(tt.hold); !m.NextAttempt.Equal(want) || !m.Arrival.Equal(testqueue.Now) {
 			t.Errorf("%q: arrival %v, next attempt %v; want %v", tt.flags, m.Arrival, m.NextAttempt, want)
 		}
 	}

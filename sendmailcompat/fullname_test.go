@@ -2,6 +2,7 @@ package sendmailcompat_test
 
 import (
 	"encoding/json"
+	"github.com/relaymail/relay/internal/testqueue"
 	"mime"
 	"os/exec"
 	"strings"
@@ -31,12 +32,12 @@ var fullNames = []string{
 func TestFullNameFromParsesAsOneMailbox(t *testing.T) {
 	var froms []string
 	for _, name := range fullNames {
-		s := newSubmitter(t)
+		s := testqueue.NewSubmitter(t)
 		_, content, err := submit(t, s, []string{"-i", "-F", name, "-f", "alice@server1.example.com", "bob@example.org"}, "Subject: s\n\nx\n")
 		if err != nil {
 			t.Fatalf("-F %q: %v", name, err)
 		}
-		from := fieldValue(headerOf(content), "From")
+		from := fieldValue(testqueue.HeaderOf(content), "From")
 		froms = append(froms, from)
 		list, err := mailaddr.ParseList(from)
 		if err != nil || len(list) != 1 {

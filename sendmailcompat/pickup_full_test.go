@@ -1,6 +1,7 @@
 package sendmailcompat_test
 
 import (
+	"github.com/relaymail/relay/internal/testqueue"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,7 @@ func TestPickup_SpoolFull_DeferredOnce(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
 	}
 	defer exec.Command("umount", dir).Run()
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	sp, err := spool.Create(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package sendmailcompat_test
 
 import (
+	"github.com/relaymail/relay/internal/testqueue"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,7 @@ import (
 // read the alias file) and refuses a drop whose sender the user may not
 // use (written by hand, past sendmail's check).
 func TestPickupRewriting(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	if err := os.Mkdir(filepath.Join(s.Spool.Dir, "maildrop"), 0o733); err != nil {
 		t.Fatal(err)
 	}
@@ -25,18 +26,18 @@ func TestPickupRewriting(t *testing.T) {
 	}
 	p := &sendmailcompat.Pickup{Spool: s.Spool, Hostname: "server1", MaxMessageSize: 1 << 20, Now: s.Now,
 		User: func(int) string { return "alice" }, Log: func(kv ...string) { t.Log(kv) }}
-	withRewrite(t, s, "alice: alice\n")
+	testqueue.WithRewrite(t, s, "alice: alice\n")
 	p.Rewrite = s.Rewrite
 	n, err := p.Run()
 	if err != nil || n != 1 {
 		t.Fatalf("pickup took %d, err %v; want 1 (the other refused)", n, err)
 	}
-	ids := spoolIDs(t, s.Spool)
+	ids := testqueue.IDs(t, s.Spool)
 	if len(ids) != 1 {
 		t.Fatalf("queue %v", ids)
 	}
-	m, _ := readQueued(t, s.Spool, ids[0])
-	if got := recipientStates(m); got != "alice@example.org<root>pending ops@example.org<root>pending" {
+	m, _ := testqueue.Read(t, s.Spool, ids[0])
+	if got := testqueue.RecipientStates(m); got != "alice@example.org<root>pending ops@example.org<root>pending" {
 		t.Errorf("recipients %s", got)
 	}
 	if bad, _ := filepath.Glob(filepath.Join(s.Spool.Dir, "corrupt", "*")); len(bad) == 0 {

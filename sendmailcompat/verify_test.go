@@ -1,6 +1,7 @@
 package sendmailcompat_test
 
 import (
+	"github.com/relaymail/relay/internal/testqueue"
 	"strings"
 	"testing"
 
@@ -8,7 +9,7 @@ import (
 )
 
 func TestVerify(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	var out strings.Builder
 	if err := s.Verify([]string{"root", "a@example.org, B <b@example.org>"}, &out); err != nil {
 		t.Fatal(err)
@@ -25,8 +26,8 @@ func TestVerify(t *testing.T) {
 }
 
 func TestVerifyRewrite(t *testing.T) {
-	s := newSubmitter(t)
-	withRewrite(t, s, "")
+	s := testqueue.NewSubmitter(t)
+	testqueue.WithRewrite(t, s, "")
 	var out strings.Builder
 	err := s.Verify([]string{"root", "pipe"}, &out)
 	if sysexits.Code(err, -1) != sysexits.NoUser {

@@ -2,6 +2,7 @@ package smtpd_test
 
 import (
 	"errors"
+	"github.com/relaymail/relay/internal/testqueue"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 // End of input in the middle of DATA: the half message is not queued
 // (there was no final dot), and the session ends without error.
 func TestSMTP_EOFDuringData(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
 	c.cmd("HELO client", 250)
@@ -27,7 +28,7 @@ func TestSMTP_EOFDuringData(t *testing.T) {
 		t.Fatalf("ServeConn: %v", err)
 	}
 	c.expectEOF()
-	if ids := spoolIDs(t, s.Spool); len(ids) != 0 {
+	if ids := testqueue.IDs(t, s.Spool); len(ids) != 0 {
 		t.Fatalf("queued %v from an interrupted DATA", ids)
 	}
 }
@@ -36,7 +37,7 @@ func TestSMTP_EOFDuringData(t *testing.T) {
 // the middle of DATA (then nothing is queued).
 func TestSMTP_IdleTimeout(t *testing.T) {
 	t.Run("command", func(t *testing.T) {
-		s := newSubmitter(t)
+		s := testqueue.NewSubmitter(t)
 		c := startSMTP(t, s, 200*time.Millisecond)
 		c.expect(220, "connect")
 		c.cmd("EHLO client", 250)
@@ -52,7 +53,7 @@ func TestSMTP_IdleTimeout(t *testing.T) {
 		}
 	})
 	t.Run("data", func(t *testing.T) {
-		s := newSubmitter(t)
+		s := testqueue.NewSubmitter(t)
 		c := startSMTP(t, s, 200*time.Millisecond)
 		c.expect(220, "connect")
 		c.cmd("EHLO client", 250)
@@ -70,7 +71,7 @@ func TestSMTP_IdleTimeout(t *testing.T) {
 		if err := c.end(); err != nil {
 			t.Fatalf("ServeConn: %v", err)
 		}
-		if ids := spoolIDs(t, s.Spool); len(ids) != 0 {
+		if ids := testqueue.IDs(t, s.Spool); len(ids) != 0 {
 			t.Fatalf("queued %v from a stalled DATA", ids)
 		}
 	})
@@ -86,7 +87,7 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("bad file
 
 // Standard input or output that cannot be used: exit 75, nothing queued.
 func TestSMTP_UnusableStdio(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	var out strings.Builder
 	err := (&smtpd.Server{Submitter: s}).ServeStdio(failingReader{}, &out)
 	if code := sysexits.Code(err, 0); code != sysexits.TempFail {

@@ -1,6 +1,7 @@
 package smtpd_test
 
 import (
+	"github.com/relaymail/relay/internal/testqueue"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,7 +13,7 @@ import (
 // The null sender, bare names qualified as on the command line, quoted
 // local parts kept, BODY and the DSN parameters recorded.
 func TestSMTP_EnvelopeParameters(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
 	c.cmd("EHLO client", 250)
@@ -33,11 +34,11 @@ func TestSMTP_EnvelopeParameters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m, _ := readQueued(t, s.Spool, id)
+	m, _ := testqueue.Read(t, s.Spool, id)
 	if m.Sender != "" {
 		t.Errorf("sender %q, want the null sender", m.Sender)
 	}
-	if got, want := addresses(m), []string{"bob@server1.example.com", `"john doe"@example.org`}; !slices.Equal(got, want) {
+	if got, want := testqueue.Addresses(m), []string{"bob@server1.example.com", `"john doe"@example.org`}; !slices.Equal(got, want) {
 		t.Errorf("recipients %q, want %q", got, want)
 	}
 	if m.Recipients[0].Original != "bob" {
@@ -49,9 +50,9 @@ func TestSMTP_EnvelopeParameters(t *testing.T) {
 	if want := (spool.DSN{Notify: []string{"SUCCESS", "FAILURE"}, Ret: "HDRS", EnvID: "QQ+1"}); !slices.Equal(m.DSN.Notify, want.Notify) || m.DSN.Ret != want.Ret || m.DSN.EnvID != want.EnvID {
 		t.Errorf("DSN %+v, want %+v", m.DSN, want)
 	}
-	m2, _ := readQueued(t, s.Spool, id2)
-	if m2.Sender != "root@server1.example.com" || !slices.Equal(addresses(m2), []string{"eve@example.org"}) {
-		t.Errorf("second envelope: sender %q recipients %q", m2.Sender, addresses(m2))
+	m2, _ := testqueue.Read(t, s.Spool, id2)
+	if m2.Sender != "root@server1.example.com" || !slices.Equal(testqueue.Addresses(m2), []string{"eve@example.org"}) {
+		t.Errorf("second envelope: sender %q recipients %q", m2.Sender, testqueue.Addresses(m2))
 	}
 	if m2.Body != "7BIT" || m2.DSN.Notify != nil || m2.DSN.Ret != "" || m2.DSN.EnvID != "" {
 		t.Errorf("second envelope: body %q DSN %+v, want 7BIT and no DSN", m2.Body, m2.DSN)
@@ -71,7 +72,7 @@ func TestSMTP_NotifyMerged(t *testing.T) {
 		{[]string{"SUCCESS", ""}, []string{"SUCCESS", "DELAY", "FAILURE"}},
 		{[]string{"NEVER", "FAILURE"}, []string{"FAILURE"}},
 	} {
-		s := newSubmitter(t)
+		s := testqueue.NewSubmitter(t)
 		c := startSMTP(t, s, 0)
 		c.expect(220, "connect")
 		c.cmd("EHLO client", 250)
@@ -85,7 +86,7 @@ func TestSMTP_NotifyMerged(t *testing.T) {
 		}
 		c.cmd("DATA", 354)
 		c.write("\r\nx\r\n.\r\n")
-		m, _ := readQueued(t, s.Spool, queuedID(t, c.expect(250, "end of DATA")))
+		m, _ := testqueue.Read(t, s.Spool, queuedID(t, c.expect(250, "end of DATA")))
 		if !slices.Equal(m.DSN.Notify, tt.want) {
 			t.Errorf("NOTIFY %q: queued %q, want %q", tt.notify, m.DSN.Notify, tt.want)
 		}
@@ -95,8 +96,8 @@ func TestSMTP_NotifyMerged(t *testing.T) {
 }
 
 func TestSMTP_Rewriting(t *testing.T) {
-	s := newSubmitter(t)
-	withRewrite(t, s, "alice: @example.org\n")
+	s := testqueue.NewSubmitter(t)
+	testqueue.WithRewrite(t, s, "alice: @example.org\n")
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
 	c.cmd("HELO client", 250)
@@ -111,8 +112,8 @@ func TestSMTP_Rewriting(t *testing.T) {
 	c.cmd("DATA", 354)
 	id := queuedID(t, c.cmd("Subject: s\r\n\r\nx\r\n.", 250))
 	c.cmd("QUIT", 221)
-	m, _ := readQueued(t, s.Spool, id)
-	if got := recipientStates(m); got != "alice@example.org<root>pending ops@example.org<root>pending" {
+	m, _ := testqueue.Read(t, s.Spool, id)
+	if got := testqueue.RecipientStates(m); got != "alice@example.org<root>pending ops@example.org<root>pending" {
 		t.Errorf("recipients %s", got)
 	}
 }

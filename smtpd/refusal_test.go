@@ -3,6 +3,7 @@ package smtpd_test
 import (
 	"bytes"
 	"errors"
+	"github.com/relaymail/relay/internal/testqueue"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +15,7 @@ import (
 
 // Refusals at each step: the code, and nothing queued for the refused.
 func TestSMTP_Refusals(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
 	c.cmd("MAIL FROM:<a@example.org>", 250) // HELO is not required (Postfix neither)
@@ -60,7 +61,7 @@ func TestSMTP_Refusals(t *testing.T) {
 	if err := c.end(); err != nil {
 		t.Fatal(err)
 	}
-	if ids := spoolIDs(t, s.Spool); !slices.Equal(ids, []string{id}) {
+	if ids := testqueue.IDs(t, s.Spool); !slices.Equal(ids, []string{id}) {
 		t.Fatalf("spool %v, want only %s", ids, id)
 	}
 }
@@ -68,7 +69,7 @@ func TestSMTP_Refusals(t *testing.T) {
 // A message over max_message_size: 552 after the data, nothing queued, and
 // the session goes on.
 func TestSMTP_TooLarge(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	s.MaxMessageSize = 1000
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
@@ -80,7 +81,7 @@ func TestSMTP_TooLarge(t *testing.T) {
 	if text := c.expect(552, "end of a large DATA"); !strings.HasPrefix(text, "5.3.4 ") {
 		t.Errorf("552 %q, want enhanced code 5.3.4", text)
 	}
-	if ids := spoolIDs(t, s.Spool); len(ids) != 0 {
+	if ids := testqueue.IDs(t, s.Spool); len(ids) != 0 {
 		t.Fatalf("queued %v after 552", ids)
 	}
 	// Exactly the limit is accepted, as with sendmail on the command line.
@@ -92,7 +93,7 @@ func TestSMTP_TooLarge(t *testing.T) {
 	id := queuedID(t, c.expect(250, "end of DATA of exactly the limit"))
 	c.cmd("QUIT", 221)
 	c.end()
-	if ids := spoolIDs(t, s.Spool); !slices.Equal(ids, []string{id}) {
+	if ids := testqueue.IDs(t, s.Spool); !slices.Equal(ids, []string{id}) {
 		t.Fatalf("spool %v, want %s", ids, id)
 	}
 }
@@ -100,7 +101,7 @@ func TestSMTP_TooLarge(t *testing.T) {
 // A spool without room: 452 at MAIL when it is already full, 451 at the
 // end of DATA when it fills during the transaction, and nothing queued.
 func TestSMTP_SpoolFull(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
 	c.cmd("EHLO client", 250)
@@ -120,14 +121,14 @@ func TestSMTP_SpoolFull(t *testing.T) {
 	if err := c.end(); err != nil {
 		t.Fatalf("a refused message is no failure of the session: %v", err)
 	}
-	if ids := spoolIDs(t, s.Spool); len(ids) != 0 {
+	if ids := testqueue.IDs(t, s.Spool); len(ids) != 0 {
 		t.Fatalf("queued %v on a full spool", ids)
 	}
 }
 
 // relay's own failure to write the queue is temporary: 451, never 5xx.
 func TestSMTP_SpoolBroken(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
 	c.cmd("EHLO client", 250)
@@ -141,13 +142,13 @@ func TestSMTP_SpoolBroken(t *testing.T) {
 	c.expect(451, "end of DATA with the spool's tmp/ gone")
 	c.cmd("QUIT", 221)
 	c.end()
-	if ids := spoolIDs(t, s.Spool); len(ids) != 0 {
+	if ids := testqueue.IDs(t, s.Spool); len(ids) != 0 {
 		t.Fatalf("queued %v", ids)
 	}
 }
 
 func TestSMTP_TooManyErrors(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
 	c.write(strings.Repeat("BOGUS\r\n", 25))
@@ -163,7 +164,7 @@ func TestSMTP_TooManyErrors(t *testing.T) {
 
 // A line longer than any command is refused without ending the session.
 func TestSMTP_LongCommandLine(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)
 	c.expect(220, "connect")
 	c.cmd("NOOP "+strings.Repeat("x", 100<<10), 500)

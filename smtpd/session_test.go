@@ -2,6 +2,7 @@ package smtpd_test
 
 import (
 	"errors"
+	"github.com/relaymail/relay/internal/testqueue"
 	"io"
 	"net"
 	"regexp"
@@ -17,7 +18,7 @@ import (
 
 // One session, two messages, the replies checked code by code.
 func TestSMTP_TwoMessages(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)
 
 	code, greeting := c.reply()
@@ -69,31 +70,31 @@ func TestSMTP_TwoMessages(t *testing.T) {
 	}
 	c.expectEOF()
 
-	ids := spoolIDs(t, s.Spool)
+	ids := testqueue.IDs(t, s.Spool)
 	if len(ids) != 2 || !slices.Contains(ids, id1) || !slices.Contains(ids, id2) || id1 == id2 {
 		t.Fatalf("spool holds %v, want exactly the two IDs of the replies %s and %s", ids, id1, id2)
 	}
-	m1, content1 := readQueued(t, s.Spool, id1)
-	if m1.Sender != "alice@server1.example.com" || !slices.Equal(addresses(m1), []string{"bob@example.org", "carol@example.org"}) {
-		t.Errorf("first envelope: sender %q recipients %q", m1.Sender, addresses(m1))
+	m1, content1 := testqueue.Read(t, s.Spool, id1)
+	if m1.Sender != "alice@server1.example.com" || !slices.Equal(testqueue.Addresses(m1), []string{"bob@example.org", "carol@example.org"}) {
+		t.Errorf("first envelope: sender %q recipients %q", m1.Sender, testqueue.Addresses(m1))
 	}
 	if m1.UID != 1000 || m1.User != "alice" {
 		t.Errorf("first envelope: submitted by uid %d user %q, want 1000 alice", m1.UID, m1.User)
 	}
-	if got, want := bodyOf(content1), ".leading dot\r\n.\r\nmiddle\r\n"; got != want {
+	if got, want := testqueue.BodyOf(content1), ".leading dot\r\n.\r\nmiddle\r\n"; got != want {
 		t.Errorf("first body %q, want %q (dot-stuffing undone, nothing after the end)", got, want)
 	}
-	h := headerOf(content1)
+	h := testqueue.HeaderOf(content1)
 	for _, re := range []string{`(?m)^Subject: one\r$`, `(?m)^Received: by server1 \(relay, from userid 1000\)`, `(?m)^From: Alice Liddell <alice@server1\.example\.com>\r$`} {
 		if !regexp.MustCompile(re).MatchString(h) {
 			t.Errorf("first header lacks %s:\n%s", re, h)
 		}
 	}
-	m2, content2 := readQueued(t, s.Spool, id2)
-	if m2.Sender != "root@server1.example.com" || !slices.Equal(addresses(m2), []string{"dave@example.net"}) {
-		t.Errorf("second envelope: sender %q recipients %q", m2.Sender, addresses(m2))
+	m2, content2 := testqueue.Read(t, s.Spool, id2)
+	if m2.Sender != "root@server1.example.com" || !slices.Equal(testqueue.Addresses(m2), []string{"dave@example.net"}) {
+		t.Errorf("second envelope: sender %q recipients %q", m2.Sender, testqueue.Addresses(m2))
 	}
-	if got := bodyOf(content2); got != "second\r\n" {
+	if got := testqueue.BodyOf(content2); got != "second\r\n" {
 		t.Errorf("second body %q", got)
 	}
 }
@@ -101,7 +102,7 @@ func TestSMTP_TwoMessages(t *testing.T) {
 // A whole session as one transcript on stdin, as `sendmail -bs <file>`
 // gets it: every reply still comes, in order.
 func TestSMTP_Transcript(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	in := "HELO client\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nSubject: t\r\n\r\n.\r\n" +
 		"MAIL FROM:<a@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\nSubject: u\r\n\r\nx\r\n.\r\nQUIT\r\nNOOP\r\n"
 	var out strings.Builder
@@ -117,7 +118,7 @@ func TestSMTP_Transcript(t *testing.T) {
 	if want := []string{"220", "250", "250", "250", "354", "250", "250", "250", "354", "250", "221"}; !slices.Equal(codes, want) {
 		t.Fatalf("reply codes %v, want %v\n%s", codes, want, out.String())
 	}
-	if n := len(spoolIDs(t, s.Spool)); n != 2 {
+	if n := len(testqueue.IDs(t, s.Spool)); n != 2 {
 		t.Fatalf("%d messages queued, want 2", n)
 	}
 }
@@ -125,7 +126,7 @@ func TestSMTP_Transcript(t *testing.T) {
 // A real SMTP client implementation (go-smtp's) over a net.Conn, as the
 // daemon's listener will serve it: extensions, DSN parameters, data.
 func TestSMTP_GoSMTPClient(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	server, client := net.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- (&smtpd.Server{Submitter: s, FullName: "Robot"}).ServeConn(server) }()
@@ -167,20 +168,20 @@ func TestSMTP_GoSMTPClient(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	ids := spoolIDs(t, s.Spool)
+	ids := testqueue.IDs(t, s.Spool)
 	if len(ids) != 1 {
 		t.Fatalf("spool %v", ids)
 	}
-	m, content := readQueued(t, s.Spool, ids[0])
-	if m.Sender != "robot@example.org" || !slices.Equal(addresses(m), []string{"x@example.org"}) ||
+	m, content := testqueue.Read(t, s.Spool, ids[0])
+	if m.Sender != "robot@example.org" || !slices.Equal(testqueue.Addresses(m), []string{"x@example.org"}) ||
 		m.Body != "8BITMIME" || m.DSN.Ret != "FULL" || m.DSN.EnvID != "id=1" || !slices.Equal(m.DSN.Notify, []string{"NEVER"}) {
 		t.Errorf("envelope %+v", m.Envelope)
 	}
-	if got := bodyOf(content); got != ".dot first\r\nend\r\n" {
+	if got := testqueue.BodyOf(content); got != ".dot first\r\nend\r\n" {
 		t.Errorf("body %q", got)
 	}
-	if !strings.Contains(headerOf(content), "From: Robot <robot@example.org>\r\n") {
-		t.Errorf("-F not used for the added From:\n%s", headerOf(content))
+	if !strings.Contains(testqueue.HeaderOf(content), "From: Robot <robot@example.org>\r\n") {
+		t.Errorf("-F not used for the added From:\n%s", testqueue.HeaderOf(content))
 	}
 }
 
@@ -195,7 +196,7 @@ func (w *recordingWriter) Write(p []byte) (int, error) {
 // PIPELINING: the replies to a group of commands go out together, not one
 // write (one packet, on a socket) each.
 func TestSMTP_PipelinedRepliesBatched(t *testing.T) {
-	s := newSubmitter(t)
+	s := testqueue.NewSubmitter(t)
 	var out recordingWriter
 	in := "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n\r\nx\r\n.\r\nNOOP\r\nQUIT\r\n"
 	if err := (&smtpd.Server{Submitter: s}).ServeStdio(strings.NewReader(in), &out); err != nil {
@@ -232,7 +233,7 @@ func TestSMTP_TCPClientRecorded(t *testing.T) {
 				t.Skipf("no %s loopback here: %v", tc.network, err)
 			}
 			defer ln.Close()
-			s := newSubmitter(t)
+			s := testqueue.NewSubmitter(t)
 			var logBuf strings.Builder
 			s.Log = maillog.New(&logBuf)
 			done := make(chan error, 1)
@@ -260,17 +261,17 @@ func TestSMTP_TCPClientRecorded(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
-			ids := spoolIDs(t, s.Spool)
+			ids := testqueue.IDs(t, s.Spool)
 			if len(ids) != 1 {
 				t.Fatalf("spool %v", ids)
 			}
-			_, content := readQueued(t, s.Spool, ids[0])
-			want := "Received: from app?1??x?.example (" + tc.literal + ")\r\n\tby server1 (relay) with ESMTP id " + ids[0] + ";\r\n\t" + testNow.Format(time.RFC1123Z) + "\r\n"
+			_, content := testqueue.Read(t, s.Spool, ids[0])
+			want := "Received: from app?1??x?.example (" + tc.literal + ")\r\n\tby server1 (relay) with ESMTP id " + ids[0] + ";\r\n\t" + testqueue.Now.Format(time.RFC1123Z) + "\r\n"
 			if !strings.HasPrefix(content, want) {
 				t.Errorf("content begins\n%q\nwant\n%q", content[:min(len(content), len(want)+40)], want)
 			}
-			if strings.Contains(content, "userid") || !strings.Contains(headerOf(content), "From: app@example.org\r\n") {
-				t.Errorf("header:\n%s", headerOf(content))
+			if strings.Contains(content, "userid") || !strings.Contains(testqueue.HeaderOf(content), "From: app@example.org\r\n") {
+				t.Errorf("header:\n%s", testqueue.HeaderOf(content))
 			}
 			line := logBuf.String()
 			if !regexp.MustCompile(`^id=` + ids[0] + ` client=` + regexp.QuoteMeta(tc.logged) + `:[0-9]+ from=<app@example.org> .*status=queued\n$`).MatchString(line) {
