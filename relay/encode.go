@@ -28,7 +28,7 @@ package relay
 // relay does not know and would break addresses), and neither are parts
 // that claim quoted-printable or base64 already. The one exception is a
 // header line over 998 octets: it is folded, or encoded, or the message
-// refused, as fold.go explains.
+// refused, as rewrite/fold.go explains.
 //
 // Everything streams: a line is read in pieces of at most 64 KiB, a part
 // body is never held whole, and the only state kept is one record per
@@ -40,6 +40,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"github.com/relaymail/relay/rewrite"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -286,7 +287,7 @@ type walker struct {
 	parts   []*partInfo
 	idx     int
 	depth   int  // multiparts and enclosed messages entered
-	folded  bool // a header had a line over 998 octets (fold.go)
+	folded  bool // a header had a line over 998 octets (rewrite.FoldHeader)
 }
 
 func (w *walker) emit(b []byte) error {
@@ -349,8 +350,8 @@ func (w *walker) entity(bounds []string, top bool) ([]byte, error) {
 			break
 		}
 	}
-	if headerNeedsFold(header) {
-		folded, err := foldHeader(header) // fold.go
+	if rewrite.HeaderNeedsFold(header) {
+		folded, err := rewrite.FoldHeader(header)
 		if err != nil {
 			return nil, err
 		}

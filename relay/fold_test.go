@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"github.com/relaymail/relay/rewrite"
 	"mime"
 	"net/mail"
 	"strings"
@@ -52,8 +53,8 @@ func TestFoldHeader(t *testing.T) {
 	}
 
 	_, err := planEncoding(strings.NewReader("Message-ID: <"+strings.Repeat("m", 1200)+"@example.org>\r\n"+body), true)
-	var uf *errUnfoldable
-	if !errors.As(err, &uf) || uf.field != "Message-ID" || !strings.Contains(err.Error(), "Message-ID") {
-		t.Errorf("a Message-ID of 1,200 octets: %v, want errUnfoldable", err)
+	var uf *rewrite.UnfoldableError
+	if !errors.As(err, &uf) || uf.Field != "Message-ID" || !strings.Contains(err.Error(), "Message-ID") {
+		t.Errorf("a Message-ID of 1,200 octets: %v, want an UnfoldableError", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/relaymail/relay/rewrite"
 	"io"
 	"os"
 	"regexp"
@@ -114,10 +115,11 @@ func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size 
 	defer src.Close()
 	eightBitOK, _ := c.client.Extension("8BITMIME")
 	plan, sendSize, err := prepareMessage(src, size, eightBitOK)
-	if uf := (*errUnfoldable)(nil); errors.As(err, &uf) {
+	if uf := (*rewrite.UnfoldableError)(nil); errors.As(err, &uf) {
 		// No server may take it as it is, and relay cannot change it
-		// (fold.go): a bounce that says why.
-		return finish(&Failure{Stage: StageData, Code: 554, Enhanced: "5.6.0", Text: uf.Error()}, nil)
+		// (rewrite.FoldHeader); intake refuses such mail now, but it may
+		// have been queued before: a bounce that says why.
+		return finish(&Failure{Stage: StageData, Code: 554, Enhanced: "5.6.0", Text: uf.Error() + ", so relay did not send the message"}, nil)
 	}
 	if err != nil {
 		return drop(err)

@@ -76,6 +76,9 @@ func (s *Submitter) Enqueue(m Submission, in io.Reader) (Receipt, error) {
 			}
 		}
 	}
+	if err := sendableHeader(h); err != nil {
+		return Receipt{}, err
+	}
 	if m.Extract {
 		hrcpts, err := headerRecipients(h)
 		if err != nil {

@@ -331,6 +331,25 @@ func TestFoldedRecipientsQualified(t *testing.T) {
 }
 
 // Bad input: each refused with its exit code and one line, nothing queued.
+// TestLongHeaderLinesThatFold: a header line over 998 octets that
+// delivery can fold (white space) or encode (an unstructured field) is
+// accepted as it came; only delivery changes it.
+func TestLongHeaderLinesThatFold(t *testing.T) {
+	for _, field := range []string{
+		"Subject: " + strings.TrimSpace(strings.Repeat("word ", 400)),
+		"X-Blob: " + strings.Repeat("x", 2000),
+	} {
+		s := testqueue.NewSubmitter(t)
+		_, content, err := submit(t, s, []string{"-i", "a@example.org"}, field+"\n\nbody\n")
+		if err != nil {
+			t.Fatalf("%.30s…: %v", field, err)
+		}
+		if !strings.Contains(content, field+"\n") {
+			t.Errorf("%.30s…: not kept as it came", field)
+		}
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -349,6 +368,11 @@ func TestBadInput(t *testing.T) {
 		{"too large", []string{"-i", "a@example.org"}, "Subject: s\n\n" + strings.Repeat("y", 2<<20), sysexits.DataErr, "max_message_size"},
 		{"too large header", []string{"-i", "a@example.org"}, "Subject: " + strings.Repeat("y", 2<<20) + "\n\n", sysexits.DataErr, "header_size_limit (102400 bytes)"},
 		{"header over the limit in many lines", []string{"-i", "a@example.org"}, strings.Repeat("X-Filler: "+strings.Repeat("y", 1000)+"\n", 110) + "\nbody\n", sysexits.DataErr, "header_size_limit"},
+		// No server may take a line over 998 octets, and a Message-ID
+		// cannot be folded without changing it: refused here rather than
+		// bounced later (issue #21 items 12 and 16).
+		{"unfoldable Message-ID", []string{"-i", "a@example.org"}, "Message-ID: <" + strings.Repeat("m", 1200) + "@example.org>\n\nbody\n", sysexits.DataErr, "the header field Message-ID has a line of 1226 octets without white space"},
+		{"unfoldable To", []string{"-i", "a@example.org"}, "To: <" + strings.Repeat("t", 1200) + "@example.org>\n\nbody\n", sysexits.DataErr, "header field To"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

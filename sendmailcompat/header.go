@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+
+	"github.com/relaymail/relay/rewrite"
+	"github.com/relaymail/relay/sysexits"
 )
 
 // field is one header field exactly as received: name, colon, value and
@@ -135,6 +139,11 @@ const DefaultHeaderSizeLimit = 100 << 10
 // header_size_limit: the message is refused (exit 65, 552 over SMTP).
 var ErrHeaderTooLarge = errors.New("message header exceeds header_size_limit")
 
+// ErrUnsendableHeader is the error of a header that no SMTP server may
+// take and relay cannot fold (see sendableHeader): the message is refused
+// (exit 65, 554 over SMTP).
+var ErrUnsendableHeader = errors.New("message header cannot be sent over SMTP")
+
 // readHeader reads the header section. A leading mbox "From " line is
 // dropped. The header ends at an empty line, at EOF, or at the first line
 // that is neither a field nor a continuation: that line starts the body (as
@@ -206,4 +215,26 @@ func readLine(br *bufio.Reader, max int64) ([]byte, error) {
 			return line, err
 		}
 	}
+}
+
+// sendableHeader refuses a header that no SMTP server may take and that
+// relay cannot make sendable: a structured field (an address, a
+// Message-ID) with a line over 998 octets and no white space to fold at.
+// rewrite.FoldHeader decides, as it does at delivery, so that what intake
+// takes can always be sent: refused now, the caller still has the message
+// and learns why, instead of its sender getting a bounce later.
+func sendableHeader(h *header) error {
+	for _, f := range h.fields {
+		lines := bytes.SplitAfter(f.raw, []byte("\n"))
+		if len(lines[len(lines)-1]) == 0 {
+			lines = lines[:len(lines)-1]
+		}
+		if !rewrite.HeaderNeedsFold(lines) {
+			continue
+		}
+		if _, err := rewrite.FoldHeader(lines); err != nil {
+			return sysexits.Wrap(sysexits.DataErr, fmt.Errorf("%w: %v", ErrUnsendableHeader, err))
+		}
+	}
+	return nil
 }

@@ -85,6 +85,9 @@ func (c *session) enqueueReply(err error, n int64) (int, string, string) {
 			}
 			return 552, "5.3.4", fmt.Sprintf("Message header size exceeds fixed limit of %d bytes", limit)
 		}
+		if errors.Is(err, sendmailcompat.ErrUnsendableHeader) {
+			return 554, "5.6.0", "Error: " + err.Error()
+		}
 	case sysexits.Usage:
 		// Addresses are checked at MAIL and RCPT; this is a safety net.
 		return 553, "5.1.3", "Error: " + err.Error()

@@ -100,6 +100,28 @@ func TestSMTP_TooLarge(t *testing.T) {
 
 // A spool without room: 452 at MAIL when it is already full, 451 at the
 // end of DATA when it fills during the transaction, and nothing queued.
+// A header line no SMTP server may take and relay cannot fold (a
+// Message-ID over 998 octets) is refused for good after the dot, as
+// sendmail refuses it with 65; the session goes on.
+func TestSMTP_UnsendableHeader(t *testing.T) {
+	s := testqueue.NewSubmitter(t)
+	c := startSMTP(t, s, 0)
+	c.expect(220, "connect")
+	c.cmd("EHLO client", 250)
+	c.cmd("MAIL FROM:<a@example.org>", 250)
+	c.cmd("RCPT TO:<b@example.org>", 250)
+	c.cmd("DATA", 354)
+	c.write("Message-ID: <" + strings.Repeat("m", 1200) + "@example.org>\r\n\r\nbody\r\n.\r\n")
+	if text := c.expect(554, "end of DATA with an unfoldable Message-ID"); !strings.HasPrefix(text, "5.6.0 ") || !strings.Contains(text, "Message-ID") {
+		t.Errorf("554 %q, want 5.6.0 naming the field", text)
+	}
+	if ids := testqueue.IDs(t, s.Spool); len(ids) != 0 {
+		t.Fatalf("queued %v after 554", ids)
+	}
+	c.cmd("QUIT", 221)
+	c.end()
+}
+
 func TestSMTP_SpoolFull(t *testing.T) {
 	s := testqueue.NewSubmitter(t)
 	c := startSMTP(t, s, 0)

@@ -1,7 +1,7 @@
-package relay
+package rewrite
 
 // Header lines over 998 octets (RFC 5322 2.1.1, RFC 5321 4.5.3.1.6) are
-// re-encoded at delivery as long body lines are, since strict servers
+// re-encoded at delivery (package relay) as long body lines are, since strict servers
 // reset the connection or answer 554 on them. In order of preference:
 //
 //  1. folded: a line break put before white space that is already there
@@ -12,8 +12,10 @@ package relay
 //     space is written as RFC 2047 encoded words (UTF-8 when the value is
 //     UTF-8, else unknown-8bit), which can be folded between them;
 //  3. any other field (an address, a Message-ID, a DKIM signature) cannot
-//     be changed without changing what it says: the message is not sent,
-//     and the sender gets a bounce that names the field (errUnfoldable).
+//     be changed without changing what it says (UnfoldableError): intake
+//     refuses such a message (sendmail exits 65, SMTP answers 554), so the
+//     sender learns it at once; one queued before that rule is not sent,
+//     and its sender gets a bounce that names the field.
 
 import (
 	"bytes"
@@ -25,19 +27,23 @@ import (
 // foldWidth is the line length folding aims at (RFC 5322's SHOULD).
 const foldWidth = 78
 
-// errUnfoldable: a structured header field with a line over 998 octets
+// maxLineOctets is the longest line SMTP carries, without its CRLF (RFC
+// 5321 4.5.3.1.6).
+const maxLineOctets = 998
+
+// UnfoldableError: a structured header field with a line over 998 octets
 // and no white space to fold at.
-type errUnfoldable struct {
-	field  string
-	octets int
+type UnfoldableError struct {
+	Field  string
+	Octets int
 }
 
-func (e *errUnfoldable) Error() string {
-	return fmt.Sprintf("the header field %s has a line of %d octets without white space: it cannot be folded to SMTP's 998 octets without changing it, so relay did not send the message", e.field, e.octets)
+func (e *UnfoldableError) Error() string {
+	return fmt.Sprintf("the header field %s has a line of %d octets without white space: it cannot be folded to SMTP's 998 octets without changing it", e.Field, e.Octets)
 }
 
-// headerNeedsFold reports whether a header line is over 998 octets.
-func headerNeedsFold(header [][]byte) bool {
+// HeaderNeedsFold reports whether a header line is over 998 octets.
+func HeaderNeedsFold(header [][]byte) bool {
 	for _, l := range header {
 		if len(bytes.TrimRight(l, "\r\n")) > maxLineOctets {
 			return true
@@ -46,9 +52,9 @@ func headerNeedsFold(header [][]byte) bool {
 	return false
 }
 
-// foldHeader returns header (its physical lines) with every field that
-// has a line over 998 octets folded or encoded, or errUnfoldable.
-func foldHeader(header [][]byte) ([][]byte, error) {
+// FoldHeader returns header (its physical lines) with every field that
+// has a line over 998 octets folded or encoded, or an *UnfoldableError.
+func FoldHeader(header [][]byte) ([][]byte, error) {
 	var out [][]byte
 	for i := 0; i < len(header); {
 		j := i + 1
@@ -57,7 +63,7 @@ func foldHeader(header [][]byte) ([][]byte, error) {
 		}
 		field := header[i:j]
 		i = j
-		if !headerNeedsFold(field) {
+		if !HeaderNeedsFold(field) {
 			out = append(out, field...)
 			continue
 		}
@@ -151,7 +157,7 @@ func encodeField(field [][]byte) ([][]byte, error) {
 	colon := bytes.IndexByte(first, ':')
 	name := string(bytes.TrimRight(first[:colon], " \t"))
 	if !unstructured(name) {
-		return nil, &errUnfoldable{field: name, octets: longest(field)}
+		return nil, &UnfoldableError{Field: name, Octets: longest(field)}
 	}
 	eol := lineEnd(first[len(bytes.TrimRight(first, "\r\n")):])
 	var value []byte
