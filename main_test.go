@@ -95,7 +95,9 @@ func TestSendmail_BrokenConfigurationQueues(t *testing.T) {
 		{"unknown key", "spoool = \"/x\"\n", `spoool: unknown key; did you mean "spool"?`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := testbin.NewEnv(t, tt.conf)
+			// No detached runner: it would still be writing the spool
+			// when the test removes it.
+			e := testbin.NewEnv(t, tt.conf+"[daemon]\ndetached_delivery = false\n")
 			r := testbin.Run(e.Cmd("sendmail", "a@example.org"), "x\n")
 			if r.Code != 0 || r.Stderr != "" || r.Stdout != "" {
 				t.Errorf("sendmail: exit %d, stdout %q, stderr %q; want 0 and silence", r.Code, r.Stdout, r.Stderr)
