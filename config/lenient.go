@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // LoadLenient is Load for the paths that must never refuse a message
@@ -118,7 +119,9 @@ func beforeSyntaxError(loc Location, probs Errors) *Config {
 }
 
 // spoolLine is a top-level spool = "…" or '…' line.
-var spoolLine = regexp.MustCompile(`^\s*spool\s*=\s*(?:"([^"\\]*)"|'([^']*)')\s*(?:#.*)?$`)
+var spoolLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*spool\s*=\s*(?:"([^"\\]*)"|'([^']*)')\s*(?:#.*)?$`)
+})
 
 // findSpool looks for the spool in the text of a file that is not valid
 // TOML: a spool line before the first table header, naming an absolute
@@ -129,7 +132,7 @@ func findSpool(data []byte) string {
 		if strings.HasPrefix(strings.TrimSpace(line), "[") {
 			break
 		}
-		m := spoolLine.FindStringSubmatch(strings.TrimSuffix(line, "\r"))
+		m := spoolLine().FindStringSubmatch(strings.TrimSuffix(line, "\r"))
 		if m == nil {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -141,10 +142,12 @@ func (f *Failure) OwnSide() bool {
 // not the recipient (SPEC 6): relaying denied (Postfix says it at RCPT), a
 // sending quota or limit exceeded. The mail is fine; it must wait, not
 // bounce.
-var accountRefusal = regexp.MustCompile(`(?i)relay(ing)? (access )?(denied|not permitted)|quota exceeded|sending limit|limit exceeded|too many messages|daily (message|sending)`)
+var accountRefusal = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)relay(ing)? (access )?(denied|not permitted)|quota exceeded|sending limit|limit exceeded|too many messages|daily (message|sending)`)
+})
 
 func (f *Failure) accountCondition() bool {
-	return f.Code > 0 && accountRefusal.MatchString(f.Text) && !strings.Contains(strings.ToLower(f.Text), "mailbox")
+	return f.Code > 0 && accountRefusal().MatchString(f.Text) && !strings.Contains(strings.ToLower(f.Text), "mailbox")
 }
 
 // DSN is the status code for the log: the enhanced code when the server
@@ -173,11 +176,11 @@ func (f *Failure) FailedStatus() string {
 	switch {
 	case f.GaveUpAfter != "":
 		return "5.4.7"
-	case strings.HasPrefix(f.Enhanced, "5.") && EnhancedCode.MatchString(f.Enhanced):
+	case strings.HasPrefix(f.Enhanced, "5.") && EnhancedCode().MatchString(f.Enhanced):
 		return f.Enhanced
 	}
 	return "5.0.0"
 }
 
 // EnhancedCode matches an enhanced status code (RFC 3463): "5.7.1".
-var EnhancedCode = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
+var EnhancedCode = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`) })

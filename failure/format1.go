@@ -5,17 +5,20 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // format1Reply is a reply line as ReplyLine writes it ("553 5.7.1 Sender
 // address rejected"); a "-" after the code, as on the first line of a
 // multi-line reply, is taken too.
-var format1Reply = regexp.MustCompile(`^([2-5][0-9][0-9])(?:[ -]+([245]\.[0-9]{1,3}\.[0-9]{1,3}))?(?:[ -]+(.*))?$`)
+var format1Reply = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([2-5][0-9][0-9])(?:[ -]+([245]\.[0-9]{1,3}\.[0-9]{1,3}))?(?:[ -]+(.*))?$`)
+})
 
 // format1Down is the reason of a recipient skipped because its smarthost
 // was remembered as down: "NAME is down until TIME (REASON)", REASON being
 // the reply line of the failure that took the smarthost down.
-var format1Down = regexp.MustCompile(`is down until \S+ \((.*)\)$`)
+var format1Down = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`is down until \S+ \((.*)\)$`) })
 
 // ParseFormat1Reason reads back a recipient's reason as spool format 1
 // stored it: a reply line "CODE [X.Y.Z] text" or an error's text, after
@@ -33,12 +36,12 @@ func ParseFormat1Reason(stage Stage, reason string) *Failure {
 	if line == "" && f.GaveUpAfter == "" {
 		return nil
 	}
-	if m := format1Reply.FindStringSubmatch(line); m != nil {
+	if m := format1Reply().FindStringSubmatch(line); m != nil {
 		f.Code, _ = strconv.Atoi(m[1])
 		f.Enhanced, f.Text = m[2], m[3]
 	} else {
 		f.Text = line
-		if m := format1Down.FindStringSubmatch(line); m != nil {
+		if m := format1Down().FindStringSubmatch(line); m != nil {
 			f.Cause = ParseFormat1Reason("", m[1])
 		}
 	}

@@ -55,7 +55,7 @@ func failure(stage Stage, err error) *Failure {
 		lines := strings.Split(se.Message, "\n")
 		for i, line := range lines {
 			code, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
-			if ok && enhancedCode.MatchString(code) {
+			if ok && enhancedCode().MatchString(code) {
 				lines[i] = rest
 				if f.Enhanced == "" {
 					f.Enhanced = code
