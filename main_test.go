@@ -7,9 +7,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/relaymail/relay/internal/testqueue"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -380,17 +380,8 @@ func dedupe(s []string) []string {
 // A spool on a full file system: exit 75 (try again later) and no partial
 // file anywhere in the spool.
 func TestDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
 	e := testbin.NewEnv(t, "min_free_space = 0\n")
-	if err := os.MkdirAll(e.Spool, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", e.Spool).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	defer exec.Command("umount", e.Spool).Run()
+	testqueue.SmallFileSystem(t, e.Spool, "2m")
 
 	small := testbin.Run(e.Cmd("sendmail", "-i", "a@example.org"), "Subject: fits\n\nsmall\n")
 	if small.Code != 0 {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relaymail/relay/internal/testqueue"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -29,15 +29,8 @@ import (
 // while the spool cannot record anything; once there is room again it
 // delivers to the other recipient only.
 func TestDaemon_SpoolFullDuringPass_NoDuplicateAndBackOff(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
 	dir := filepath.Join(t.TempDir(), "spool")
-	os.MkdirAll(dir, 0o700)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	testqueue.SmallFileSystem(t, dir, "20m")
 
 	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{
 		RcptErr:  map[string]*smtp.SMTPError{"b@example.net": {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "try later"}},

@@ -17,15 +17,8 @@ import (
 // a runner that asks whether work is left (relay queue run) does not
 // make pass after pass. It is taken once there is room again.
 func TestPickup_SpoolFull_DeferredOnce(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
 	dir := filepath.Join(t.TempDir(), "spool")
-	os.MkdirAll(dir, 0o700)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	defer exec.Command("umount", dir).Run()
+	testqueue.SmallFileSystem(t, dir, "1m")
 	s := testqueue.NewSubmitter(t)
 	sp, err := spool.Create(dir)
 	if err != nil {
