@@ -17,9 +17,9 @@ apt_install() {
 		# shellcheck disable=SC2064  # expand $policy now, on purpose
 		trap "rm -f '$policy'" EXIT
 	fi
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
+	if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends "$@"; then
 		log "install failed; refreshing package lists and retrying once"
 		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends "$@"
 	fi
 }

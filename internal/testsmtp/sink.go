@@ -22,6 +22,9 @@ type Sink struct {
 	// DataRx counts the DATA bytes read, all transactions; Aborted the
 	// transactions cut before their final dot.
 	DataRx, Aborted atomic.Int64
+	// inData counts the DATA phases in progress (read, not yet counted
+	// or aborted).
+	inData atomic.Int64
 	// Down makes it refuse every session (421 greeting) and every MAIL.
 	Down atomic.Bool
 
@@ -86,6 +89,14 @@ func (s *Sink) Snapshot() map[string]int {
 	return out
 }
 
+// Settle waits up to d for a moment with no DATA in progress, and
+// reports whether it came. A client killed after sending its final dot
+// leaves the sink still reading what the kernel buffered: once Settle
+// returns true, every DATA begun before the call is counted or aborted.
+func (s *Sink) Settle(d time.Duration) bool {
+	return WaitFor(d, func() bool { return s.inData.Load() == 0 })
+}
+
 type nopLogger struct{}
 
 func (nopLogger) Printf(string, ...any) {}
@@ -106,6 +117,8 @@ func (*sinkSession) Logout() error                        { return nil }
 
 func (ss *sinkSession) Data(r io.Reader) error {
 	s := ss.s
+	s.inData.Add(1)
+	defer s.inData.Add(-1) // after the count below
 	br := bufio.NewReaderSize(r, 64<<10)
 	msgID := ""
 	for {
