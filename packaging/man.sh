@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# packaging/man.sh OUTDIR: build the manual pages.
+#
+# Every docs/NAME.SECTION.md becomes OUTDIR/manSECTION/NAME.SECTION (roff,
+# uncompressed: packaging/build.sh compresses). The pages are Markdown that
+# reads on GitHub too; go-md2man (a Go tool dependency pinned in go.mod)
+# turns them into roff. Around it, this script:
+#   - replaces the first line, "# NAME(SECTION)", with the title line
+#     go-md2man makes .TH of: NAME in capitals, the section, the date and
+#     "relay VERSION";
+#   - turns a link to another page, [relay.toml(5), Files](relay.toml.5.md#files),
+#     into the reference a manual page makes, \fBrelay.toml\fP(5), Files;
+#     other relative links keep their text only (a man page has no links);
+#   - after go-md2man: "|" for the "\|" a Markdown table needs, the last
+#     column of every table takes the rest of the line (lx), text lines
+#     folded at 80 bytes (mandoc -T lint's limit).
+# VERSION is $RELAY_VERSION, else `git describe`; the date is
+# $SOURCE_DATE_EPOCH, else the last commit's, so that a rebuild of the same
+# commit makes the same pages.
+set -euo pipefail
+
+if [[ $# -ne 1 || $1 == -* ]]; then
+	echo "usage: packaging/man.sh OUTDIR" >&2
+	exit 64
+fi
+out=$1
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if ! command -v go >/dev/null; then
+	echo "man.sh: go is missing: install Go 1.26 from https://go.dev/dl/ and add /usr/local/go/bin to PATH" >&2
+	exit 69
+fi
+if ! go tool go-md2man -in /dev/null -out /dev/null >/dev/null 2>&1; then
+	echo "man.sh: go-md2man is missing: it is a tool of go.mod; fetch it with 'go mod download github.com/cpuguy83/go-md2man/v2' (needs the Go module proxy)" >&2
+	exit 69
+fi
+
+version=${RELAY_VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo unknown)}
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+date=$(date -u -d "@$epoch" +%Y-%m-%d)
+
+# The roff of go-md2man, made to pass mandoc -T lint: characters beyond
+# ASCII as \[uXXXX] (mandoc counts them so, and groff reads them without
+# preconv); the last column of a table takes the rest of the line (lx); a
+# table cell over 30 bytes becomes a text block T{ T}, which go-md2man
+# does only when the cell begins with 30 bytes of plain text; text lines
+# folded at spaces to 80 bytes; hyphenation off (relay.toml(5) is no
+# word to break).
+fix='
+BEGIN { for (i = 1; i < 256; i++) ord[sprintf("%c", i)] = i }
+function uni(s,   out, i, c, b, n, cp, k) {
+	out = ""
+	for (i = 1; i <= length(s); i++) {
+		c = substr(s, i, 1)
+		b = ord[c]
+		if (b < 128) { out = out c; continue }
+		if (b >= 240) { n = 3; cp = b - 240 } else if (b >= 224) { n = 2; cp = b - 224 } else { n = 1; cp = b - 192 }
+		for (k = 1; k <= n; k++) cp = cp * 64 + ord[substr(s, i + k, 1)] - 128
+		i += n
+		out = out sprintf("\\[u%04X]", cp)
+	}
+	return out
+}
+function fold(s,   p, i) {
+	if (s ~ /^[.\047]/) s = "\\&" s
+	while (length(s) > 80) {
+		p = 0
+		for (i = 81; i > 1; i--)
+			if (substr(s, i, 1) == " " && substr(s, i - 1, 1) != "\\") { p = i; break }
+		if (p == 0) break
+		print substr(s, 1, p - 1)
+		s = substr(s, p + 1)
+		if (s ~ /^[.\047]/) s = "\\&" s
+	}
+	print s
+}
+function row(   n, f, i, cur, sep) {
+	n = split($0, f, "\t")
+	cur = ""
+	for (i = 1; i <= n; i++) {
+		sep = i > 1 ? "\t" : ""
+		if (f[i] == "T{" && i == n) { print cur sep "T{"; block = 1; return }
+		if (i == 1 && f[i] ~ /^T\}/) { cur = f[i]; continue }
+		if (length(f[i]) > 30) { print cur sep "T{"; fold(f[i]); cur = "T}"; continue }
+		cur = cur sep f[i]
+	}
+	print cur
+}
+{ $0 = uni($0) }
+# go-md2man turns hyphenation off before .TH, which turns it on again.
+/^\.nh$/ { next }
+/^\.TH / { print; print ".nr HY 0"; print ".nh"; next }
+fmt > 0 { dot = sub(/ *\.$/, ""); sub(/l *$/, "lx"); print $0 (dot ? "." : ""); fmt--; next }
+/^allbox;$/ { fmt = 2; print; next }
+/^\.TS/ { tbl = 1; print; next }
+/^\.TE/ { tbl = 0; print; next }
+/^\.EX/ { ex = 1 }
+/^\.EE/ { ex = 0; print; next }
+ex || /^[.\047]/ { print; next }
+tbl && !block { row(); next }
+tbl && /^T\}/ { block = 0; row(); next }
+{ fold($0) }
+'
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+shopt -s nullglob
+pages=(docs/*.[1-8].md)
+if [[ ${#pages[@]} -eq 0 ]]; then
+	echo "man.sh: no docs/NAME.SECTION.md in $root" >&2
+	exit 66
+fi
+for src in "${pages[@]}"; do
+	base=${src##*/}
+	base=${base%.md}     # relay.toml.5
+	name=${base%.*}      # relay.toml
+	section=${base##*.}  # 5
+	first=$(head -n 1 "$src")
+	if [[ $first != "# $name($section)" ]]; then
+		echo "man.sh: $src: the first line must be the title \"# $name($section)\", not \"$first\"" >&2
+		exit 65
+	fi
+	{
+		printf '# %s %s "%s" "relay %s"\n' "${name^^}" "$section" "$date" "$version"
+		tail -n +2 "$src" | sed -z -E \
+			-e 's/\[([A-Za-z0-9._-]+)\(([1-8])\)([^]]*)\]\([^):]*\)/**\1**(\2)\3/g' \
+			-e 's/\[([^]]*)\]\([^):]*\)/\1/g'
+	} >"$tmp/$base.md"
+	go tool go-md2man -in "$tmp/$base.md" -out "$tmp/$base.roff"
+	mkdir -p "$out/man$section"
+	sed -E -e 's/\\\\\|/|/g' "$tmp/$base.roff" | LC_ALL=C awk "$fix" >"$out/man$section/$base"
+done
