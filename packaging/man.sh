@@ -27,6 +27,22 @@ out=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+shopt -s nullglob
+pages=(docs/*.[1-8].md)
+if [[ ${#pages[@]} -eq 0 ]]; then
+	echo "man.sh: no docs/NAME.SECTION.md in $root" >&2
+	exit 66
+fi
+# Every page has its title before anything is built.
+for src in "${pages[@]}"; do
+	base=${src##*/}
+	base=${base%.md}
+	first=$(head -n 1 "$src")
+	if [[ $first != "# ${base%.*}(${base##*.})" ]]; then
+		echo "man.sh: $src: the first line must be the title \"# ${base%.*}(${base##*.})\", not \"$first\"" >&2
+		exit 65
+	fi
+done
 if ! command -v go >/dev/null; then
 	echo "man.sh: go is missing: install Go 1.26 from https://go.dev/dl/ and add /usr/local/go/bin to PATH" >&2
 	exit 69
@@ -106,29 +122,24 @@ tbl && /^T\}/ { block = 0; row(); next }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-shopt -s nullglob
-pages=(docs/*.[1-8].md)
-if [[ ${#pages[@]} -eq 0 ]]; then
-	echo "man.sh: no docs/NAME.SECTION.md in $root" >&2
-	exit 66
-fi
 for src in "${pages[@]}"; do
 	base=${src##*/}
 	base=${base%.md}     # relay.toml.5
 	name=${base%.*}      # relay.toml
 	section=${base##*.}  # 5
-	first=$(head -n 1 "$src")
-	if [[ $first != "# $name($section)" ]]; then
-		echo "man.sh: $src: the first line must be the title \"# $name($section)\", not \"$first\"" >&2
-		exit 65
-	fi
 	{
 		printf '# %s %s "%s" "relay %s"\n' "${name^^}" "$section" "$date" "$version"
 		tail -n +2 "$src" | sed -z -E \
 			-e 's/\[([A-Za-z0-9._-]+)\(([1-8])\)([^]]*)\]\([^):]*\)/**\1**(\2)\3/g' \
 			-e 's/\[([^]]*)\]\([^):]*\)/\1/g'
 	} >"$tmp/$base.md"
-	go tool go-md2man -in "$tmp/$base.md" -out "$tmp/$base.roff"
+	# go-md2man drops what it cannot render (an HTML block) with a
+	# warning: that is an error here, not a page with a hole.
+	go tool go-md2man -in "$tmp/$base.md" -out "$tmp/$base.roff" 2>"$tmp/warnings"
+	if [[ -s $tmp/warnings ]]; then
+		echo "man.sh: $src: $(head -n 1 "$tmp/warnings")" >&2
+		exit 65
+	fi
 	mkdir -p "$out/man$section"
 	sed -E -e 's/\\\\\|/|/g' "$tmp/$base.roff" | LC_ALL=C awk "$fix" >"$out/man$section/$base"
 done
