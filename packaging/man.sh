@@ -11,7 +11,7 @@
 #   - turns a link to another page, [relay.toml(5), Files](relay.toml.5.md#files),
 #     into the reference a manual page makes, \fBrelay.toml\fP(5), Files;
 #     other relative links keep their text only (a man page has no links);
-#   - after go-md2man: "|" for the "\|" a Markdown table needs, the last
+#   - after go-md2man: "|" for the "\|" a Markdown table needs, the widest
 #     column of every table takes the rest of the line (lx), text lines
 #     folded at 80 bytes (mandoc -T lint's limit).
 # VERSION is $RELAY_VERSION, else `git describe`; the date is
@@ -58,7 +58,7 @@ date=$(date -u -d "@$epoch" +%Y-%m-%d)
 
 # The roff of go-md2man, made to pass mandoc -T lint: characters beyond
 # ASCII as \[uXXXX] (mandoc counts them so, and groff reads them without
-# preconv); the last column of a table takes the rest of the line (lx); a
+# preconv); the widest column of a table takes the rest of the line (lx); a
 # table cell over 30 bytes becomes a text block T{ T}, which go-md2man
 # does only when the cell begins with 30 bytes of plain text; text lines
 # folded at spaces to 80 bytes; hyphenation off (relay.toml(5) is no
@@ -103,19 +103,56 @@ function row(   n, f, i, cur, sep) {
 	}
 	print cur
 }
+# cell measures the cell f (a text block T{ opens it) in column col.
+function cell(f, col) {
+	if (f == "T{") { blk = 1; cl = 0 } else if (length(f) > mx[col]) mx[col] = length(f)
+}
+# table writes the table held in tb[1..nt] ("allbox;", the two format
+# lines, the rows), its widest column (in its longest cell) expanding.
+function table(   i, j, k, n, f, col, s, ncol, best, fl) {
+	split("", mx)
+	blk = 0
+	for (i = 4; i <= nt; i++) {
+		s = tb[i]
+		if (blk && s !~ /^T\}/) { cl += length(s) + 1; continue }
+		if (blk) {
+			blk = 0
+			if (cl > mx[col]) mx[col] = cl
+			n = split(substr(s, 3), f, "\t")
+			for (j = 2; j <= n; j++) cell(f[j], ++col)
+			continue
+		}
+		n = split(s, f, "\t")
+		col = 0
+		for (j = 1; j <= n; j++) cell(f[j], ++col)
+	}
+	ncol = split(tb[2], f, " ")
+	best = ncol
+	for (j = ncol - 1; j >= 1; j--) if (mx[j] > mx[best]) best = j
+	print tb[1]
+	for (k = 2; k <= 3; k++) {
+		fl = ""
+		for (j = 1; j <= ncol; j++) fl = fl (j > 1 ? " " : "") (j == best || mx[j] > 30 ? "lx" : "l")
+		print fl (k == 3 ? "." : "")
+	}
+	block = 0
+	for (i = 4; i <= nt; i++) {
+		$0 = tb[i]
+		if (!block) row()
+		else if ($0 ~ /^T\}/) { block = 0; row() }
+		else fold($0)
+	}
+}
 { $0 = uni($0) }
 # go-md2man turns hyphenation off before .TH, which turns it on again.
 /^\.nh$/ { next }
 /^\.TH / { print; print ".nr HY 0"; print ".nh"; next }
-fmt > 0 { dot = sub(/ *\.$/, ""); sub(/l *$/, "lx"); print $0 (dot ? "." : ""); fmt--; next }
-/^allbox;$/ { fmt = 2; print; next }
-/^\.TS/ { tbl = 1; print; next }
-/^\.TE/ { tbl = 0; print; next }
+/^\.TS/ { tbl = 1; nt = 0; print; next }
+/^\.TE/ { table(); tbl = 0; print ".TE"; next }
+tbl { tb[++nt] = $0; next }
 /^\.EX/ { ex = 1 }
 /^\.EE/ { ex = 0; print; next }
 ex || /^[.\047]/ { print; next }
-tbl && !block { row(); next }
-tbl && /^T\}/ { block = 0; row(); next }
 { fold($0) }
 '
 
