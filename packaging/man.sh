@@ -23,7 +23,9 @@ if [[ $# -ne 1 || $1 == -* ]]; then
 	echo "usage: packaging/man.sh OUTDIR" >&2
 	exit 64
 fi
-out=$1
+# OUTDIR as the caller meant it, before the cd to the checkout.
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
