@@ -16,7 +16,7 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   queue show ID                     show a message's envelope and header
   daemon                            run the queue: pick up new mail at once, retry on schedule
   queue run                         one delivery pass, then exit (nothing while a daemon runs)
-  queue flush [ID...]               make deferred mail due now
+  queue flush [-v] [ID...]          make deferred mail due now
   queue delete ID...|--all          delete messages
   queue hold ID...|--all            put messages on hold
   queue release ID...|--all         release held messages
@@ -62,7 +62,7 @@ See newaliases(8).
   list [--json]              list the queue (postqueue -p / -j)
   show ID                    a message's envelope and header
   run                        one delivery pass over what is due, then exit
-  flush [ID...]              make deferred mail due now
+  flush [-v] [ID...]         make deferred mail due now (-v: deliver in the foreground)
   delete ID...|--all         delete messages
   hold ID...|--all           put messages on hold
   release ID...|--all        release held messages

@@ -55,6 +55,7 @@ var allowedImports = map[string][]string{
 	"internal/testqueue": {"config", "rewrite", "sendmailcompat", "spool"},
 	"e2e":                nil,
 	"dist":               nil,
+	"docs":               nil, // tests only: the manual pages against the program
 	"bench/arrivals":     nil,
 	"bench/ceiling":      nil,
 	"bench/fill":         {"spool"},
