@@ -21,7 +21,8 @@ import (
 //   - a smarthost with senders that do not match is never used for this
 //     sender: its account may not send as it;
 //   - a smarthost with recipients carries only the recipients they name
-//     (see [Recipient]), so it is left out here.
+//     (see [Recipient]), so it is left out here, and its senders give no
+//     sender a route of its own for other recipients.
 //
 // Failover goes down the returned list. An empty list means that no
 // smarthost serves this sender: the mail waits in the queue (a fault of the
@@ -31,22 +32,12 @@ import (
 // "@domain" (that domain exactly), "@.domain" (every subdomain of domain,
 // not domain itself), "local@domain" (that address). Matching ignores case.
 func Route(cfg *config.Config, sender string) []*config.Smarthost {
-	var out []*config.Smarthost
-	for _, sh := range senderRoute(cfg, sender) {
-		if len(sh.Recipients) == 0 {
-			out = append(out, sh)
-		}
-	}
-	return out
-}
-
-// senderRoute is the sender's step: the tables whose senders match, else
-// those without senders; recipients not looked at.
-func senderRoute(cfg *config.Config, sender string) []*config.Smarthost {
 	var matched, open []*config.Smarthost
 	for i := range cfg.Smarthosts {
 		sh := &cfg.Smarthosts[i]
 		switch {
+		case len(sh.Recipients) > 0:
+			// Carries only the recipients it names (Recipient).
 		case len(sh.Senders) == 0:
 			open = append(open, sh)
 		case SenderMatches(sh.Senders, sender):
