@@ -150,6 +150,7 @@ func match(pattern, addr string) bool {
 	}
 	return strings.EqualFold(addr, pattern)
 }
+
 // OutgoingSender returns the envelope sender that goes out through sh for
 // mail whose sender (after the sender map) is sender, and the rule that
 // changed it ("" when nothing did):
