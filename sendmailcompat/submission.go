@@ -33,7 +33,7 @@ type Submission struct {
 	ReadEnvelopeFrom bool
 	// Smarthost (-a NAME, msmtp's account) names the [[smarthost]] that
 	// carries every recipient; "" routes as usual.
-	Smarthost string
+	Smarthost  string
 	IgnoreDots bool // -i, -oi: a lone dot does not end the input
 	// The DSN options (RFC 3461): -N, -R, -V on the command line; NOTIFY,
 	// RET, ENVID in SMTP. Body is -B or BODY: 7BIT or 8BITMIME.
