@@ -244,3 +244,51 @@ func TestSourceAddressAndIPFamily(t *testing.T) {
 		expectNotDelivered(t, m)
 	})
 }
+
+// TestPHPMail_EachFromThroughItsOwnAccount: PHP's mail() with
+// sendmail_path = "/usr/sbin/sendmail -t -i" puts the sender only in
+// From. With envelope_from_header and two accounts (senders routing), each
+// From goes out through its own account: Postfix refuses a sender owned
+// by another login (reject_known_sender_login_mismatch), and its Received
+// field names the login that authenticated.
+func TestPHPMail_EachFromThroughItsOwnAccount(t *testing.T) {
+	needHarness(t)
+	needCaller(t, "php")
+	robot, alice := okSmarthost(t, dirFor(t)), aliceSmarthost(t)
+	conf := "envelope_from_header = true\n" +
+		shTable("robot", robot, `senders = ["robot@example.test"]`) +
+		shTable("alice", alice, `senders = ["alice@example.test"]`) +
+		"[daemon]\ndetached_delivery = false\n"
+	tok := token()
+	idRobot, idAlice := "robot-"+tok+"@e2e.relay.test", "alice-"+tok+"@e2e.relay.test"
+	code := fmt.Sprintf(`$a = mail("bob@example.org", "php robot %[1]s", "from robot", "From: Robot <robot@example.test>\r\nMessage-ID: <%[2]s>");`+
+		` $b = mail("carol@example.org", "php alice %[1]s", "from alice", "From: Alice <alice@example.test>\r\nMessage-ID: <%[3]s>");`+
+		` exit($a && $b ? 0 : 1);`, tok, idRobot, idAlice)
+	o := runCaller(t, relayForCallers(t), false, callerRun{
+		args: []string{"php", "-n", "-d", "sendmail_path=/usr/sbin/sendmail -t -i", "-r", code},
+		conf: conf,
+	})
+	if len(o.queue) != 2 {
+		t.Fatalf("%d messages queued, want 2; PHP said:\n%s", len(o.queue), o.out)
+	}
+	senders := map[string]bool{}
+	for _, q := range o.queue {
+		senders[q.Sender] = true
+	}
+	if !senders["robot@example.test"] || !senders["alice@example.test"] {
+		t.Errorf("envelope senders %v, want each From's address", senders)
+	}
+
+	r := run(t, nil, relayBin, "-C", o.conf, "queue", "run")
+	port := map[string]int{"bob@example.org": robot.Port, "carol@example.org": alice.Port}
+	rl := recipientLines(parseLog(r.Stderr))
+	if r.Code != 0 || len(rl) != 2 {
+		t.Fatalf("queue run: %v", r)
+	}
+	for _, l := range rl {
+		rcpt := strings.Trim(l.kv["to"], "<>")
+		expectSent(t, l, rcpt, port[rcpt])
+	}
+	contains(t, "Received of robot's mail", smarthostReceived(t, idRobot, "bob@example.org"), "Authenticated sender: robot@example.test")
+	contains(t, "Received of alice's mail", smarthostReceived(t, idAlice, "carol@example.org"), "Authenticated sender: alice@example.test")
+}
