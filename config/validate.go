@@ -371,9 +371,6 @@ func (v *validator) smarthosts() {
 				v.errorf(indexKey(k("recipients"), j+1), "%q is not a recipient pattern: use %s", s, senderPatterns)
 			}
 		}
-		if v.has(k("recipients")) && len(sh.Recipients) == 0 && !v.bad[k("recipients")] {
-			v.errorf(k("recipients"), "is empty: leave it out for a smarthost that carries every recipient")
-		}
 
 		// The connection's own side: EHLO name, source address, family.
 		v.heloName(k("helo_name"), sh.HeloName)
