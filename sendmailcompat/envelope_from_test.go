@@ -6,6 +6,8 @@ package sendmailcompat_test
 // for msmtp need.
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -125,5 +127,36 @@ func TestEnqueue_PinnedSmarthost(t *testing.T) {
 	}
 	if n := len(testqueue.IDs(t, s.Spool)); n != before+1 {
 		t.Errorf("%d messages queued, want %d: a refused submission leaves nothing", n, before+1)
+	}
+}
+
+// TestPickup_KeepsTheNamedSmarthostAndTheFromSender: a user of a system
+// install submits through the maildrop: -a's smarthost and the sender
+// taken from From survive the pickup.
+func TestPickup_KeepsTheNamedSmarthostAndTheFromSender(t *testing.T) {
+	s := testqueue.NewSubmitter(t)
+	if err := os.Mkdir(filepath.Join(s.Spool.Dir, "maildrop"), 0o733); err != nil {
+		t.Fatal(err)
+	}
+	s.Drop = true
+	o, err := sendmailcompat.ParseArgs([]string{"-t", "-i", "-a", "shop", "--read-envelope-from"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enqueue(o.Message(), strings.NewReader(phpMessage)); err != nil {
+		t.Fatal(err)
+	}
+	p := &sendmailcompat.Pickup{Spool: s.Spool, Hostname: "server1", MaxMessageSize: 1 << 20, Now: s.Now,
+		User: func(int) string { return "alice" }, Log: func(kv ...string) { t.Log(kv) }}
+	if n, err := p.Run(); err != nil || n != 1 {
+		t.Fatalf("pickup took %d, err %v", n, err)
+	}
+	ids := testqueue.IDs(t, s.Spool)
+	if len(ids) != 1 {
+		t.Fatalf("queue %v", ids)
+	}
+	m, _ := testqueue.Read(t, s.Spool, ids[0])
+	if m.Smarthost != "shop" || m.Sender != "orders@shop.example" {
+		t.Errorf("after the pickup: smarthost %q, sender %q; want shop, orders@shop.example", m.Smarthost, m.Sender)
 	}
 }
