@@ -188,3 +188,31 @@ func TestSplit_Pinned_EveryRecipientThroughIt(t *testing.T) {
 	h.run()
 	wantStatuses(t, h.mustRead(id), map[string]spool.Status{netB: spool.Pending}, `smarthost "gone" named with -a`)
 }
+
+// TestSplit_PastLifetime_EachPartJudgedAlone: past lifetime, the part the
+// provider keeps deferring is given up and bounced, while the part whose
+// smarthost cannot be reached (relay's own side) puts the message on
+// hold: one part's own-side failure does not keep the other's recipients
+// from their bounce.
+func TestSplit_PastLifetime_EachPartJudgedAlone(t *testing.T) {
+	prov := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{RcptErr: map[string]*smtp.SMTPError{netB: smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "try later")}})
+	h := splitHarness(t, testsmtp.ClosedPort(t), prov.Port)
+	h.cfg.Queue.Lifetime = config.Duration(time.Hour)
+	h.cfg.Queue.RetryMax = config.Duration(time.Hour)
+	id := h.enqueue(content, netB, corpA)
+	h.run() // both deferred: a by the outage, b by the 451
+	wantStatuses(t, h.mustRead(id), map[string]spool.Status{corpA: spool.Pending, netB: spool.Pending}, "")
+
+	h.now = h.now.Add(2 * time.Hour)
+	h.run()
+	env := h.mustRead(id)
+	if rc := rcpt(env, netB); rc.Status != spool.Failed || !rc.Notified {
+		t.Errorf("%s: %+v, want failed (gave up) and reported", netB, rc)
+	}
+	if rc := rcpt(env, corpA); rc.Status != spool.Pending || !env.Held {
+		t.Errorf("%s: %s, held %v; want pending, the message held", corpA, rc.Status, env.Held)
+	}
+	if reps := h.reports(); len(reps) != 1 {
+		t.Errorf("%d reports, want one bounce for %s", len(reps), netB)
+	}
+}

@@ -164,6 +164,17 @@ func (r *Runner) sendVia(conn *Conn, sh *config.Smarthost, l *spool.Locked, rcpt
 	return conn.SendTo(l.Env, rcpts, sender, content, l.Size)
 }
 
+// ownSide reports whether one of rcpts waits for relay's own side or the
+// account (spool.Envelope.OwnSide, for some recipients).
+func ownSide(rcpts []*spool.Recipient) bool {
+	for _, rc := range rcpts {
+		if rc.Failure != nil && rc.Failure.OwnSide() {
+			return true
+		}
+	}
+	return false
+}
+
 // allDeferred defers rcpts (nil: every pending recipient of env) with f.
 func allDeferred(env *spool.Envelope, rcpts []*spool.Recipient, f *Failure) *Outcome {
 	if rcpts == nil {
@@ -227,7 +238,7 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 		pending = inOutcome(pending, out)
 	}
 	if len(pending) > 0 && q.Lifetime > 0 && now.Sub(env.Arrival)-env.RateWaited >= time.Duration(q.Lifetime) {
-		if env.OwnSide() || env.Bounce {
+		if ownSide(pending) || env.Bounce {
 			env.Held = true
 		} else {
 			for _, rc := range pending {
