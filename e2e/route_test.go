@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 // shTable is a [[smarthost]] table for sh with extra lines (TOML) in it.
@@ -91,7 +93,8 @@ func postfixTook(t *testing.T, mark int64, service, qid, user, rcpt string) {
 	if !found {
 		t.Errorf("no %s session in Postfix's log took %s", service, qid)
 	}
-	if !strings.Contains(postfixLogSince(t, mark), qid+": to=<"+rcpt+">") {
+	// The delivery into the Maildir is logged a moment after the session.
+	if !testsmtp.WaitFor(10*time.Second, func() bool { return strings.Contains(postfixLogSince(t, mark), qid+": to=<"+rcpt+">") }) {
 		t.Errorf("Postfix's log does not show %s delivered to %s", qid, rcpt)
 	}
 }
