@@ -113,11 +113,12 @@ func (ln *lane) state() (*Failure, time.Time) {
 	return ln.down, ln.downUntil
 }
 
-// dispatch routes a message to the first of its smarthosts that is not
-// down and hands it to that lane, starting a worker (a connection) when
-// every started one is busy and the lane has fewer than max_connections.
-// Messages that need no connection — no route, every smarthost down — are
-// recorded here.
+// dispatch routes a message (split.go: one part per group of recipients
+// with the same smarthosts) and hands its current part to the lane of
+// the first of that part's smarthosts that is not down, starting a worker
+// (a connection) when every started one is busy and the lane has fewer
+// than max_connections. Parts that need no connection — no route, every
+// smarthost down — are recorded here.
 func (ru *run) dispatch(j job) {
 	r := ru.r
 	if r.stuck() != nil {
@@ -272,10 +273,11 @@ func (ru *run) lock(id string) *spool.Locked {
 	return l
 }
 
-// handle delivers one message through lane ln, over *conn (dialed when
-// there is none, or when the old one fails its Reset). It returns the job
-// to dispatch again when the smarthost cannot be used and another
-// candidate is left.
+// handle delivers one message — or, for a split message, its current
+// part — through lane ln, over *conn (dialed when there is none, or when
+// the old one fails its Reset). It returns the job to dispatch again: the
+// same part when the smarthost cannot be used and another candidate is
+// left, else the message's next part (split.go), if any.
 func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 	r := ru.r
 	if ru.ctx.Err() != nil || r.stuck() != nil {
