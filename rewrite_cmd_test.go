@@ -32,11 +32,11 @@ func rewriteEnv(t *testing.T, aliases, extra string) (*testbin.Env, string) {
 func TestRewriteCommand(t *testing.T) {
 	e, af := rewriteEnv(t, "root: admin\nadmin: alice@example.org\npipe: |/usr/bin/procmail\n", `from_header = "rewrite"`)
 	want := fmt.Sprintf(`root
-  envelope recipient: alice@example.org (alias %[1]s: root (line 1) -> admin (line 2))
+  envelope recipient: alice@example.org via smarthost "mail" (alias %[1]s: root (line 1) -> admin (line 2))
   envelope sender:    robot@example.com via smarthost "mail" (sender_map %[2]s:1 root)
   From:               root on server1 <robot@example.com> (from_header = "rewrite", the old From kept in X-Original-From)
 bob@example.org
-  envelope recipient: bob@example.org (unchanged)
+  envelope recipient: bob@example.org via smarthost "mail" (unchanged)
   envelope sender:    bob@example.org via smarthost "mail" (unchanged)
   From:               bob@example.org (unchanged)
 `, af, filepath.Join(filepath.Dir(af), "senders"))

@@ -39,6 +39,8 @@ Reads a message on standard input and queues it for the smarthost.
   -i, -oi       a line with a single dot does not end the message
   -f ADDR       the envelope sender (-r is the same)
   -F NAME       the sender's full name for a generated From
+  --read-envelope-from  without -f, the envelope sender from the From header
+  -a NAME       send through the [[smarthost]] named NAME only (msmtp's account)
   -v            deliver at once and show the SMTP dialogue
   --wait[=DUR]  deliver at once and wait for the result (default 60s)
   -N, -R, -V, -B  DSN options and body type, kept with the message

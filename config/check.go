@@ -27,7 +27,9 @@ import (
 //     or "oauthbearer" without password_command (tokens expire); warn_after not
 //     shorter than lifetime (no warning would ever be sent); a bare
 //     username that a preset qualified (yandex: robot becomes
-//     robot@yandex.ru) or that a preset's provider may refuse (gmail).
+//     robot@yandex.ru) or that a preset's provider may refuse (gmail);
+//     source_address or ip_family with a proxy (the proxy connects, so
+//     both are ignored).
 //
 // It neither reads secrets into messages nor connects anywhere.
 func (c *Config) Check() []Problem {
@@ -37,6 +39,9 @@ func (c *Config) Check() []Problem {
 	}
 	for i := range c.Smarthosts {
 		k.smarthost(indexKey("smarthost", i+1), &c.Smarthosts[i])
+	}
+	if first, ok := c.noCatchAllRecipients(); ok {
+		k.warnf(first+".recipients", "every [[smarthost]] has recipients: mail to any other recipient has no smarthost and waits in the queue (add a [[smarthost]] without recipients)")
 	}
 	for _, f := range []struct{ key, path string }{
 		{"rewrite.aliases", c.Rewrite.Aliases},
@@ -57,6 +62,17 @@ func (c *Config) Check() []Problem {
 	}
 	SortProblems(k.probs)
 	return k.probs
+}
+
+// noCatchAllRecipients reports whether every smarthost is restricted to
+// some recipients, and names the first.
+func (c *Config) noCatchAllRecipients() (string, bool) {
+	for _, sh := range c.Smarthosts {
+		if len(sh.Recipients) == 0 {
+			return "", false
+		}
+	}
+	return indexKey("smarthost", 1), len(c.Smarthosts) > 0
 }
 
 type checker struct {
@@ -129,6 +145,14 @@ func (k *checker) smarthost(p string, sh *Smarthost) {
 	}
 	if sh.TLS == "none" && sh.Username != "" && !isLoopback(sh.Host) {
 		k.warnf(p+".tls", `AUTH is never sent without TLS except to a loopback address: delivery through %s will fail`, sh.Host)
+	}
+	if sh.Proxy != "" {
+		if sh.SourceAddress != "" {
+			k.warnf(p+".source_address", "ignored: the connection goes through the proxy %s, which chooses its own source address", MaskProxy(sh.Proxy))
+		}
+		if sh.IPFamily != "" && sh.IPFamily != "any" {
+			k.warnf(p+".ip_family", "ignored: the connection goes through the proxy %s, which resolves %s and chooses the family itself", MaskProxy(sh.Proxy), sh.Host)
+		}
 	}
 	if sh.loginNote != "" {
 		k.warnf(p+".username", "%s", sh.loginNote)

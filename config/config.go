@@ -59,8 +59,16 @@ type Config struct {
 	MinFreeSpace   Size   `toml:"min_free_space"`   // default 100MB
 	// HeaderSizeLimit bounds a message's header section at intake
 	// (Postfix's header_size_limit); default 100KB, at most 1MB.
-	HeaderSizeLimit Size        `toml:"header_size_limit"`
-	Smarthosts      []Smarthost `toml:"smarthost"` // tried in order
+	HeaderSizeLimit Size `toml:"header_size_limit"`
+	// HeloName is the name relay gives in EHLO (every EHLO, the one
+	// before STARTTLS too); "" = domain when set, else the host's fully
+	// qualified name, else the mail domain. A smarthost's own helo_name
+	// wins.
+	HeloName string `toml:"helo_name"`
+	// EnvelopeFromHeader: a -t submission without -f takes its envelope
+	// sender from the From header (msmtp's --read-envelope-from).
+	EnvelopeFromHeader bool        `toml:"envelope_from_header"`
+	Smarthosts         []Smarthost `toml:"smarthost"` // tried in order
 
 	Queue   Queue   `toml:"queue"`
 	Rewrite Rewrite `toml:"rewrite"`
@@ -85,27 +93,38 @@ type Config struct {
 // TLSMinVersion to "1.2"; Proxy to the top-level proxy; Auth is lowercase
 // and TLSFingerprint lowercase hex without colons or "sha256:".
 type Smarthost struct {
-	Name            string    `toml:"name"`
-	Preset          string    `toml:"preset"` // yandex, mailru, gmail, outlook, rambler
-	Host            string    `toml:"host"`
-	Port            int       `toml:"port"`
-	TLS             string    `toml:"tls"` // "implicit", "starttls" or "none"
-	TLSCAFile       string    `toml:"tls_ca_file"`
-	TLSFingerprint  string    `toml:"tls_fingerprint"`
-	TLSServerName   string    `toml:"tls_server_name"`
-	TLSClientCert   string    `toml:"tls_client_cert"`
-	TLSClientKey    string    `toml:"tls_client_key"`
-	TLSMinVersion   string    `toml:"tls_min_version"` // "1.0" … "1.3"
-	Username        string    `toml:"username"`
-	PasswordFile    string    `toml:"password_file"`
-	PasswordCommand []string  `toml:"password_command"`
-	Password        string    `toml:"password"`
-	Auth            string    `toml:"auth"` // "" = choose; else plain, login, cram-md5, scram-sha-256, xoauth2, oauthbearer
-	EnvelopeFrom    string    `toml:"envelope_from"`
-	Senders         []string  `toml:"senders"`
-	Proxy           string    `toml:"proxy"`
-	RateLimit       RateLimit `toml:"rate_limit"`
-	BounceFrom      string    `toml:"bounce_from"`
+	Name            string   `toml:"name"`
+	Preset          string   `toml:"preset"` // yandex, mailru, gmail, outlook, rambler
+	Host            string   `toml:"host"`
+	Port            int      `toml:"port"`
+	TLS             string   `toml:"tls"` // "implicit", "starttls" or "none"
+	TLSCAFile       string   `toml:"tls_ca_file"`
+	TLSFingerprint  string   `toml:"tls_fingerprint"`
+	TLSServerName   string   `toml:"tls_server_name"`
+	TLSClientCert   string   `toml:"tls_client_cert"`
+	TLSClientKey    string   `toml:"tls_client_key"`
+	TLSMinVersion   string   `toml:"tls_min_version"` // "1.0" … "1.3"
+	Username        string   `toml:"username"`
+	PasswordFile    string   `toml:"password_file"`
+	PasswordCommand []string `toml:"password_command"`
+	Password        string   `toml:"password"`
+	Auth            string   `toml:"auth"` // "" = choose; else plain, login, cram-md5, scram-sha-256, xoauth2, oauthbearer
+	EnvelopeFrom    string   `toml:"envelope_from"`
+	Senders         []string `toml:"senders"`
+	// Recipients: this smarthost carries only the recipients these
+	// patterns name (the syntax of senders, plus "@.domain" for
+	// subdomains); see package route.
+	Recipients []string `toml:"recipients"`
+	// HeloName is this smarthost's name in EHLO; "" = the top-level one.
+	HeloName string `toml:"helo_name"`
+	// SourceAddress is the local IP address the connection comes from;
+	// IPFamily "any" ("" too, the default), "ipv4" or "ipv6". Both are ignored through
+	// a proxy (relay check warns).
+	SourceAddress string    `toml:"source_address"`
+	IPFamily      string    `toml:"ip_family"`
+	Proxy         string    `toml:"proxy"`
+	RateLimit     RateLimit `toml:"rate_limit"`
+	BounceFrom    string    `toml:"bounce_from"`
 
 	Line int `toml:"-"` // line of its [[smarthost]] header
 

@@ -244,10 +244,10 @@ proxy = "socks5://unix:run/tor.sock"
 				`FILE:1: proxy: "http://user:xxx@proxy.example:3128" is not a proxy (only socks5:// is supported): use "socks5://[user:password@]host:port" or "socks5://unix:/path/to/socket"`,
 				`FILE:4: smarthost[1].envelope_from: "robot" is not an address (local@domain)`,
 				`FILE:5: smarthost[1].bounce_from: "<robot@example.org>" is not an address (local@domain)`,
-				`FILE:6: smarthost[1].senders[2]: "" is not a sender pattern: use "*", "*@example.org", "@example.org" or "alice@example.org"`,
-				`FILE:6: smarthost[1].senders[3]: "a*b@example.org" is not a sender pattern: use "*", "*@example.org", "@example.org" or "alice@example.org"`,
-				`FILE:6: smarthost[1].senders[4]: "example.org" is not a sender pattern: use "*", "*@example.org", "@example.org" or "alice@example.org"`,
-				`FILE:6: smarthost[1].senders[5]: "x@*.example.org" is not a sender pattern: use "*", "*@example.org", "@example.org" or "alice@example.org"`,
+				`FILE:6: smarthost[1].senders[2]: "" is not a sender pattern: use "*", "*@example.org", "@example.org", "@.example.org" (its subdomains) or "alice@example.org"`,
+				`FILE:6: smarthost[1].senders[3]: "a*b@example.org" is not a sender pattern: use "*", "*@example.org", "@example.org", "@.example.org" (its subdomains) or "alice@example.org"`,
+				`FILE:6: smarthost[1].senders[4]: "example.org" is not a sender pattern: use "*", "*@example.org", "@example.org", "@.example.org" (its subdomains) or "alice@example.org"`,
+				`FILE:6: smarthost[1].senders[5]: "x@*.example.org" is not a sender pattern: use "*", "*@example.org", "@example.org", "@.example.org" (its subdomains) or "alice@example.org"`,
 				`FILE:7: smarthost[1].proxy: "socks5://tor:xxx@127.0.0.1" is not a proxy (expected host:port): use "socks5://[user:password@]host:port" or "socks5://unix:/path/to/socket"`,
 				`FILE:10: smarthost[2].envelope_from: "a b@example.org" is not an address (local@domain)`,
 				`FILE:11: smarthost[2].proxy: "socks5://unix:run/tor.sock" is not a proxy (the socket path must be absolute): use "socks5://[user:password@]host:port" or "socks5://unix:/path/to/socket"`,
@@ -337,7 +337,7 @@ senders = [
   "nope",
 ]
 `,
-			want: []string{`FILE:5: smarthost[1].senders[2]: "nope" is not a sender pattern: use "*", "*@example.org", "@example.org" or "alice@example.org"`},
+			want: []string{`FILE:5: smarthost[1].senders[2]: "nope" is not a sender pattern: use "*", "*@example.org", "@example.org", "@.example.org" (its subdomains) or "alice@example.org"`},
 		},
 	}
 	for _, tt := range tests {

@@ -20,7 +20,8 @@ var (
 	authMechs      = []string{"plain", "login", "cram-md5", "scram-sha-256", "xoauth2", "oauthbearer"}
 	fromHeaders    = []string{"keep", "rewrite"}
 	headerActions  = []string{"add", "replace", "append", "remove"}
-	senderPatterns = `"*", "*@example.org", "@example.org" or "alice@example.org"`
+	senderPatterns = `"*", "*@example.org", "@example.org", "@.example.org" (its subdomains) or "alice@example.org"`
+	ipFamilies     = []string{"any", "ipv4", "ipv6"}
 )
 
 type validator struct {
@@ -95,6 +96,7 @@ func (v *validator) validate() {
 		// Above 1MB the header rewriting at delivery could not hold it.
 		v.errorf("header_size_limit", "must be from 1KB to 1MB, not %s", c.HeaderSizeLimit)
 	}
+	v.heloName("helo_name", c.HeloName)
 	v.smarthosts()
 	v.queue()
 	v.rewrite()
@@ -364,6 +366,24 @@ func (v *validator) smarthosts() {
 				v.errorf(indexKey(k("senders"), j+1), "%q is not a sender pattern: use %s", s, senderPatterns)
 			}
 		}
+		for j, s := range sh.Recipients {
+			if !isSenderPattern(s) {
+				v.errorf(indexKey(k("recipients"), j+1), "%q is not a recipient pattern: use %s", s, senderPatterns)
+			}
+		}
+
+		// The connection's own side: EHLO name, source address, family.
+		v.heloName(k("helo_name"), sh.HeloName)
+		familyOK := sh.IPFamily == "" || v.oneOf(k("ip_family"), sh.IPFamily, ipFamilies)
+		if sh.SourceAddress != "" {
+			a, err := netip.ParseAddr(sh.SourceAddress)
+			switch {
+			case err != nil || a.Zone() != "":
+				v.errorf(k("source_address"), "%q is not an IP address of this host (such as 192.0.2.10 or 2001:db8::10)", sh.SourceAddress)
+			case familyOK && sh.IPFamily == "ipv4" && !a.Unmap().Is4(), familyOK && sh.IPFamily == "ipv6" && a.Is4():
+				v.errorf(k("source_address"), "%s is not an address of ip_family %q", sh.SourceAddress, sh.IPFamily)
+			}
+		}
 		if sh.Proxy != "" {
 			if _, err := ParseProxy(sh.Proxy); err != nil {
 				v.errorf(k("proxy"), "%s", err)
@@ -438,6 +458,23 @@ func isAddress(s string) bool {
 
 // isSenderPattern reports whether s is "*", "*@domain", "@domain" or
 // "local@domain".
+// heloName checks a name for EHLO: a host name, or an address literal
+// such as [192.0.2.1] (RFC 5321 4.1.3).
+func (v *validator) heloName(key, name string) {
+	if name == "" {
+		return
+	}
+	if lit, ok := strings.CutPrefix(name, "["); ok && strings.HasSuffix(lit, "]") {
+		lit = strings.TrimPrefix(strings.TrimSuffix(lit, "]"), "IPv6:")
+		if _, err := netip.ParseAddr(lit); err == nil {
+			return
+		}
+	}
+	if !isHostname(name) {
+		v.errorf(key, "%q is not a host name or an address literal such as [192.0.2.1]", name)
+	}
+}
+
 func isSenderPattern(s string) bool {
 	if s == "*" {
 		return true
@@ -452,6 +489,9 @@ func isSenderPattern(s string) bool {
 	local, dom := s[:at], s[at+1:]
 	if local != "*" && strings.Contains(local, "*") || strings.Contains(dom, "*") {
 		return false
+	}
+	if sub, ok := strings.CutPrefix(dom, "."); ok && (local == "" || local == "*") {
+		dom = sub // "@.example.org": its subdomains
 	}
 	return dom != "" && !strings.Contains(dom, "@") && isAddress("x@"+dom)
 }

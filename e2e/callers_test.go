@@ -130,6 +130,7 @@ type callerRun struct {
 	stdin string
 	dir   string   // working directory ("" = the run's own directory)
 	env   []string // added to the environment
+	conf  string   // added to relay.toml after spool and domain
 }
 
 // sendmailCall is one invocation of /usr/sbin/sendmail, as recorded.
@@ -151,6 +152,7 @@ type callerOutcome struct {
 	calls []sendmailCall
 	queue []queuedMsg
 	dur   time.Duration
+	conf  string // relay.toml of the run
 }
 
 // runCaller runs r in a private mount namespace with relay (recorded: the
@@ -162,7 +164,7 @@ func runCaller(t *testing.T, bin string, recorded bool, r callerRun) callerOutco
 	d := t.TempDir()
 	conf := filepath.Join(d, "relay.toml")
 	spoolDir := filepath.Join(d, "spool")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "spool = %q\ndomain = %q\n", spoolDir, callerDomain), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "spool = %q\ndomain = %q\n%s", spoolDir, callerDomain, r.conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	home := filepath.Join(d, "home")
@@ -208,7 +210,7 @@ func runCaller(t *testing.T, bin string, recorded bool, r callerRun) callerOutco
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	err := cmd.Run()
-	o := callerOutcome{out: out.String(), dur: time.Since(start)}
+	o := callerOutcome{out: out.String(), dur: time.Since(start), conf: conf}
 	// Whatever relay said reaches this output in the bind-mounted run: the
 	// suite's last test searches it for passwords too.
 	printedMu.Lock()

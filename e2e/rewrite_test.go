@@ -158,7 +158,7 @@ func TestRewrite_CronAsRoot(t *testing.T) {
 	c.writeConfig(sh, fixed)
 	r := run(t, nil, relayBin, "-C", c.conf, "rewrite", "root")
 	contains(t, "relay rewrite root", r.Stdout,
-		"envelope recipient: "+alice+" (alias ",
+		"envelope recipient: "+alice+" via smarthost ",
 		"envelope sender:    "+login+" via smarthost ",
 		"From:               root on "+short+" <"+login+">")
 

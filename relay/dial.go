@@ -42,7 +42,9 @@ func dataBudget(size int64) time.Duration {
 // DialOptions are the parts of a connection that do not come from the
 // smarthost's configuration.
 type DialOptions struct {
-	HeloName string    // our name in EHLO
+	// HeloName is our name in every EHLO, the one before STARTTLS too;
+	// the smarthost's helo_name, when set, replaces it.
+	HeloName string
 	Debug    io.Writer // the SMTP dialogue, for -v; nil for none
 	// Abort, when done, closes the connection at once, even in the middle
 	// of a DATA: the transaction in flight fails with ErrAborted and its
@@ -132,6 +134,9 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 func handshake(ctx context.Context, sh *config.Smarthost, o DialOptions, tcfg *tls.Config, conn *idleConn) (*Conn, error) {
 	c := &Conn{Host: sh, Addr: conn.RemoteAddr().String(), idle: conn}
 	var err error
+	if sh.HeloName != "" {
+		o.HeloName = sh.HeloName // the smarthost's own helo_name wins
+	}
 
 	var client *smtp.Client
 	debug := o.Debug

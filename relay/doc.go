@@ -15,9 +15,15 @@
 // [route.Route]: the [[smarthost]] tables whose senders patterns match it, in
 // configuration order, or, when none matches, the tables without senders.
 // A table whose senders do not match is never used for that sender: its
-// account may not send as it. No table at all means a fault of the
-// configuration: the message waits (relay's own side, never bounced, held
-// after lifetime) with "no smarthost serves the sender". Last, the chosen
+// account may not send as it. Then, for each pending recipient,
+// [route.Recipient]: the tables whose recipients patterns name it (when
+// their senders allow the sender), else the sender's route. Recipients
+// whose candidates differ are split into one transaction each, the parts
+// one after the other (split.go explains their shared attempt and next
+// attempt time); a message pinned with sendmail -a goes through that one
+// table ([route.Pinned]). No table at all means a fault of the
+// configuration: the recipients wait (relay's own side, never bounced,
+// held after lifetime) with "no smarthost serves …". Last, the chosen
 // smarthost's envelope_from, or its preset's rule (yandex, mailru, outlook
 // and rambler accept only the login as the sender), gives the envelope
 // sender that goes out ([route.OutgoingSender]), and the header changes for that
@@ -75,12 +81,15 @@
 //
 // # Connecting: secure or not at all
 //
-// [Dial] opens TCP to host:port and then, by the smarthost's tls setting:
+// [Dial] opens TCP to host:port (from source_address, over ip_family's
+// addresses only, when set and no proxy is used) and then, by the
+// smarthost's tls setting:
 //
 //   - implicit: a TLS handshake before anything else (port 465);
 //   - starttls: greeting, EHLO, STARTTLS, handshake, EHLO again, both
-//     EHLOs with relay's name (Runner.HeloName; go-smtp alone would say
-//     localhost before STARTTLS: starttls.go). A server that does not
+//     EHLOs with relay's name (the smarthost's helo_name, else
+//     Runner.HeloName; go-smtp alone would say localhost before STARTTLS:
+//     starttls.go). A server that does not
 //     offer STARTTLS is an error: there is no fallback to plain text;
 //   - none: plain SMTP.
 //

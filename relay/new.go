@@ -21,9 +21,16 @@ func NewRunner(cfg *config.Config, sp *spool.Spool, log *maillog.Logger) *Runner
 		Rewrite: loadRewrite(cfg, log)}
 }
 
-// HeloName is the name relay gives in EHLO: the host's fully qualified
-// name, or the mail domain when the host name has no dot.
+// HeloName is the name relay gives in EHLO (a smarthost's own helo_name
+// wins, see Dial): helo_name; else the domain key, when set; else the
+// host's fully qualified name; else the mail domain (/etc/mailname).
 func HeloName(cfg *config.Config) string {
+	switch {
+	case cfg.HeloName != "":
+		return cfg.HeloName
+	case cfg.Domain != "":
+		return cfg.Domain
+	}
 	if h, err := os.Hostname(); err == nil && strings.Contains(h, ".") {
 		return h
 	}

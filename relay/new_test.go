@@ -31,3 +31,18 @@ func TestNewRunner_FromTheConfiguration(t *testing.T) {
 		t.Errorf("log %q: the long password must be masked, the short one left alone", buf.String())
 	}
 }
+
+// TestHeloName_Order: helo_name, else the domain key (else the host's
+// name: the host's, not asserted here).
+func TestHeloName_Order(t *testing.T) {
+	cfg := config.Default()
+	cfg.Domain = "example.com"
+	cfg.HeloName = "mx1.example.com"
+	if got := relay.HeloName(cfg); got != "mx1.example.com" {
+		t.Errorf("with helo_name: %q", got)
+	}
+	cfg.HeloName = ""
+	if got := relay.HeloName(cfg); got != "example.com" {
+		t.Errorf("with domain only: %q, want the domain", got)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
-	"github.com/relaymail/relay/route"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -31,10 +30,14 @@ type run struct {
 	st       Stats
 }
 
-// job is one message on its way: the smarthosts its sender is routed to
-// and the one to try now.
+// job is one message on its way: its parts (split.go; one unless its
+// recipients go to different smarthosts), the part on its way now, that
+// part's candidate smarthosts and the one to try now.
 type job struct {
 	id    string
+	parts []part
+	cur   int
+	split *split // nil for a message that is not split
 	cands []*lane
 	next  int
 }
@@ -110,17 +113,18 @@ func (ln *lane) state() (*Failure, time.Time) {
 	return ln.down, ln.downUntil
 }
 
-// dispatch routes a message to the first of its smarthosts that is not
-// down and hands it to that lane, starting a worker (a connection) when
-// every started one is busy and the lane has fewer than max_connections.
-// Messages that need no connection — no route, every smarthost down — are
-// recorded here.
+// dispatch routes a message (split.go: one part per group of recipients
+// with the same smarthosts) and hands its current part to the lane of
+// the first of that part's smarthosts that is not down, starting a worker
+// (a connection) when every started one is busy and the lane has fewer
+// than max_connections. Parts that need no connection — no route, every
+// smarthost down — are recorded here.
 func (ru *run) dispatch(j job) {
 	r := ru.r
 	if r.stuck() != nil {
 		return // outcomes cannot be recorded: nothing more is tried
 	}
-	if j.cands == nil {
+	if j.parts == nil {
 		m, err := r.Spool.Read(j.id)
 		if errors.Is(err, spool.ErrNotFound) {
 			return
@@ -142,23 +146,28 @@ func (ru *run) dispatch(j job) {
 		if r.Rewrite != nil {
 			sender = r.Rewrite.Sender(&m.Envelope)
 		}
-		for _, sh := range route.Route(r.Config, sender) {
-			j.cands = append(j.cands, ru.laneOf(sh))
-		}
-		if len(j.cands) == 0 {
-			ru.noRoute(j.id, sender)
-			return
-		}
+		j.parts, j.split = ru.plan(&m.Envelope, sender)
+		j.cur, j.cands, j.next = 0, j.parts[0].cands, 0
 	}
-	for j.next < len(j.cands) {
-		if down, _ := j.cands[j.next].state(); down == nil {
+	for {
+		if len(j.cands) == 0 {
+			if !ru.noRoute(&j) || !j.advance() {
+				return
+			}
+			continue
+		}
+		for j.next < len(j.cands) {
+			if down, _ := j.cands[j.next].state(); down == nil {
+				break
+			}
+			j.next++
+		}
+		if j.next < len(j.cands) {
 			break
 		}
-		j.next++
-	}
-	if j.next == len(j.cands) {
-		ru.allDown(j)
-		return
+		if !ru.allDown(&j) || !j.advance() {
+			return
+		}
 	}
 	ln := j.cands[j.next]
 	ru.mu.Lock()
@@ -264,24 +273,25 @@ func (ru *run) lock(id string) *spool.Locked {
 	return l
 }
 
-// handle delivers one message through lane ln, over *conn (dialed when
-// there is none, or when the old one fails its Reset). It returns the job
-// to dispatch again when the smarthost cannot be used and another
-// candidate is left.
+// handle delivers one message — or, for a split message, its current
+// part — through lane ln, over *conn (dialed when there is none, or when
+// the old one fails its Reset). It returns the job to dispatch again: the
+// same part when the smarthost cannot be used and another candidate is
+// left, else the message's next part (split.go), if any.
 func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 	r := ru.r
 	if ru.ctx.Err() != nil || r.stuck() != nil {
 		return nil // stopping, or outcomes cannot be recorded (unrecorded.go)
 	}
-	l := ru.lock(j.id)
+	l, rcpts, goOn := ru.lockPart(&j)
 	if l == nil {
+		if goOn {
+			return j.after()
+		}
 		return nil
 	}
 	defer l.Close()
-	if !r.due(l.Env) {
-		return nil
-	}
-	if !r.sendable(l.Env) {
+	if rcpts == nil && !r.sendable(l.Env) {
 		ru.record(l, &Outcome{}, &pass{sh: ln.sh}) // only failures to report
 		return nil
 	}
@@ -290,13 +300,13 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 			j.next++
 			return &j
 		}
-		ru.record(l, allDeferred(l.Env, down), &pass{sh: ln.sh, down: down, downUntil: until})
-		return nil
+		ru.record(l, allDeferred(l.Env, rcpts, down), &pass{sh: ln.sh, down: down, downUntil: until, split: j.split})
+		return j.after()
 	}
 	slot, wait := ru.takeRate(ln)
 	if !wait.IsZero() {
-		ru.holdForRate(l, ln, wait)
-		return nil
+		ru.holdForRate(l, ln, wait, rcpts, j.split)
+		return j.after()
 	}
 	if *conn == nil || (*conn).Reset() != nil {
 		if *conn != nil {
@@ -308,7 +318,7 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 			ru.returnRate(ln, slot)
 			if ru.ctx.Err() != nil {
 				// Stopping is not an outage of the smarthost.
-				ru.record(l, allDeferred(l.Env, &Failure{Stage: StageConnect, Err: ErrAborted}), &pass{sh: ln.sh})
+				ru.record(l, allDeferred(l.Env, rcpts, &Failure{Stage: StageConnect, Err: ErrAborted}), &pass{sh: ln.sh, split: j.split})
 				return nil
 			}
 			down, until := ru.markDown(ln, failure(StageConnect, err))
@@ -317,21 +327,21 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 				j.next++
 				return &j
 			}
-			ru.record(l, allDeferred(l.Env, down), &pass{sh: ln.sh, down: down, downUntil: until})
-			return nil
+			ru.record(l, allDeferred(l.Env, rcpts, down), &pass{sh: ln.sh, down: down, downUntil: until, split: j.split})
+			return j.after()
 		}
 		*conn = c
 		ru.markUp(ln)
 	}
-	out, err := r.sendVia(*conn, ln.sh, l)
-	p := &pass{sh: ln.sh, conn: *conn}
+	out, err := r.sendVia(*conn, ln.sh, l, rcpts)
+	p := &pass{sh: ln.sh, conn: *conn, split: j.split}
 	if err != nil {
 		(*conn).Close()
 		*conn = nil
 		p.conn = nil
 	}
 	ru.record(l, out, p)
-	return nil
+	return j.after()
 }
 
 // markDown remembers that a connection to ln's smarthost failed: it is
@@ -367,34 +377,40 @@ func (ru *run) markUp(ln *lane) {
 	}
 }
 
-// noRoute records a message whose sender no smarthost serves: it waits,
-// as a fault of the configuration (own side: never bounced, held after
-// the lifetime).
-func (ru *run) noRoute(id, sender string) {
-	l := ru.lock(id)
+// noRoute records the current part of j, which no smarthost serves: its
+// recipients wait, as a fault of the configuration (own side: never
+// bounced, held after the lifetime). It reports whether the next part
+// may go on (false when the message was not to be had).
+func (ru *run) noRoute(j *job) bool {
+	l, rcpts, goOn := ru.lockPart(j)
 	if l == nil {
-		return
+		return goOn
 	}
 	defer l.Close()
-	if !ru.r.due(l.Env) {
-		return
+	p := j.parts[j.cur]
+	out := &Outcome{}
+	if rcpts != nil || ru.r.sendable(l.Env) {
+		if rcpts == nil {
+			rcpts = l.Env.Pending()
+		}
+		for _, rc := range rcpts {
+			out.Results = append(out.Results, RcptResult{rc, &Failure{Stage: StageLocal, Err: errors.New(p.why(rc.Address))}})
+		}
 	}
-	f := &Failure{Stage: StageLocal, Err: fmt.Errorf("no smarthost serves the sender <%s>: add it to the senders of a [[smarthost]], or add a [[smarthost]] without senders", sender)}
-	ru.record(l, ru.r.deferAll(l.Env, f), &pass{sh: &ru.r.Config.Smarthosts[0], noRoute: true})
+	ru.record(l, out, &pass{sh: &ru.r.Config.Smarthosts[0], noRoute: true, split: j.split})
+	return true
 }
 
-// allDown records a message all of whose smarthosts are down: deferred
-// with the last one's failure until the first of them is up again, without
-// a connection.
-func (ru *run) allDown(j job) {
-	l := ru.lock(j.id)
+// allDown records the current part of j, all of whose smarthosts are
+// down: deferred with the last one's failure until the first of them is
+// up again, without a connection. It reports whether the next part may go
+// on.
+func (ru *run) allDown(j *job) bool {
+	l, rcpts, goOn := ru.lockPart(j)
 	if l == nil {
-		return
+		return goOn
 	}
 	defer l.Close()
-	if !ru.r.due(l.Env) {
-		return
-	}
 	last := j.cands[len(j.cands)-1]
 	down, until := last.state()
 	for _, ln := range j.cands {
@@ -402,7 +418,14 @@ func (ru *run) allDown(j job) {
 			until = u
 		}
 	}
-	ru.record(l, ru.r.deferAll(l.Env, down), &pass{sh: last.sh, down: down, downUntil: until})
+	out := &Outcome{}
+	if rcpts != nil {
+		out = allDeferred(l.Env, rcpts, down)
+	} else {
+		out = ru.r.deferAll(l.Env, down)
+	}
+	ru.record(l, out, &pass{sh: last.sh, down: down, downUntil: until, split: j.split})
+	return true
 }
 
 // deferAll defers the message's recipients that are due with f; a message
@@ -411,7 +434,7 @@ func (r *Runner) deferAll(env *spool.Envelope, f *Failure) *Outcome {
 	if !r.sendable(env) {
 		return &Outcome{}
 	}
-	return allDeferred(env, f)
+	return allDeferred(env, nil, f)
 }
 
 // record writes the outcome (Runner.record) and counts it.
@@ -428,7 +451,12 @@ func (ru *run) record(l *spool.Locked, out *Outcome, p *pass) {
 		ru.st.Unrecorded++
 		return
 	}
-	ru.st.Messages++
+	if p.split == nil || !p.split.counted {
+		ru.st.Messages++ // a split message counts once
+		if p.split != nil {
+			p.split.counted = true
+		}
+	}
 	for _, res := range out.Results {
 		switch {
 		case res.Err == nil:

@@ -19,11 +19,33 @@ import (
 // falls back to a direct connection, and the inherited ALL_PROXY is never
 // read (proxy.FromEnvironment is not used). via names the proxy with its
 // password masked, "" for a direct connection.
+//
+// A direct connection comes from source_address when set, and uses only
+// the addresses of ip_family ("ipv4": tcp4, "ipv6": tcp6). Through a
+// proxy both are ignored (relay check warns): the proxy resolves the
+// name and opens the connection, from its own address.
 func dialSmarthost(ctx context.Context, sh *config.Smarthost) (conn net.Conn, via string, err error) {
 	addr := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
 	direct := &net.Dialer{Timeout: ConnectTimeout}
 	if sh.Proxy == "" {
-		conn, err = direct.DialContext(ctx, "tcp", addr)
+		network := "tcp"
+		switch sh.IPFamily {
+		case "ipv4":
+			network = "tcp4"
+		case "ipv6":
+			network = "tcp6"
+		}
+		if sh.SourceAddress != "" {
+			ip := net.ParseIP(sh.SourceAddress)
+			if ip == nil {
+				return nil, "", fmt.Errorf("source_address %q is not an IP address", sh.SourceAddress)
+			}
+			direct.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+		conn, err = direct.DialContext(ctx, network, addr)
+		if err != nil && sh.SourceAddress != "" {
+			err = fmt.Errorf("from source_address %s: %w", sh.SourceAddress, err)
+		}
 		return conn, "", err
 	}
 	p, err := config.ParseProxy(sh.Proxy)

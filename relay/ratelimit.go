@@ -53,7 +53,11 @@ func (ru *run) returnRate(ln *lane, slot time.Time) {
 // holdForRate makes a message wait for ln's rate limit until until. It is
 // no attempt: attempts, reasons and the retry backoff stay as they were,
 // and the time waited (RateWaited) does not count toward the lifetime.
-func (ru *run) holdForRate(l *spool.Locked, ln *lane, until time.Time) {
+//
+// rcpts are the recipients that wait (nil: every pending one); a part of
+// a split message (sp) leaves the next attempt to the other parts when
+// they ask for an earlier one.
+func (ru *run) holdForRate(l *spool.Locked, ln *lane, until time.Time, rcpts []*spool.Recipient, sp *split) {
 	r := ru.r
 	env := l.Env
 	now := r.Now()
@@ -70,14 +74,25 @@ func (ru *run) holdForRate(l *spool.Locked, ln *lane, until time.Time) {
 	if until.After(env.NextAttempt) {
 		env.NextAttempt = until
 	}
+	if sp != nil {
+		env.NextAttempt = sp.earliest(until)
+	}
 	if err := l.Update(); err != nil {
 		r.Log.Error("id", env.ID, "status", "error", "reason", "recording the rate-limit wait: "+err.Error())
 	}
-	n := len(env.Pending())
+	if rcpts == nil {
+		rcpts = env.Pending()
+	}
+	n := len(rcpts)
 	r.Log.Info("id", env.ID, "relay", ln.sh.Name, "status", "rate-limited", "rate_limit", ln.sh.RateLimit.String(),
 		"until", until.Format(time.RFC3339), "nrcpt", strconv.Itoa(n))
 	ru.mu.Lock()
-	ru.st.Messages++
+	if sp == nil || !sp.counted {
+		ru.st.Messages++
+		if sp != nil {
+			sp.counted = true
+		}
+	}
 	ru.st.Waiting += n
 	ru.mu.Unlock()
 }

@@ -79,6 +79,9 @@ type pass struct {
 	// noRoute: no smarthost serves the sender; sh is only where reports
 	// would go.
 	noRoute bool
+	// split is set when the message's recipients go to different
+	// smarthosts and this pass is one part of it (see split.go).
+	split *split
 }
 
 // Run makes one delivery pass over the queue: every message that is due is
@@ -143,7 +146,9 @@ func (r *Runner) sendable(env *spool.Envelope) bool {
 // envelope_from or preset rule gives the envelope sender that goes out
 // (route.OutgoingSender), then the header changes for sh apply (Rewrite.Content).
 // A non-nil error means conn is no longer usable.
-func (r *Runner) sendVia(conn *Conn, sh *config.Smarthost, l *spool.Locked) (*Outcome, error) {
+//
+// rcpts are the recipients of this transaction (nil: every pending one).
+func (r *Runner) sendVia(conn *Conn, sh *config.Smarthost, l *spool.Locked, rcpts []*spool.Recipient) (*Outcome, error) {
 	sender := l.Env.Sender
 	if r.Rewrite != nil {
 		sender = r.Rewrite.Sender(l.Env)
@@ -153,12 +158,30 @@ func (r *Runner) sendVia(conn *Conn, sh *config.Smarthost, l *spool.Locked) (*Ou
 	if r.Rewrite != nil {
 		content = r.Rewrite.Content(l.Env, sh, sender, content)
 	}
-	return conn.Send(l.Env, sender, content, l.Size)
+	if rcpts == nil {
+		rcpts = l.Env.Pending()
+	}
+	return conn.SendTo(l.Env, rcpts, sender, content, l.Size)
 }
 
-func allDeferred(env *spool.Envelope, f *Failure) *Outcome {
+// ownSide reports whether one of rcpts waits for relay's own side or the
+// account (spool.Envelope.OwnSide, for some recipients).
+func ownSide(rcpts []*spool.Recipient) bool {
+	for _, rc := range rcpts {
+		if rc.Failure != nil && rc.Failure.OwnSide() {
+			return true
+		}
+	}
+	return false
+}
+
+// allDeferred defers rcpts (nil: every pending recipient of env) with f.
+func allDeferred(env *spool.Envelope, rcpts []*spool.Recipient, f *Failure) *Outcome {
+	if rcpts == nil {
+		rcpts = env.Pending()
+	}
 	out := &Outcome{}
-	for _, rc := range env.Pending() {
+	for _, rc := range rcpts {
 		out.Results = append(out.Results, RcptResult{rc, f})
 	}
 	return out
@@ -178,10 +201,14 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	for _, res := range out.Results {
 		attempted = attempted || res.Err == nil || !errors.Is(res.Err, ErrAborted)
 	}
-	if attempted {
+	// The parts of a split message (split.go) make one attempt together.
+	if attempted && !p.split.attempted() {
 		env.Attempts++
 		env.LastFailure = nil
 		env.RateWait = nil
+	}
+	if attempted {
+		p.split.markAttempted()
 	}
 	for _, res := range out.Results {
 		switch {
@@ -204,8 +231,14 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	// account goes on hold (fix it, then release); a recipient the
 	// smarthost keeps deferring is given up and reported.
 	// Time spent waiting for a rate limit does not count.
-	if pending := env.Pending(); len(pending) > 0 && q.Lifetime > 0 && now.Sub(env.Arrival)-env.RateWaited >= time.Duration(q.Lifetime) {
-		if env.OwnSide() || env.Bounce {
+	// A part of a split message judges only its own recipients: the
+	// others have their own smarthost and their own part.
+	pending := env.Pending()
+	if p.split != nil {
+		pending = inOutcome(pending, out)
+	}
+	if len(pending) > 0 && q.Lifetime > 0 && now.Sub(env.Arrival)-env.RateWaited >= time.Duration(q.Lifetime) {
+		if ownSide(pending) || env.Bounce {
 			env.Held = true
 		} else {
 			for _, rc := range pending {
@@ -224,7 +257,7 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 		if p.down != nil && p.downUntil.After(next) {
 			next = p.downUntil
 		}
-		env.NextAttempt = next
+		env.NextAttempt = p.split.earliest(next)
 	}
 	if len(env.Pending()) == 0 && len(unnotified(env)) == 0 && !env.Held {
 		// Done: removing the message is the record (durable once the
@@ -345,7 +378,8 @@ func (r *Runner) backoff(attempts int) time.Duration {
 // once rather than after the outage's backoff. The name is the address in
 // clear (host, port, TLS mode, the proxy masked) and a digest of the rest:
 // tls_fingerprint, tls_server_name, tls_min_version, username, auth,
-// password_command, whether an inline password is set, and tls_ca_file,
+// password_command, whether an inline password is set, source_address,
+// ip_family and helo_name, and tls_ca_file,
 // tls_client_cert, tls_client_key and password_file by path, size,
 // modification time and inode (an edit in place or a replaced file
 // counts). No secret goes into it, not even as part of a digest: neither
@@ -363,6 +397,13 @@ func hostAddr(sh *config.Smarthost) string {
 	}
 	for _, f := range []string{sh.TLSCAFile, sh.TLSClientCert, sh.TLSClientKey, sh.PasswordFile} {
 		fmt.Fprintf(h, "%q %s\n", f, fileVersion(f))
+	}
+	// The connection's own side, written only when set, so that the
+	// states of smarthosts without them keep their names.
+	for _, v := range []string{sh.SourceAddress, sh.IPFamily, sh.HeloName} {
+		if v != "" {
+			fmt.Fprintf(h, "own %q\n", v)
+		}
 	}
 	return a + " settings=" + hex.EncodeToString(h.Sum(nil)[:8])
 }

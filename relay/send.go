@@ -66,7 +66,13 @@ var SpillDir = ""
 // on the same connection carries the rest, until every recipient was
 // accepted or refused.
 func (c *Conn) Send(env *spool.Envelope, sender string, content io.Reader, size int64) (*Outcome, error) {
-	pending := env.Pending()
+	return c.SendTo(env, env.Pending(), sender, content, size)
+}
+
+// SendTo is Send to some of the pending recipients of env: those of one
+// smarthost, when the message's recipients go to several (a split
+// message). The results are about pending only, in its order.
+func (c *Conn) SendTo(env *spool.Envelope, pending []*spool.Recipient, sender string, content io.Reader, size int64) (*Outcome, error) {
 	out := &Outcome{}
 	results := make(map[*spool.Recipient]*Failure, len(pending))
 	// finish gives every recipient without an outcome yet the failure f

@@ -17,6 +17,11 @@ type Report struct {
 	Address string // qualified
 	// Recipients: what the address becomes as an envelope recipient.
 	Recipients []Expansion
+	// Routes names, for each of Recipients, the smarthost that carries it
+	// (the first of its candidates) for mail from the address itself (as
+	// cron mails root from root); "" when none does. nil without any
+	// [[smarthost]].
+	Routes []string
 	// Sender is the envelope sender that goes out, through Smarthost;
 	// SenderRules the rules applied in order (sender map, envelope_from or
 	// a preset's rule); Smarthost "" when no smarthost serves the sender.
@@ -36,9 +41,10 @@ func (rep Report) Undeliverable() bool {
 }
 
 // Describe follows addr through every rule in the order of delivery: the
-// alias file (recipient); the sender map, routing by the smarthosts'
-// senders, envelope_from and the preset's rule (sender); from_header
-// (From).
+// alias file and the route of each recipient (by the smarthosts'
+// recipients, then the sender's route); the sender map, routing by the
+// smarthosts' senders, envelope_from and the preset's rule (sender);
+// from_header (From).
 func (r *Rules) Describe(addr string) Report {
 	q := r.qualify(addr)
 	rep := Report{Input: addr, Address: q, Recipients: r.Expand(addr)}
@@ -48,6 +54,18 @@ func (r *Rules) Describe(addr string) Report {
 		rep.SenderRules = append(rep.SenderRules, rule)
 	}
 	rep.Sender = mapped
+	for _, x := range rep.Recipients {
+		if len(r.Config.Smarthosts) == 0 {
+			break // the sender's line says that nothing is configured
+		}
+		name := ""
+		if x.Undeliverable == "" {
+			if hosts := route.Recipient(r.Config, mapped, x.Address); len(hosts) > 0 {
+				name = hosts[0].Name
+			}
+		}
+		rep.Routes = append(rep.Routes, name)
+	}
 	if hosts := route.Route(r.Config, mapped); len(hosts) > 0 {
 		sh := hosts[0]
 		rep.Smarthost = sh.Name
@@ -67,7 +85,7 @@ func (r *Rules) Describe(addr string) Report {
 // WriteReport prints rep for people:
 //
 //	root
-//	  envelope recipient: alice@example.com (alias /etc/aliases: root (line 3))
+//	  envelope recipient: alice@example.com via smarthost "mail" (alias /etc/aliases: root (line 3))
 //	  envelope sender:    robot@example.com via smarthost "mail" (sender_map /etc/relay/senders:1 root)
 //	  From:               root on server1 <robot@example.com> (from_header = "rewrite", …)
 func WriteReport(w io.Writer, rep Report) {
@@ -77,15 +95,23 @@ func WriteReport(w io.Writer, rep Report) {
 		if i > 0 {
 			label = "                      "
 		}
+		via := ""
+		switch {
+		case i >= len(rep.Routes):
+		case rep.Routes[i] != "":
+			via = fmt.Sprintf(" via smarthost %q", rep.Routes[i])
+		default:
+			via = " (no smarthost serves this recipient: its mail would wait in the queue)"
+		}
 		switch {
 		case x.Undeliverable != "":
 			fmt.Fprintf(w, "%sundeliverable: %s\n", label, x.Undeliverable)
 		case x.Rule != "":
-			fmt.Fprintf(w, "%s%s (%s)\n", label, x.Address, x.Rule)
+			fmt.Fprintf(w, "%s%s%s (%s)\n", label, x.Address, via, x.Rule)
 		case !strings.EqualFold(x.Address, rep.Input):
-			fmt.Fprintf(w, "%s%s (qualified with the mail domain)\n", label, x.Address)
+			fmt.Fprintf(w, "%s%s%s (qualified with the mail domain)\n", label, x.Address, via)
 		default:
-			fmt.Fprintf(w, "%s%s (unchanged)\n", label, x.Address)
+			fmt.Fprintf(w, "%s%s%s (unchanged)\n", label, x.Address, via)
 		}
 	}
 	why := "unchanged"

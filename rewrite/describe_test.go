@@ -21,11 +21,11 @@ func TestDescribe(t *testing.T) {
 	}
 	al, sm := r.Files().Aliases.File, r.Files().Senders.File
 	want := `root
-  envelope recipient: alice@example.com (alias ` + al + `: root (line 1) -> admin (line 2))
+  envelope recipient: alice@example.com via smarthost "yandex" (alias ` + al + `: root (line 1) -> admin (line 2))
   envelope sender:    robot@example.com via smarthost "yandex" (sender_map ` + sm + `:1 @server1.example.com; preset yandex: envelope sender = login of smarthost "yandex")
   From:               root on server1 <robot@example.com> (from_header = "rewrite", the old From kept in X-Original-From)
 app@shop.example
-  envelope recipient: app@shop.example (unchanged)
+  envelope recipient: app@shop.example via smarthost "shop" (unchanged)
   envelope sender:    app@shop.example via smarthost "shop" (unchanged)
   From:               app@shop.example (unchanged)
 pipe
@@ -45,5 +45,36 @@ pipe
 	WriteReport(&b, r.Describe("root"))
 	if !strings.Contains(b.String(), "no smarthost serves this sender") {
 		t.Errorf("no route:\n%s", b.String())
+	}
+}
+
+// TestDescribe_RouteOfEachRecipient: with routing by recipient, each
+// recipient of an alias shows its own smarthost; one that none serves
+// says so.
+func TestDescribe_RouteOfEachRecipient(t *testing.T) {
+	r := rulesWith(t, "ops: a@corp.example.com, b@example.net, c@lab.example.org\n", "", "")
+	r.Config.Smarthosts = []config.Smarthost{
+		{Name: "corp", Recipients: []string{"@corp.example.com", "@.corp.example.com"}},
+		{Name: "lab", Recipients: []string{"@lab.example.org"}, Senders: []string{"@lab.example.org"}},
+		{Name: "provider"},
+	}
+	var b strings.Builder
+	WriteReport(&b, r.Describe("ops"))
+	for _, want := range []string{
+		"  envelope recipient: a@corp.example.com via smarthost \"corp\" (alias ",
+		"                      b@example.net via smarthost \"provider\" (alias ",
+		// lab's senders do not allow ops: the sender's route.
+		"                      c@lab.example.org via smarthost \"provider\" (alias ",
+		"  envelope sender:    ops@server1.example.com via smarthost \"provider\" (qualified with the mail domain)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, b.String())
+		}
+	}
+	r.Config.Smarthosts = r.Config.Smarthosts[:2]
+	b.Reset()
+	WriteReport(&b, r.Describe("ops"))
+	if want := "                      b@example.net (no smarthost serves this recipient: its mail would wait in the queue) (alias "; !strings.Contains(b.String(), want) {
+		t.Errorf("missing %q in:\n%s", want, b.String())
 	}
 }

@@ -4,15 +4,26 @@
 // `relay check` (package rewrite) need, kept apart so that intake never
 // imports the SMTP client to answer "where would this go?".
 //
-// # Which smarthosts: Route
+// # Which smarthosts: Route, then Recipient
 //
 // The sender map (package rewrite) runs first and gives the sender that
-// routing looks at. [Route] then returns the [[smarthost]] tables whose
-// senders patterns match it, in configuration order, or, when none
-// matches, the tables without senders (the catch-all ones). A table whose
-// patterns do not match is never used for that sender: its account may
-// not send as it. An empty result is a fault of the configuration, never a
-// bounce: the mail waits. Delivery fails over down the returned list.
+// routing looks at. [Route], the sender's route, returns the
+// [[smarthost]] tables without recipients whose senders patterns match
+// it, in configuration order, or, when none matches, those without
+// senders (the catch-all ones). A table whose patterns do not match is
+// never used for that sender: its account may not send as it.
+//
+// [Recipient], the recipient's route, comes next: the tables whose
+// recipients patterns match the recipient and whose senders allow the
+// sender (those naming the sender first and alone), or, when no
+// recipients pattern matches, the sender's route. A recipients table thus
+// wins over the sender's route, as Postfix's transport_maps win over
+// sender_dependent_relayhost_maps. Delivery splits a message whose
+// recipients get different lists into one transaction per list (package
+// relay, split.go). [Pinned] is the one table sendmail -a named.
+//
+// An empty result is a fault of the configuration, never a bounce: the
+// mail waits. Delivery fails over down the returned list.
 //
 // # Which envelope sender: OutgoingSender
 //

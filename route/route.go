@@ -7,7 +7,9 @@ import (
 )
 
 // Route returns the smarthosts to try, in order, for mail from the
-// envelope sender sender (the address after the sender map, SPEC §5).
+// envelope sender sender (the address after the sender map, SPEC §5), to
+// a recipient that no smarthost's recipients patterns name: the sender's
+// route.
 //
 // The rule, like msmtp's accounts and Postfix's
 // sender_dependent_relayhost_maps:
@@ -17,20 +19,25 @@ import (
 //   - when none matches, the smarthosts without senders, in configuration
 //     order (the catch-all ones);
 //   - a smarthost with senders that do not match is never used for this
-//     sender: its account may not send as it.
+//     sender: its account may not send as it;
+//   - a smarthost with recipients carries only the recipients they name
+//     (see [Recipient]), so it is left out here, and its senders give no
+//     sender a route of its own for other recipients.
 //
 // Failover goes down the returned list. An empty list means that no
 // smarthost serves this sender: the mail waits in the queue (a fault of the
 // configuration, never a bounce).
 //
-// Patterns: "*" (any sender, the null sender too), "*@domain" or "@domain"
-// (that domain exactly, not its subdomains), "local@domain" (that address).
-// Matching ignores case.
+// Patterns: "*" (any address, the null sender too), "*@domain" or
+// "@domain" (that domain exactly), "@.domain" (every subdomain of domain,
+// not domain itself), "local@domain" (that address). Matching ignores case.
 func Route(cfg *config.Config, sender string) []*config.Smarthost {
 	var matched, open []*config.Smarthost
 	for i := range cfg.Smarthosts {
 		sh := &cfg.Smarthosts[i]
 		switch {
+		case len(sh.Recipients) > 0:
+			// Carries only the recipients it names (Recipient).
 		case len(sh.Senders) == 0:
 			open = append(open, sh)
 		case SenderMatches(sh.Senders, sender):
@@ -43,32 +50,105 @@ func Route(cfg *config.Config, sender string) []*config.Smarthost {
 	return open
 }
 
+// Recipient returns the smarthosts to try, in order, for the recipient
+// rcpt of mail from sender (after the sender map): the recipient's step
+// of SPEC §5, after the sender's.
+//
+//   - The smarthosts whose recipients patterns match rcpt and whose
+//     senders allow the sender (senders match it, or there are none) carry
+//     it; of those, the ones whose senders name the sender come first and
+//     alone, as in [Route]. A recipients table thus wins over the sender's
+//     own route, as Postfix's transport_maps win over
+//     sender_dependent_relayhost_maps: mail for the company's own domain
+//     goes to the internal relay whoever sends it.
+//   - When no recipients pattern matches, the sender's route ([Route]):
+//     the tables without recipients.
+//   - A table whose recipients do not match never carries rcpt; one whose
+//     senders do not match never carries mail from sender. Both must
+//     allow a message for a table to carry it.
+//
+// An empty list: no smarthost serves this recipient for this sender; it
+// waits (a fault of the configuration, never a bounce).
+func Recipient(cfg *config.Config, sender, rcpt string) []*config.Smarthost {
+	var own, open []*config.Smarthost
+	for i := range cfg.Smarthosts {
+		sh := &cfg.Smarthosts[i]
+		if len(sh.Recipients) == 0 || !AddressMatches(sh.Recipients, rcpt) {
+			continue
+		}
+		switch {
+		case len(sh.Senders) == 0:
+			open = append(open, sh)
+		case SenderMatches(sh.Senders, sender):
+			own = append(own, sh)
+		}
+	}
+	switch {
+	case len(own) > 0:
+		return own
+	case len(open) > 0:
+		return open
+	}
+	return Route(cfg, sender)
+}
+
+// Pinned returns the smarthost a submission named (sendmail -a NAME) as
+// the only one to try, for every recipient: nil when no table has that
+// name, or when its senders do not allow sender (its account may not send
+// as it). Its recipients patterns are not looked at: the caller chose the
+// account, as with msmtp's -a.
+func Pinned(cfg *config.Config, name, sender string) *config.Smarthost {
+	for i := range cfg.Smarthosts {
+		sh := &cfg.Smarthosts[i]
+		if sh.Name != name {
+			continue
+		}
+		if len(sh.Senders) > 0 && !SenderMatches(sh.Senders, sender) {
+			return nil
+		}
+		return sh
+	}
+	return nil
+}
+
 // SenderMatches reports whether sender matches one of the senders patterns
 // (see [Route]).
 func SenderMatches(patterns []string, sender string) bool {
+	return AddressMatches(patterns, sender)
+}
+
+// AddressMatches reports whether addr matches one of the patterns of
+// senders or recipients (see [Route] for their syntax). "" (the null
+// sender) matches only "*".
+func AddressMatches(patterns []string, addr string) bool {
 	for _, p := range patterns {
-		if senderMatch(p, sender) {
+		if match(p, addr) {
 			return true
 		}
 	}
 	return false
 }
 
-func senderMatch(pattern, sender string) bool {
+func match(pattern, addr string) bool {
 	if pattern == "*" {
 		return true
 	}
-	if sender == "" {
+	if addr == "" {
 		return false
 	}
 	if dom, ok := strings.CutPrefix(pattern, "*@"); ok {
 		pattern = "@" + dom
 	}
-	if strings.HasPrefix(pattern, "@") {
-		at := strings.LastIndexByte(sender, '@')
-		return at >= 0 && strings.EqualFold(sender[at:], pattern)
+	at := strings.LastIndexByte(addr, '@')
+	if parent, ok := strings.CutPrefix(pattern, "@."); ok {
+		// Every subdomain of parent: "x.parent", "y.x.parent".
+		return at >= 0 && len(addr)-at-1 > len(parent)+1 &&
+			strings.EqualFold(addr[len(addr)-len(parent)-1:], "."+parent)
 	}
-	return strings.EqualFold(sender, pattern)
+	if strings.HasPrefix(pattern, "@") {
+		return at >= 0 && strings.EqualFold(addr[at:], pattern)
+	}
+	return strings.EqualFold(addr, pattern)
 }
 
 // OutgoingSender returns the envelope sender that goes out through sh for

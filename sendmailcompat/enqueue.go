@@ -28,8 +28,11 @@ var addressFields = []string{
 //     and sender_login_map for a local user;
 //  2. the recipients given, qualified; min_free_space;
 //  3. the header, read up to the empty line; the bare names in address
-//     fields qualified; with -t the recipients of To, Cc and Bcc (or of
-//     the Resent- fields) added; duplicates dropped;
+//     fields qualified; without -f, with --read-envelope-from or with -t
+//     and envelope_from_header, the envelope sender taken from From (and
+//     checked against sender_login_map as a -f would be); -a's smarthost
+//     checked; with -t the recipients of To, Cc and Bcc (or of the
+//     Resent- fields) added; duplicates dropped;
 //  4. aliases expanded (Rewrite), a recipient with nowhere to go kept as
 //     failed;
 //  5. a draft made; Bcc and Return-Path removed, From, Date, Message-ID
@@ -79,6 +82,17 @@ func (s *Submitter) Enqueue(m Submission, in io.Reader) (Receipt, error) {
 	if err := sendableHeader(h); err != nil {
 		return Receipt{}, err
 	}
+	if s.senderFromHeader(&m) {
+		if from, ok := headerSender(h); ok {
+			sender = from
+			if err := s.allowSender(&Submission{SenderSet: true}, sender); err != nil {
+				return Receipt{}, err
+			}
+		}
+	}
+	if err := s.checkPinned(m.Smarthost, sender); err != nil {
+		return Receipt{}, err
+	}
 	if m.Extract {
 		hrcpts, err := headerRecipients(h)
 		if err != nil {
@@ -115,6 +129,7 @@ func (s *Submitter) Enqueue(m Submission, in io.Reader) (Receipt, error) {
 		DSN:         spool.DSN{Notify: m.Notify, Ret: m.Ret, EnvID: m.EnvID},
 		Body:        m.Body,
 		MessageID:   msgID,
+		Smarthost:   m.Smarthost,
 	}
 	if err := d.WriteEnvelope(env); err != nil {
 		return Receipt{}, sysexits.Wrap(spoolCode(err), err)

@@ -52,6 +52,7 @@ var flags = map[byte]argKind{
 	'V': requiredArg, 'B': requiredArg, 'C': requiredArg, 'b': requiredArg, 'o': requiredArg,
 	'O': requiredArg, 'h': requiredArg, 'L': requiredArg, 'X': requiredArg, 'e': requiredArg, // -O -h -L -X -e ignored
 	'A': requiredArg,
+	'a': requiredArg, // msmtp's -a ACCOUNT: the smarthost
 	'q': optionalArg,
 }
 
@@ -137,6 +138,12 @@ func (o *Options) long(a string, args []string, i *int) error {
 			}
 			o.Wait = d
 		}
+	case "read-envelope-from":
+		// msmtp's: the envelope sender from the From header.
+		if hasVal {
+			return usageErr("--read-envelope-from takes no value")
+		}
+		o.ReadEnvelopeFrom = true
 	case "config":
 		if !hasVal {
 			if *i+1 >= len(args) {
@@ -205,6 +212,11 @@ func (o *Options) flag(c byte, val string) error {
 		if val == "i" {
 			o.IgnoreDots = true
 		}
+	case 'a':
+		if val == "" || strings.ContainsAny(val, " \t\r\n\x00") {
+			return usageErr("-a %q: name a [[smarthost]]", val)
+		}
+		o.Smarthost = val
 	case 'A':
 		if val != "c" && val != "m" {
 			return usageErr("-A%s: use -Ac or -Am", val)

@@ -134,6 +134,7 @@ func (p *Pickup) take(name string) (string, error) {
 		Body:        d.Env.Body,
 		MessageID:   d.Env.MessageID,
 		Drop:        &d.Origin,
+		Smarthost:   d.Env.Smarthost,
 	}
 	for _, r := range d.Env.Recipients {
 		env.Recipients = append(env.Recipients, spool.Recipient{Address: r.Address, Original: r.Original, Status: spool.Pending})

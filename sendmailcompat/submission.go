@@ -27,6 +27,13 @@ type Submission struct {
 	// list (or one RCPT TO path).
 	Recipients []string
 	Extract    bool // -t: recipients from the header as well
+	// ReadEnvelopeFrom (--read-envelope-from): without -f, the envelope
+	// sender is the From header's address (Submitter.EnvelopeFromHeader
+	// does the same for every -t submission).
+	ReadEnvelopeFrom bool
+	// Smarthost (-a NAME, msmtp's account) names the [[smarthost]] that
+	// carries every recipient; "" routes as usual.
+	Smarthost  string
 	IgnoreDots bool // -i, -oi: a lone dot does not end the input
 	// The DSN options (RFC 3461): -N, -R, -V on the command line; NOTIFY,
 	// RET, ENVID in SMTP. Body is -B or BODY: 7BIT or 8BITMIME.

@@ -39,6 +39,9 @@ type Submitter struct {
 	Log *maillog.Logger
 	// Rewrite expands aliases and enforces sender_login_map (nil: none).
 	Rewrite *rewrite.Rules
+	// EnvelopeFromHeader (envelope_from_header): a -t submission without
+	// -f takes its envelope sender from the From header.
+	EnvelopeFromHeader bool
 }
 
 // NewSubmitter is the one place a Submitter is assembled from the
@@ -54,6 +57,8 @@ func NewSubmitter(cfg *config.Config) *Submitter {
 		HeaderSizeLimit: int64(cfg.HeaderSizeLimit),
 		MinFreeSpace:    int64(cfg.MinFreeSpace),
 		Now:             time.Now,
+
+		EnvelopeFromHeader: cfg.EnvelopeFromHeader,
 	}
 	s.Hostname, _ = os.Hostname()
 	s.User, s.Gecos = LookupUser(s.UID)

@@ -49,6 +49,9 @@ type Envelope struct {
 	// install): a pickup that finds that file still there after a crash
 	// removes it instead of queueing it again (see QueuedDrops).
 	Drop *DropOrigin `json:"drop,omitempty"`
+	// Smarthost is the [[smarthost]] the submitter named (sendmail -a
+	// NAME): every recipient goes through it alone; "" routes as usual.
+	Smarthost string `json:"smarthost,omitempty"`
 }
 
 // RateWait is a message held back by the rate limit of a smarthost.
