@@ -144,6 +144,16 @@ type HeaderRule struct {
 type Daemon struct {
 	Listen         []string `toml:"listen"`          // host:port to accept SMTP on
 	ListenNetworks []string `toml:"listen_networks"` // extra client networks (CIDR)
+	// ListenTLS offers STARTTLS: "self-signed" (made and kept in the
+	// spool) or the path of a certificate file, whose key is
+	// ListenTLSKey; "" offers none.
+	ListenTLS    string `toml:"listen_tls"`
+	ListenTLSKey string `toml:"listen_tls_key"`
+	// ListenUsers is the file of users who may AUTH (after STARTTLS).
+	ListenUsers string `toml:"listen_users"`
+	// ListenAuthNetworks are client networks served only once they have
+	// authenticated (CIDR).
+	ListenAuthNetworks []string `toml:"listen_auth_networks"`
 	User           string   `toml:"user"`            // default "relay"
 	// DetachedDelivery: without a running daemon, sendmail starts a
 	// delivery pass in a detached process (default true).

@@ -193,6 +193,7 @@ func (v *validator) daemon() {
 			v.errorf(indexKey("daemon.listen_networks", i+1), `%q is not a network in CIDR form, e.g. "172.17.0.0/16" or "192.0.2.7/32"`, n)
 		}
 	}
+	v.listenAuth()
 	if d.User == "" {
 		v.errorf("daemon.user", "must not be empty")
 	}
@@ -560,4 +561,38 @@ func MaskProxy(s string) string {
 		return s
 	}
 	return scheme + "://" + user + ":xxx" + rest[at:]
+}
+
+// listenAuth checks the listener's TLS and AUTH keys: each needs the one
+// before it (listen_auth_networks needs listen_users, which needs
+// listen_tls: a password never crosses the network in clear).
+func (v *validator) listenAuth() {
+	d := &v.c.Daemon
+	switch {
+	case d.ListenTLS == "" || d.ListenTLS == "self-signed":
+		if d.ListenTLSKey != "" {
+			v.errorf("daemon.listen_tls_key", `has no use without a certificate file in listen_tls`)
+		}
+	case !filepath.IsAbs(d.ListenTLS):
+		v.errorf("daemon.listen_tls", `must be "self-signed" or the absolute path of a certificate (PEM), not %q`, d.ListenTLS)
+	case d.ListenTLSKey == "":
+		v.errorf("daemon.listen_tls", "names a certificate: its key goes in listen_tls_key")
+	default:
+		v.absPath("daemon.listen_tls_key", d.ListenTLSKey)
+	}
+	v.absPath("daemon.listen_users", d.ListenUsers)
+	if v.has("daemon.listen_users") && d.ListenUsers == "" {
+		v.errorf("daemon.listen_users", "must not be empty")
+	}
+	if d.ListenUsers != "" && d.ListenTLS == "" {
+		v.errorf("daemon.listen_users", `needs listen_tls: AUTH is offered only after STARTTLS (listen_tls = "self-signed" will do)`)
+	}
+	for i, n := range d.ListenAuthNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			v.errorf(indexKey("daemon.listen_auth_networks", i+1), `%q is not a network in CIDR form, e.g. "203.0.113.0/24" or "0.0.0.0/0"`, n)
+		}
+	}
+	if len(d.ListenAuthNetworks) > 0 && d.ListenUsers == "" {
+		v.errorf("daemon.listen_auth_networks", "needs listen_users: its clients are served only once they have authenticated")
+	}
 }
