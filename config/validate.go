@@ -581,9 +581,6 @@ func (v *validator) listenAuth() {
 		v.absPath("daemon.listen_tls_key", d.ListenTLSKey)
 	}
 	v.absPath("daemon.listen_users", d.ListenUsers)
-	if v.has("daemon.listen_users") && d.ListenUsers == "" {
-		v.errorf("daemon.listen_users", "must not be empty")
-	}
 	if d.ListenUsers != "" && d.ListenTLS == "" {
 		v.errorf("daemon.listen_users", `needs listen_tls: AUTH is offered only after STARTTLS (listen_tls = "self-signed" will do)`)
 	}

@@ -89,7 +89,7 @@ func TLSConfig(files *CertFiles, sp *spool.Spool, host string, log *maillog.Logg
 		return cfg, nil
 	}
 	files.log = log
-	logCert(log, "listen_tls", files.cert, files.pair.Leaf, "loaded")
+	logCert(log, "file", files.cert, files.pair.Leaf, "loaded")
 	cfg.GetCertificate = files.get
 	return cfg, nil
 }
@@ -107,7 +107,7 @@ func selfSigned(sp *spool.Spool, host string, now time.Time, log *maillog.Logger
 		case now.Add(selfSignedRenew).After(pair.Leaf.NotAfter):
 			status = "replaced (the kept one expires " + pair.Leaf.NotAfter.Format(time.DateOnly) + ")"
 		default:
-			logCert(log, "listen_tls", SelfSigned+" "+path, pair.Leaf, "loaded")
+			logCert(log, SelfSigned, path, pair.Leaf, "loaded")
 			return pair, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -124,7 +124,7 @@ func selfSigned(sp *spool.Spool, host string, now time.Time, log *maillog.Logger
 	if err != nil {
 		return tls.Certificate{}, sysexits.Wrap(sysexits.Software, err)
 	}
-	logCert(log, "listen_tls", SelfSigned+" "+path, pair.Leaf, status)
+	logCert(log, SelfSigned, path, pair.Leaf, status)
 	return pair, nil
 }
 
@@ -183,8 +183,8 @@ func Fingerprint(c *x509.Certificate) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-func logCert(log *maillog.Logger, key, what string, c *x509.Certificate, status string) {
-	log.Info(key, what, "subject", c.Subject.CommonName, "not_after", c.NotAfter.UTC().Format(time.RFC3339),
+func logCert(log *maillog.Logger, setting, file string, c *x509.Certificate, status string) {
+	log.Info("listen_tls", setting, "file", file, "subject", c.Subject.CommonName, "not_after", c.NotAfter.UTC().Format(time.RFC3339),
 		"fingerprint", Fingerprint(c), "status", status)
 }
 
@@ -222,7 +222,7 @@ func (cf *CertFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		if err := cf.load(); err != nil {
 			cf.log.Error("listen_tls", cf.cert, "status", "error", "reason", "the changed certificate does not load, the old one is served: "+oneLine(err.Error()))
 		} else {
-			logCert(cf.log, "listen_tls", cf.cert, cf.pair.Leaf, "reloaded")
+			logCert(cf.log, "file", cf.cert, cf.pair.Leaf, "reloaded")
 		}
 	}
 	return cf.pair, nil

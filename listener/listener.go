@@ -10,9 +10,18 @@
 //     "554 5.7.1" (so that a developer whose container is not listed reads
 //     why instead of a bare reset) and disconnected, with one warning line
 //     in the log naming the address (at most one a minute per address, so a
-//     scan cannot fill the disk). relay is never an open relay: there is no
-//     AUTH, so the address is the only credential, exactly as Postfix's
-//     mynetworks.
+//     scan cannot fill the disk). relay is never an open relay: without
+//     listen_users the address is the only credential, exactly as
+//     Postfix's mynetworks. With it (and listen_tls, which it needs),
+//     clients of listen_auth_networks are admitted too, but may not say
+//     MAIL before STARTTLS and AUTH (smtpd's AuthRequired); an address of
+//     those networks with ClientAuthFailures failed AUTHs within
+//     AuthFailureWindow (10 in 10 minutes) is answered "421 4.7.0" at
+//     connect until the window ends. Loopback and listen_networks are
+//     never blocked (they need no AUTH). The users file (users.go), the
+//     hashes (bcrypt, sha512crypt.go), `relay listener passwd`
+//     (passwd.go) and the certificate (cert.go) are explained where they
+//     are written.
 //  2. How many. At most MaxConnections sessions at once (default 100, as
 //     Postfix's default_process_limit): beyond that the listener stops
 //     accepting and new clients wait in the kernel's backlog, as they wait
