@@ -154,7 +154,7 @@ type Daemon struct {
 	// ListenAuthNetworks are client networks served only once they have
 	// authenticated (CIDR).
 	ListenAuthNetworks []string `toml:"listen_auth_networks"`
-	User           string   `toml:"user"`            // default "relay"
+	User               string   `toml:"user"` // default "relay"
 	// DetachedDelivery: without a running daemon, sendmail starts a
 	// delivery pass in a detached process (default true).
 	DetachedDelivery bool `toml:"detached_delivery"`
