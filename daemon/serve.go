@@ -88,7 +88,7 @@ func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns 
 	s.Gecos = ""
 	o := listener.Options{Submitter: s, Networks: nets, Log: log, Users: sec.users, AuthNetworks: authNets}
 	if cfg.Daemon.ListenTLS != "" {
-		if o.TLS, err = listener.TLSConfig(sec.certs, sp, s.Hostname, log); err != nil {
+		if o.TLS, err = listener.TLSConfig(sec.certs, sp, s.Hostname, cfg.Daemon.Listen, log); err != nil {
 			return nil, err
 		}
 	}

@@ -253,7 +253,7 @@ func TestTLSConfig_SelfSigned(t *testing.T) {
 	if _, _, err := sp.ListenerCertificate(); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a new spool has a certificate: %v", err)
 	}
-	cfg, err := TLSConfig(nil, sp, "mail.example.com", lg)
+	cfg, err := TLSConfig(nil, sp, "mail.example.com", []string{"127.0.0.1:25", "0.0.0.0:587", "[2001:db8::1]:25", "mx.example.com:25"}, lg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,8 +264,13 @@ func TestTLSConfig_SelfSigned(t *testing.T) {
 	if err := leaf.VerifyHostname("mail.example.com"); err != nil {
 		t.Error(err)
 	}
-	if err := leaf.VerifyHostname("127.0.0.1"); err != nil {
-		t.Error(err)
+	for _, n := range []string{"127.0.0.1", "::1", "localhost", "2001:db8::1", "mx.example.com"} {
+		if err := leaf.VerifyHostname(n); err != nil {
+			t.Error(err)
+		}
+	}
+	if leaf.VerifyHostname("0.0.0.0") == nil {
+		t.Error("the certificate names the wildcard address")
 	}
 	data, path, err := sp.ListenerCertificate()
 	if err != nil {
@@ -287,7 +292,7 @@ func TestTLSConfig_SelfSigned(t *testing.T) {
 		t.Errorf("the certificate does not verify against itself: %v", err)
 	}
 
-	cfg2, err := TLSConfig(nil, sp, "mail.example.com", lg)
+	cfg2, err := TLSConfig(nil, sp, "mail.example.com", []string{"127.0.0.1:25", "0.0.0.0:587", "[2001:db8::1]:25", "mx.example.com:25"}, lg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,15 +304,23 @@ func TestTLSConfig_SelfSigned(t *testing.T) {
 		t.Error("the kept file changed")
 	}
 
+	// listen gained an address: replaced, and says why.
+	if _, err := TLSConfig(nil, sp, "mail.example.com", []string{"192.0.2.25:25"}, lg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), `status="replaced (the kept one does not name 192.0.2.25, an address of listen)"`) {
+		t.Errorf("a certificate without a new listen address was kept:\n%s", log.String())
+	}
+
 	// Nearly expired: replaced.
-	old, err := makeSelfSigned("mail.example.com", time.Now().Add(-selfSignedLifetime+10*24*time.Hour))
+	old, err := makeSelfSigned("mail.example.com", []string{"2001:db8::1", "mx.example.com"}, time.Now().Add(-selfSignedLifetime+10*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sp.SetListenerCertificate(old); err != nil {
 		t.Fatal(err)
 	}
-	cfg3, err := TLSConfig(nil, sp, "mail.example.com", lg)
+	cfg3, err := TLSConfig(nil, sp, "mail.example.com", []string{"127.0.0.1:25", "0.0.0.0:587", "[2001:db8::1]:25", "mx.example.com:25"}, lg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +350,7 @@ func TestTLSConfig_FilesReloaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log testsmtp.LockedBuffer
-	cfg, err := TLSConfig(files, nil, "", maillog.New(&log))
+	cfg, err := TLSConfig(files, nil, "", nil, maillog.New(&log))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,11 +28,13 @@ import (
 //
 //   - "self-signed": made by the daemon at its first start with the key
 //     and kept in the spool (tls/listener.pem, 0600, see package spool):
-//     an ECDSA P-256 key, the host name, localhost, 127.0.0.1 and ::1 as
-//     names, valid for ten years (as Debian's ssl-cert "snakeoil"). Its
+//     an ECDSA P-256 key, the host name, localhost, 127.0.0.1, ::1 and the
+//     addresses of [daemon] listen (ListenNames) as names, valid for ten
+//     years (as Debian's ssl-cert "snakeoil"). Its
 //     SHA-256 fingerprint is logged at every start, for clients that pin
-//     it. One that has expired, or will within 30 days, or cannot be read
-//     is replaced by a new one (logged with its new fingerprint).
+//     it. One that has expired, or will within 30 days, or cannot be read,
+//     or does not name an address listen has gained, is replaced by a new
+//     one (logged with its new fingerprint and why).
 //   - a file: listen_tls names the certificate (PEM, the chain after it)
 //     and listen_tls_key its key. Both are read at start (a bad pair stops
 //     the daemon) and again at the next handshake after either changes on
@@ -76,12 +79,13 @@ func LoadCertFiles(cert, key string) (*CertFiles, error) {
 
 // TLSConfig returns the STARTTLS configuration: files, when listen_tls
 // names them, else the self-signed certificate of the spool (made when
-// needed, for host). It logs the certificate's fingerprint. Errors are
+// needed, for host and the addresses the listener listens on, see
+// ListenNames). It logs the certificate's fingerprint. Errors are
 // *sysexits.Error.
-func TLSConfig(files *CertFiles, sp *spool.Spool, host string, log *maillog.Logger) (*tls.Config, error) {
+func TLSConfig(files *CertFiles, sp *spool.Spool, host string, listen []string, log *maillog.Logger) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if files == nil {
-		pair, err := selfSigned(sp, host, time.Now(), log)
+		pair, err := selfSigned(sp, host, ListenNames(listen), time.Now(), log)
 		if err != nil {
 			return nil, err
 		}
@@ -96,16 +100,25 @@ func TLSConfig(files *CertFiles, sp *spool.Spool, host string, log *maillog.Logg
 
 // selfSigned returns the spool's certificate, made anew when there is
 // none or it is (nearly) expired or unreadable.
-func selfSigned(sp *spool.Spool, host string, now time.Time, log *maillog.Logger) (tls.Certificate, error) {
+func selfSigned(sp *spool.Spool, host string, extra []string, now time.Time, log *maillog.Logger) (tls.Certificate, error) {
 	data, path, err := sp.ListenerCertificate()
 	status := "generated"
 	if err == nil {
 		pair, perr := tls.X509KeyPair(data, data)
+		missing := ""
+		for _, n := range extra {
+			if perr == nil && pair.Leaf.VerifyHostname(n) != nil {
+				missing = n
+				break
+			}
+		}
 		switch {
 		case perr != nil:
 			status = "replaced (the kept one cannot be read: " + perr.Error() + ")"
 		case now.Add(selfSignedRenew).After(pair.Leaf.NotAfter):
 			status = "replaced (the kept one expires " + pair.Leaf.NotAfter.Format(time.DateOnly) + ")"
+		case missing != "":
+			status = "replaced (the kept one does not name " + missing + ", an address of listen)"
 		default:
 			logCert(log, SelfSigned, path, pair.Leaf, "loaded")
 			return pair, nil
@@ -113,7 +126,7 @@ func selfSigned(sp *spool.Spool, host string, now time.Time, log *maillog.Logger
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return tls.Certificate{}, sysexits.New(sysexits.CantCreat, "listen_tls: %s: %v", path, err)
 	}
-	data, err = makeSelfSigned(host, now)
+	data, err = makeSelfSigned(host, extra, now)
 	if err != nil {
 		return tls.Certificate{}, sysexits.Wrap(sysexits.Software, err)
 	}
@@ -128,9 +141,30 @@ func selfSigned(sp *spool.Spool, host string, now time.Time, log *maillog.Logger
 	return pair, nil
 }
 
+// ListenNames are the hosts of the listen addresses a self-signed
+// certificate names besides the host name and loopback, so that a client
+// that connects to one of them can verify it: every address but the
+// wildcards (0.0.0.0, ::, which stand for addresses relay cannot know).
+func ListenNames(listen []string) []string {
+	var out []string
+	for _, a := range listen {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil || h == "" || h == "localhost" {
+			continue
+		}
+		if ip := net.ParseIP(h); ip != nil && (ip.IsUnspecified() || ip.IsLoopback()) {
+			continue
+		}
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // makeSelfSigned makes the key and the certificate, PEM, one after the
 // other.
-func makeSelfSigned(host string, now time.Time) ([]byte, error) {
+func makeSelfSigned(host string, extra []string, now time.Time) ([]byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -148,6 +182,14 @@ func makeSelfSigned(host string, now time.Time) ([]byte, error) {
 	if host != "" && host != "localhost" {
 		names = []string{host, "localhost"}
 	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	for _, n := range extra {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"relay (self-signed)"}},
@@ -163,7 +205,7 @@ func makeSelfSigned(host string, now time.Time) ([]byte, error) {
 		SubjectKeyId:          ski[:20],
 		AuthorityKeyId:        ski[:20],
 		DNSNames:              names,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		IPAddresses:           ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
