@@ -86,7 +86,8 @@ type Config struct {
 // and TLSFingerprint lowercase hex without colons or "sha256:".
 type Smarthost struct {
 	Name            string    `toml:"name"`
-	Preset          string    `toml:"preset"` // yandex, mailru, gmail, outlook, rambler
+	Preset          string    `toml:"preset"` // see Presets
+	Region          string    `toml:"region"` // the provider's region, for preset = "ses"
 	Host            string    `toml:"host"`
 	Port            int       `toml:"port"`
 	TLS             string    `toml:"tls"` // "implicit", "starttls" or "none"

@@ -215,8 +215,26 @@ func (v *validator) smarthosts() {
 		if sh.Preset != "" {
 			if pr, ok := Presets[sh.Preset]; ok {
 				preset = &pr
-				if sh.Host == "" {
+				if pr.RegionHost {
+					switch {
+					case sh.Host != "": // written in the table (a VPC endpoint)
+					case sh.Region == "":
+						v.errorf(k("preset"), "preset %s needs region, e.g. region = \"eu-west-1\" (the region of your SES account)", sh.Preset)
+						v.bad[p] = true // not "no host" as well
+					case !isAWSRegion(sh.Region):
+						v.errorf(k("region"), "%q is not a region, e.g. \"us-east-1\" or \"eu-central-1\"", sh.Region)
+						v.bad[p] = true
+					default:
+						sh.Host = fmt.Sprintf(pr.Host, sh.Region)
+					}
+				} else if sh.Region != "" {
+					v.errorf(k("region"), "has no use with preset %s", sh.Preset)
+				}
+				if sh.Host == "" && !pr.RegionHost {
 					sh.Host = pr.Host
+				}
+				if sh.Username == "" && pr.Username != "" && !v.has(k("username")) {
+					sh.Username = pr.Username
 				}
 				if !v.has(k("rate_limit")) {
 					sh.RateLimit = pr.RateLimit
@@ -224,6 +242,8 @@ func (v *validator) smarthosts() {
 			} else {
 				v.errorf(k("preset"), "unknown preset %q: use %s", sh.Preset, strings.Join(presetNames, ", "))
 			}
+		} else if sh.Region != "" {
+			v.errorf(k("region"), "has no use without a preset that has regions (ses)")
 		}
 		tlsOK := sh.TLS == "" || v.oneOf(k("tls"), sh.TLS, tlsModes)
 		portSet := v.has(k("port"))
@@ -592,4 +612,25 @@ func (v *validator) listenAuth() {
 	if len(d.ListenAuthNetworks) > 0 && d.ListenUsers == "" {
 		v.errorf("daemon.listen_auth_networks", "needs listen_users: its clients are served only once they have authenticated")
 	}
+}
+
+// isAWSRegion accepts an AWS region name: us-east-1, eu-central-2,
+// us-gov-west-1, ap-southeast-4.
+func isAWSRegion(r string) bool {
+	parts := strings.Split(r, "-")
+	if len(parts) < 3 || len(parts) > 4 {
+		return false
+	}
+	for i, p := range parts {
+		if p == "" {
+			return false
+		}
+		for _, c := range p {
+			last := i == len(parts)-1
+			if last && (c < '0' || c > '9') || !last && (c < 'a' || c > 'z') {
+				return false
+			}
+		}
+	}
+	return true
 }
