@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -39,5 +41,32 @@ listen_auth_networks = ["0.0.0.0/0", "2001:db8::/32"]
 		if !strings.HasPrefix(got, want) {
 			t.Errorf("%q:\n%s\nwant it to start %s", text, got, want)
 		}
+	}
+}
+
+// relay check about the listener's files.
+func TestCheck_ListenerFiles(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	c, path, err := load(t, "[daemon]\nlisten = [\"127.0.0.1:25\"]\nlisten_tls = \"self-signed\"\nlisten_users = \""+users+"\"\n", 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.Check() {
+		got = append(got, strings.ReplaceAll(p.String(), path, "FILE"))
+	}
+	if want := "FILE:4: daemon.listen_users: cannot read " + users + ": no such file or directory: the daemon will not start (relay listener passwd NAME makes it)"; !slices.Contains(got, want) {
+		t.Errorf("Check: %q, want %q", got, want)
+	}
+	if err := os.WriteFile(users, []byte("a:$2a$10$x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, p := range c.Check() {
+		got = append(got, strings.ReplaceAll(p.String(), path, "FILE"))
+	}
+	if want := "FILE:4: warning: daemon.listen_users: " + users + " is readable by everyone (mode 0644): chmod o-r " + users; !slices.Contains(got, want) {
+		t.Errorf("Check: %q, want %q", got, want)
 	}
 }
