@@ -383,3 +383,31 @@ func TestTLSConfig_FilesReloaded(t *testing.T) {
 		t.Errorf("the broken renewal is logged at every handshake:\n%s", log.String())
 	}
 }
+
+// A stop ends a session that went over to TLS without writing the 421 in
+// clear into the TLS stream: the client reads a clean end.
+func TestServe_StopEndsTLSSession(t *testing.T) {
+	f := newFixture(t, authOptions(t))
+	nc, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	s := &session{t: t, conn: nc, r: bufio.NewReader(nc)}
+	s.reply()
+	s.cmd("EHLO a", 250)
+	s.startTLS()
+	s.cmd("EHLO a", 250)
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(s.r)
+	if len(b) != 0 {
+		t.Errorf("after the stop the TLS client read %q (%v), want nothing", b, err)
+	}
+	var ae tls.AlertError
+	if err != nil && !errors.As(err, &ae) && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "connection reset") {
+		t.Errorf("after the stop: %v, want a clean end of the connection", err)
+	}
+}

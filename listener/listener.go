@@ -593,9 +593,17 @@ type conn struct {
 	net.Conn
 	host string
 
-	mu       sync.Mutex
-	stopping bool
-	told     bool
+	mu        sync.Mutex
+	stopping  bool
+	told      bool
+	encrypted bool // after STARTTLS: a stop ends it without a 421 in clear
+}
+
+// StartingTLS is smtpd's notice that the session switches to TLS.
+func (c *conn) StartingTLS() {
+	c.mu.Lock()
+	c.encrypted = true
+	c.mu.Unlock()
 }
 
 func (c *conn) stop() {
@@ -637,13 +645,13 @@ func (c *conn) Read(p []byte) (int, error) {
 		return n, err
 	}
 	c.mu.Lock()
-	stopping, told := c.stopping, c.told
+	stopping, told, encrypted := c.stopping, c.told, c.encrypted
 	c.told = true
 	c.mu.Unlock()
 	if !stopping {
 		return n, err // the session's own idle timeout
 	}
-	if !told {
+	if !told && !encrypted {
 		// The session writes nothing while it waits for a read: its
 		// replies are flushed; this line comes after them.
 		io.WriteString(c.Conn, "421 4.3.2 "+c.host+" Service shutting down\r\n")

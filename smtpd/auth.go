@@ -69,6 +69,11 @@ func (c *session) startTLS(arg string) error {
 	// Whatever the client sent after STARTTLS in clear is dropped: the
 	// new reader starts at the handshake. A client that pipelined
 	// commands after STARTTLS is broken or an attacker's injection.
+	if n, ok := c.conn.(interface{ StartingTLS() }); ok {
+		// The listener's connection writes its own 421 at a stop: not
+		// into a TLS stream.
+		n.StartingTLS()
+	}
 	tc := tls.Server(c.conn, c.srv.TLS)
 	c.conn.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
 	err := tc.Handshake()
