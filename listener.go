@@ -94,14 +94,17 @@ func (c *cli) readPassword() (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
+// askNoEcho turns echo off before it prints the prompt (a password typed
+// ahead of the prompt is not shown either), reads a line and restores the
+// terminal.
 func askNoEcho(f *os.File, t *unix.Termios, prompt io.Writer, text string) (string, error) {
-	fmt.Fprint(prompt, text)
 	quiet := *t
 	quiet.Lflag &^= unix.ECHO
 	quiet.Lflag |= unix.ICANON
 	if err := unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &quiet); err != nil {
 		return "", sysexits.New(sysexits.IOErr, "listener passwd: terminal: %v", err)
 	}
+	fmt.Fprint(prompt, text)
 	line, err := bufio.NewReader(f).ReadString('\n')
 	unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
 	fmt.Fprintln(prompt)

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -76,5 +77,63 @@ func TestListenerPasswd(t *testing.T) {
 	r = testbin.Run(e.Cmd("relay", "listener", "--help"), "")
 	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "usage: relay listener passwd") {
 		t.Errorf("--help: %d %q", r.Code, r.Stdout)
+	}
+}
+
+// On a terminal the password is asked twice, without echo; two that
+// differ are refused. Python's pty module plays the terminal.
+func TestListenerPasswd_Terminal(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	e := testbin.NewEnv(t, "[daemon]\nlisten_tls = \"self-signed\"\nlisten_users = \"USERS\"\n")
+	users := filepath.Join(e.Dir, "users")
+	b, _ := os.ReadFile(e.Conf)
+	e.WriteConf(strings.Replace(string(b), "USERS", users, 1))
+	const script = `
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b''
+def read(want):
+    global out
+    deadline = time.time() + 20
+    while want not in out and time.time() < deadline:
+        try:
+            out += os.read(fd, 1000)
+        except OSError:
+            break
+read(b'Password: ')
+os.write(fd, sys.stdin.readline().encode())
+read(b'Again: ')
+os.write(fd, sys.stdin.readline().encode())
+while True:
+    try:
+        b = os.read(fd, 1000)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode())
+sys.exit(os.waitstatus_to_exitcode(status))
+`
+	run := func(name, first, second string) testbin.Result {
+		c := exec.Command(python, "-c", script, filepath.Join(testbin.Dir(t), "relay"), "-C", e.Conf, "listener", "passwd", name)
+		return testbin.Run(c, first+"\n"+second+"\n")
+	}
+	r := run("tty", "s3cret-on-tty", "s3cret-on-tty")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "user tty added") || strings.Contains(r.Stdout, "s3cret") {
+		t.Fatalf("terminal: exit %d, output %q (the password must not be echoed)", r.Code, r.Stdout)
+	}
+	r = run("tty2", "one", "two")
+	if r.Code != 65 || !strings.Contains(r.Stdout, "the passwords differ") {
+		t.Errorf("two different passwords: exit %d %q, want 65", r.Code, r.Stdout)
+	}
+	if got, _ := os.ReadFile(users); strings.Contains(string(got), "tty2") {
+		t.Error("tty2 was added")
 	}
 }
