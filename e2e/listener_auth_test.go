@@ -175,7 +175,7 @@ func TestListener_AuthOverSTARTTLS(t *testing.T) {
 		}
 	}
 	log := d.stop()
-	if n := len(regexp.MustCompile(`client=\[127\.0\.0\.1\]:\d+ sasl_username=` + listenerUser + ` from=<[^>]+> .*status=queued`).FindAllString(log, -1)); n != 2 {
+	if n := len(regexp.MustCompile(`client=\[127\.0\.0\.1\]:\d+ sasl_username=`+listenerUser+` from=<[^>]+> .*status=queued`).FindAllString(log, -1)); n != 2 {
 		t.Errorf("%d enqueue lines with sasl_username=%s, want 2:\n%s", n, listenerUser, log)
 	}
 	// swaks tries PLAIN once; smtplib's login tries PLAIN, then LOGIN.
