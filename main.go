@@ -86,6 +86,8 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return c.exit(c.probe(args))
 	case "daemon":
 		return c.exit(c.daemon(args))
+	case "listener":
+		return c.exit(c.listenerCmd(args))
 	}
 	return c.exit(sysexits.New(sysexits.Usage, "unknown command %q (see relay help)", cmd))
 }

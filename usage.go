@@ -25,6 +25,7 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   install [--prefix DIR] [--dry-run] [--force]
                                     set up a system install (user, spool, links)
   rewrite ADDR...                   show what addresses become
+  listener passwd [--delete] NAME   set a password of [daemon] listen_users
   version                           print the version
   help [COMMAND]                    this list, or a command's usage
 Every command prints its usage with --help (or -h). See relay(8).
@@ -96,6 +97,13 @@ See relay-install(8).
 	"rewrite": `usage: relay rewrite ADDR...   (also: sendmail -bv ADDR...)
 Shows what each address becomes as envelope sender, recipient and From, and
 which rule did it; nothing is sent. See relay-rewrite(7).
+`,
+	"listener": `usage: relay listener passwd [--delete] NAME
+Sets NAME's password in the [daemon] listen_users file (bcrypt), adding
+NAME when it is not there; --delete removes NAME. The password is asked
+twice on the terminal, or read as the first line of standard input. The
+file is replaced atomically; a running daemon uses it at the next AUTH.
+See relay(8), "relay listener passwd".
 `,
 	"version": `usage: relay version
 Prints the version.

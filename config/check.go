@@ -57,6 +57,7 @@ func (c *Config) Check() []Problem {
 			k.errorf(f.key, "cannot read %s: %s", f.path, pathErr(err))
 		}
 	}
+	k.listener()
 	if q := c.Queue; q.WarnAfter > 0 && q.WarnAfter >= q.Lifetime {
 		k.warnf("queue.warn_after", "is not shorter than lifetime (%s): no delay warning will ever be sent", q.Lifetime)
 	}
@@ -178,4 +179,35 @@ func isLoopback(host string) bool {
 	}
 	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 	return err == nil && a.IsLoopback()
+}
+
+// listener checks the files of the listener's TLS and AUTH keys: one
+// that is missing or unreadable keeps the daemon from starting (an
+// error); a users file others may read gives its hashes to every local
+// user (a warning); the keys have no use without listen (a warning).
+func (k *checker) listener() {
+	d := k.c.Daemon
+	files := []struct{ key, path string }{{"daemon.listen_users", d.ListenUsers}, {"daemon.listen_tls_key", d.ListenTLSKey}}
+	if d.ListenTLS != "self-signed" {
+		files = append(files, struct{ key, path string }{"daemon.listen_tls", d.ListenTLS})
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := readable(f.path); err != nil {
+			hint := ""
+			if f.key == "daemon.listen_users" && errors.Is(err, fs.ErrNotExist) {
+				hint = " (relay listener passwd NAME makes it)"
+			}
+			k.errorf(f.key, "cannot read %s: %s: the daemon will not start%s", f.path, pathErr(err), hint)
+			continue
+		}
+		if fi, err := os.Stat(f.path); err == nil && f.key != "daemon.listen_tls" && fi.Mode().Perm()&0o004 != 0 {
+			k.warnf(f.key, "%s is readable by everyone (mode %04o): chmod o-r %s", f.path, fi.Mode().Perm(), f.path)
+		}
+	}
+	if len(d.Listen) == 0 && (d.ListenTLS != "" || d.ListenUsers != "") {
+		k.warnf("daemon.listen_tls", "has no use without [daemon] listen")
+	}
 }

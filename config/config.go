@@ -94,7 +94,8 @@ type Config struct {
 // and TLSFingerprint lowercase hex without colons or "sha256:".
 type Smarthost struct {
 	Name            string   `toml:"name"`
-	Preset          string   `toml:"preset"` // yandex, mailru, gmail, outlook, rambler
+	Preset          string   `toml:"preset"` // see Presets
+	Region          string   `toml:"region"` // the provider's region, for preset = "ses"
 	Host            string   `toml:"host"`
 	Port            int      `toml:"port"`
 	TLS             string   `toml:"tls"` // "implicit", "starttls" or "none"
@@ -163,7 +164,17 @@ type HeaderRule struct {
 type Daemon struct {
 	Listen         []string `toml:"listen"`          // host:port to accept SMTP on
 	ListenNetworks []string `toml:"listen_networks"` // extra client networks (CIDR)
-	User           string   `toml:"user"`            // default "relay"
+	// ListenTLS offers STARTTLS: "self-signed" (made and kept in the
+	// spool) or the path of a certificate file, whose key is
+	// ListenTLSKey; "" offers none.
+	ListenTLS    string `toml:"listen_tls"`
+	ListenTLSKey string `toml:"listen_tls_key"`
+	// ListenUsers is the file of users who may AUTH (after STARTTLS).
+	ListenUsers string `toml:"listen_users"`
+	// ListenAuthNetworks are client networks served only once they have
+	// authenticated (CIDR).
+	ListenAuthNetworks []string `toml:"listen_auth_networks"`
+	User               string   `toml:"user"` // default "relay"
 	// DetachedDelivery: without a running daemon, sendmail starts a
 	// delivery pass in a detached process (default true).
 	DetachedDelivery bool `toml:"detached_delivery"`

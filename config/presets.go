@@ -33,11 +33,23 @@ type Preset struct {
 	// envelope sender (it is no address: every message would wait on
 	// 553), else a warning.
 	Login string
+	// KeyLogin: the login is an API key or a generated name, never an
+	// address (SendGrid, SES, Mailjet): a bare username is what it
+	// should be, and no rule applies to it.
+	KeyLogin bool
+	// Username is the login every account of the provider uses (SendGrid:
+	// the word "apikey"), filled in when the table writes none.
+	Username string
+	// RegionHost: Host has a %s for the provider's region, which the
+	// table's region key gives (SES: email-smtp.eu-west-1.amazonaws.com).
+	RegionHost bool
 }
 
-// Presets are the provider presets a [[smarthost]] can name. Hosts, ports
-// and limits are the providers' documented submission settings (README,
-// "Presets").
+// Presets are the provider presets a [[smarthost]] can name. Hosts, ports,
+// sender rules and limits are the providers' documented submission
+// settings; docs/relay.toml.5.md ("Presets") names the source of each, and
+// says where a provider publishes no figure (the limit is then a cautious
+// one of relay's) or where the limit depends on the plan (then none).
 var Presets = map[string]Preset{
 	"yandex": {Host: "smtp.yandex.ru", Port: 465, TLS: "implicit", SenderIsLogin: true, RateLimit: RateLimit{N: 500, Per: 24 * time.Hour},
 		LoginDomain: "yandex.ru"},
@@ -49,10 +61,39 @@ var Presets = map[string]Preset{
 		Login: "the whole address of the Microsoft account, e.g. robot@outlook.com, @hotmail.com or your own domain"},
 	"rambler": {Host: "smtp.rambler.ru", Port: 465, TLS: "implicit", SenderIsLogin: true, RateLimit: RateLimit{N: 100, Per: time.Hour},
 		Login: "the whole mailbox address, e.g. robot@rambler.ru (or @lenta.ru, @autorambler.ru, @myrambler.ru, @ro.ru)"},
+
+	// Mailbox providers: the login is the mailbox, which is also the
+	// sender they accept.
+	"icloud": {Host: "smtp.mail.me.com", Port: 587, TLS: "starttls", SenderIsLogin: true, RateLimit: RateLimit{N: 1000, Per: 24 * time.Hour},
+		Login: "the whole iCloud Mail address, e.g. robot@icloud.com (or @me.com, @mac.com), with an app-specific password"},
+	"zoho": {Host: "smtp.zoho.com", Port: 465, TLS: "implicit", SenderIsLogin: true, RateLimit: RateLimit{N: 50, Per: time.Hour},
+		Login: "the whole address of the Zoho Mail account, e.g. robot@zohomail.com or your own domain"},
+	"fastmail": {Host: "smtp.fastmail.com", Port: 465, TLS: "implicit",
+		Login: "the whole Fastmail address, e.g. robot@fastmail.com, with an app password"},
+	"yahoo": {Host: "smtp.mail.yahoo.com", Port: 465, TLS: "implicit", SenderIsLogin: true, RateLimit: RateLimit{N: 500, Per: 24 * time.Hour},
+		Login: "the whole Yahoo address, e.g. robot@yahoo.com (or @ymail.com, a country domain), with an app password"},
+	"gmx": {Host: "mail.gmx.net", Port: 587, TLS: "starttls", SenderIsLogin: true, RateLimit: RateLimit{N: 100, Per: time.Hour},
+		Login: "the whole GMX address, e.g. robot@gmx.net (or @gmx.de, @gmx.at, @gmx.ch, @gmx.com)"},
+	"web.de": {Host: "smtp.web.de", Port: 587, TLS: "starttls", SenderIsLogin: true, RateLimit: RateLimit{N: 100, Per: time.Hour},
+		LoginDomain: "web.de"},
+
+	// Sending services: the login is a key, the sender any address or
+	// domain verified with the service; the limit is the plan's.
+	"sendgrid": {Host: "smtp.sendgrid.net", Port: 587, TLS: "starttls", KeyLogin: true, Username: "apikey",
+		Login: `the word "apikey" (the API key is the password)`},
+	"mailgun": {Host: "smtp.mailgun.org", Port: 587, TLS: "starttls",
+		Login: "the SMTP login of the sending domain, e.g. postmaster@mg.example.com (EU domains: host = \"smtp.eu.mailgun.org\")"},
+	"ses": {Host: "email-smtp.%s.amazonaws.com", Port: 587, TLS: "starttls", KeyLogin: true, RegionHost: true,
+		Login: "the SMTP user name of the SES SMTP credentials (not the IAM access key)"},
+	"mailjet": {Host: "in-v3.mailjet.com", Port: 587, TLS: "starttls", KeyLogin: true,
+		Login: "the API key (the secret key is the password)"},
+	"brevo": {Host: "smtp-relay.brevo.com", Port: 587, TLS: "starttls",
+		Login: "the SMTP login shown under SMTP & API, e.g. 8a1b2c001@smtp-brevo.com (an SMTP key is the password)"},
 }
 
 // presetNames lists the presets in the order messages name them.
-var presetNames = []string{"yandex", "mailru", "gmail", "outlook", "rambler"}
+var presetNames = []string{"yandex", "mailru", "gmail", "outlook", "rambler", "icloud", "zoho", "fastmail", "yahoo", "gmx", "web.de",
+	"sendgrid", "mailgun", "ses", "mailjet", "brevo"}
 
 // qualifyLogin applies a preset's rule for a username without a domain
 // (see Preset.LoginDomain and Preset.Login): the username to use, and the
@@ -65,7 +106,7 @@ func (p Preset) qualifyLogin(name, username string) (login, problem string, isEr
 		login = username + "@" + p.LoginDomain
 		return login, fmt.Sprintf("%q is a bare login: preset %s logs in and sends as %s", username, name, login), false
 	}
-	if p.Login == "" {
+	if p.Login == "" || p.KeyLogin {
 		return username, "", false
 	}
 	if p.SenderIsLogin {

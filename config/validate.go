@@ -195,6 +195,7 @@ func (v *validator) daemon() {
 			v.errorf(indexKey("daemon.listen_networks", i+1), `%q is not a network in CIDR form, e.g. "172.17.0.0/16" or "192.0.2.7/32"`, n)
 		}
 	}
+	v.listenAuth()
 	if d.User == "" {
 		v.errorf("daemon.user", "must not be empty")
 	}
@@ -216,8 +217,26 @@ func (v *validator) smarthosts() {
 		if sh.Preset != "" {
 			if pr, ok := Presets[sh.Preset]; ok {
 				preset = &pr
-				if sh.Host == "" {
+				if pr.RegionHost {
+					switch {
+					case sh.Host != "": // written in the table (a VPC endpoint)
+					case sh.Region == "":
+						v.errorf(k("preset"), "preset %s needs region, e.g. region = \"eu-west-1\" (the region of your SES account)", sh.Preset)
+						v.bad[p] = true // not "no host" as well
+					case !isAWSRegion(sh.Region):
+						v.errorf(k("region"), "%q is not a region, e.g. \"us-east-1\" or \"eu-central-1\"", sh.Region)
+						v.bad[p] = true
+					default:
+						sh.Host = fmt.Sprintf(pr.Host, sh.Region)
+					}
+				} else if sh.Region != "" {
+					v.errorf(k("region"), "has no use with preset %s", sh.Preset)
+				}
+				if sh.Host == "" && !pr.RegionHost {
 					sh.Host = pr.Host
+				}
+				if sh.Username == "" && pr.Username != "" && !v.has(k("username")) {
+					sh.Username = pr.Username
 				}
 				if !v.has(k("rate_limit")) {
 					sh.RateLimit = pr.RateLimit
@@ -225,6 +244,8 @@ func (v *validator) smarthosts() {
 			} else {
 				v.errorf(k("preset"), "unknown preset %q: use %s", sh.Preset, strings.Join(presetNames, ", "))
 			}
+		} else if sh.Region != "" {
+			v.errorf(k("region"), "has no use without a preset that has regions (ses)")
 		}
 		tlsOK := sh.TLS == "" || v.oneOf(k("tls"), sh.TLS, tlsModes)
 		portSet := v.has(k("port"))
@@ -600,4 +621,56 @@ func MaskProxy(s string) string {
 		return s
 	}
 	return scheme + "://" + user + ":xxx" + rest[at:]
+}
+
+// listenAuth checks the listener's TLS and AUTH keys: each needs the one
+// before it (listen_auth_networks needs listen_users, which needs
+// listen_tls: a password never crosses the network in clear).
+func (v *validator) listenAuth() {
+	d := &v.c.Daemon
+	switch {
+	case d.ListenTLS == "" || d.ListenTLS == "self-signed":
+		if d.ListenTLSKey != "" {
+			v.errorf("daemon.listen_tls_key", `has no use without a certificate file in listen_tls`)
+		}
+	case !filepath.IsAbs(d.ListenTLS):
+		v.errorf("daemon.listen_tls", `must be "self-signed" or the absolute path of a certificate (PEM), not %q`, d.ListenTLS)
+	case d.ListenTLSKey == "":
+		v.errorf("daemon.listen_tls", "names a certificate: its key goes in listen_tls_key")
+	default:
+		v.absPath("daemon.listen_tls_key", d.ListenTLSKey)
+	}
+	v.absPath("daemon.listen_users", d.ListenUsers)
+	if d.ListenUsers != "" && d.ListenTLS == "" {
+		v.errorf("daemon.listen_users", `needs listen_tls: AUTH is offered only after STARTTLS (listen_tls = "self-signed" will do)`)
+	}
+	for i, n := range d.ListenAuthNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			v.errorf(indexKey("daemon.listen_auth_networks", i+1), `%q is not a network in CIDR form, e.g. "203.0.113.0/24" or "0.0.0.0/0"`, n)
+		}
+	}
+	if len(d.ListenAuthNetworks) > 0 && d.ListenUsers == "" {
+		v.errorf("daemon.listen_auth_networks", "needs listen_users: its clients are served only once they have authenticated")
+	}
+}
+
+// isAWSRegion accepts an AWS region name: us-east-1, eu-central-2,
+// us-gov-west-1, ap-southeast-4.
+func isAWSRegion(r string) bool {
+	parts := strings.Split(r, "-")
+	if len(parts) < 3 || len(parts) > 4 {
+		return false
+	}
+	for i, p := range parts {
+		if p == "" {
+			return false
+		}
+		for _, c := range p {
+			last := i == len(parts)-1
+			if last && (c < '0' || c > '9') || !last && (c < 'a' || c > 'z') {
+				return false
+			}
+		}
+	}
+	return true
 }

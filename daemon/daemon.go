@@ -463,6 +463,21 @@ func (d *Daemon) reload(cur *config.Config) *config.Config {
 	if !slices.Equal(nc.Daemon.ListenNetworks, cur.Daemon.ListenNetworks) {
 		kept, nc.Daemon.ListenNetworks = append(kept, "daemon.listen_networks"), cur.Daemon.ListenNetworks
 	}
+	for _, k := range []struct {
+		key      string
+		cur, new *string
+	}{
+		{"daemon.listen_tls", &cur.Daemon.ListenTLS, &nc.Daemon.ListenTLS},
+		{"daemon.listen_tls_key", &cur.Daemon.ListenTLSKey, &nc.Daemon.ListenTLSKey},
+		{"daemon.listen_users", &cur.Daemon.ListenUsers, &nc.Daemon.ListenUsers},
+	} {
+		if *k.new != *k.cur {
+			kept, *k.new = append(kept, k.key), *k.cur
+		}
+	}
+	if !slices.Equal(nc.Daemon.ListenAuthNetworks, cur.Daemon.ListenAuthNetworks) {
+		kept, nc.Daemon.ListenAuthNetworks = append(kept, "daemon.listen_auth_networks"), cur.Daemon.ListenAuthNetworks
+	}
 	if nc.Log.To != cur.Log.To {
 		kept, nc.Log.To = append(kept, "log.to"), cur.Log.To
 	}

@@ -65,7 +65,7 @@ func TestSMTPListener_QueuesAsTheDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := smtpListener(cfg, sp, maillog.New(&testsmtp.LockedBuffer{}), []net.Listener{ln})
+	svc, err := smtpListener(cfg, sp, maillog.New(&testsmtp.LockedBuffer{}), []net.Listener{ln}, listenerSecrets{})
 	if err != nil {
 		t.Fatal(err)
 	}

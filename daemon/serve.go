@@ -30,6 +30,14 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 	if err != nil {
 		return err
 	}
+	var sec listenerSecrets
+	if len(lns) > 0 {
+		// Read while the process may still be root (a key in
+		// /etc/ssl/private); it continues as the spool's owner below.
+		if sec, err = loadListenerSecrets(cfg); err != nil {
+			return err
+		}
+	}
 	sp, err := mailq.Open(cfg)
 	if err != nil {
 		return err
@@ -51,7 +59,7 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 	}
 	d := &Daemon{Spool: sp, Config: cfg, Log: log, Reload: reload}
 	if len(lns) > 0 {
-		svc, err := smtpListener(cfg, sp, log, lns)
+		svc, err := smtpListener(cfg, sp, log, lns, sec)
 		if err != nil {
 			return err
 		}
@@ -63,8 +71,12 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 // smtpListener is the daemon's service for [daemon] listen (package
 // listener), on sockets already open. Its messages are queued as the
 // daemon's user, which owns the spool.
-func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns []net.Listener) (func(context.Context) error, error) {
+func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns []net.Listener, sec listenerSecrets) (func(context.Context) error, error) {
 	nets, err := listener.ParseNetworks(cfg.Daemon.ListenNetworks)
+	if err != nil {
+		return nil, err
+	}
+	authNets, err := listener.ParseNetworks(cfg.Daemon.ListenAuthNetworks)
 	if err != nil {
 		return nil, err
 	}
@@ -74,9 +86,42 @@ func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns 
 	// carries no full name. Aliases apply to its mail too
 	// (sender_login_map does not: a network client has no login).
 	s.Gecos = ""
-	srv, err := listener.New(listener.Options{Submitter: s, Networks: nets, Log: log})
+	o := listener.Options{Submitter: s, Networks: nets, Log: log, Users: sec.users, AuthNetworks: authNets}
+	if cfg.Daemon.ListenTLS != "" {
+		if o.TLS, err = listener.TLSConfig(sec.certs, sp, s.Hostname, cfg.Daemon.Listen, log); err != nil {
+			return nil, err
+		}
+	}
+	if o.Users != nil {
+		o.Users.Log = log
+	}
+	srv, err := listener.New(o)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) error { return srv.Serve(ctx, lns) }, nil
+}
+
+// listenerSecrets are the files of listen_tls and listen_users, read
+// before the daemon gives up root.
+type listenerSecrets struct {
+	certs *listener.CertFiles // nil: none, or the self-signed certificate
+	users *listener.Users
+}
+
+func loadListenerSecrets(cfg *config.Config) (listenerSecrets, error) {
+	var sec listenerSecrets
+	var err error
+	d := cfg.Daemon
+	if d.ListenTLS != "" && d.ListenTLS != listener.SelfSigned {
+		if sec.certs, err = listener.LoadCertFiles(d.ListenTLS, d.ListenTLSKey); err != nil {
+			return sec, err
+		}
+	}
+	if d.ListenUsers != "" {
+		if sec.users, err = listener.LoadUsers(d.ListenUsers); err != nil {
+			return sec, err
+		}
+	}
+	return sec, nil
 }

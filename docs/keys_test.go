@@ -214,6 +214,13 @@ var context = map[string][]string{
 var companions = map[string]string{
 	"smarthost.tls_client_cert": `tls_client_key = "/etc/relay/client.key"`,
 	"smarthost.tls_client_key":  `tls_client_cert = "/etc/relay/client.pem"`,
+	// The listener's keys each need the one before them: AUTH only after
+	// STARTTLS, AUTH networks only with users.
+	"smarthost.region":            `preset = "ses"`,
+	"daemon.listen_tls":           `listen_tls_key = "/etc/ssl/private/mail.key"`,
+	"daemon.listen_tls_key":       `listen_tls = "/etc/ssl/certs/mail.pem"`,
+	"daemon.listen_users":         `listen_tls = "self-signed"`,
+	"daemon.listen_auth_networks": "listen_tls = \"self-signed\"\nlisten_users = \"/etc/relay/listener-users\"",
 }
 
 var secrets = []string{"password", "password_file", "password_command"}

@@ -10,9 +10,18 @@
 //     "554 5.7.1" (so that a developer whose container is not listed reads
 //     why instead of a bare reset) and disconnected, with one warning line
 //     in the log naming the address (at most one a minute per address, so a
-//     scan cannot fill the disk). relay is never an open relay: there is no
-//     AUTH, so the address is the only credential, exactly as Postfix's
-//     mynetworks.
+//     scan cannot fill the disk). relay is never an open relay: without
+//     listen_users the address is the only credential, exactly as
+//     Postfix's mynetworks. With it (and listen_tls, which it needs),
+//     clients of listen_auth_networks are admitted too, but may not say
+//     MAIL before STARTTLS and AUTH (smtpd's AuthRequired); an address of
+//     those networks with ClientAuthFailures failed AUTHs within
+//     AuthFailureWindow (10 in 10 minutes) is answered "421 4.7.0" at
+//     connect until the window ends. Loopback and listen_networks are
+//     never blocked (they need no AUTH). The users file (users.go), the
+//     hashes (bcrypt, sha512crypt.go), `relay listener passwd`
+//     (passwd.go) and the certificate (cert.go) are explained where they
+//     are written.
 //  2. How many. At most MaxConnections sessions at once (default 100, as
 //     Postfix's default_process_limit): beyond that the listener stops
 //     accepting and new clients wait in the kernel's backlog, as they wait
@@ -56,6 +65,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -106,7 +116,33 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives refusals (the Submitter's Log the enqueue lines).
 	Log *maillog.Logger
+
+	// TLS offers STARTTLS ([daemon] listen_tls, see TLSConfig); nil: none.
+	TLS *tls.Config
+	// Users offers AUTH PLAIN and LOGIN after STARTTLS ([daemon]
+	// listen_users); nil: none. Needs TLS.
+	Users *Users
+	// AuthNetworks are the networks whose clients are served only once
+	// they have authenticated ([daemon] listen_auth_networks). Needs
+	// Users.
+	AuthNetworks []netip.Prefix
+	// AuthFailureDelay and MaxAuthFailures are smtpd's per-session rules
+	// (0: smtpd's defaults, 2 s and 3).
+	AuthFailureDelay time.Duration
+	MaxAuthFailures  int
+	// ClientAuthFailures failed AUTHs from one address of AuthNetworks
+	// within AuthFailureWindow have the address refused at connect until
+	// the window ends; 0 means DefaultClientAuthFailures and
+	// DefaultAuthFailureWindow.
+	ClientAuthFailures int
+	AuthFailureWindow  time.Duration
 }
+
+// Defaults of the failed-AUTH limit per client address (Options).
+const (
+	DefaultClientAuthFailures = 10
+	DefaultAuthFailureWindow  = 10 * time.Minute
+)
 
 // Server serves SMTP sessions on listeners opened by Listen.
 type Server struct {
@@ -117,6 +153,7 @@ type Server struct {
 	conns    map[*conn]struct{}
 	perIP    map[netip.Addr]int
 	refused  map[netip.Addr]refusal
+	authFail map[netip.Addr]authFailures
 	stopping bool
 	wg       sync.WaitGroup
 	slots    chan struct{} // one token per session that may start
@@ -125,6 +162,12 @@ type Server struct {
 type refusal struct {
 	logged     time.Time
 	suppressed int
+}
+
+// authFailures counts the failed AUTHs of one address since first.
+type authFailures struct {
+	first time.Time
+	n     int
 }
 
 // New checks o and returns a Server.
@@ -144,12 +187,24 @@ func New(o Options) (*Server, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = smtpd.DefaultTimeout
 	}
+	if o.ClientAuthFailures <= 0 {
+		o.ClientAuthFailures = DefaultClientAuthFailures
+	}
+	if o.AuthFailureWindow <= 0 {
+		o.AuthFailureWindow = DefaultAuthFailureWindow
+	}
+	switch {
+	case o.Users != nil && o.TLS == nil:
+		return nil, errors.New("listener: users without TLS: AUTH is offered only after STARTTLS")
+	case len(o.AuthNetworks) > 0 && o.Users == nil:
+		return nil, errors.New("listener: auth networks without users")
+	}
 	host := o.Submitter.Hostname
 	if host == "" {
 		host = "localhost"
 	}
 	s := &Server{o: o, host: host, conns: map[*conn]struct{}{}, perIP: map[netip.Addr]int{},
-		refused: map[netip.Addr]refusal{}, slots: make(chan struct{}, o.MaxConnections)}
+		refused: map[netip.Addr]refusal{}, authFail: map[netip.Addr]authFailures{}, slots: make(chan struct{}, o.MaxConnections)}
 	for range o.MaxConnections {
 		s.slots <- struct{}{}
 	}
@@ -162,15 +217,30 @@ func ParseNetworks(nets []string) ([]netip.Prefix, error) {
 	for _, n := range nets {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
-			return nil, sysexits.New(sysexits.Config, "listen_networks: %q is not a network in CIDR form: %v", n, err)
+			return nil, sysexits.New(sysexits.Config, "%q is not a network in CIDR form: %v", n, err)
 		}
 		out = append(out, p.Masked())
 	}
 	return out, nil
 }
 
-// Allowed reports whether a client at addr may submit: loopback, or in
-// one of the networks.
+// AuthOnly reports whether a client at addr is served only once it has
+// authenticated: not Allowed, and in one of the AuthNetworks.
+func (s *Server) AuthOnly(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	if s.Allowed(addr) {
+		return false
+	}
+	for _, p := range s.o.AuthNetworks {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Allowed reports whether a client at addr may submit without AUTH:
+// loopback, or in one of the networks.
 func (s *Server) Allowed(addr netip.Addr) bool {
 	addr = addr.Unmap()
 	if addr.IsLoopback() {
@@ -252,12 +322,22 @@ func (s *Server) Serve(ctx context.Context, lns []net.Listener) error {
 	for _, p := range s.o.Networks {
 		nets += "," + p.String()
 	}
+	for _, p := range s.o.AuthNetworks {
+		nets += "," + p.String() + "(auth)"
+	}
 	if len(lns) > 0 && holdsBindCapability() {
 		s.o.Log.Warning("status", "warning", "reason", "the daemon still holds CAP_NET_BIND_SERVICE, and programs it runs inherit it: "+
 			"allow the capset system call (systemd: SystemCallFilter=capset), or build relay without cgo")
 	}
 	for _, ln := range lns {
-		s.o.Log.Info("listen", ln.Addr().String(), "clients", nets, "status", "listening")
+		kv := []string{"listen", ln.Addr().String(), "clients", nets}
+		if s.o.TLS != nil {
+			kv = append(kv, "tls", "starttls")
+		}
+		if s.o.Users != nil {
+			kv = append(kv, "auth", strconv.Itoa(s.o.Users.Len())+" users")
+		}
+		s.o.Log.Info(append(kv, "status", "listening")...)
 		loops.Go(func() {
 			if err := s.acceptLoop(ctx, ln); err != nil {
 				errc <- err
@@ -327,7 +407,8 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 // session; false when it was refused (its slot is free again).
 func (s *Server) admit(nc net.Conn) bool {
 	ap, ok := addrPort(nc.RemoteAddr())
-	if !ok || !s.Allowed(ap.Addr()) {
+	authOnly := ok && s.AuthOnly(ap.Addr())
+	if !ok || !s.Allowed(ap.Addr()) && !authOnly {
 		s.refuse(nc, ap)
 		return false
 	}
@@ -336,6 +417,11 @@ func (s *Server) admit(nc net.Conn) bool {
 	if s.stopping {
 		s.mu.Unlock()
 		nc.Close()
+		return false
+	}
+	if authOnly && s.authBlocked(ip, time.Now()) {
+		s.mu.Unlock()
+		s.refuseAuthBlocked(nc, ap)
 		return false
 	}
 	if s.perIP[ip] >= s.o.MaxPerClient {
@@ -352,7 +438,17 @@ func (s *Server) admit(nc net.Conn) bool {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		srv := &smtpd.Server{Submitter: s.o.Submitter, Timeout: s.o.Timeout}
+		srv := &smtpd.Server{Submitter: s.o.Submitter, Timeout: s.o.Timeout, TLS: s.o.TLS,
+			AuthRequired: authOnly, AuthFailureDelay: s.o.AuthFailureDelay, MaxAuthFailures: s.o.MaxAuthFailures}
+		if s.o.Users != nil {
+			srv.Auth = func(user, password string) bool {
+				ok := s.o.Users.Verify(user, password)
+				if !ok && authOnly {
+					s.noteAuthFailure(ip, time.Now())
+				}
+				return ok
+			}
+		}
 		if err := srv.ServeConn(c); err != nil {
 			s.o.Log.Warning("client", clientString(ap), "status", "session failed", "error", err.Error())
 		}
@@ -390,15 +486,65 @@ func (s *Server) refuse(nc net.Conn, ap netip.AddrPort) {
 	}
 	s.refused[ip] = r
 	s.mu.Unlock()
+	who := "loopback and listen_networks may submit"
+	reason := "not loopback and not in listen_networks"
+	if len(s.o.AuthNetworks) > 0 {
+		who = "loopback, listen_networks and listen_auth_networks may connect"
+		reason = "not loopback and not in listen_networks or listen_auth_networks"
+	}
 	if logIt {
-		kv := []string{"client", clientString(ap), "status", "refused", "reason", "not loopback and not in listen_networks"}
+		kv := []string{"client", clientString(ap), "status", "refused", "reason", reason}
 		if suppressed > 0 {
 			kv = append(kv, "suppressed", strconv.Itoa(suppressed))
 		}
 		s.o.Log.Warning(kv...)
 	}
-	writeAndClose(nc, "554 5.7.1 "+s.host+" Error: access denied for "+ip.String()+
-		" (only loopback and listen_networks may submit)\r\n")
+	writeAndClose(nc, "554 5.7.1 "+s.host+" Error: access denied for "+ip.String()+" (only "+who+")\r\n")
+}
+
+// authBlocked reports whether ip has failed AUTH ClientAuthFailures times
+// within the window (s.mu held). Only clients of AuthNetworks are
+// counted: loopback and listen_networks may submit without AUTH, so
+// blocking them would stop nothing but local mail (as Postfix exempts
+// mynetworks from its anvil limits).
+func (s *Server) authBlocked(ip netip.Addr, now time.Time) bool {
+	f, ok := s.authFail[ip]
+	if !ok {
+		return false
+	}
+	if now.Sub(f.first) >= s.o.AuthFailureWindow {
+		delete(s.authFail, ip)
+		return false
+	}
+	return f.n >= s.o.ClientAuthFailures
+}
+
+// noteAuthFailure counts a failed AUTH of ip.
+func (s *Server) noteAuthFailure(ip netip.Addr, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.authFail[ip]
+	if f.n == 0 || now.Sub(f.first) >= s.o.AuthFailureWindow {
+		f = authFailures{first: now}
+	}
+	f.n++
+	s.authFail[ip] = f
+	if len(s.authFail) > 10000 { // a wide guessing campaign: forget the old
+		for k, v := range s.authFail {
+			if now.Sub(v.first) >= s.o.AuthFailureWindow {
+				delete(s.authFail, k)
+			}
+		}
+	}
+	if f.n == s.o.ClientAuthFailures {
+		s.o.Log.Warning("client", ip.String(), "status", "blocked", "reason",
+			strconv.Itoa(f.n)+" failed authentications: refused at connect for "+s.o.AuthFailureWindow.String()+" from the first")
+	}
+}
+
+// refuseAuthBlocked answers a client whose address failed AUTH too often.
+func (s *Server) refuseAuthBlocked(nc net.Conn, ap netip.AddrPort) {
+	writeAndClose(nc, "421 4.7.0 "+s.host+" Error: too many failed authentications from "+ap.Addr().Unmap().String()+", try again later\r\n")
 }
 
 // writeAndClose writes a last reply to a fresh connection (its send buffer
@@ -447,9 +593,17 @@ type conn struct {
 	net.Conn
 	host string
 
-	mu       sync.Mutex
-	stopping bool
-	told     bool
+	mu        sync.Mutex
+	stopping  bool
+	told      bool
+	encrypted bool // after STARTTLS: a stop ends it without a 421 in clear
+}
+
+// StartingTLS is smtpd's notice that the session switches to TLS.
+func (c *conn) StartingTLS() {
+	c.mu.Lock()
+	c.encrypted = true
+	c.mu.Unlock()
 }
 
 func (c *conn) stop() {
@@ -491,13 +645,13 @@ func (c *conn) Read(p []byte) (int, error) {
 		return n, err
 	}
 	c.mu.Lock()
-	stopping, told := c.stopping, c.told
+	stopping, told, encrypted := c.stopping, c.told, c.encrypted
 	c.told = true
 	c.mu.Unlock()
 	if !stopping {
 		return n, err // the session's own idle timeout
 	}
-	if !told {
+	if !told && !encrypted {
 		// The session writes nothing while it waits for a read: its
 		// replies are flushed; this line comes after them.
 		io.WriteString(c.Conn, "421 4.3.2 "+c.host+" Service shutting down\r\n")

@@ -13,7 +13,8 @@ import (
 type Client struct {
 	Addr     netip.AddrPort
 	Helo     string // the name given in HELO or EHLO; "" before either
-	Protocol string // "ESMTP" after EHLO, else "SMTP"
+	Protocol string // "ESMTP" after EHLO, else "SMTP"; ESMTPS, ESMTPA, ESMTPSA (RFC 3848)
+	User     string // the name the client authenticated as (AUTH); "" for none
 }
 
 // String is the client in log lines: [IP]:port.

@@ -152,6 +152,9 @@ func (s *Submitter) Enqueue(m Submission, in io.Reader) (Receipt, error) {
 		who := []string{"uid", strconv.Itoa(s.UID)}
 		if m.Client != nil {
 			who = []string{"client", m.Client.String()}
+			if m.Client.User != "" {
+				who = append(who, "sasl_username", m.Client.User)
+			}
 		}
 		s.Log.Info(append(append([]string{"id", d.ID}, who...), "from", "<"+sender+">", "size", strconv.FormatInt(input.n, 10),
 			"nrcpt", strconv.Itoa(len(rcpts)), "msgid", msgID, "status", "queued")...)

@@ -41,12 +41,30 @@ func (c *session) hello(arg string, extended bool) {
 	if c.s.MaxMessageSize > 0 {
 		size += " " + strconv.FormatInt(c.s.MaxMessageSize, 10)
 	}
-	c.reply(250, "", c.host, "PIPELINING", size, "8BITMIME", "DSN", "ENHANCEDSTATUSCODES")
+	ext := []string{c.host, "PIPELINING", size}
+	if c.srv.TLS != nil && !c.encrypted {
+		ext = append(ext, "STARTTLS")
+	}
+	if c.srv.Auth != nil && c.encrypted {
+		// Offered only over TLS: a password never crosses the network in
+		// clear (RFC 4954 section 4; Postfix's smtpd_tls_auth_only).
+		ext = append(ext, "AUTH PLAIN LOGIN")
+	}
+	c.reply(250, "", append(ext, "8BITMIME", "DSN", "ENHANCEDSTATUSCODES")...)
 }
 
 func (c *session) mail(arg string) {
 	if c.tx != nil {
 		c.protocolError(503, "5.5.1", "Error: nested MAIL command")
+		return
+	}
+	if c.srv.AuthRequired && c.user == "" {
+		// A client admitted only with credentials (listen_auth_networks).
+		if c.encrypted || c.srv.TLS == nil {
+			c.protocolError(530, "5.7.0", "Authentication required")
+		} else {
+			c.protocolError(530, "5.7.0", "Must issue a STARTTLS command first")
+		}
 		return
 	}
 	path, params, ok := cutPath(arg, "FROM:")
@@ -107,7 +125,8 @@ func (c *session) mail(arg string) {
 			}
 			tx.envID = v
 		case key == "AUTH" && hasVal:
-			// RFC 4954: accepted and ignored by a server without AUTH.
+			// RFC 4954: accepted and ignored (relay is the first hop; an
+			// authenticated client's identity is its AUTH, not this).
 		default:
 			c.protocolError(555, "5.5.4", "Unsupported option: "+p.raw)
 			return

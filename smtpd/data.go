@@ -44,6 +44,15 @@ func (c *session) data(arg string) error {
 	}
 	if c.client != nil {
 		cl := *c.client // the HELO name may change for the next message
+		if cl.Protocol == "ESMTP" {
+			// RFC 3848: ESMTPS over TLS, ESMTPA authenticated, ESMTPSA both.
+			if c.encrypted {
+				cl.Protocol += "S"
+			}
+			if c.user != "" {
+				cl.Protocol += "A"
+			}
+		}
 		m.Client = &cl
 	}
 	dr := &dotReader{r: c.r, atLineStart: true}

@@ -14,7 +14,8 @@
 // FROM:<root>`) is answered 501 before the backend sees it, and a quoted
 // local part loses its quotes (`"a b"@x` arrives as `a b@x`). The server
 // here is small (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, VRFY, HELP,
-// QUIT; no AUTH, STARTTLS, BDAT or SMTPUTF8) and keeps Postfix's leniency:
+// QUIT; STARTTLS and AUTH PLAIN/LOGIN only when the listener configures
+// them, see auth.go; no BDAT or SMTPUTF8) and keeps Postfix's leniency:
 // spaces after the colon, a path without <> when it has no spaces, an
 // obsolete source route dropped, LF as well as CRLF.
 //

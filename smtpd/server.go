@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,24 @@ type Server struct {
 	// Timeout bounds each read of the client and each write of a reply;
 	// 0 means DefaultTimeout.
 	Timeout time.Duration
+
+	// TLS, when set, is offered as STARTTLS (RFC 3207). The daemon's
+	// listener sets it ([daemon] listen_tls); -bs never does.
+	TLS *tls.Config
+	// Auth, when set, is offered as AUTH PLAIN and LOGIN (RFC 4954), and
+	// only once the session is encrypted: it reports whether password is
+	// user's ([daemon] listen_users). See auth.go for the failure rules.
+	Auth func(user, password string) bool
+	// AuthRequired refuses MAIL (530 5.7.0) until the client has
+	// authenticated: a client the listener admits only with credentials
+	// (listen_auth_networks).
+	AuthRequired bool
+	// AuthFailureDelay is how long a refused AUTH waits before its 535;
+	// 0 means DefaultAuthFailureDelay.
+	AuthFailureDelay time.Duration
+	// MaxAuthFailures is how many refused AUTHs end a session (421); 0
+	// means DefaultMaxAuthFailures.
+	MaxAuthFailures int
 }
 
 // ServeStdio runs one SMTP session on in (commands and messages) and out
@@ -65,11 +84,13 @@ func (srv *Server) ServeConn(conn net.Conn) error {
 		host = "localhost"
 	}
 	c := &session{
-		srv:  srv,
-		s:    srv.Submitter,
-		host: host,
-		r:    bufio.NewReaderSize(deadlineReader{conn, timeout}, 64<<10),
-		w:    bufio.NewWriter(deadlineWriter{conn, timeout}),
+		srv:     srv,
+		s:       srv.Submitter,
+		host:    host,
+		conn:    conn,
+		timeout: timeout,
+		r:       bufio.NewReaderSize(deadlineReader{conn, timeout}, 64<<10),
+		w:       bufio.NewWriter(deadlineWriter{conn, timeout}),
 	}
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		ap := a.AddrPort()

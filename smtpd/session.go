@@ -8,21 +8,28 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/relaymail/relay/sendmailcompat"
 )
 
 // session is the state of one connection.
 type session struct {
-	srv    *Server
-	s      *sendmailcompat.Submitter
-	host   string // our name in the greeting and EHLO
-	r      *bufio.Reader
-	w      *bufio.Writer
-	helo   string                 // the client's name from HELO or EHLO
-	client *sendmailcompat.Client // the network peer; nil for -bs
-	errors int
-	tx     *transaction // nil outside MAIL … DATA
+	srv     *Server
+	s       *sendmailcompat.Submitter
+	host    string // our name in the greeting and EHLO
+	conn    net.Conn
+	timeout time.Duration
+	r       *bufio.Reader
+	w       *bufio.Writer
+	helo    string                 // the client's name from HELO or EHLO
+	client  *sendmailcompat.Client // the network peer; nil for -bs
+	errors  int
+	tx      *transaction // nil outside MAIL … DATA
+
+	encrypted    bool   // after STARTTLS
+	user         string // after a successful AUTH
+	authFailures int
 }
 
 // transaction is one message being described by MAIL and RCPT.
@@ -164,11 +171,15 @@ func (c *session) command(line string) error {
 	case "VRFY":
 		c.reply(252, "2.0.0", "Cannot VRFY user; send mail and relay will try to deliver it")
 	case "HELP":
-		c.reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY QUIT")
+		c.reply(214, "2.0.0", "Commands: EHLO HELO "+c.offered()+"MAIL RCPT DATA RSET NOOP VRFY QUIT")
 	case "QUIT":
 		c.reply(221, "2.0.0", "Bye")
 		return errQuit
-	case "EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "ATRN", "SEND", "SOML", "SAML":
+	case "STARTTLS":
+		return c.startTLS(arg)
+	case "AUTH":
+		return c.auth(arg)
+	case "EXPN", "BDAT", "ETRN", "TURN", "ATRN", "SEND", "SOML", "SAML":
 		c.protocolError(502, "5.5.1", "Error: command not implemented")
 	default:
 		c.protocolError(500, "5.5.2", "Error: command not recognized")
