@@ -86,7 +86,7 @@ type Config struct {
 // and TLSFingerprint lowercase hex without colons or "sha256:".
 type Smarthost struct {
 	Name            string    `toml:"name"`
-	Preset          string    `toml:"preset"` // yandex, mailru, gmail, outlook, rambler
+	Preset          string    `toml:"preset"` // yandex, mailru, gmail, outlook, office365, rambler
 	Host            string    `toml:"host"`
 	Port            int       `toml:"port"`
 	TLS             string    `toml:"tls"` // "implicit", "starttls" or "none"
@@ -106,6 +106,10 @@ type Smarthost struct {
 	Proxy           string    `toml:"proxy"`
 	RateLimit       RateLimit `toml:"rate_limit"`
 	BounceFrom      string    `toml:"bounce_from"`
+	// OAuth is the [smarthost.oauth] table: log in with an OAuth 2.0
+	// access token that relay obtains and refreshes itself (oauth.go).
+	// After Load, OAuth.Provider is set exactly when OAuth is in use.
+	OAuth OAuth `toml:"oauth"`
 
 	Line int `toml:"-"` // line of its [[smarthost]] header
 
