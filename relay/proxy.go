@@ -20,7 +20,13 @@ import (
 // read (proxy.FromEnvironment is not used). via names the proxy with its
 // password masked, "" for a direct connection.
 func dialSmarthost(ctx context.Context, sh *config.Smarthost) (conn net.Conn, via string, err error) {
-	addr := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
+	return dialVia(ctx, sh, net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)))
+}
+
+// dialVia opens a TCP connection to addr the way the smarthost sh is
+// reached: directly or through its proxy (also its OAuth endpoints: over
+// Tor, they must not leak either).
+func dialVia(ctx context.Context, sh *config.Smarthost, addr string) (conn net.Conn, via string, err error) {
 	direct := &net.Dialer{Timeout: ConnectTimeout}
 	if sh.Proxy == "" {
 		conn, err = direct.DialContext(ctx, "tcp", addr)
