@@ -40,9 +40,9 @@ type Account struct {
 	Conf config.OAuth
 	// Dial opens the connections to the endpoints (package relay passes
 	// the smarthost's SOCKS proxy); nil: direct.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error) `json:"-"`
 	// Now is the clock (nil: time.Now).
-	Now func() time.Time
+	Now func() time.Time `json:"-"`
 }
 
 // New returns the account of a smarthost that uses OAuth (after
