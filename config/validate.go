@@ -330,7 +330,7 @@ func (v *validator) smarthosts() {
 		}
 		// OAuth: a [smarthost.oauth] table, or a preset whose provider
 		// takes nothing else, when no password is given (oauth.go).
-		useOAuth := v.has(k("oauth")) || preset != nil && preset.OAuthOnly && len(sources) == 0
+		useOAuth := v.has(k("oauth")) || preset != nil && preset.OAuthOnly && len(sources) == 0 && sh.Username != ""
 		switch {
 		case useOAuth && len(sources) > 0:
 			v.errorf(k(sources[0]), "has no use with [smarthost.oauth]: relay obtains the access token itself")
