@@ -121,8 +121,8 @@ func oauthHosts(cfg *config.Config, name string, one bool) ([]*config.Smarthost,
 }
 
 // becomeSpoolOwner makes root continue as the spool's owner (the daemon
-// user), so that the token file belongs to it; a user's own spool is
-// made when it does not exist yet.
+// user), so that the token file belongs to it; a spool that does not
+// exist yet is made, as sendmail makes it.
 func becomeSpoolOwner(cfg *config.Config) error {
 	sp, err := mailq.Open(cfg)
 	if err != nil {
@@ -131,9 +131,8 @@ func becomeSpoolOwner(cfg *config.Config) error {
 	if sp != nil {
 		return nil // mailq.Open became the owner
 	}
-	if os.Geteuid() == 0 {
-		return sysexits.New(sysexits.Config, "oauth: the spool %s does not exist: run relay install first (the token file belongs to its owner)", cfg.Spool)
-	}
+	// As sendmail does: a missing spool is made, this user's (relay
+	// install gives a system spool to the daemon user).
 	if _, err := spool.Create(cfg.Spool); err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return sysexits.Wrap(sysexits.NoPerm, err)

@@ -46,6 +46,9 @@ type Script struct {
 	PendingPolls int
 	SlowDowns    int
 	Deny, Expire bool
+	// Manual: a device code is pending until the test calls Approve
+	// with its user code (after PendingPolls and SlowDowns).
+	Manual bool
 	// TokenError, when set, is the error code every token request gets
 	// (400).
 	TokenError string
@@ -94,8 +97,10 @@ type device struct {
 	polls     int
 	lastPoll  time.Time
 	userCode  string
-	approved  bool
+	approved  bool // the code was exchanged
 	pollTimes []time.Time
+	// userApproved: the user signed in and approved (Approve).
+	userApproved bool
 }
 
 type authCode struct {
@@ -197,6 +202,20 @@ func (s *Server) RevokeAll() {
 		i.revoked = true
 		s.access[k] = i
 	}
+}
+
+// Approve approves the device code shown as userCode (the user signed
+// in); it reports whether there was one.
+func (s *Server) Approve(userCode string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.userCode == userCode {
+			d.userApproved = true
+			return true
+		}
+	}
+	return false
 }
 
 // PollTimes returns when the device code was polled, in order.
@@ -324,7 +343,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, "expired_token")
 		case d.polls <= s.script.SlowDowns:
 			oauthError(w, "slow_down")
-		case d.polls <= s.script.PendingPolls:
+		case d.polls <= s.script.PendingPolls, s.script.Manual && !d.userApproved:
 			oauthError(w, "authorization_pending")
 		default:
 			d.approved = true // used: the next poll gets invalid_grant
