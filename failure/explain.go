@@ -256,7 +256,8 @@ var explainRules = sync.OnceValue(func() []explainRule {
 		// to the reply): before the password rows, which would say "app
 		// password".
 		{reply: icase(`\(a valid token of relay oauth`),
-			say: `The smarthost refused a valid OAuth access token that relay had just got from the provider: SMTP AUTH is off for the mailbox or the tenant (Microsoft 365: Authenticated SMTP in the mailbox's mail apps, Set-CASMailbox -SmtpClientAuthenticationDisabled $false), ` +
+			say: `The smarthost refused a valid OAuth access token (not expired) that relay got from the provider for this account. relay forgets it and asks for a new one at the next attempt, which says whether the grant was revoked. ` +
+				`If new tokens are refused too: SMTP AUTH is off for the mailbox or the tenant (Microsoft 365: Authenticated SMTP in the mailbox's mail apps, Set-CASMailbox -SmtpClientAuthenticationDisabled $false), ` +
 				`the app lacks the permission (SMTP.Send, or SMTP.SendAsApp with the service principal allowed on the mailbox), or username is not the mailbox the grant is for. Fix that, then relay oauth login with the smarthost's name.`},
 		{reply: icase(`\(AUTH (XOAUTH2|OAUTHBEARER): token refused`),
 			say: `The smarthost refused the OAuth access token: password_command must print a current access token for this account (not the refresh token, not the password), with the scope for mail (Gmail: https://mail.google.com/, Outlook: https://outlook.office.com/SMTP.Send). Run the command by hand to see what it prints; relay runs it again for each connection.`},
