@@ -51,7 +51,7 @@ func (c *cli) oauthCmd(args []string) error {
 	defer stop()
 	switch sub {
 	case "login":
-		if err := relay.OAuthAccount(hosts[0]).Login(ctx, c.stdin, c.stdout); err != nil {
+		if err := relay.OAuthAccount(hosts[0]).Login(ctx, c.stdin, c.stdout, c.stderr); err != nil {
 			return sysexits.Wrap(sysexits.TempFail, err)
 		}
 		// Mail that waited for the grant goes now (a daemon sees the

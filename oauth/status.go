@@ -30,13 +30,13 @@ func (a *Account) Status() (*Status, error) {
 	st := &Status{Name: a.Name, Account: a.User, Provider: a.Conf.Provider, Flow: a.Conf.Flow, File: a.TokenFile()}
 	g, err := readGrant(a.TokenFile())
 	if err != nil {
-		return st, a.fileError("cannot read", a.TokenFile(), err)
+		return st, a.FileError("cannot read", a.TokenFile(), err)
 	}
 	if g == nil {
 		st.LoginNeeded = a.Conf.NeedsLogin()
 		return st, nil
 	}
-	st.OtherClient = !a.sameClient(g)
+	st.OtherClient = !a.SameClient(g)
 	st.Grant = g.RefreshToken != "" || !a.Conf.NeedsLogin() && g.AccessToken != ""
 	st.LoginTime, st.RefreshTokenTime, st.LastRefresh = g.LoginTime, g.RefreshTokenTime, g.LastRefresh
 	if g.AccessToken != "" {
@@ -119,15 +119,15 @@ func age(d time.Duration) string {
 func (a *Account) Logout(ctx context.Context) (existed bool, err error) {
 	unlock, err := lockGrant(ctx, a.TokenFile())
 	if err != nil {
-		return false, a.fileError("cannot lock", a.TokenFile(), err)
+		return false, a.FileError("cannot lock", a.TokenFile(), err)
 	}
 	defer unlock()
 	g, err := readGrant(a.TokenFile())
 	if err != nil {
-		return false, a.fileError("cannot read", a.TokenFile(), err)
+		return false, a.FileError("cannot read", a.TokenFile(), err)
 	}
 	if err := removeGrant(a.TokenFile()); err != nil {
-		return false, a.fileError("cannot remove", a.TokenFile(), err)
+		return false, a.FileError("cannot remove", a.TokenFile(), err)
 	}
 	return g != nil, nil
 }

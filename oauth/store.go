@@ -16,10 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// grant is the token file's content (see the package documentation).
-// Tokens are never printed: String is not defined on purpose, and
-// errors name the file, never its fields.
-type grant struct {
+// Grant is the token file's content (see the package documentation).
+// Tokens are never printed: errors name the file, never its fields.
+type Grant struct {
 	Account   string `json:"account"`
 	Smarthost string `json:"smarthost"`
 	Provider  string `json:"provider"`
@@ -45,7 +44,7 @@ type grant struct {
 
 // readGrant reads the token file; a missing file is a nil grant and no
 // error.
-func readGrant(path string) (*grant, error) {
+func readGrant(path string) (*Grant, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -53,7 +52,7 @@ func readGrant(path string) (*grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &grant{}
+	g := &Grant{}
 	if err := json.Unmarshal(b, g); err != nil {
 		return nil, fmt.Errorf("%s is damaged (not the JSON relay writes)", path)
 	}
@@ -62,7 +61,7 @@ func readGrant(path string) (*grant, error) {
 
 // writeGrant replaces the token file atomically and durably: a new file
 // (0600) in the same directory, fsync, rename, fsync of the directory.
-func writeGrant(path string, g *grant) error {
+func writeGrant(path string, g *Grant) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -170,3 +169,13 @@ func tryLock(ctx context.Context, mu *sync.Mutex) bool {
 	}
 	return true
 }
+
+// Load reads the account's token file: nil without one.
+func (a *Account) Load() (*Grant, error) { return readGrant(a.TokenFile()) }
+
+// Save replaces the account's token file, atomically and durably.
+func (a *Account) Save(g *Grant) error { return writeGrant(a.TokenFile(), g) }
+
+// Lock takes the account's lock (see lockGrant); the function returned
+// releases it.
+func (a *Account) Lock(ctx context.Context) (func(), error) { return lockGrant(ctx, a.TokenFile()) }

@@ -22,9 +22,14 @@ import (
 	"github.com/relaymail/relay/internal/testoauth"
 	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/oauth"
+	"github.com/relaymail/relay/oauth/flow"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 )
+
+// The runner's tokens come from flow.Token in this process, not from the
+// relay-oauth helper, which the tests of this package do not build.
+func init() { oauth.Fetch = flow.Token }
 
 // oauthServer is a test smarthost offering mechs over plain text on
 // loopback, whose XOAUTH2 and OAUTHBEARER accept the tokens as live at
@@ -56,7 +61,7 @@ func oauthHarness(t *testing.T, as *testoauth.Server, port int) *harness {
 		DeviceAuthorizationURL: as.URL + "/device", TokenURL: as.URL + "/token", Scopes: []string{"mail"},
 		TokenFile: filepath.Join(t.TempDir(), "oauth", "oauthhost.json")}
 	as.Set(func(s *testoauth.Script) { s.AccessLifetime = time.Minute })
-	if err := oauth.New(&sh).Login(context.Background(), strings.NewReader(""), io.Discard); err != nil {
+	if err := flow.Login(context.Background(), oauth.New(&sh), strings.NewReader(""), io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	as.Set(func(s *testoauth.Script) { s.AccessLifetime = time.Hour })

@@ -16,25 +16,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/oauth"
 )
 
-// OAuthAccount is the OAuth account of a smarthost that uses OAuth, its
-// endpoints reached the way the smarthost is (through its proxy).
-func OAuthAccount(sh *config.Smarthost) *oauth.Account {
-	a := oauth.New(sh)
-	if sh.Proxy != "" {
-		a.Dial = func(ctx context.Context, _, addr string) (net.Conn, error) {
-			c, _, err := dialVia(ctx, sh, addr)
-			return c, err
-		}
-	}
-	return a
-}
+// OAuthAccount is the OAuth account of a smarthost that uses OAuth; its
+// endpoints are reached the way the smarthost is (through its proxy).
+func OAuthAccount(sh *config.Smarthost) *oauth.Account { return oauth.New(sh) }
 
 // OAuthLogin is what relay probe shows about an OAuth login.
 type OAuthLogin struct {

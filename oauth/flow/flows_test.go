@@ -1,4 +1,4 @@
-package oauth_test
+package flow_test
 
 // Each flow against the scripted authorization server of
 // internal/testoauth: the device flow (pending, slow_down, denied,
@@ -26,9 +26,17 @@ import (
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/internal/testoauth"
 	"github.com/relaymail/relay/oauth"
+	"github.com/relaymail/relay/oauth/flow"
 )
 
 const user = "robot@example.test"
+
+// TestMain: oauth.Account.Token gets its tokens in this process, from
+// flow.Token, instead of from the relay-oauth helper.
+func TestMain(m *testing.M) {
+	oauth.Fetch = flow.Token
+	os.Exit(m.Run())
+}
 
 // account is a generic account against srv, its token file in a
 // directory of the test's own.
@@ -74,7 +82,7 @@ func TestDeviceLogin_PendingThenApproved(t *testing.T) {
 	srv := testoauth.New(t, testoauth.Script{ClientID: "relay-test-client", PendingPolls: 2})
 	a := account(t, srv, "device")
 	var out bytes.Buffer
-	if err := a.Login(context.Background(), strings.NewReader(""), &out); err != nil {
+	if err := flow.Login(context.Background(), a, strings.NewReader(""), &out); err != nil {
 		t.Fatalf("login: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), srv.URL+"/verify") || !regexp.MustCompile(`\bUC-\d{4}\b`).MatchString(out.String()) {
@@ -102,7 +110,7 @@ func TestDeviceLogin_PendingThenApproved(t *testing.T) {
 func TestDeviceLogin_SlowDown(t *testing.T) {
 	srv := testoauth.New(t, testoauth.Script{SlowDowns: 1, PendingPolls: 1})
 	a := account(t, srv, "device")
-	if err := a.Login(context.Background(), strings.NewReader(""), io.Discard); err != nil {
+	if err := flow.Login(context.Background(), a, strings.NewReader(""), io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	polls := srv.PollTimes()
@@ -124,7 +132,7 @@ func TestDeviceLogin_DeniedAndExpired(t *testing.T) {
 	} {
 		srv := testoauth.New(t, c.script)
 		a := account(t, srv, "device")
-		err := a.Login(context.Background(), strings.NewReader(""), io.Discard)
+		err := flow.Login(context.Background(), a, strings.NewReader(""), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("login error %v, want %q", err, c.want)
 		}
@@ -161,7 +169,7 @@ func startAuthcode(t *testing.T, a *oauth.Account) (string, *io.PipeWriter, *syn
 	in, w := io.Pipe()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- a.Login(context.Background(), in, out) }()
+	go func() { done <- flow.Login(context.Background(), a, in, out) }()
 	for range 500 {
 		if m := authURL.FindStringSubmatch(out.String()); m != nil {
 			return m[1], w, out, done

@@ -1,4 +1,4 @@
-package oauth_test
+package flow_test
 
 // The access token at delivery: cached, refreshed, rotated, refused,
 // bounded, and refreshed once however many ask at the same time.
@@ -19,6 +19,7 @@ import (
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/internal/testoauth"
 	"github.com/relaymail/relay/oauth"
+	"github.com/relaymail/relay/oauth/flow"
 )
 
 // loggedIn is an account after a device login whose access token is
@@ -28,7 +29,7 @@ func loggedIn(t *testing.T, s testoauth.Script) (*testoauth.Server, *oauth.Accou
 	s.AccessLifetime = time.Minute
 	srv := testoauth.New(t, s)
 	a := account(t, srv, "device")
-	if err := a.Login(context.Background(), strings.NewReader(""), io.Discard); err != nil {
+	if err := flow.Login(context.Background(), a, strings.NewReader(""), io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	srv.Set(func(s *testoauth.Script) { s.AccessLifetime = time.Hour })

@@ -1,4 +1,4 @@
-package oauth
+package flow
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaymail/relay/oauth"
 	"golang.org/x/oauth2"
 )
 
@@ -31,24 +32,24 @@ var LoginTimeout = 15 * time.Minute
 // Flows without a login (client_credentials, service_account) fetch a
 // first token, which proves the configuration. Nothing printed is a
 // token. Every error is an *Error.
-func (a *Account) Login(ctx context.Context, in io.Reader, out io.Writer) error {
+func Login(ctx context.Context, a *oauth.Account, in io.Reader, out io.Writer) error {
 	var tok *oauth2.Token
 	var err error
 	endpoint := a.Conf.TokenURL
 	switch a.Conf.Flow {
 	case "device":
-		tok, err = a.deviceLogin(ctx, out)
+		tok, err = deviceLogin(ctx, a, out)
 		if err != nil && !isTokenEndpointErr(err) {
 			endpoint = a.Conf.DeviceAuthorizationURL
 		}
 	case "authcode":
-		tok, err = a.authcodeLogin(ctx, in, out)
+		tok, err = authcodeLogin(ctx, a, in, out)
 	default:
 		fmt.Fprintf(out, "flow %s needs no login: asking %s for a token\n", a.Conf.Flow, endpointHost(a.Conf.TokenURL))
-		tok, err = a.appToken(a.context(ctx))
+		tok, err = appToken(withClient(ctx, a), a)
 	}
 	if err != nil {
-		e := a.describe(err, endpoint)
+		e := describe(a, err, endpoint)
 		e.LoginNeeded = false // this is the login
 		return e
 	}
@@ -57,19 +58,19 @@ func (a *Account) Login(ctx context.Context, in io.Reader, out io.Writer) error 
 		if a.Conf.Provider == "microsoft" {
 			why = "scopes must include offline_access"
 		}
-		return &Error{Account: a.Name, Msg: "the authorization server granted no refresh token, so relay could not renew the access token within the hour: " + why}
+		return &oauth.Error{Account: a.Name, Msg: "the authorization server granted no refresh token, so relay could not renew the access token within the hour: " + why}
 	}
-	now := a.now()
-	g := a.newGrant()
+	now := a.Clock()
+	g := a.NewGrant()
 	g.LoginTime = now
-	a.keep(g, tok, now)
-	unlock, err := lockGrant(ctx, a.TokenFile())
+	g.Keep(tok.AccessToken, tok.TokenType, tok.RefreshToken, tok.Expiry, now)
+	unlock, err := a.Lock(ctx)
 	if err != nil {
-		return a.fileError("cannot lock", a.TokenFile(), err)
+		return a.FileError("cannot lock", a.TokenFile(), err)
 	}
 	defer unlock()
-	if err := writeGrant(a.TokenFile(), g); err != nil {
-		return a.fileError("cannot write", a.TokenFile(), err)
+	if err := a.Save(g); err != nil {
+		return a.FileError("cannot write", a.TokenFile(), err)
 	}
 	fmt.Fprintf(out, "logged in: smarthost %s, account %s; the grant is kept in %s (mode 0600)\n", a.Name, a.User, a.TokenFile())
 	return nil
@@ -90,12 +91,12 @@ func isTokenEndpointErr(err error) bool {
 // DeviceAccessToken, which polls at the server's interval, adds 5 s at
 // every slow_down, goes on at authorization_pending, and stops at
 // access_denied, expired_token or the code's expiry.
-func (a *Account) deviceLogin(ctx context.Context, out io.Writer) (*oauth2.Token, error) {
-	c, err := a.config()
+func deviceLogin(ctx context.Context, a *oauth.Account, out io.Writer) (*oauth2.Token, error) {
+	c, err := configOf(a)
 	if err != nil {
-		return nil, &Error{Account: a.Name, Msg: err.Error()}
+		return nil, &oauth.Error{Account: a.Name, Msg: err.Error()}
 	}
-	hctx := a.context(ctx)
+	hctx := withClient(ctx, a)
 	da, err := c.DeviceAuth(hctx)
 	if err != nil {
 		return nil, err
@@ -114,16 +115,16 @@ func (a *Account) deviceLogin(ctx context.Context, out io.Writer) (*oauth2.Token
 		if errors.As(err, &re) {
 			switch re.ErrorCode {
 			case "access_denied":
-				return nil, &Error{Account: a.Name, Msg: "the sign-in was declined (access_denied): nothing was stored; run relay oauth login " + a.Name + " again to retry"}
+				return nil, &oauth.Error{Account: a.Name, Msg: "the sign-in was declined (access_denied): nothing was stored; run relay oauth login " + a.Name + " again to retry"}
 			case "expired_token":
-				return nil, &Error{Account: a.Name, Msg: "the code expired before the sign-in was approved (expired_token): run relay oauth login " + a.Name + " again"}
+				return nil, &oauth.Error{Account: a.Name, Msg: "the code expired before the sign-in was approved (expired_token): run relay oauth login " + a.Name + " again"}
 			}
 		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return nil, &Error{Account: a.Name, Msg: "the code expired before the sign-in was approved: run relay oauth login " + a.Name + " again"}
+			return nil, &oauth.Error{Account: a.Name, Msg: "the code expired before the sign-in was approved: run relay oauth login " + a.Name + " again"}
 		}
 		if ctx.Err() != nil {
-			return nil, &Error{Account: a.Name, Msg: "login interrupted: nothing was stored"}
+			return nil, &oauth.Error{Account: a.Name, Msg: "login interrupted: nothing was stored"}
 		}
 		return nil, tokenEndpointErr{err}
 	}
@@ -135,16 +136,16 @@ func (a *Account) deviceLogin(ctx context.Context, out io.Writer) (*oauth2.Token
 // browser gets the redirect URL (or the code) pasted back by the user,
 // who opened the link elsewhere and copies the address the browser could
 // not load. Whichever comes first counts.
-func (a *Account) authcodeLogin(ctx context.Context, in io.Reader, out io.Writer) (*oauth2.Token, error) {
-	c, err := a.config()
+func authcodeLogin(ctx context.Context, a *oauth.Account, in io.Reader, out io.Writer) (*oauth2.Token, error) {
+	c, err := configOf(a)
 	if err != nil {
-		return nil, &Error{Account: a.Name, Msg: err.Error()}
+		return nil, &oauth.Error{Account: a.Name, Msg: err.Error()}
 	}
 	ctx, cancel := context.WithTimeout(ctx, LoginTimeout)
 	defer cancel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, &Error{Account: a.Name, Msg: fmt.Sprintf("cannot listen on 127.0.0.1 for the redirect: %v", err)}
+		return nil, &oauth.Error{Account: a.Name, Msg: fmt.Sprintf("cannot listen on 127.0.0.1 for the redirect: %v", err)}
 	}
 	defer ln.Close()
 	host := "127.0.0.1"
@@ -208,14 +209,14 @@ func (a *Account) authcodeLogin(ctx context.Context, in io.Reader, out io.Writer
 	case res = <-got:
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, &Error{Account: a.Name, Msg: fmt.Sprintf("no authorization came back within %v: run relay oauth login %s again", LoginTimeout, a.Name)}
+			return nil, &oauth.Error{Account: a.Name, Msg: fmt.Sprintf("no authorization came back within %v: run relay oauth login %s again", LoginTimeout, a.Name)}
 		}
-		return nil, &Error{Account: a.Name, Msg: "login interrupted: nothing was stored"}
+		return nil, &oauth.Error{Account: a.Name, Msg: "login interrupted: nothing was stored"}
 	}
 	if res.err != nil {
-		return nil, &Error{Account: a.Name, Msg: res.err.Error()}
+		return nil, &oauth.Error{Account: a.Name, Msg: res.err.Error()}
 	}
-	return c.Exchange(a.context(ctx), res.code, oauth2.VerifierOption(verifier))
+	return c.Exchange(withClient(ctx, a), res.code, oauth2.VerifierOption(verifier))
 }
 
 // codeFrom takes the code out of a redirect's query, checking the state;
