@@ -25,8 +25,8 @@ var (
 
 // Account is the OAuth side of one smarthost.
 type Account struct {
-	Name string `json:"name"` // the smarthost's name: relay oauth login NAME
-	User string `json:"user"` // the mailbox logged in as (username)
+	Name string       `json:"name"` // the smarthost's name: relay oauth login NAME
+	User string       `json:"user"` // the mailbox logged in as (username)
 	Conf config.OAuth `json:"conf"`
 	// Proxy is the smarthost's SOCKS5 proxy: the endpoints are reached
 	// through it too ("" direct).
