@@ -4,9 +4,12 @@
 // configured per smarthost in [smarthost.oauth] (config.OAuth). The
 // flows are golang.org/x/oauth2's (Config.DeviceAuth and
 // DeviceAccessToken, AuthCodeURL and Exchange with PKCE, refresh through
-// Config.TokenSource, clientcredentials, jwt); this package adds what it
-// lacks: where the grant is kept, one refresh at a time, the loopback or
-// pasted redirect, and errors that say what to do.
+// Config.TokenSource, clientcredentials, jwt), driven by package
+// oauth/flow, which adds what they lack: the loopback or pasted
+// redirect, the HTTP client, and errors that say what to do. This
+// package keeps the grant and the cache, and is all that relay links:
+// the flows run in the helper binary relay-oauth (helper.go says why:
+// net/http's initialisation would cost every sendmail run).
 //
 // # The token file
 //
@@ -20,10 +23,11 @@
 //
 // # Getting a token for a connection
 //
-// [Account.Token], called by package relay for each new connection, takes
-// the account's lock, reads the file, and returns the cached access token
-// while it is valid for at least [RefreshMargin] more. Otherwise it asks
-// the token endpoint: the refresh token (device, authcode), the client
+// [Account.Token], called by package relay for each new connection,
+// reads the file and returns the cached access token while it is valid
+// for at least [RefreshMargin] more. Otherwise [Fetch] runs relay-oauth,
+// which takes the account's lock, reads the file again (another process
+// may have refreshed it meanwhile) and else asks the token endpoint: the refresh token (device, authcode), the client
 // secret (client_credentials) or a JWT signed with the service account's
 // key (service_account, RFC 7523), and stores the answer — a rotated
 // refresh token with it — durably before it returns the new access token.
