@@ -8,7 +8,8 @@
 // exit codes; every command's work is done in a package of its own:
 // sendmailcompat (sendmail), smtpd (sendmail -bs), mailq (the queue
 // commands), daemon (relay daemon, relay queue run, sendmail --wait),
-// check, relay (probe), rewrite (relay rewrite, newaliases) and install.
+// check, relay (probe), oauth (relay oauth), rewrite (relay rewrite,
+// newaliases) and install.
 package main
 
 import (
@@ -84,6 +85,8 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "probe":
 		return c.exit(c.probe(args))
+	case "oauth":
+		return c.exit(c.oauthCmd(args))
 	case "daemon":
 		return c.exit(c.daemon(args))
 	case "listener":

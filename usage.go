@@ -22,6 +22,7 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   queue release ID...|--all         release held messages
   check                             validate configuration and spool
   probe [--send-to ADDR] [-v]       try each smarthost and explain what fails
+  oauth login|status|logout [NAME]  the OAuth 2.0 grant of a smarthost
   install [--prefix DIR] [--dry-run] [--force]
                                     set up a system install (user, spool, links)
   rewrite ADDR...                   show what addresses become
@@ -87,6 +88,16 @@ AUTH, and explains every failure; nothing is sent unless --send-to names a
 recipient for a test message. -v shows the SMTP dialogue (secrets
 redacted). Exit 0 when every smarthost works, 69 when one does not.
 See relay(8), "relay probe".
+`,
+	"oauth": `usage: relay oauth login|status|logout [NAME]
+  login NAME     sign in for smarthost NAME: the device flow (a URL and a
+                 code to enter) or the authorization-code flow (a URL to
+                 open; the redirect comes back or is pasted here); the
+                 grant is stored as the daemon user, then the queue flushed
+  status [NAME]  account, token expiry, refresh-token age, last error
+                 (exit 75 when a login is needed)
+  logout NAME    forget the grant (revoke it at the provider too)
+No token is ever printed. See relay(8), "relay oauth".
 `,
 	"install": `usage: relay install [--prefix DIR] [--dry-run] [--force]
 Sets up a system install: the relay user, the spool, the configuration

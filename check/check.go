@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/oauth"
 	"github.com/relaymail/relay/rewrite"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -58,6 +60,12 @@ func Run(cfg *config.Config, out, warn io.Writer) error {
 	}
 	if p := Elsewhere(cfg); p != nil && stuck == nil {
 		stuck = &StuckError{Elsewhere: p.Msg}
+	}
+	if probs := OAuth(cfg, warn); len(probs) > 0 {
+		if stuck == nil {
+			stuck = &StuckError{}
+		}
+		stuck.OAuth = probs
 	}
 	if stuck != nil {
 		return sysexits.Wrap(sysexits.TempFail, stuck)
@@ -151,13 +159,46 @@ type StuckError struct {
 	// Elsewhere, when set, says that mail waits in a spool the
 	// configuration does not name (see Elsewhere); N is then 0.
 	Elsewhere string
+	// OAuth lists the smarthosts whose OAuth grant is missing or refused
+	// (see OAuth), each with what to run.
+	OAuth []string
 }
 
 func (e *StuckError) Error() string {
-	if e.N == 0 {
-		return e.Elsewhere
+	var parts []string
+	switch {
+	case e.N > 0:
+		parts = append(parts, fmt.Sprintf("%d message(s) stuck on a failure of relay's side or the account, last: %s", e.N, e.Reason))
+	case e.Elsewhere != "":
+		parts = append(parts, e.Elsewhere)
 	}
-	return fmt.Sprintf("%d message(s) stuck on a failure of relay's side or the account, last: %s", e.N, e.Reason)
+	return strings.Join(append(parts, e.OAuth...), "\n")
+}
+
+// OAuth looks at the token file of every smarthost that logs in with
+// OAuth, without connecting anywhere: a grant missing or refused
+// (invalid_grant) is returned, one line each naming relay oauth login
+// NAME, since no mail can go through that smarthost until someone runs
+// it; a token file this user cannot read, and a last refresh that failed
+// for another reason (relay tries again), are warnings on warn.
+func OAuth(cfg *config.Config, warn io.Writer) []string {
+	var probs []string
+	for i := range cfg.Smarthosts {
+		sh := &cfg.Smarthosts[i]
+		if !sh.UsesOAuth() {
+			continue
+		}
+		st, err := oauth.New(sh).Status()
+		switch {
+		case err != nil:
+			fmt.Fprintf(warn, "relay: warning: %v\n", err)
+		case st.Problem() != "":
+			probs = append(probs, st.Problem())
+		case st.LastError != "":
+			fmt.Fprintf(warn, "relay: warning: smarthost %s: the last OAuth token refresh failed (%s): %s\n", sh.Name, st.LastErrorTime.Format(time.RFC3339), st.LastError)
+		}
+	}
+	return probs
 }
 
 // Elsewhere looks for mail in the default spool when the configuration

@@ -158,7 +158,13 @@ func (k *checker) smarthost(p string, sh *Smarthost) {
 	if sh.loginNote != "" {
 		k.warnf(p+".username", "%s", sh.loginNote)
 	}
-	if (sh.Auth == "xoauth2" || sh.Auth == "oauthbearer") && len(sh.PasswordCommand) == 0 {
+	if pr, ok := Presets[sh.Preset]; ok && pr.OAuthOnly && !sh.UsesOAuth() && sh.Username != "" {
+		k.warnf(p+".preset", "%s: Microsoft has turned passwords (basic authentication) off for SMTP: personal accounts since September 2024, Exchange Online by the end of 2026 (535 5.7.3, 550 5.7.30); log in with OAuth instead: a [smarthost.oauth] table and relay oauth login %s", sh.Preset, sh.Name)
+	}
+	if sh.UsesOAuth() {
+		k.oauthFiles(p, sh)
+	}
+	if (sh.Auth == "xoauth2" || sh.Auth == "oauthbearer") && len(sh.PasswordCommand) == 0 && !sh.UsesOAuth() {
 		k.warnf(p+".auth", `%s takes an OAuth access token, which expires within the hour: use password_command to get a fresh one for each connection`, sh.Auth)
 	}
 }
@@ -209,5 +215,32 @@ func (k *checker) listener() {
 	}
 	if len(d.Listen) == 0 && (d.ListenTLS != "" || d.ListenUsers != "") {
 		k.warnf("daemon.listen_tls", "has no use without [daemon] listen")
+	}
+}
+
+// oauthFiles checks the files of a [smarthost.oauth] table: the client
+// secret (no access for others) and the service account's key. The token
+// file is relay's own: package check looks at it.
+func (k *checker) oauthFiles(p string, sh *Smarthost) {
+	o := &sh.OAuth
+	key := p + ".oauth.client_secret_file"
+	if k.file(key, o.ClientSecretFile) {
+		if fi, err := os.Stat(o.ClientSecretFile); err == nil {
+			if m := fi.Mode().Perm(); m&0o007 != 0 {
+				k.errorf(key, "%s is accessible by others (mode %04o): chmod o-rwx %s", o.ClientSecretFile, m, o.ClientSecretFile)
+			}
+			if fi.Size() == 0 {
+				k.errorf(key, "%s is empty", o.ClientSecretFile)
+			}
+		}
+	}
+	key = p + ".oauth.service_account_file"
+	if k.file(key, o.ServiceAccountFile) {
+		if fi, err := os.Stat(o.ServiceAccountFile); err == nil && fi.Mode().Perm()&0o007 != 0 {
+			k.errorf(key, "%s is accessible by others (mode %04o): chmod o-rwx %s", o.ServiceAccountFile, fi.Mode().Perm(), o.ServiceAccountFile)
+		}
+	}
+	if o.Provider == "google" && o.Flow == "device" {
+		k.warnf(p+".oauth.flow", `Google grants no mail scope (https://mail.google.com/) to the device flow: use flow = "authcode"`)
 	}
 }

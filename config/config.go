@@ -126,6 +126,10 @@ type Smarthost struct {
 	Proxy         string    `toml:"proxy"`
 	RateLimit     RateLimit `toml:"rate_limit"`
 	BounceFrom    string    `toml:"bounce_from"`
+	// OAuth is the [smarthost.oauth] table: log in with an OAuth 2.0
+	// access token that relay obtains and refreshes itself (oauth.go).
+	// After Load, OAuth.Provider is set exactly when OAuth is in use.
+	OAuth OAuth `toml:"oauth"`
 
 	Line int `toml:"-"` // line of its [[smarthost]] header
 

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 )
@@ -199,8 +200,9 @@ func (d *decoder) mismatch(wpath, cpath, want string, v any) {
 
 // keyHomes says where each key of the configuration belongs ("" for the
 // top level, "[queue]", "a [[smarthost]] table"), for hints about keys
-// written in the wrong table.
-var keyHomes = func() map[string][]string {
+// written in the wrong table. Made on first use: only a file with an
+// unknown key needs it, and every sendmail loads the configuration.
+var keyHomes = sync.OnceValue(func() map[string][]string {
 	h := map[string][]string{}
 	var walk func(t reflect.Type, table string, array bool)
 	walk = func(t reflect.Type, table string, array bool) {
@@ -224,7 +226,7 @@ var keyHomes = func() map[string][]string {
 	}
 	walk(reflect.TypeFor[Config](), "", false)
 	return h
-}()
+})
 
 // unknownHint suggests what an unknown key k, found in a table with the
 // given fields, was meant to be: a near miss of a known key, or a key that
@@ -252,7 +254,7 @@ func unknownHint(k string, fields []field) string {
 	if best != "" {
 		return fmt.Sprintf("; did you mean %q?", best)
 	}
-	homes := keyHomes[lk]
+	homes := keyHomes()[lk]
 	switch {
 	case len(homes) == 0:
 		return ""

@@ -57,6 +57,8 @@ func TestExample(t *testing.T) {
 			re = regexp.MustCompile(`(?m)^#? *\[\[(rewrite\.)?` + k + `\]\]`)
 		case "queue", "rewrite", "daemon", "log":
 			re = regexp.MustCompile(`(?m)^\[` + k + `\]`)
+		case "oauth":
+			re = regexp.MustCompile(`(?m)^#? *\[smarthost\.oauth\]`)
 		default:
 			// An active or commented-out key with a comment on its line.
 			re = regexp.MustCompile(`(?m)^#? *` + k + ` *=.*# \S`)

@@ -208,7 +208,7 @@ tls_server_name = "x y"
 `,
 			want: []string{
 				`FILE:1: smarthost[1]: no host: set host, or a preset`,
-				`FILE:2: smarthost[1].preset: unknown preset "hotmail": use yandex, mailru, gmail, outlook, rambler, icloud, zoho, fastmail, yahoo, gmx, web.de, sendgrid, mailgun, ses, mailjet, brevo`,
+				`FILE:2: smarthost[1].preset: unknown preset "hotmail": use yandex, mailru, gmail, outlook, office365, rambler, icloud, zoho, fastmail, yahoo, gmx, web.de, sendgrid, mailgun, ses, mailjet, brevo`,
 				`FILE:4: smarthost[2].host: "smtp.example.org:587" includes a port: write it as port = 587`,
 				`FILE:5: smarthost[2].port: must be between 1 and 65535, not 0`,
 				`FILE:6: smarthost[2].tls: must be "implicit", "starttls" or "none", not "ssl"`,

@@ -43,6 +43,17 @@ type Preset struct {
 	// RegionHost: Host has a %s for the provider's region, which the
 	// table's region key gives (SES: email-smtp.eu-west-1.amazonaws.com).
 	RegionHost bool
+	// OAuth is the provider's OAuth 2.0 platform ("microsoft", "google"):
+	// the provider of a [smarthost.oauth] table that names none.
+	OAuth string
+	// OAuthOnly: the provider has turned passwords off for SMTP. Without
+	// a password key the smarthost logs in with OAuth (a
+	// [smarthost.oauth] table may be left out, but client_id is needed);
+	// with one, relay check warns.
+	OAuthOnly bool
+	// Tenant is the default tenant of a microsoft provider: "consumers"
+	// for personal accounts, "organizations" for work accounts.
+	Tenant string
 }
 
 // Presets are the provider presets a [[smarthost]] can name. Hosts, ports,
@@ -56,9 +67,13 @@ var Presets = map[string]Preset{
 	"mailru": {Host: "smtp.mail.ru", Port: 465, TLS: "implicit", SenderIsLogin: true, RateLimit: RateLimit{N: 100, Per: time.Hour},
 		Login: "the whole mailbox address, e.g. robot@mail.ru (or @inbox.ru, @list.ru, @bk.ru, @internet.ru)"},
 	"gmail": {Host: "smtp.gmail.com", Port: 587, TLS: "starttls", RateLimit: RateLimit{N: 500, Per: 24 * time.Hour},
-		Login: "the whole address, e.g. robot@gmail.com or an address of a Google Workspace domain"},
+		Login: "the whole address, e.g. robot@gmail.com or an address of a Google Workspace domain", OAuth: "google"},
 	"outlook": {Host: "smtp-mail.outlook.com", Port: 587, TLS: "starttls", SenderIsLogin: true, RateLimit: RateLimit{N: 300, Per: 24 * time.Hour},
-		Login: "the whole address of the Microsoft account, e.g. robot@outlook.com, @hotmail.com or your own domain"},
+		Login: "the whole address of the Microsoft account, e.g. robot@outlook.com, @hotmail.com or your own domain",
+		OAuth: "microsoft", OAuthOnly: true, Tenant: "consumers"},
+	"office365": {Host: "smtp.office365.com", Port: 587, TLS: "starttls", SenderIsLogin: true, RateLimit: RateLimit{N: 30, Per: time.Minute},
+		Login: "the whole address of the mailbox, e.g. robot@example.com",
+		OAuth: "microsoft", OAuthOnly: true, Tenant: "organizations"},
 	"rambler": {Host: "smtp.rambler.ru", Port: 465, TLS: "implicit", SenderIsLogin: true, RateLimit: RateLimit{N: 100, Per: time.Hour},
 		Login: "the whole mailbox address, e.g. robot@rambler.ru (or @lenta.ru, @autorambler.ru, @myrambler.ru, @ro.ru)"},
 
@@ -92,7 +107,7 @@ var Presets = map[string]Preset{
 }
 
 // presetNames lists the presets in the order messages name them.
-var presetNames = []string{"yandex", "mailru", "gmail", "outlook", "rambler", "icloud", "zoho", "fastmail", "yahoo", "gmx", "web.de",
+var presetNames = []string{"yandex", "mailru", "gmail", "outlook", "office365", "rambler", "icloud", "zoho", "fastmail", "yahoo", "gmx", "web.de",
 	"sendgrid", "mailgun", "ses", "mailjet", "brevo"}
 
 // qualifyLogin applies a preset's rule for a username without a domain

@@ -351,7 +351,15 @@ func (v *validator) smarthosts() {
 		if v.has(k("password_command")) && (len(sh.PasswordCommand) == 0 || sh.PasswordCommand[0] == "") {
 			v.errorf(k("password_command"), `must name a command and its arguments: ["program", "arg", …]`)
 		}
+		// OAuth: a [smarthost.oauth] table, or a preset whose provider
+		// takes nothing else, when no password is given (oauth.go).
+		useOAuth := v.has(k("oauth")) || preset != nil && preset.OAuthOnly && len(sources) == 0 && sh.Username != ""
 		switch {
+		case useOAuth && len(sources) > 0:
+			v.errorf(k(sources[0]), "has no use with [smarthost.oauth]: relay obtains the access token itself")
+		case useOAuth:
+		case sh.Username != "" && len(sources) == 0 && preset != nil && preset.OAuth != "":
+			v.errorf(k("username"), "needs password_file (an app password) or a [smarthost.oauth] table")
 		case sh.Username != "" && len(sources) == 0:
 			v.errorf(k("username"), "needs password_file, password_command or password")
 		case sh.Username == "" && len(sources) > 0 && !v.bad[k("username")]:
@@ -368,10 +376,11 @@ func (v *validator) smarthosts() {
 		}
 		if sh.Auth != "" {
 			sh.Auth = strings.ToLower(sh.Auth)
-			if v.oneOf(k("auth"), sh.Auth, authMechs) && sh.Username == "" && !v.bad[k("username")] {
+			if v.oneOf(k("auth"), sh.Auth, authMechs) && sh.Username == "" && !v.bad[k("username")] && !useOAuth {
 				v.errorf(k("auth"), "needs username")
 			}
 		}
+		v.oauth(p, sh, preset, useOAuth)
 
 		// Senders and routing.
 		for _, key := range []struct {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -164,6 +165,16 @@ func runnerWanted(cfg *config.Config, sp *spool.Spool) bool {
 // canReadSecret reports whether this process can authenticate to sh.
 func canReadSecret(sh *config.Smarthost) bool {
 	switch {
+	case sh.UsesOAuth():
+		// The token file is read and written (a refresh), under a
+		// lock beside it; a client secret or key is read.
+		o := sh.OAuth
+		for _, f := range []string{o.ClientSecretFile, o.ServiceAccountFile} {
+			if f != "" && unix.Access(f, unix.R_OK) != nil {
+				return false
+			}
+		}
+		return unix.Access(filepath.Dir(o.TokenFile), unix.W_OK|unix.X_OK) == nil
 	case sh.Username == "" || sh.Password != "":
 		return true
 	case sh.PasswordFile != "":

@@ -208,6 +208,8 @@ func TestKeys_ManualPageHasEveryKey(t *testing.T) {
 var context = map[string][]string{
 	"smarthost":      {`host = "smtp.example.com"`, `username = "robot@example.com"`, `password_file = "/etc/relay/smarthost.secret"`},
 	"rewrite.header": {`action = "append"`, `name = "Subject"`, `value = " [%h]"`},
+	// [smarthost.oauth] belongs to a [[smarthost]] that has no password.
+	"smarthost.oauth": {`provider = "microsoft"`, `client_id = "00000000-0000-0000-0000-000000000000"`},
 }
 
 // companions are keys that only load together.
@@ -221,6 +223,13 @@ var companions = map[string]string{
 	"daemon.listen_tls_key":       `listen_tls = "/etc/ssl/certs/mail.pem"`,
 	"daemon.listen_users":         `listen_tls = "self-signed"`,
 	"daemon.listen_auth_networks": "listen_tls = \"self-signed\"\nlisten_users = \"/etc/relay/listener-users\"",
+}
+
+// ownContext replaces the context of keys that belong to another kind of
+// table: a service account has no client_id.
+var ownContext = map[string][]string{
+	"smarthost.oauth.service_account_file": {`provider = "google"`, `flow = "service_account"`},
+	"smarthost.oauth.subject":              {`provider = "google"`, `flow = "service_account"`, `service_account_file = "/etc/relay/sa-key.json"`},
 }
 
 var secrets = []string{"password", "password_file", "password_command"}
@@ -243,10 +252,16 @@ func TestKeys_ManualPageExamplesLoad(t *testing.T) {
 		case "":
 		case "smarthost", "rewrite.header":
 			lines = append(lines, "[["+table+"]]")
+		case "smarthost.oauth":
+			lines = append(lines, "[[smarthost]]", `host = "smtp.example.com"`, `username = "robot@example.com"`, "["+table+"]")
 		default:
 			lines = append(lines, "["+table+"]")
 		}
-		for _, c := range context[table] {
+		ctx := context[table]
+		if own, ok := ownContext[k.path]; ok {
+			ctx = own
+		}
+		for _, c := range ctx {
 			name, _, _ := strings.Cut(c, " = ")
 			if name == leaf || slices.Contains(secrets, leaf) && slices.Contains(secrets, name) {
 				continue

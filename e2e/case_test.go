@@ -33,6 +33,9 @@ type smarthost struct {
 	Proxy string
 	// Auth is the smarthost's auth = "…" (auth_test.go).
 	Auth string
+	// Name is the smarthost's name = "…"; OAuth, the body of its
+	// [smarthost.oauth] table (oauth_test.go).
+	Name, OAuth string
 }
 
 // okSmarthost is the working STARTTLS configuration every test starts from.
@@ -103,6 +106,7 @@ func (c *tc) writeConfig(sh smarthost, extra string) {
 			fmt.Fprintf(&b, "%s = %s\n", k, q(v))
 		}
 	}
+	kv("name", sh.Name)
 	kv("host", sh.Host)
 	if sh.Port != 0 {
 		fmt.Fprintf(&b, "port = %d\n", sh.Port)
@@ -122,6 +126,9 @@ func (c *tc) writeConfig(sh smarthost, extra string) {
 			parts = append(parts, q(a))
 		}
 		fmt.Fprintf(&b, "password_command = [%s]\n", strings.Join(parts, ", "))
+	}
+	if sh.OAuth != "" {
+		b.WriteString("[smarthost.oauth]\n" + sh.OAuth)
 	}
 	// The tests drive delivery with relay queue run themselves: no runner
 	// started behind their back by sendmail.

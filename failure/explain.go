@@ -135,7 +135,7 @@ const (
 	sayNoGreeting = `The smarthost accepted the connection but sent no SMTP greeting. ` +
 		`A port that speaks TLS from the first byte (465) needs tls = "implicit"; otherwise the server is overloaded or does not serve this address.`
 	sayAppPassword = `The provider wants an app password for mail programs, not the account's normal password: ` +
-		`create one in the account's security settings and put it in password_file.`
+		`create one in the account's security settings and put it in password_file (Google: 534 5.7.9, which needs 2-Step Verification), or log in with OAuth where relay offers it (a [smarthost.oauth] table, preset gmail).`
 	sayMailboxFull = `The recipient's mailbox is full. relay keeps trying for a while; only the recipient can make room.`
 	sayTooLarge    = `The message is larger than the smarthost accepts: send a smaller message (a link instead of a big attachment), ` +
 		`and lower max_message_size so that relay refuses such mail when it is submitted.`
@@ -161,6 +161,17 @@ var explainRules = sync.OnceValue(func() []explainRule {
 		// relay's own side.
 		{stages: []Stage{StageLocal}, errText: icase(`^held: the configuration .* has errors`),
 			say: `relay holds the mail because its configuration file has errors: run relay check, fix what it lists, then relay queue flush (a running daemon also needs systemctl reload relay).`},
+		// OAuth (package oauth): the texts name the smarthost and what to run.
+		{stages: []Stage{StageLocal}, errText: icase(`^OAuth .*(refused the grant|no grant yet|grant in .* is for another)`),
+			say: `relay has no usable OAuth grant for this smarthost: it was never given one, or the provider revoked it or let it expire (a changed password, an administrator, 90 days unused). ` +
+				`Run relay oauth login with the smarthost's name, as the reason says, as root; the waiting mail goes once it is done.`},
+		{stages: []Stage{StageLocal}, errText: icase(`^OAuth .*token endpoint .*(cannot be reached|failed \(HTTP|answered )`),
+			say: `relay could not get an OAuth access token: the provider's token endpoint did not answer, or failed. relay tries again by itself; ` +
+				`if it lasts, check this machine's network and DNS (and the proxy), and relay oauth status for the last error. A login (relay oauth login) is needed only when the grant itself is refused.`},
+		{stages: []Stage{StageLocal}, errText: icase(`^OAuth .*refused the (client|scopes)`),
+			say: `The provider's token endpoint refused relay's client: client_id, client_secret_file (expired secrets are common: Microsoft's last at most two years), tenant or scopes do not match the app registration.`},
+		{stages: []Stage{StageLocal}, errText: icase(`^OAuth .*(token file|client_secret_file|service_account_file)`),
+			say: `relay could not use a file of its OAuth login (the token file, client_secret_file or service_account_file): it must exist and belong to, or be readable by, the user relay delivers as (the spool's owner).`},
 		{stages: []Stage{StageLocal}, errText: icase(`password_command`),
 			say: `relay could not get the password: password_command failed or printed nothing. Run the command by hand, as the user relay runs as, to see why.`},
 		{stages: []Stage{StageLocal}, errText: icase(`password_file`),
@@ -244,8 +255,23 @@ var explainRules = sync.OnceValue(func() []explainRule {
 		// AUTH with a token (auth.go appends "(AUTH XOAUTH2: token refused…)"
 		// to the reply): before the password rows, which would say "app
 		// password".
+		{reply: icase(`\(a valid token of relay oauth`),
+			say: `The smarthost refused a valid OAuth access token (not expired) that relay got from the provider for this account. relay forgets it and asks for a new one at the next attempt, which says whether the grant was revoked. ` +
+				`If new tokens are refused too: SMTP AUTH is off for the mailbox or the tenant (Microsoft 365: Authenticated SMTP in the mailbox's mail apps, Set-CASMailbox -SmtpClientAuthenticationDisabled $false), ` +
+				`the app lacks the permission (SMTP.Send, or SMTP.SendAsApp with the service principal allowed on the mailbox), or username is not the mailbox the grant is for. Fix that, then relay oauth login with the smarthost's name.`},
 		{reply: icase(`\(AUTH (XOAUTH2|OAUTHBEARER): token refused`),
 			say: `The smarthost refused the OAuth access token: password_command must print a current access token for this account (not the refresh token, not the password), with the scope for mail (Gmail: https://mail.google.com/, Outlook: https://outlook.office.com/SMTP.Send). Run the command by hand to see what it prints; relay runs it again for each connection.`},
+		{enhanced: icase(`^5\.7\.139$`),
+			say: `Microsoft refuses SMTP AUTH for this mailbox or tenant (5.7.139: SMTP client authentication is disabled, or security defaults block it): an administrator must enable Authenticated SMTP for the mailbox, and relay should log in with OAuth (preset office365 or outlook, [smarthost.oauth]).`},
+		{code: icase(`^550$`), enhanced: icase(`^5\.7\.30$`),
+			say: `Microsoft no longer accepts a password here (basic authentication is off for SMTP): log in with OAuth instead, a [smarthost.oauth] table (preset office365 or outlook) and relay oauth login with the smarthost's name.`},
+		{code: icase(`^535$`), enhanced: icase(`^5\.7\.3$`),
+			say: `Microsoft refused the login (535 5.7.3): for a password, basic authentication is off for the tenant or account (personal accounts since September 2024, Exchange Online by the end of 2026), or SMTP AUTH is disabled for the mailbox. ` +
+				`Log in with OAuth: a [smarthost.oauth] table (preset office365 or outlook) and relay oauth login with the smarthost's name.`},
+		{reply: icase(`SendAsDenied|5\.2\.252`),
+			say: `Microsoft 365 refuses to send as this sender (SendAsDenied): the mailbox relay logs in as has no Send As right for the address. Send as the login's own address (envelope_from, and from_header = "rewrite" in [rewrite]), or have an administrator grant Send As on that address.`},
+		{code: icase(`^535$`), enhanced: icase(`^5\.7\.8$`), reply: icase(`username and password not accepted`),
+			say: `Google refused the username and password (535 5.7.8): Gmail and Google Workspace take an app password (made in the Google account's security settings, which needs 2-Step Verification) in password_file, never the account's password; or log in with OAuth: a [smarthost.oauth] table with provider "google" and relay oauth login.`},
 		{errText: icase(`SCRAM-SHA-256: .*characters SCRAM does not allow`),
 			say: `The username or password holds characters SCRAM-SHA-256 cannot use (SASLprep refuses control characters and some others): set auth = "plain" to log in with PLAIN over TLS.`},
 		{errText: icase(`AUTH SCRAM-SHA-256: .*(without proving|server validation failed|server error|nonce|iterations|unexpected challenge)`),

@@ -162,12 +162,26 @@ func (in *installer) config() error {
 }
 
 func (in *installer) binary() error {
-	dst := in.p(BinPath)
-	if same(in.Binary, dst) {
+	if err := in.installFile(in.Binary, in.p(BinPath)); err != nil {
+		return err
+	}
+	// relay's OAuth helper goes beside relay, where relay runs it from
+	// (package oauth), when it was built beside the binary installed.
+	helper := filepath.Join(filepath.Dir(in.Binary), "relay-oauth")
+	if _, err := os.Stat(helper); err != nil {
 		return nil
 	}
-	return in.do(fmt.Sprintf("install %s as %s", in.Binary, dst), func() error {
-		b, err := os.ReadFile(in.Binary)
+	return in.installFile(helper, filepath.Join(filepath.Dir(in.p(BinPath)), "relay-oauth"))
+}
+
+// installFile copies the executable src to dst (through dst.new and a
+// rename), unless they are the same file.
+func (in *installer) installFile(src, dst string) error {
+	if same(src, dst) {
+		return nil
+	}
+	return in.do(fmt.Sprintf("install %s as %s", src, dst), func() error {
+		b, err := os.ReadFile(src)
 		if err != nil {
 			return err
 		}

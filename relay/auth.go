@@ -141,6 +141,9 @@ func (c *Conn) authenticate(ctx context.Context, peer net.Addr) (tried []string,
 	if ok, _ := c.client.Extension("AUTH"); !ok {
 		return nil, &Failure{Stage: StageAuth, Err: errors.New("the server does not offer AUTH, but a username is configured")}
 	}
+	if sh.UsesOAuth() {
+		return c.authenticateOAuth(ctx) // oauth.go
+	}
 	mech, err := chooseMechanism(sh.Auth, c.client.SupportsAuth)
 	if err != nil {
 		return nil, &Failure{Stage: StageAuth, Err: err}

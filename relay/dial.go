@@ -62,10 +62,13 @@ var ErrAborted = errors.New("delivery interrupted: relay is stopping")
 
 // Conn is an open, authenticated connection to a smarthost.
 type Conn struct {
-	Host   *config.Smarthost
-	Addr   string // the address reached, "ip:port"; "" through a proxy
-	Via    string // the SOCKS5 proxy, password masked; "" when direct
-	TLS    string // TLS version such as "TLSv1.3", "" without TLS
+	Host *config.Smarthost
+	Addr string // the address reached, "ip:port"; "" through a proxy
+	Via  string // the SOCKS5 proxy, password masked; "" when direct
+	TLS  string // TLS version such as "TLSv1.3", "" without TLS
+	// OAuth, after a login with [smarthost.oauth]: the mechanism and
+	// the token's expiry (never the token).
+	OAuth  *OAuthLogin
 	client *smtp.Client
 	idle   *idleConn
 	tls    *tls.Conn // nil without TLS

@@ -62,7 +62,11 @@ type ProbeResult struct {
 	// robot@example.test: ok", "CRAM-MD5, then PLAIN as …" after the
 	// fallback; without ": ok" when it failed.
 	Auth string
-	Sent string // the test message's outcome
+	// OAuth, for a smarthost with [smarthost.oauth]: the account, the
+	// access token's expiry and whether it was cached or new (never the
+	// token).
+	OAuth string
+	Sent  string // the test message's outcome
 	// Step is the step that failed ("connect", "TLS", "AUTH", …) and
 	// Failure why; both empty when every step worked.
 	Step    string
@@ -214,6 +218,16 @@ func Probe(ctx context.Context, sh *config.Smarthost, o ProbeOptions) *ProbeResu
 		who := "as " + sh.Username
 		if len(tried) > 0 {
 			who = strings.Join(tried, ", then ") + " " + who
+		}
+		if sh.UsesOAuth() {
+			r.OAuth = fmt.Sprintf("account %s (%s, flow %s)", sh.Username, sh.OAuth.Provider, sh.OAuth.Flow)
+			if l := c.OAuth; l != nil {
+				how := "cached"
+				if l.Fresh {
+					how = "new from the token endpoint"
+				}
+				r.OAuth += fmt.Sprintf(": access token valid until %s (%s)", l.Expiry.Local().Format(time.RFC3339), how)
+			}
 		}
 		if err != nil {
 			r.Auth = who
@@ -370,6 +384,9 @@ func (r *ProbeResult) Format(w io.Writer, explain func(*Failure) string, now tim
 		line("EHLO:", s)
 	} else if r.Step == "EHLO" || r.Step == "greeting" {
 		line(r.Step+":", failed(r.Step, ""))
+	}
+	if r.OAuth != "" {
+		line("OAuth:", r.OAuth)
 	}
 	if r.Auth != "" {
 		line("AUTH:", failed("AUTH", r.Auth))

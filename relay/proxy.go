@@ -25,7 +25,13 @@ import (
 // proxy both are ignored (relay check warns): the proxy resolves the
 // name and opens the connection, from its own address.
 func dialSmarthost(ctx context.Context, sh *config.Smarthost) (conn net.Conn, via string, err error) {
-	addr := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))
+	return dialVia(ctx, sh, net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)))
+}
+
+// dialVia opens a TCP connection to addr the way the smarthost sh is
+// reached: directly or through its proxy (also its OAuth endpoints: over
+// Tor, they must not leak either).
+func dialVia(ctx context.Context, sh *config.Smarthost, addr string) (conn net.Conn, via string, err error) {
 	direct := &net.Dialer{Timeout: ConnectTimeout}
 	if sh.Proxy == "" {
 		network := "tcp"

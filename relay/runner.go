@@ -379,12 +379,14 @@ func (r *Runner) backoff(attempts int) time.Duration {
 // clear (host, port, TLS mode, the proxy masked) and a digest of the rest:
 // tls_fingerprint, tls_server_name, tls_min_version, username, auth,
 // password_command, whether an inline password is set, source_address,
-// ip_family and helo_name, and tls_ca_file,
-// tls_client_cert, tls_client_key and password_file by path, size,
-// modification time and inode (an edit in place or a replaced file
-// counts). No secret goes into it, not even as part of a digest: neither
-// an inline password nor a proxy's, nor any file's contents; a change of
-// those alone waits for the backoff or relay queue flush.
+// ip_family and helo_name, the [smarthost.oauth] settings, and
+// tls_ca_file, tls_client_cert, tls_client_key, password_file,
+// client_secret_file, service_account_file and the OAuth token file by
+// path, size, modification time and inode (an edit in place or a replaced file
+// counts: relay oauth login ends a wait on a refused grant). No secret
+// goes into it, not even as part of a digest: neither an inline password
+// nor a proxy's, nor any file's contents; a change of those alone waits
+// for the backoff or relay queue flush.
 func hostAddr(sh *config.Smarthost) string {
 	a := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)) + "/" + sh.TLS
 	if sh.Proxy != "" {
@@ -394,6 +396,17 @@ func hostAddr(sh *config.Smarthost) string {
 	for _, v := range []string{sh.TLSFingerprint, sh.TLSServerName, sh.TLSMinVersion, sh.Username, sh.Auth,
 		strings.Join(sh.PasswordCommand, "\x00"), strconv.FormatBool(sh.Password != "")} {
 		fmt.Fprintf(h, "%q\n", v)
+	}
+	if o := sh.OAuth; sh.UsesOAuth() {
+		// A new login rewrites the token file: its version counts, so
+		// that mail waiting on a refused grant goes at once after it.
+		for _, v := range append([]string{o.Provider, o.Flow, o.ClientID, o.Tenant, o.Subject,
+			o.DeviceAuthorizationURL, o.AuthorizationURL, o.TokenURL}, o.Scopes...) {
+			fmt.Fprintf(h, "%q\n", v)
+		}
+		for _, f := range []string{o.ClientSecretFile, o.ServiceAccountFile, o.TokenFile} {
+			fmt.Fprintf(h, "%q %s\n", f, fileVersion(f))
+		}
 	}
 	for _, f := range []string{sh.TLSCAFile, sh.TLSClientCert, sh.TLSClientKey, sh.PasswordFile} {
 		fmt.Fprintf(h, "%q %s\n", f, fileVersion(f))

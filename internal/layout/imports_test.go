@@ -37,12 +37,19 @@ var allowedImports = map[string][]string{
 
 	// Delivery: builds its own Runner from the configuration.
 	"bounce": {"config", "failure", "mailaddr", "spool"},
-	"relay":  {"bounce", "config", "failure", "mailaddr", "maillog", "rewrite", "route", "spool", "sysexits"},
+	"relay":  {"bounce", "config", "failure", "mailaddr", "maillog", "oauth", "rewrite", "route", "spool", "sysexits"},
+	// OAuth 2.0 tokens of a smarthost: the token file, its lock, the
+	// cache; delivery, relay check and the root's relay oauth use it.
+	// The flows over golang.org/x/oauth2 (net/http) are oauth/flow, in
+	// the helper binary relay-oauth only (see neverDependOn).
+	"oauth":           {"config"},
+	"oauth/flow":      {"config", "oauth"},
+	"cmd/relay-oauth": {"oauth/flow"},
 
 	// Runners, over intake and delivery.
 	"daemon":   {"config", "failure", "listener", "mailaddr", "maillog", "mailq", "relay", "rewrite", "route", "sendmailcompat", "spool", "sysexits"},
 	"listener": {"config", "mailaddr", "maillog", "rewrite", "sendmailcompat", "smtpd", "spool", "sysexits"},
-	"check":    {"config", "failure", "mailaddr", "maillog", "relay", "rewrite", "route", "spool", "sysexits"},
+	"check":    {"config", "failure", "mailaddr", "maillog", "oauth", "relay", "rewrite", "route", "spool", "sysexits"},
 	"install":  {"config", "spool", "sysexits"},
 
 	// The command line wires everything.
@@ -53,6 +60,7 @@ var allowedImports = map[string][]string{
 	"internal/testsmtp":  nil,
 	"internal/testbin":   {"spool"},
 	"internal/testqueue": {"config", "rewrite", "sendmailcompat", "spool"},
+	"internal/testoauth": nil,
 	"e2e":                nil,
 	"dist":               nil,
 	"docs":               nil, // tests only: the manual pages against the program
@@ -62,25 +70,31 @@ var allowedImports = map[string][]string{
 	"bench/floor":        nil,
 }
 
-// neverDependOn: intake, the leaves and mailq never reach delivery or
-// go-smtp, directly or through another package (Deps is the transitive
+// neverDependOn: intake, the leaves and mailq never reach delivery,
+// go-smtp or the OAuth client (golang.org/x/oauth2, which brings
+// net/http), directly or through another package (Deps is the transitive
 // closure, as `go list -deps` prints it). Running sendmail must not load an
 // SMTP client, and a change to delivery must not touch how mail is
 // accepted. relay's SMTP server (sendmail -bs, the listener: package smtpd,
 // once in sendmailcompat) is its own code, not go-smtp's server, so the
 // whole go-smtp module is ruled out here, not only its client.
 var neverDependOn = map[string][]string{
-	"sendmailcompat": {"relay", "github.com/emersion/go-smtp"},
-	"smtpd":          {"relay", "github.com/emersion/go-smtp"},
-	"rewrite":        {"relay", "github.com/emersion/go-smtp"},
-	"mailaddr":       {"relay", "github.com/emersion/go-smtp"},
-	"spool":          {"relay", "github.com/emersion/go-smtp"},
-	"config":         {"relay", "github.com/emersion/go-smtp"},
-	"mailq":          {"relay", "github.com/emersion/go-smtp"},
-	"route":          {"relay", "github.com/emersion/go-smtp"},
-	"failure":        {"relay", "github.com/emersion/go-smtp"},
-	"maillog":        {"relay", "github.com/emersion/go-smtp"},
-	"sysexits":       {"relay", "github.com/emersion/go-smtp"},
+	"sendmailcompat": {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"smtpd":          {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"rewrite":        {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"mailaddr":       {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"spool":          {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"config":         {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"mailq":          {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"route":          {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"failure":        {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"maillog":        {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	"sysexits":       {"relay", "oauth", "github.com/emersion/go-smtp", "golang.org/x/oauth2"},
+	// The relay binary itself never links the OAuth flows: every sendmail
+	// run would pay for the initialisation of net/http and x/oauth2.
+	"":      {"oauth/flow", "golang.org/x/oauth2"},
+	"relay": {"oauth/flow", "golang.org/x/oauth2"},
+	"oauth": {"oauth/flow", "golang.org/x/oauth2"},
 }
 
 func TestImportsFollowTheLayout(t *testing.T) {

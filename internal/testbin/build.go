@@ -9,8 +9,13 @@ import (
 	"testing"
 )
 
-// mainPackage is what is built: the relay command, wherever the test runs.
-const mainPackage = "github.com/relaymail/relay"
+// mainPackage is what is built: the relay command, wherever the test runs;
+// helperPackage is relay's OAuth helper, built beside it as it is shipped
+// (relay runs it from its own directory).
+const (
+	mainPackage   = "github.com/relaymail/relay"
+	helperPackage = "github.com/relaymail/relay/cmd/relay-oauth"
+)
 
 var (
 	buildOnce sync.Once
@@ -55,11 +60,13 @@ func build() {
 	}
 	binDir, binPath = dir, filepath.Join(dir, "relay")
 	// The binary as shipped: static, without cgo (see README).
-	cmd := exec.Command("go", "build", "-o", binPath, mainPackage)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		buildErr = fmt.Errorf("go build %s: %v\n%s", mainPackage, err, out)
-		return
+	for pkg, out := range map[string]string{mainPackage: binPath, helperPackage: filepath.Join(dir, "relay-oauth")} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			return
+		}
 	}
 	for _, name := range []string{"sendmail", "mailq", "newaliases"} {
 		if err := os.Symlink(binPath, filepath.Join(dir, name)); err != nil {
