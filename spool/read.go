@@ -69,6 +69,12 @@ func (s *Spool) Read(id string) (*Message, error) {
 // costs no failed lookup, and reads each queue file with plain system
 // calls (open, pread, fstat, a lock test, close) instead of an os.File.
 func (s *Spool) Scan(fn func(id string, m *Message, err error) error) error {
+	return scanWith(s, s.snapshot, fn)
+}
+
+// scanWith reads every queued message with read, a few goroutines at a
+// time, and hands the results to fn in arrival order (see Scan).
+func scanWith[T any](s *Spool, read func(id string, mayHaveEnv bool) (T, error), fn func(id string, m T, err error) error) error {
 	names, err := readNames(s.queueDir())
 	if err != nil {
 		return err
@@ -90,7 +96,7 @@ func (s *Spool) Scan(fn func(id string, m *Message, err error) error) error {
 	const chunk = 256
 	workers := min(runtime.GOMAXPROCS(0)*2, 8)
 	type result struct {
-		m   *Message
+		m   T
 		err error
 	}
 	res := make([]result, chunk)
@@ -100,7 +106,7 @@ func (s *Spool) Scan(fn func(id string, m *Message, err error) error) error {
 		for w := range workers {
 			wg.Go(func() {
 				for i := w; i < len(part); i += workers {
-					m, err := s.snapshot(part[i], hasEnv[part[i]])
+					m, err := read(part[i], hasEnv[part[i]])
 					res[i] = result{m, err}
 				}
 			})

@@ -1,0 +1,88 @@
+package metrics
+
+import (
+	"bufio"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Type is the type of a metric family as the TYPE line gives it.
+type Type string
+
+const (
+	Counter   Type = "counter"
+	Gauge     Type = "gauge"
+	Histogram Type = "histogram"
+)
+
+// Writer writes families in the text exposition format: Family starts
+// one (its HELP and TYPE lines), Sample adds a line to it. Errors stick:
+// Flush returns the first.
+type Writer struct {
+	w *bufio.Writer
+}
+
+// NewWriter writes to w; call Flush at the end.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriter(w)} }
+
+// Family starts the metric family name.
+func (w *Writer) Family(name, help string, typ Type) {
+	w.w.WriteString("# HELP " + name + " " + escapeHelp(help) + "\n")
+	w.w.WriteString("# TYPE " + name + " " + string(typ) + "\n")
+}
+
+// Sample writes one sample of the current family: name (the family's,
+// or its _bucket, _sum, _count for a histogram), labels as name, value
+// pairs (in that order) and the value.
+func (w *Writer) Sample(name string, labels []string, v float64) {
+	w.w.WriteString(name)
+	if len(labels) > 0 {
+		w.w.WriteByte('{')
+		for i := 0; i+1 < len(labels); i += 2 {
+			if i > 0 {
+				w.w.WriteByte(',')
+			}
+			w.w.WriteString(labels[i] + `="` + escapeValue(labels[i+1]) + `"`)
+		}
+		w.w.WriteByte('}')
+	}
+	w.w.WriteByte(' ')
+	w.w.WriteString(FormatValue(v))
+	w.w.WriteByte('\n')
+}
+
+// Flush writes what is buffered.
+func (w *Writer) Flush() error { return w.w.Flush() }
+
+// FormatValue writes a sample value as the format wants it: the shortest
+// exact decimal, +Inf, -Inf, NaN.
+func FormatValue(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	case math.IsNaN(v):
+		return "NaN"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+var valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+func escapeHelp(s string) string {
+	if !strings.ContainsAny(s, "\\\n") {
+		return s
+	}
+	return helpEscaper.Replace(s)
+}
+
+func escapeValue(s string) string {
+	if !strings.ContainsAny(s, "\\\n\"") {
+		return s
+	}
+	return valueEscaper.Replace(s)
+}
