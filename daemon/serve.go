@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"time"
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/listener"
@@ -30,6 +31,16 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 	if err != nil {
 		return err
 	}
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		// Opened with the SMTP sockets, while the process may be root.
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return sysexits.New(sysexits.Unavailable, "[metrics] listen %s: %v", cfg.Metrics.Listen, err)
+		}
+	}
 	sp, err := mailq.Open(cfg)
 	if err != nil {
 		return err
@@ -50,6 +61,20 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 		log.Error("status", "error", "reason", "mail is queued but held until the configuration is fixed (then reload): "+cfg.HoldReason())
 	}
 	d := &Daemon{Spool: sp, Config: cfg, Log: log, Reload: reload}
+	if metricsLn != nil {
+		d.Metrics = NewMetrics(func() (*mailq.Stats, error) {
+			c := cfg
+			if r := d.runner.Load(); r != nil {
+				c = r.Config // the configuration in use, after a reload
+			}
+			return mailq.CollectStats(c, sp, 0, time.Now(), nil)
+		})
+		svc, err := metricsService(cfg, sp, log, d.Metrics, metricsLn)
+		if err != nil {
+			return err
+		}
+		d.Services = append(d.Services, svc)
+	}
 	if len(lns) > 0 {
 		svc, err := smtpListener(cfg, sp, log, lns)
 		if err != nil {
@@ -74,6 +99,7 @@ func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns 
 	// carries no full name. Aliases apply to its mail too
 	// (sender_login_map does not: a network client has no login).
 	s.Gecos = ""
+	s.Source = "smtp"
 	srv, err := listener.New(listener.Options{Submitter: s, Networks: nets, Log: log})
 	if err != nil {
 		return nil, err

@@ -67,6 +67,9 @@ func FormatValue(v float64) string {
 	case math.IsNaN(v):
 		return "NaN"
 	}
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatInt(int64(v), 10) // counts and Unix times in full
+	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 

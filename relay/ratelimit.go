@@ -74,6 +74,9 @@ func (ru *run) holdForRate(l *spool.Locked, ln *lane, until time.Time) {
 		r.Log.Error("id", env.ID, "status", "error", "reason", "recording the rate-limit wait: "+err.Error())
 	}
 	n := len(env.Pending())
+	if r.Observer != nil {
+		r.Observer.RateLimited(ln.sh.Name)
+	}
 	r.Log.Info("id", env.ID, "relay", ln.sh.Name, "status", "rate-limited", "rate_limit", ln.sh.RateLimit.String(),
 		"until", until.Format(time.RFC3339), "nrcpt", strconv.Itoa(n))
 	ru.mu.Lock()

@@ -115,6 +115,7 @@ func (s *Submitter) Enqueue(m Submission, in io.Reader) (Receipt, error) {
 		DSN:         spool.DSN{Notify: m.Notify, Ret: m.Ret, EnvID: m.EnvID},
 		Body:        m.Body,
 		MessageID:   msgID,
+		Source:      s.Source,
 	}
 	if err := d.WriteEnvelope(env); err != nil {
 		return Receipt{}, sysexits.Wrap(spoolCode(err), err)
