@@ -73,7 +73,7 @@ func Check(st *Stats, lim CheckLimits) (int, string) {
 		raise(lim.Corrupt, fmt.Sprintf("%d corrupt file(s) in the spool's corrupt/", cor.Messages))
 	}
 	for _, h := range st.Smarthosts {
-		if !h.Up && waiting > 0 {
+		if !h.Up && !h.Unknown && waiting > 0 {
 			raise(CheckWarning, fmt.Sprintf("smarthost %s down", h.Name))
 		}
 	}

@@ -58,6 +58,9 @@ type SmarthostStats struct {
 	// RateLimited counts the messages waiting for its rate limit.
 	RateLimited int  `json:"rate_limited"`
 	Up          bool `json:"up"`
+	// Unknown: the runners' memory of the smarthost could not be read
+	// (it is the spool owner's alone); Up says nothing then.
+	Unknown bool `json:"unknown,omitempty"`
 	// DownUntil is when the next connection is tried (Unix time; 0 when up).
 	DownUntil int64 `json:"down_until,omitempty"`
 	// ConsecutiveFailures counts the failed connections in a row.
@@ -134,7 +137,11 @@ func CollectStats(cfg *config.Config, sp *spool.Spool, topDomains int, now time.
 		sh := &cfg.Smarthosts[i]
 		h := &SmarthostStats{Name: sh.Name, Up: true}
 		if sp != nil {
-			if hs := sp.Host(sh.Name); now.Before(hs.DownUntil) {
+			hs, err := sp.ReadHost(sh.Name)
+			switch {
+			case err != nil:
+				h.Unknown = true
+			case now.Before(hs.DownUntil):
 				h.Up, h.DownUntil, h.ConsecutiveFailures = false, hs.DownUntil.Unix(), hs.Failures
 			}
 		}

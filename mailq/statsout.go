@@ -35,7 +35,9 @@ func (st *Stats) WriteText(out io.Writer) error {
 		fmt.Fprintf(w, "\n%-30s %9s %12s %6s  %s\n", "SMARTHOST", "MESSAGES", "BYTES", "RATE", "STATE")
 		for _, h := range st.Smarthosts {
 			state := "up"
-			if !h.Up {
+			if h.Unknown {
+				state = "? (the runners' memory is readable by root and relay only)"
+			} else if !h.Up {
 				state = fmt.Sprintf("down until %s (%d failed connections in a row)", time.Unix(h.DownUntil, 0).Local().Format(time.RFC3339), h.ConsecutiveFailures)
 			}
 			fmt.Fprintf(w, "%-30s %9d %12d %6d  %s\n", h.Name, h.Messages, h.Bytes, h.RateLimited, state)
@@ -120,6 +122,9 @@ func (st *Stats) WritePrometheus(w *metrics.Writer, timestamp bool) {
 		}
 		w.Family("relay_smarthost_up", "1 unless the runners remember the smarthost as down after a failed connection (0 until its next retry).", metrics.Gauge)
 		for _, h := range st.Smarthosts {
+			if h.Unknown {
+				continue
+			}
 			up := 0.0
 			if h.Up {
 				up = 1
