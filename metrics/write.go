@@ -73,19 +73,34 @@ func FormatValue(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-var valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+// escapeHelp escapes a HELP text: backslash and line feed. (A loop, not
+// a package-level strings.Replacer: nothing here may cost the sendmail
+// path an initialisation.)
+func escapeHelp(s string) string { return escape(s, false) }
 
-func escapeHelp(s string) string {
-	if !strings.ContainsAny(s, "\\\n") {
+// escapeValue escapes a label value: backslash, line feed, double quote.
+func escapeValue(s string) string { return escape(s, true) }
+
+func escape(s string, quote bool) string {
+	special := "\\\n"
+	if quote {
+		special += `"`
+	}
+	if !strings.ContainsAny(s, special) {
 		return s
 	}
-	return helpEscaper.Replace(s)
-}
-
-func escapeValue(s string) string {
-	if !strings.ContainsAny(s, "\\\n\"") {
-		return s
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '"' && quote:
+			b.WriteString(`\"`)
+		default:
+			b.WriteRune(r)
+		}
 	}
-	return valueEscaper.Replace(s)
+	return b.String()
 }
