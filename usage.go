@@ -75,7 +75,7 @@ See newaliases(8).
                              a monitoring plugin (Nagios, Icinga, NRPE, Zabbix):
                              one line with performance data; its exit codes are
                              the plugins' 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,
-                             NOT sysexits (the one command whose are not)
+                             NOT sysexits (the one relay command without them)
   run                        one delivery pass over what is due, then exit
   flush [ID...]              make deferred mail due now
   delete ID...|--all         delete messages
