@@ -29,8 +29,10 @@ var AgeLabels = []string{"0-5m", "5-10m", "10-20m", "20-40m", "40-80m", "80-160m
 
 // StateStats counts one queue state.
 type StateStats struct {
-	Messages int   `json:"messages"`
-	Bytes    int64 `json:"bytes"`
+	Messages int `json:"messages"`
+	// Bytes is the size of the queue files: the messages and their
+	// arrival envelopes (the disk the state takes, envelope files aside).
+	Bytes int64 `json:"bytes"`
 	// OldestAge is the age of the oldest message in seconds (0 when
 	// there is none); for corrupt, the age of the newest change of the
 	// oldest file.
@@ -161,7 +163,7 @@ func CollectStats(cfg *config.Config, sp *spool.Spool, topDomains int, now time.
 			}
 			return nil
 		}
-		st.States[stateOf(m)].add(m.Size, now.Sub(m.Arrival))
+		st.States[stateOf(m)].add(m.FileSize, now.Sub(m.Arrival))
 		var seen []string // a message's domains: a few
 		for _, r := range m.Recipients {
 			if r.Status != spool.Pending {
@@ -188,7 +190,7 @@ func CollectStats(cfg *config.Config, sp *spool.Spool, topDomains int, now time.
 		}
 		if h := hosts[name]; h != nil {
 			h.Messages++
-			h.Bytes += m.Size
+			h.Bytes += m.FileSize
 		} else {
 			st.NoRoute++
 		}

@@ -3,6 +3,7 @@ package mailq_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,23 +29,32 @@ import (
 // through "main"; example.org has 3 messages with pending recipients,
 // example.net 1 (its other recipient delivered), example.com 1.
 func statsQueue(t *testing.T) (*config.Config, *spool.Spool, time.Time) {
+	cfg, sp, now, _ := statsQueueIDs(t)
+	return cfg, sp, now
+}
+
+// statsQueueIDs is statsQueue with the IDs of each state's messages.
+func statsQueueIDs(t *testing.T) (*config.Config, *spool.Spool, time.Time, map[string][]string) {
 	t.Helper()
 	sp := newSpool(t)
 	now := time.Now()
+	ids := map[string][]string{}
 	add := func(age time.Duration, size int, sender string, rcpts ...string) string {
 		env := envelope(sender, rcpts...)
 		env.Arrival = now.Add(-age)
 		return enqueue(t, sp, env, content(size))
 	}
-	add(time.Minute, 100, "bob@example.org", "a@example.org", "b@Example.ORG")
-	add(7*time.Minute, 200, "bob@example.org", "c@example.org")
+	ids["incoming"] = append(ids["incoming"], add(time.Minute, 100, "bob@example.org", "a@example.org", "b@Example.ORG"))
+	ids["incoming"] = append(ids["incoming"], add(7*time.Minute, 200, "bob@example.org", "c@example.org"))
 	deferred := add(3*time.Hour, 300, "alice@example.com", "d@example.net", "e@example.net")
+	ids["deferred"] = []string{deferred}
 	update(t, sp, deferred, func(e *spool.Envelope) {
 		e.Attempts = 2
 		e.Recipients[0].Status = spool.Delivered
 		e.RateWait = &spool.RateWait{Smarthost: "ops", Limit: "1/h", Until: now.Add(time.Hour)}
 	})
 	held := add(50*time.Minute, 400, "carol@example.org", "f@example.com", "g@example.org")
+	ids["held"] = []string{held}
 	update(t, sp, held, func(e *spool.Envelope) { e.Held, e.Attempts = true, 5 })
 	dir, _ := sp.Corrupt()
 	if err := os.WriteFile(filepath.Join(dir, "0000000000000A"), []byte("garbage"), 0o600); err != nil {
@@ -54,11 +64,26 @@ func statsQueue(t *testing.T) (*config.Config, *spool.Spool, time.Time) {
 		{Name: "ops", Host: "ops.example", Senders: []string{"alice@example.com"}},
 		{Name: "main", Host: "main.example"},
 	}}
-	return cfg, sp, now
+	return cfg, sp, now, ids
+}
+
+// queueBytes is the size of the queue files of ids: what stats counts
+// as a state's bytes (the messages and their arrival envelopes).
+func queueBytes(t *testing.T, sp *spool.Spool, ids ...string) int64 {
+	t.Helper()
+	var n int64
+	for _, id := range ids {
+		fi, err := os.Stat(filepath.Join(sp.Dir, "queue", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
 }
 
 func TestStats_CountsStatesAgesDomainsAndSmarthosts(t *testing.T) {
-	cfg, sp, now := statsQueue(t)
+	cfg, sp, now, ids := statsQueueIDs(t)
 	if err := sp.SetHost("main", spool.HostState{DownUntil: now.Add(10 * time.Minute), Failures: 3, Failure: failure.Failure{Stage: failure.StageConnect, Text: "connection refused"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +97,9 @@ func TestStats_CountsStatesAgesDomainsAndSmarthosts(t *testing.T) {
 		ages  string
 		older time.Duration // the oldest is at least this old
 	}{
-		"incoming": {2, 300, "1 1 0 0 0 0 0", 7 * time.Minute},
-		"deferred": {1, 300, "0 0 0 0 0 0 1", 3 * time.Hour},
-		"held":     {1, 400, "0 0 0 0 1 0 0", 50 * time.Minute},
+		"incoming": {2, queueBytes(t, sp, ids["incoming"]...), "1 1 0 0 0 0 0", 7 * time.Minute},
+		"deferred": {1, queueBytes(t, sp, ids["deferred"]...), "0 0 0 0 0 0 1", 3 * time.Hour},
+		"held":     {1, queueBytes(t, sp, ids["held"]...), "0 0 0 0 1 0 0", 50 * time.Minute},
 		"corrupt":  {1, 7, "1 0 0 0 0 0 0", 0},
 	}
 	for state, w := range want {
@@ -88,8 +113,9 @@ func TestStats_CountsStatesAgesDomainsAndSmarthosts(t *testing.T) {
 	if got := jsonOf(t, st.Domains); got != `[{"domain":"example.org","messages":3,"recipients":4},{"domain":"example.com","messages":1,"recipients":1}]` {
 		t.Errorf("domains: %s", got)
 	}
-	if got := jsonOf(t, st.Smarthosts); !strings.Contains(got, `{"name":"ops","messages":1,"bytes":300,"rate_limited":1,"up":true}`) ||
-		!strings.Contains(got, `{"name":"main","messages":3,"bytes":700,"rate_limited":0,"up":false,"down_until":`+jsonOf(t, now.Add(10*time.Minute).Unix())+`,"consecutive_failures":3}`) {
+	opsBytes, mainBytes := queueBytes(t, sp, ids["deferred"]...), queueBytes(t, sp, append(ids["incoming"], ids["held"]...)...)
+	if got := jsonOf(t, st.Smarthosts); !strings.Contains(got, fmt.Sprintf(`{"name":"ops","messages":1,"bytes":%d,"rate_limited":1,"up":true}`, opsBytes)) ||
+		!strings.Contains(got, fmt.Sprintf(`{"name":"main","messages":3,"bytes":%d,"rate_limited":0,"up":false,"down_until":`, mainBytes)+jsonOf(t, now.Add(10*time.Minute).Unix())+`,"consecutive_failures":3}`) {
 		t.Errorf("smarthosts: %s", got)
 	}
 }
@@ -107,7 +133,7 @@ func jsonOf(t *testing.T, v any) string {
 // the queue; the file is written atomically and readable by node
 // exporter (0644), no temporary file left beside it.
 func TestStats_PrometheusFileForTheTextfileCollector(t *testing.T) {
-	cfg, _, _ := statsQueue(t)
+	cfg, sp, _, ids := statsQueueIDs(t)
 	out := filepath.Join(t.TempDir(), "relay.prom")
 	var stdout bytes.Buffer
 	q := mailq.Queue{Config: cfg, Out: &stdout, Warn: &stdout}
@@ -123,7 +149,7 @@ func TestStats_PrometheusFileForTheTextfileCollector(t *testing.T) {
 		`relay_queue_messages{state="incoming"} 2`,
 		`relay_queue_messages{state="held"} 1`,
 		`relay_queue_messages{state="corrupt"} 1`,
-		`relay_queue_bytes{state="held"} 400`,
+		fmt.Sprintf(`relay_queue_bytes{state="held"} %d`, queueBytes(t, sp, ids["held"]...)),
 		`relay_queue_messages_by_age{state="deferred",age="160m+"} 1`,
 		`relay_queue_smarthost_messages{smarthost="ops"} 1`,
 		`relay_queue_rate_limited_messages{smarthost="ops"} 1`,
@@ -164,7 +190,7 @@ func promtoolCheck(t *testing.T, text []byte) {
 }
 
 func TestStats_JSONAndTextAndEmptyQueue(t *testing.T) {
-	cfg, _, _ := statsQueue(t)
+	cfg, sp, _, ids := statsQueueIDs(t)
 	var out bytes.Buffer
 	q := mailq.Queue{Config: cfg, Out: &out, Warn: &out}
 	if err := q.Stats(mailq.StatsOptions{Format: "json", Domains: 1}); err != nil {
@@ -178,7 +204,7 @@ func TestStats_JSONAndTextAndEmptyQueue(t *testing.T) {
 	if err := q.Stats(mailq.StatsOptions{Domains: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "held              1          400") || !strings.Contains(out.String(), "example.org") {
+	if !strings.Contains(out.String(), fmt.Sprintf("held              1 %12d", queueBytes(t, sp, ids["held"]...))) || !strings.Contains(out.String(), "example.org") {
 		t.Errorf("text:\n%s", out.String())
 	}
 

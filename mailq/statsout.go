@@ -97,7 +97,7 @@ func (st *Stats) WritePrometheus(w *metrics.Writer, timestamp bool) {
 	for name, s := range known {
 		w.Sample("relay_queue_messages", []string{"state", name}, float64(s.Messages))
 	}
-	w.Family("relay_queue_bytes", "Size of the queued messages by state, in bytes.", metrics.Gauge)
+	w.Family("relay_queue_bytes", "Size of the queue files by state (the messages and their arrival envelopes), in bytes.", metrics.Gauge)
 	for name, s := range known {
 		w.Sample("relay_queue_bytes", []string{"state", name}, float64(s.Bytes))
 	}

@@ -43,8 +43,8 @@ func TestScanSummaries_AgreesWithScan(t *testing.T) {
 				for _, r := range s.Recipients {
 					srcpts = append(srcpts, r.Address+" "+string(r.Status))
 				}
-				got := fmt.Sprintf("%s %q %v %d %v %v %v %d %q", s.ID, s.Sender, s.Arrival.UTC(), s.Attempts, s.NextAttempt.UTC(), s.Held, s.Bounce, s.Size, srcpts)
-				want := fmt.Sprintf("%s %q %v %d %v %v %v %d %q", m.ID, m.Sender, m.Arrival.UTC(), m.Attempts, m.NextAttempt.UTC(), m.Held, m.Bounce, m.Size, rcpts)
+				got := fmt.Sprintf("%s %q %v %d %v %v %v %d %q", s.ID, s.Sender, s.Arrival.UTC(), s.Attempts, s.NextAttempt.UTC(), s.Held, s.Bounce, s.FileSize, srcpts)
+				want := fmt.Sprintf("%s %q %v %d %v %v %v %d %q", m.ID, m.Sender, m.Arrival.UTC(), m.Attempts, m.NextAttempt.UTC(), m.Held, m.Bounce, fileSize(t, sp, id), rcpts)
 				if got != want {
 					t.Errorf("summary %s\n  full    %s", got, want)
 				}
@@ -58,6 +58,15 @@ func TestScanSummaries_AgreesWithScan(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fileSize is the size of message id's queue file.
+func fileSize(t *testing.T, sp *spool.Spool, id string) int64 {
+	fi, err := os.Stat(filepath.Join(sp.Dir, "queue", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
 
 func summarySpool(t *testing.T) *spool.Spool {
