@@ -72,28 +72,33 @@ FILL_S=$(echo "$EPOCHREALTIME - $t0" | bc)
 queued=$(find "$SPOOL/queue" -maxdepth 1 -type f ! -name '*.env' | wc -l)
 ((queued == per * 5)) || die "queued $queued, want $((per * 5))"
 
-# timed ARGS...: RUNS runs of relay ARGS; prints "median max cpu" seconds:
-# wall time, and the median CPU time (user + system, which other work on
-# the machine disturbs less).
+# The timed runs get a high priority (nice -19, as root) so that other
+# work on a shared machine disturbs them less; the fastest run is the
+# closest to an idle machine.
+NICE=()
+[[ $(id -u) -eq 0 ]] && NICE=(nice -n -19)
+
+# timed ARGS...: RUNS runs of relay ARGS; prints "fastest median slowest
+# cpu" seconds: wall time, and the median CPU time (user + system).
 timed() {
 	local i t0 samples=() cpus=()
 	for ((i = 0; i < RUNS; i++)); do
 		t0=$EPOCHREALTIME
-		/usr/bin/time -f '%U %S' -o "$B/cpu" "$RELAY" -C "$B/relay.toml" "$@" >/dev/null || die "relay $*"
+		"${NICE[@]}" /usr/bin/time -f '%U %S' -o "$B/cpu" "$RELAY" -C "$B/relay.toml" "$@" >/dev/null || die "relay $*"
 		samples+=("$(echo "$EPOCHREALTIME - $t0" | bc)")
 		cpus+=("$(awk '{print $1 + $2}' "$B/cpu")")
 	done
 	local cpu
 	cpu=$(printf '%s\n' "${cpus[@]}" | sort -n | awk '{v[NR]=$1} END {printf "%.2f", v[int((NR+1)/2)]}')
-	printf '%s\n' "${samples[@]}" | sort -n | awk -v cpu="$cpu" '{v[NR]=$1} END {printf "%.3f %.3f %s\n", v[int((NR+1)/2)], v[NR], cpu}'
+	printf '%s\n' "${samples[@]}" | sort -n | awk -v cpu="$cpu" '{v[NR]=$1} END {printf "%.3f %.3f %.3f %s\n", v[1], v[int((NR+1)/2)], v[NR], cpu}'
 }
 
 measure() {
-	local what=$1 med slow cpu
+	local what=$1 fast med slow cpu
 	for args in "queue stats" "queue stats --json" "queue stats --format prometheus --output $B/relay.prom"; do
 		# shellcheck disable=SC2086  # split the arguments on purpose
-		read -r med slow cpu < <(timed $args)
-		printf '  %-58s median %6.3f s  slowest %6.3f s  CPU %5.2f s\n' "$what: relay ${args/$B\//}" "$med" "$slow" "$cpu"
+		read -r fast med slow cpu < <(timed $args)
+		printf '  %-40s fastest %6.3f s  median %6.3f s  slowest %6.3f s  CPU %5.2f s\n' "$what: ${args/$B\//}" "$fast" "$med" "$slow" "$cpu"
 	done
 }
 
@@ -101,11 +106,12 @@ REPORT=$B/report.txt
 {
 	printf '\nrelay queue stats on %d queued messages (1 KB each, 5 recipient domains; spool on %s, page cache warm)\n' "$queued" "$PARENT"
 	printf '  filled by bench/fill in %.1f s\n' "$FILL_S"
+	printf '  (wall times; CPU is the median of user + system; timed runs at nice -19 when run as root)\n'
 	measure "incoming"
 } >"$REPORT"
 log "relay queue hold --all (an envelope file per message)"
 "$RELAY" -C "$B/relay.toml" queue hold --all || die "queue hold --all"
-measure "held, with queue/ID.env" >>"$REPORT"
+measure "held (+ .env)" >>"$REPORT"
 grep -q "relay_queue_messages{state=\"held\"} $queued" "$B/relay.prom" || die "the textfile does not count $queued held messages: $(grep 'relay_queue_messages{' "$B/relay.prom")"
 {
 	printf '  target: under 1 s at 100,000 messages (issue 19)\n'
