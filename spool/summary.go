@@ -91,7 +91,9 @@ func summary(dir int, id string, hasEnv bool) (*Summary, error) {
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return nil, fmt.Errorf("spool: %s: %w: not a regular file", id, ErrCorrupt)
 		}
-		b, err := readAt(dir, id+envSuffix)
+		bp := headBufs.Get().(*[4096]byte)
+		defer headBufs.Put(bp)
+		b, err := readAt(dir, id+envSuffix, bp[:0])
 		if errors.Is(err, unix.ENOENT) {
 			hasEnv = false // delivered or removed meanwhile: read the queue file
 		} else if err != nil {
@@ -154,15 +156,14 @@ func decodeOne(id string, envLine []byte, size int64) (*Summary, error) {
 	return m, nil
 }
 
-// readAt reads the file name of the directory dir whole (an envelope
-// file: one read in the common case).
-func readAt(dir int, name string) ([]byte, error) {
+// readAt reads the file name of the directory dir whole into b (an
+// envelope file: one read into the pooled buffer in the common case).
+func readAt(dir int, name string, b []byte) ([]byte, error) {
 	fd, err := openAt(dir, name)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	b := make([]byte, 0, 2048)
 	for {
 		n, err := unix.Read(fd, b[len(b):cap(b)])
 		if err == unix.EINTR {
