@@ -68,6 +68,9 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "newaliases":
 		return c.exit(c.newaliases())
 	case "queue":
+		if len(args) > 0 && args[0] == "check" {
+			return c.queueCheck(args[1:]) // monitoring-plugin codes
+		}
 		return c.exit(c.queue(args))
 	case "check":
 		return c.exit(c.check(args))

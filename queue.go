@@ -11,7 +11,7 @@ import (
 // work is mailq's (and daemon's for queue run).
 func (c *cli) queue(args []string) error {
 	if len(args) == 0 {
-		return sysexits.New(sysexits.Usage, "queue: name a command: list, show, flush, delete, hold, release")
+		return sysexits.New(sysexits.Usage, "queue: name a command: list, stats, check, show, flush, delete, hold, release")
 	}
 	cmd, args := args[0], args[1:]
 	// The queue commands work whatever the configuration's errors: the
@@ -28,6 +28,18 @@ func (c *cli) queue(args []string) error {
 			return sysexits.New(sysexits.Usage, "queue list: only --json is accepted")
 		}
 		return q.List(asJSON)
+	case "stats":
+		return c.queueStats(q, args)
+	case "show":
+		if len(args) == 2 && (args[0] == "--body" || args[0] == "--headers") {
+			args[0], args[1] = args[1], args[0]
+		}
+		if len(args) == 2 && (args[1] == "--body" || args[1] == "--headers") {
+			if !spool.ValidID(args[0]) {
+				return sysexits.New(sysexits.Usage, "queue show: %q is not a queue ID", args[0])
+			}
+			return q.ShowMessage(args[0], args[1] == "--headers")
+		}
 	case "flush":
 		verbose := len(args) > 0 && args[0] == "-v"
 		if verbose {

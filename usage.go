@@ -13,7 +13,10 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   mailq                             list the queue
   newaliases                        check the alias file
   queue list [--json]               list the queue (postqueue -p / -j)
-  queue show ID                     show a message's envelope and header
+  queue show ID [--body|--headers]  show a message's envelope and header, or the message
+  queue stats [--json|--format F] [--output FILE] [--domains N]
+                                    counts per state, age, domain, smarthost
+  queue check [--warn-age D ...]    monitoring plugin (exit 0-3, not sysexits)
   daemon                            run the queue: pick up new mail at once, retry on schedule
   queue run                         one delivery pass, then exit (nothing while a daemon runs)
   queue flush [-v] [ID...]          make deferred mail due now
@@ -65,6 +68,18 @@ See newaliases(8).
 	"queue": `usage: relay queue COMMAND [ARGS]
   list [--json]              list the queue (postqueue -p / -j)
   show ID                    a message's envelope and header
+  show ID --body             the stored message (as postcat); --headers: its header
+  stats [--json | --format text|json|prometheus] [--output FILE] [--domains N]
+                             messages, bytes, ages per state (incoming, deferred,
+                             held, corrupt), top recipient domains (default 10),
+                             per smarthost; --output writes FILE atomically (for
+                             node exporter's textfile collector)
+  check [--warn-age 30m] [--crit-age 2h] [--warn-count 10] [--crit-count 100]
+        [--held critical|warning|ok] [--corrupt warning|critical|ok]
+                             a monitoring plugin (Nagios, Icinga, NRPE, Zabbix):
+                             one line with performance data; its exit codes are
+                             the plugins' 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,
+                             NOT sysexits (the one relay command without them)
   run                        one delivery pass over what is due, then exit
   flush [-v] [ID...]         make deferred mail due now (-v: deliver in the foreground)
   delete ID...|--all         delete messages

@@ -74,6 +74,7 @@ type Config struct {
 	Rewrite Rewrite `toml:"rewrite"`
 	Daemon  Daemon  `toml:"daemon"`
 	Log     Log     `toml:"log"`
+	Metrics Metrics `toml:"metrics"`
 
 	// DefaultSpool is the spool used when the file names none (or cannot
 	// be read): Location.DefaultSpool.
@@ -185,6 +186,15 @@ type Daemon struct {
 	// Rescan is how often the daemon looks at the whole queue besides its
 	// file-system watch (0: the daemon's default, 5m).
 	Rescan Duration `toml:"rescan"`
+}
+
+// Metrics holds the daemon's metrics endpoint ([metrics]).
+type Metrics struct {
+	// Listen is the address ("127.0.0.1:9469") where the daemon serves
+	// Prometheus metrics on /metrics; "" (default): no endpoint. Clients
+	// other than loopback and [daemon] listen_networks are refused at
+	// connect.
+	Listen string `toml:"listen"`
 }
 
 // Log holds the logging settings ([log]).

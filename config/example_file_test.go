@@ -55,7 +55,7 @@ func TestExample(t *testing.T) {
 		switch k {
 		case "smarthost", "header":
 			re = regexp.MustCompile(`(?m)^#? *\[\[(rewrite\.)?` + k + `\]\]`)
-		case "queue", "rewrite", "daemon", "log":
+		case "queue", "rewrite", "daemon", "log", "metrics":
 			re = regexp.MustCompile(`(?m)^\[` + k + `\]`)
 		case "oauth":
 			re = regexp.MustCompile(`(?m)^#? *\[smarthost\.oauth\]`)

@@ -152,7 +152,7 @@ var intakeKeys = []string{
 	"rewrite.aliases", "rewrite.sender_map", "rewrite.sender_login_map",
 	"rewrite.from_header", "rewrite.header", "log.to",
 	"daemon.user", "daemon.detached_delivery", "daemon.rescan",
-	"daemon.listen", "daemon.listen_networks",
+	"daemon.listen", "daemon.listen_networks", "metrics.listen",
 }
 
 // resetBroken gives every intake key that has an error its default.
@@ -194,6 +194,8 @@ func (c *Config) resetBroken(probs Errors) {
 				c.Daemon.Listen = keep(c.Daemon.Listen, validListen)
 			case "daemon.listen_networks":
 				c.Daemon.ListenNetworks = keep(c.Daemon.ListenNetworks, validNetwork)
+			case "metrics.listen":
+				c.Metrics.Listen = ""
 			}
 		}
 	}

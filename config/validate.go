@@ -101,6 +101,7 @@ func (v *validator) validate() {
 	v.queue()
 	v.rewrite()
 	v.daemon()
+	v.metrics()
 	switch t := c.Log.To; {
 	case t == "stderr", t == "syslog", filepath.IsAbs(t):
 	default:
@@ -180,6 +181,12 @@ func badPercent(s string) string {
 		}
 	}
 	return ""
+}
+
+func (v *validator) metrics() {
+	if l := v.c.Metrics.Listen; l != "" && !validListen(l) {
+		v.errorf("metrics.listen", `%q is not host:port, e.g. "127.0.0.1:9469" or "[::1]:9469"`, l)
+	}
 }
 
 func (v *validator) daemon() {

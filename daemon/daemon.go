@@ -55,6 +55,9 @@ type Daemon struct {
 	// Services run beside the queue runner for the daemon's life (see
 	// the package documentation).
 	Services []func(ctx context.Context) error
+	// Metrics, when set, are told what the runners deliver and what
+	// arrives in the queue ([metrics] listen serves them).
+	Metrics *Metrics
 	// Rescan overrides the configuration's [daemon] rescan (0: take it
 	// from there, DefaultRescan when unset).
 	Rescan time.Duration
@@ -214,6 +217,7 @@ loop:
 			if !ok {
 				break loop
 			}
+			d.countArrival(ev)
 			if want {
 				break // a pass comes anyway
 			}
@@ -319,6 +323,9 @@ func (d *Daemon) takeRunLock(ctx context.Context, sigs chan os.Signal) (*spool.R
 func (d *Daemon) newRunner(cfg *config.Config) *relay.Runner {
 	r := relay.NewRunner(cfg, d.Spool, d.Log)
 	r.KeepConnections = 10 * time.Second
+	if d.Metrics != nil {
+		r.Observer = d.Metrics
+	}
 	return r
 }
 
@@ -477,6 +484,9 @@ func (d *Daemon) reload(cur *config.Config) *config.Config {
 	}
 	if !slices.Equal(nc.Daemon.ListenAuthNetworks, cur.Daemon.ListenAuthNetworks) {
 		kept, nc.Daemon.ListenAuthNetworks = append(kept, "daemon.listen_auth_networks"), cur.Daemon.ListenAuthNetworks
+	}
+	if nc.Metrics.Listen != cur.Metrics.Listen {
+		kept, nc.Metrics.Listen = append(kept, "metrics.listen"), cur.Metrics.Listen
 	}
 	if nc.Log.To != cur.Log.To {
 		kept, nc.Log.To = append(kept, "log.to"), cur.Log.To

@@ -155,6 +155,15 @@
 // service queues mail through the spool as sendmail does; the watch on
 // queue/ notices it, no call into the daemon is needed.
 //
+// The metrics endpoint (`[metrics] listen`, metrics.go) is a service
+// too. What it serves comes from three places: the runners report each
+// connection, recipient result, transaction, report and rate-limit wait
+// to [Daemon.Metrics] (a relay.Observer); the watch counts each new
+// queue file by the source its envelope names (a drop, the listener's
+// "smtp", else sendmail), before it decides on a pass; and the queue's
+// gauges are a count of the spool (mailq.CollectStats, envelopes only)
+// made at scrape time, reused for ten seconds.
+//
 // # One-shot passes: relay queue run
 //
 // [RunQueue] is for cron and systemd timers (relay-queue.timer): under

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"time"
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/listener"
@@ -38,6 +39,16 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 			return err
 		}
 	}
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		// Opened with the SMTP sockets, while the process may be root.
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return sysexits.New(sysexits.Unavailable, "[metrics] listen %s: %v", cfg.Metrics.Listen, err)
+		}
+	}
 	sp, err := mailq.Open(cfg)
 	if err != nil {
 		return err
@@ -58,6 +69,20 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 		log.Error("status", "error", "reason", "mail is queued but held until the configuration is fixed (then reload): "+cfg.HoldReason())
 	}
 	d := &Daemon{Spool: sp, Config: cfg, Log: log, Reload: reload}
+	if metricsLn != nil {
+		d.Metrics = NewMetrics(func() (*mailq.Stats, error) {
+			c := cfg
+			if r := d.runner.Load(); r != nil {
+				c = r.Config // the configuration in use, after a reload
+			}
+			return mailq.CollectStats(c, sp, 0, time.Now(), nil)
+		})
+		svc, err := metricsService(cfg, sp, log, d.Metrics, metricsLn)
+		if err != nil {
+			return err
+		}
+		d.Services = append(d.Services, svc)
+	}
 	if len(lns) > 0 {
 		svc, err := smtpListener(cfg, sp, log, lns, sec)
 		if err != nil {
@@ -86,6 +111,7 @@ func smtpListener(cfg *config.Config, sp *spool.Spool, log *maillog.Logger, lns 
 	// carries no full name. Aliases apply to its mail too
 	// (sender_login_map does not: a network client has no login).
 	s.Gecos = ""
+	s.Source = "smtp"
 	o := listener.Options{Submitter: s, Networks: nets, Log: log, Users: sec.users, AuthNetworks: authNets}
 	if cfg.Daemon.ListenTLS != "" {
 		if o.TLS, err = listener.TLSConfig(sec.certs, sp, s.Hostname, cfg.Daemon.Listen, log); err != nil {

@@ -10,6 +10,7 @@ package mailq
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -247,6 +248,42 @@ func Show(w io.Writer, sp *spool.Spool, id string) error {
 		bw.WriteString("  " + strings.TrimRight(line, "\r\n") + "\n")
 		if err != nil {
 			break
+		}
+	}
+	return bw.Flush()
+}
+
+// ShowMessage writes the stored message id (header and body) as it was
+// queued, as Postfix's postcat does, or its header alone; CRLF line ends
+// become LF. It reads the queue file only: the relay group may, others
+// are refused by the spool's modes (exit 77).
+func ShowMessage(w io.Writer, sp *spool.Spool, id string, headerOnly bool) error {
+	f, err := sp.OpenContent(id)
+	if err != nil {
+		return notFound(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriter(w)
+	br := bufio.NewReaderSize(f, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			bw.Write(line) // a long line: its end comes next
+			continue
+		}
+		text := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if headerOnly && len(text) == 0 && len(line) > 0 {
+			break
+		}
+		bw.Write(text)
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			bw.WriteByte('\n')
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("queue show: %s: %w", id, err)
 		}
 	}
 	return bw.Flush()

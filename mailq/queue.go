@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/metrics"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
@@ -123,4 +126,99 @@ func (q Queue) change(cmd string, op func(*spool.Spool) error) error {
 		return sysexits.New(sysexits.NoInput, "queue %s: the queue is empty", cmd)
 	}
 	return Denied(op(sp))
+}
+
+// StatsOptions choose what relay queue stats writes.
+type StatsOptions struct {
+	Domains int    // the top domains listed (negative: all)
+	Format  string // "text" (or ""), "json", "prometheus"
+	// Output, when set, is the file written instead of Out: atomically
+	// (a temporary file in its directory, then a rename), mode 0644, as
+	// node exporter's textfile collector wants it.
+	Output string
+}
+
+// Stats writes the queue's statistics (relay queue stats).
+func (q Queue) Stats(o StatsOptions) error {
+	st, err := q.collect(o.Domains)
+	if err != nil {
+		return err
+	}
+	write := func(w io.Writer) error {
+		switch o.Format {
+		case "json":
+			return st.WriteJSON(w)
+		case "prometheus":
+			mw := metrics.NewWriter(w)
+			st.WritePrometheus(mw, true)
+			return mw.Flush()
+		}
+		return st.WriteText(w)
+	}
+	if o.Output == "" {
+		return write(q.Out)
+	}
+	return writeAtomic(o.Output, write)
+}
+
+// collect counts the configured queue.
+func (q Queue) collect(domains int) (*Stats, error) {
+	sp, err := Open(q.Config)
+	if err != nil {
+		return nil, err
+	}
+	st, err := CollectStats(q.Config, sp, domains, q.now(), func(err error) { fmt.Fprintf(q.Warn, "mailq: %v\n", err) })
+	return st, Denied(err)
+}
+
+// Check judges the queue by the limits for a monitoring plugin: it
+// writes the one line and returns the state (CheckOK … CheckUnknown),
+// which is the exit code.
+func (q Queue) Check(lim CheckLimits) int {
+	st, err := q.collect(0)
+	if err != nil {
+		fmt.Fprintln(q.Out, UnknownLine(err))
+		return CheckUnknown
+	}
+	state, line := Check(st, lim)
+	fmt.Fprintln(q.Out, line)
+	return state
+}
+
+// ShowMessage writes the stored message id as it was queued (relay queue
+// show --body), or its header alone (headers), with LF line ends.
+func (q Queue) ShowMessage(id string, headers bool) error {
+	return q.change("show", func(sp *spool.Spool) error { return ShowMessage(q.Out, sp, id, headers) })
+}
+
+// writeAtomic writes a file through a temporary one in its directory
+// (dot-named, never *.prom: node exporter reads only complete files),
+// synced and renamed over the old.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return sysexits.Wrap(sysexits.CantCreat, err)
+	}
+	defer os.Remove(f.Name())
+	err = write(f)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return sysexits.Wrap(sysexits.CantCreat, err)
+	}
+	return nil
 }

@@ -75,6 +75,9 @@ func (r *Runner) notify(l *spool.Locked, p *pass, now time.Time) error {
 				return fmt.Errorf("queueing the bounce: %w", err)
 			}
 			r.Log.Info("id", env.ID, "status", "bounce", "bounce_id", id, "to", "<"+env.Sender+">", "nrcpt", fmt.Sprint(len(failed)))
+			if r.Observer != nil {
+				r.Observer.Report("failure")
+			}
 			for _, rc := range failed {
 				rc.Notified = true
 			}
@@ -88,6 +91,9 @@ func (r *Runner) notify(l *spool.Locked, p *pass, now time.Time) error {
 			return fmt.Errorf("queueing the delay warning: %w", err)
 		}
 		r.Log.Info("id", env.ID, "status", "delay-warning", "warning_id", id, "to", "<"+env.Sender+">")
+		if r.Observer != nil {
+			r.Observer.Report("delay")
+		}
 		env.Warned, changed = true, true
 	}
 	if !changed {

@@ -308,12 +308,20 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 		ru.holdForRate(l, ln, wait, rcpts, j.split)
 		return j.after()
 	}
+	began := time.Now()
 	if *conn == nil || (*conn).Reset() != nil {
 		if *conn != nil {
 			(*conn).Close()
 			*conn = nil
 		}
 		c, err := Dial(ru.ctx, ln.sh, DialOptions{HeloName: r.HeloName, Debug: ru.debug, Abort: ru.ctx})
+		if r.Observer != nil && ru.ctx.Err() == nil {
+			var expiry time.Time
+			if c != nil {
+				expiry = c.CertExpiry()
+			}
+			r.Observer.Connection(ln.sh.Name, ConnectionResult(err, ln.sh.Proxy != ""), expiry)
+		}
 		if err != nil {
 			ru.returnRate(ln, slot)
 			if ru.ctx.Err() != nil {
@@ -334,6 +342,9 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 		ru.markUp(ln)
 	}
 	out, err := r.sendVia(*conn, ln.sh, l, rcpts)
+	if r.Observer != nil {
+		r.Observer.Transaction(ln.sh.Name, time.Since(began))
+	}
 	p := &pass{sh: ln.sh, conn: *conn, split: j.split}
 	if err != nil {
 		(*conn).Close()

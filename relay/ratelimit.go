@@ -84,6 +84,9 @@ func (ru *run) holdForRate(l *spool.Locked, ln *lane, until time.Time, rcpts []*
 		rcpts = env.Pending()
 	}
 	n := len(rcpts)
+	if r.Observer != nil {
+		r.Observer.RateLimited(ln.sh.Name)
+	}
 	r.Log.Info("id", env.ID, "relay", ln.sh.Name, "status", "rate-limited", "rate_limit", ln.sh.RateLimit.String(),
 		"until", until.Format(time.RFC3339), "nrcpt", strconv.Itoa(n))
 	ru.mu.Lock()

@@ -37,6 +37,8 @@ type Runner struct {
 	Only []string
 	// Rewrite changes sender and headers at delivery time (nil: none).
 	Rewrite Rewriter
+	// Observer is told what delivery does, for metrics (nil: nobody).
+	Observer Observer
 	// KeepConnections, when positive, keeps the connections a pass leaves
 	// open for the next pass under the same context, for that long (a
 	// runner that makes pass after pass saves a TLS handshake and AUTH
@@ -325,14 +327,18 @@ func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
 			kv = append(kv, "tls", tlsField)
 		}
 		kv = append(kv, "delay", fmtDelay(now.Sub(env.Arrival)), "attempt", strconv.Itoa(env.Attempts))
+		var status string
 		switch {
 		case res.Err == nil:
-			kv = append(kv, "status", "sent", "dsn", "2.0.0", "reply", out.Reply)
+			status = "sent"
+			kv = append(kv, "status", status, "dsn", "2.0.0", "reply", out.Reply)
 		case res.Rcpt.Status == spool.Failed:
-			kv = append(kv, "status", "bounced", "dsn", permanentDSN(res.Err), "reply", res.Err.ReplyLine())
+			status = "bounced"
+			kv = append(kv, "status", status, "dsn", permanentDSN(res.Err), "reply", res.Err.ReplyLine())
 			kv = withHint(kv, res.Err)
 		case env.Held:
-			kv = append(kv, "status", "held", "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine())
+			status = "held"
+			kv = append(kv, "status", status, "dsn", res.Err.DSN(), "reply", res.Err.ReplyLine())
 			kv = append(withHint(kv, res.Err), "stage", string(res.Err.Stage))
 		default:
 			// soft_bounce defers a 5xx: the log still says 4.x.x.
@@ -340,8 +346,16 @@ func (r *Runner) logOutcome(env *spool.Envelope, out *Outcome, p *pass) {
 			if strings.HasPrefix(dsn, "5.") {
 				dsn = "4." + dsn[2:]
 			}
-			kv = append(kv, "status", "deferred", "dsn", dsn, "reply", res.Err.ReplyLine())
+			status = "deferred"
+			kv = append(kv, "status", status, "dsn", dsn, "reply", res.Err.ReplyLine())
 			kv = append(withHint(kv, res.Err), "stage", string(res.Err.Stage))
+		}
+		if r.Observer != nil {
+			name := sh.Name
+			if p.noRoute {
+				name = "none"
+			}
+			r.Observer.Recipient(name, status, now.Sub(env.Arrival))
 		}
 		// Failures of relay's own side or the account are errors: they
 		// hold up all mail until someone acts.

@@ -130,6 +130,7 @@ func (s *Submitter) Enqueue(m Submission, in io.Reader) (Receipt, error) {
 		Body:        m.Body,
 		MessageID:   msgID,
 		Smarthost:   m.Smarthost,
+		Source:      s.Source,
 	}
 	if err := d.WriteEnvelope(env); err != nil {
 		return Receipt{}, sysexits.Wrap(spoolCode(err), err)

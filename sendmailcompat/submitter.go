@@ -37,6 +37,9 @@ type Submitter struct {
 	Drop bool
 	// Log receives the enqueue line (the pickup writes it for drops).
 	Log *maillog.Logger
+	// Source is recorded in the envelope (spool.Envelope.Source): "smtp"
+	// for the daemon's listener, "" for the sendmail command.
+	Source string
 	// Rewrite expands aliases and enforces sender_login_map (nil: none).
 	Rewrite *rewrite.Rules
 	// EnvelopeFromHeader (envelope_from_header): a -t submission without

@@ -41,7 +41,7 @@
 // The envelope records the envelope sender, every recipient with its own
 // status (pending, delivered, failed) and last reply, the submitting user and
 // uid, arrival time, attempts, next attempt time, last error, DSN options,
-// whether the message is held and, for a message taken from the maildrop,
+// whether the message is held, how it came in (the listener: source "smtp") and, for a message taken from the maildrop,
 // the drop's identity. The message size is not stored: it is the
 // file's size minus the two leading lines.
 //

@@ -45,6 +45,10 @@ type Envelope struct {
 	// RateWaited is the time the message spent waiting for rate limits in
 	// all: it does not count toward the lifetime.
 	RateWaited time.Duration `json:"rate_waited,omitempty"`
+	// Source is how the message came in when not by the sendmail
+	// command or the maildrop (Drop says that one): "smtp" for the
+	// daemon's SMTP listener. For the metrics' count of received mail.
+	Source string `json:"source,omitempty"`
 	// Drop is the maildrop file the message was taken from (system
 	// install): a pickup that finds that file still there after a crash
 	// removes it instead of queueing it again (see QueuedDrops).

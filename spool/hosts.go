@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,12 +41,23 @@ func (s *Spool) hostPath(name string) string {
 
 // Host returns the remembered state of the smarthost name (zero if none).
 func (s *Spool) Host(name string) HostState {
+	st, _ := s.ReadHost(name)
+	return st
+}
+
+// ReadHost is Host that says when the state cannot be read (hosts/ is
+// the spool owner's alone: the relay group cannot tell): an error
+// wrapping fs.ErrPermission. A missing or damaged state is no error.
+func (s *Spool) ReadHost(name string) (HostState, error) {
 	var st struct {
 		HostState
 		// Reason is the failure as spool format 1 kept it: its reply line.
 		Reason string `json:"reason"`
 	}
 	b, err := os.ReadFile(s.hostPath(name))
+	if errors.Is(err, fs.ErrPermission) {
+		return HostState{}, fmt.Errorf("spool: %w", err)
+	}
 	if err == nil {
 		json.Unmarshal(b, &st)
 	}
@@ -55,9 +67,9 @@ func (s *Spool) Host(name string) HostState {
 	if st.Failure == (failure.Failure{}) {
 		// Damaged, or no state at all: nothing is known to be down, and
 		// the next connection finds out.
-		return HostState{}
+		return HostState{}, nil
 	}
-	return st.HostState
+	return st.HostState, nil
 }
 
 // SetHost records the state of smarthost name durably; a zero state

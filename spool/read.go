@@ -69,6 +69,12 @@ func (s *Spool) Read(id string) (*Message, error) {
 // costs no failed lookup, and reads each queue file with plain system
 // calls (open, pread, fstat, a lock test, close) instead of an os.File.
 func (s *Spool) Scan(fn func(id string, m *Message, err error) error) error {
+	return scanWith(s, s.snapshot, fn)
+}
+
+// scanWith reads every queued message with read, a few goroutines at a
+// time, and hands the results to fn in arrival order (see Scan).
+func scanWith[T any](s *Spool, read func(id string, mayHaveEnv bool) (T, error), fn func(id string, m T, err error) error) error {
 	names, err := readNames(s.queueDir())
 	if err != nil {
 		return err
@@ -85,35 +91,61 @@ func (s *Spool) Scan(fn func(id string, m *Message, err error) error) error {
 	}
 	sort.Strings(ids)
 	// Messages are read in chunks by a few goroutines (most of the time
-	// goes to system calls) and handed to fn in order; a chunk bounds the
-	// memory to a few hundred envelopes whatever the queue's length.
-	const chunk = 256
+	// goes to system calls) and handed to fn in order; the next chunk is
+	// read while fn works through one, so the readers never wait for fn
+	// nor fn for a chunk's slowest reader (on a busy machine, one
+	// descheduled thread). Two chunks bound the memory to a few hundred
+	// envelopes whatever the queue's length.
+	const chunk = 512
 	workers := min(runtime.GOMAXPROCS(0)*2, 8)
 	type result struct {
-		m   *Message
+		m   T
 		err error
 	}
-	res := make([]result, chunk)
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				for i := w; i < len(part); i += workers {
-					m, err := s.snapshot(part[i], hasEnv[part[i]])
-					res[i] = result{m, err}
-				}
-			})
+	type batch struct {
+		ids  []string
+		res  []result
+		done chan struct{}
+	}
+	start := func(part []string) *batch {
+		b := &batch{ids: part, res: make([]result, len(part)), done: make(chan struct{})}
+		go func() {
+			defer close(b.done)
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < len(part); i += workers {
+						m, err := read(part[i], hasEnv[part[i]])
+						b.res[i] = result{m, err}
+					}
+				})
+			}
+			wg.Wait()
+		}()
+		return b
+	}
+	var cur *batch
+	if len(ids) > 0 {
+		cur = start(ids[:min(chunk, len(ids))])
+	}
+	for off := 0; cur != nil; off += chunk {
+		var next *batch
+		if rest := ids[min(off+chunk, len(ids)):]; len(rest) > 0 {
+			next = start(rest[:min(chunk, len(rest))])
 		}
-		wg.Wait()
-		for i, id := range part {
-			if errors.Is(res[i].err, ErrNotFound) {
+		<-cur.done
+		for i, id := range cur.ids {
+			if errors.Is(cur.res[i].err, ErrNotFound) {
 				continue
 			}
-			if err := fn(id, res[i].m, res[i].err); err != nil {
+			if err := fn(id, cur.res[i].m, cur.res[i].err); err != nil {
+				if next != nil {
+					<-next.done // no reader outlives the scan
+				}
 				return err
 			}
 		}
+		cur = next
 	}
 	return nil
 }

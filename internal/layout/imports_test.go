@@ -20,6 +20,7 @@ var allowedImports = map[string][]string{
 	"mailaddr": nil,
 	"maillog":  nil,
 	"failure":  nil, // stages, the stored failure, classification, explanations
+	"metrics":  nil, // Prometheus' text exposition format
 	"spool":    {"failure"},
 	// route: which smarthosts serve a sender, and the outgoing envelope
 	// sender; rewrite (intake) and relay (delivery) both ask it.
@@ -33,7 +34,8 @@ var allowedImports = map[string][]string{
 	"smtpd":          {"config", "mailaddr", "maillog", "sendmailcompat", "spool", "sysexits"},
 
 	// The queue as a user sees it: reads the spool, explains failures.
-	"mailq": {"config", "failure", "spool", "sysexits"},
+	// Statistics route by sender (per smarthost) and write metrics.
+	"mailq": {"config", "failure", "metrics", "route", "spool", "sysexits"},
 
 	// Delivery: builds its own Runner from the configuration.
 	"bounce": {"config", "failure", "mailaddr", "spool"},
@@ -47,7 +49,7 @@ var allowedImports = map[string][]string{
 	"cmd/relay-oauth": {"oauth/flow"},
 
 	// Runners, over intake and delivery.
-	"daemon":   {"config", "failure", "listener", "mailaddr", "maillog", "mailq", "relay", "rewrite", "route", "sendmailcompat", "spool", "sysexits"},
+	"daemon":   {"config", "failure", "listener", "mailaddr", "maillog", "mailq", "metrics", "relay", "rewrite", "route", "sendmailcompat", "spool", "sysexits"},
 	"listener": {"config", "mailaddr", "maillog", "rewrite", "sendmailcompat", "smtpd", "spool", "sysexits"},
 	"check":    {"config", "failure", "mailaddr", "maillog", "oauth", "relay", "rewrite", "route", "spool", "sysexits"},
 	"install":  {"config", "spool", "sysexits"},
