@@ -5,11 +5,10 @@
 # OUTDIR/relay-VERSION-1.ARCH.rpm (RPM names its architectures x86_64 and
 # aarch64). See packaging/README.md.
 #
-# VERSION comes from git: the tag (v1.2.0 gives 1.2.0), else `git describe
-# --tags --always --dirty=+dirty` made a valid Debian and RPM version
-# (v1.2.0-3-gabc1234 gives 1.2.0+3.gabc1234; a tree with no tag gives
-# 0.0.0+gabc1234; a dirty tree adds +dirty). The binary is stamped with the
-# same string: `relay version` prints what dpkg and rpm show.
+# VERSION comes from git (packaging/version.sh: the tag, else git describe
+# made a valid package version; a dirty tree adds +dirty). The binary is
+# stamped with the same string: `relay version` prints what dpkg and rpm
+# show.
 #
 # Environment: RELAY_VERSION replaces the version from git (the tests build
 # an upgrade with it); RELAY_ARCHS the architectures ("amd64 arm64").
@@ -30,16 +29,7 @@ fi
 need go "install Go 1.26 (https://go.dev/dl/), or put /usr/local/go/bin in PATH"
 need gzip "apt-get install gzip"
 
-if [[ -n ${RELAY_VERSION:-} ]]; then
-	version=$RELAY_VERSION
-else
-	need git "apt-get install git (the version comes from git describe)"
-	described=$(git describe --tags --always --dirty=+dirty) || die "git describe failed: build from a git checkout, or set RELAY_VERSION"
-	version=$(printf '%s\n' "$described" | sed -E \
-		-e 's/^v([0-9])/\1/' \
-		-e 's/^([0-9][^-]*)-([0-9]+)-g([0-9a-f]+)/\1+\2.g\3/' \
-		-e 's/^([0-9a-f]+)(\+dirty)?$/0.0.0+g\1\2/')
-fi
+version=${RELAY_VERSION:-$(bash "$here/version.sh")} || die "no version (see above)"
 [[ $version =~ ^[0-9][A-Za-z0-9.+~]*$ ]] || die "version \"$version\" is not a valid package version (digits first; letters, digits, . + ~)"
 archs=${RELAY_ARCHS:-amd64 arm64}
 

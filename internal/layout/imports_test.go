@@ -55,6 +55,7 @@ var allowedImports = map[string][]string{
 	"internal/testqueue": {"config", "rewrite", "sendmailcompat", "spool"},
 	"e2e":                nil,
 	"dist":               nil,
+	"packaging":          nil,
 	"bench/arrivals":     nil,
 	"bench/ceiling":      nil,
 	"bench/fill":         {"spool"},
