@@ -22,7 +22,7 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   queue release ID...|--all         release held messages
   check                             validate configuration and spool
   probe [--send-to ADDR] [-v]       try each smarthost and explain what fails
-  install [--prefix DIR] [--dry-run] [--force]
+  install [--prefix DIR] [--dry-run] [--force] [--package]
                                     set up a system install (user, spool, links)
   rewrite ADDR...                   show what addresses become
   version                           print the version
@@ -85,10 +85,11 @@ recipient for a test message. -v shows the SMTP dialogue (secrets
 redacted). Exit 0 when every smarthost works, 69 when one does not.
 See relay(8), "relay probe".
 `,
-	"install": `usage: relay install [--prefix DIR] [--dry-run] [--force]
+	"install": `usage: relay install [--prefix DIR] [--dry-run] [--force] [--package]
 Sets up a system install: the relay user, the spool, the configuration
 directory and the links sendmail, mailq and newaliases. --dry-run prints
-the steps without doing them; --force replaces another MTA's sendmail.
+the steps without doing them; --force replaces another MTA's sendmail;
+--package makes only the user and the spool (the packages' scripts).
 See relay-install(8).
 `,
 	"rewrite": `usage: relay rewrite ADDR...   (also: sendmail -bv ADDR...)

@@ -118,6 +118,7 @@ var lintianTag = regexp.MustCompile(`(?m)^([EWIPX]): relay: (\S+)`)
 // informational tag) is one that packaging/README.md lists with the
 // reason it stays.
 func TestDeb_Lintian(t *testing.T) {
+	t.Parallel()
 	enabled(t)
 	lintian := tool(t, "lintian", "lintian")
 	readme, err := os.ReadFile("README.md")

@@ -133,6 +133,10 @@ var base struct {
 	dir  string
 	err  error
 	log  string
+	// The overlay's lower directories: the root as mmdebstrap made it
+	// (with the package lists and downloads), and that root with
+	// ca-certificates and passwd installed.
+	lowerBare, lowerDeps string
 }
 
 // The paths of the packages inside every system.
@@ -142,8 +146,9 @@ const (
 )
 
 // baseRoot unpacks the root, fetches the package lists and the packages
-// the tests install, and puts the relay package in /root/pkgs: once.
-func baseRoot(t *testing.T) string {
+// the tests install, puts the relay package in /root/pkgs, and installs
+// relay's dependencies in a second layer: once.
+func baseRoot(t *testing.T) {
 	t.Helper()
 	enabled(t)
 	tarball := os.Getenv("RELAY_PACKAGING_ROOT")
@@ -156,10 +161,12 @@ func baseRoot(t *testing.T) string {
 	tool(t, "unshare", "util-linux")
 	deb := hostDeb(t)
 	base.once.Do(func() {
+		start := time.Now()
 		base.dir, base.err = os.MkdirTemp("", "relay-packaging-root-")
 		if base.err != nil {
 			return
 		}
+		root, deps := filepath.Join(base.dir, "root"), filepath.Join(base.dir, "deps")
 		var log bytes.Buffer
 		step := func(name string, args ...string) {
 			if base.err != nil {
@@ -171,21 +178,33 @@ func baseRoot(t *testing.T) string {
 				base.err = fmt.Errorf("%s %s: %v", name, strings.Join(args, " "), err)
 			}
 		}
-		step("tar", "--numeric-owner", "-xpf", tarball, "-C", base.dir)
-		step("cp", "/etc/resolv.conf", filepath.Join(base.dir, "etc/resolv.conf"))
+		step("mkdir", root, deps)
+		step("tar", "--numeric-owner", "-xpf", tarball, "-C", root)
+		step("cp", "/etc/resolv.conf", filepath.Join(root, "etc/resolv.conf"))
 		// No package's service starts in the chroot (Debian's convention
-		// for chroots: policy-rc.d says no).
-		step("sh", "-c", `printf '#!/bin/sh\nexit 101\n' >"$0/usr/sbin/policy-rc.d" && chmod 755 "$0/usr/sbin/policy-rc.d"`, base.dir)
-		step("install", "-D", "-m", "0644", deb, filepath.Join(base.dir, debInRoot))
+		// for chroots: policy-rc.d says no), and dpkg need not fsync
+		// every file of a system thrown away after the test.
+		step("sh", "-c", `printf '#!/bin/sh\nexit 101\n' >"$0/usr/sbin/policy-rc.d" && chmod 755 "$0/usr/sbin/policy-rc.d" &&
+			echo force-unsafe-io >"$0/etc/dpkg/dpkg.cfg.d/relay-test-unsafe-io"`, root)
+		step("install", "-D", "-m", "0644", deb, filepath.Join(root, debInRoot))
 		if base.err == nil {
-			_, base.err = inRoot(base.dir, "", "", "apt-get update -qq && apt-get install -y -qq --download-only "+strings.Join(prefetch, " "), nil)
+			_, base.err = inRoot(root, "", "", "apt-get update -qq && apt-get install -y -qq --download-only "+strings.Join(prefetch, " "), nil)
+		}
+		// The second layer: relay's dependencies installed, so that only
+		// the test of apt's own resolution pays for them.
+		if base.err == nil {
+			var out string
+			out, base.err = inRoot(root, deps, filepath.Join(base.dir, "deps-work"), "apt-get install -y -qq ca-certificates passwd 2>&1", nil)
+			log.WriteString(out)
 		}
 		base.log = log.String()
+		base.lowerBare = root
+		base.lowerDeps = deps + ":" + root
+		t.Logf("the Debian root took %s to prepare", time.Since(start).Round(time.Second))
 	})
 	if base.err != nil {
 		t.Fatalf("preparing the Debian root: %v\n%s", base.err, base.log)
 	}
-	return base.dir
 }
 
 // commandTimeout bounds one command in the system (apt-get update is the
@@ -193,8 +212,9 @@ func baseRoot(t *testing.T) string {
 const commandTimeout = 4 * time.Minute
 
 // inRoot runs script with /bin/sh in a chroot of root (with upper and work
-// set: an overlay of root with upper as its writable layer) in new mount,
-// PID and UTS namespaces, and returns its output (stdout and stderr).
+// set: an overlay with root as its lower directories, upper as its
+// writable layer) in new mount, PID and UTS namespaces, and returns its
+// output (stdout and stderr).
 func inRoot(root, upper, work, script string, stdin []byte) (string, error) {
 	const setup = `set -e
 root=$1 upper=$2 work=$3 script=$4
@@ -231,12 +251,25 @@ type system struct {
 	root, upper, work string
 }
 
-// newSystem makes a fresh system for the test.
+// newSystem makes a fresh system for the test, with relay's dependencies
+// installed.
 func newSystem(t *testing.T) *system {
 	t.Helper()
-	root := baseRoot(t)
+	baseRoot(t)
+	return overlay(t, base.lowerDeps)
+}
+
+// newBareSystem makes a fresh system as mmdebstrap made it.
+func newBareSystem(t *testing.T) *system {
+	t.Helper()
+	baseRoot(t)
+	return overlay(t, base.lowerBare)
+}
+
+func overlay(t *testing.T, lower string) *system {
+	t.Helper()
 	dir := t.TempDir()
-	s := &system{t: t, root: root, upper: filepath.Join(dir, "upper"), work: filepath.Join(dir, "work")}
+	s := &system{t: t, root: lower, upper: filepath.Join(dir, "upper"), work: filepath.Join(dir, "work")}
 	if err := os.Mkdir(s.upper, 0o755); err != nil {
 		t.Fatal(err)
 	}
