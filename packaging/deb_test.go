@@ -287,3 +287,25 @@ func TestDeb_PurgeWithEmptyQueueRemovesSpoolAndUser(t *testing.T) {
 	}
 	t.Log(out)
 }
+
+// TestDeb_LogrotateRotatesTheLogFile: the shipped /etc/logrotate.d/relay
+// is valid for logrotate and rotates relay's log file as the relay user,
+// making a new one relay can write (relay.service's LogsDirectory= makes
+// /var/log/relay; without systemd the administrator does, as here).
+func TestDeb_LogrotateRotatesTheLogFile(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.installRelay()
+	s.must(`apt-get install -y -q logrotate 2>&1
+install -d -o relay -g relay -m 0750 /var/log/relay
+runuser -u relay -- sh -c 'umask 027; echo "id=1 status=queued" >/var/log/relay/relay.log'`)
+	out, err := s.run("logrotate -v -f /etc/logrotate.d/relay 2>&1")
+	if err != nil || strings.Contains(out, "error:") {
+		t.Fatalf("logrotate /etc/logrotate.d/relay: %v\n%s", err, out)
+	}
+	got := s.must("cd /var/log/relay && stat -c '%n %a %U %G %s' relay.log relay.log.1")
+	want := "relay.log 640 relay relay 0\nrelay.log.1 640 relay relay 20\n"
+	if got != want {
+		t.Errorf("after logrotate /var/log/relay holds:\n%swant:\n%s\nlogrotate said:\n%s", got, want, out)
+	}
+}

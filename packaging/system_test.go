@@ -5,8 +5,9 @@
 // The system is a minimal Debian root (mmdebstrap --variant=apt bookworm
 // ROOT.tar, made once per CI run by .ci/run), unpacked once per test run;
 // apt-get update and the download of the packages the tests install
-// (ca-certificates, passwd, bsd-mailx, cron) happen once, in it. Each test
-// then gets its own copy, an overlay on that root, and runs every command
+// (ca-certificates, passwd, bsd-mailx, cron, logrotate) happen once, in
+// it, and relay's dependencies are installed once in a second layer. Each
+// test then gets its own copy, an overlay on those, and runs every command
 // in a chroot inside new mount, PID and UTS namespaces: /proc is mounted
 // there, the host name is a fully qualified one, and whatever a command
 // leaves running (cron, a relay daemon) dies with it.
@@ -41,7 +42,7 @@ import (
 const hostName = "relay-test.example.org"
 
 // The packages every test may install; downloaded once into the root.
-var prefetch = []string{"ca-certificates", "passwd", "bsd-mailx", "cron"}
+var prefetch = []string{"ca-certificates", "passwd", "bsd-mailx", "cron", "logrotate"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -225,6 +226,9 @@ if [ -n "$upper" ]; then
 	root=$merged
 fi
 mount -t proc proc "$root/proc"
+# A pty for apt's log of dpkg (else "E: Can not write log"), when the
+# kernel allows a private devpts.
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" 2>/dev/null || true
 hostname ` + hostName + `
 exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/sh -c "$script"
