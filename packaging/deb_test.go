@@ -304,7 +304,7 @@ runuser -u relay -- sh -c 'umask 027; echo "id=1 status=queued" >/var/log/relay/
 		t.Fatalf("logrotate /etc/logrotate.d/relay: %v\n%s", err, out)
 	}
 	got := s.must("cd /var/log/relay && stat -c '%n %a %U %G %s' relay.log relay.log.1")
-	want := "relay.log 640 relay relay 0\nrelay.log.1 640 relay relay 20\n"
+	want := "relay.log 640 relay relay 0\nrelay.log.1 640 relay relay 19\n"
 	if got != want {
 		t.Errorf("after logrotate /var/log/relay holds:\n%swant:\n%s\nlogrotate said:\n%s", got, want, out)
 	}
