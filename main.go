@@ -144,7 +144,17 @@ func (c *cli) exit(err error) int {
 	return sysexits.Code(err, sysexits.Software)
 }
 
+// buildVersion is the version packaging/build.sh stamps into the binary
+// (-ldflags "-X main.buildVersion=..."), the same string the Debian package
+// and the RPM carry: from the git tag or git describe.
+var buildVersion string
+
+// version is the stamped version, else what the Go toolchain recorded
+// (a module version, or "(devel)" and the commit of a checkout build).
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

@@ -202,3 +202,26 @@ func TestSystemInstall_IdempotentAndChecked(t *testing.T) {
 		t.Errorf("install over another sendmail: %+v", r)
 	}
 }
+
+// A package's maintainer script runs relay install --package: a
+// relay.toml with errors (an administrator's edit half done) does not stop
+// it, and the spool is the one the file names, the one sendmail would
+// queue into; a plain relay install refuses the same file (exit 78).
+func TestInstall_PackageSurvivesABrokenConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	conf := filepath.Join(dir, "relay.toml")
+	if err := os.WriteFile(conf, []byte("spool = \""+spoolDir+"\"\n[[smarthost]\nhost = \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := testbin.Run(exec.Command(testbin.Binary(t), "-C", conf, "install", "--package", "--dry-run", "--prefix", dir), "")
+	if r.Code != 0 || !strings.Contains(r.Stdout, filepath.Join(dir, spoolDir, "maildrop")) {
+		t.Errorf("install --package with a broken relay.toml: %+v", r)
+	}
+	if strings.Contains(r.Stdout, "/usr/sbin/sendmail") || strings.Contains(r.Stdout, "relay.toml") {
+		t.Errorf("install --package would touch what the package owns:\n%s", r.Stdout)
+	}
+	if r := testbin.Run(exec.Command(testbin.Binary(t), "-C", conf, "install", "--dry-run", "--prefix", dir), ""); r.Code != 78 {
+		t.Errorf("install (not --package) with a broken relay.toml: %+v, want exit 78", r)
+	}
+}

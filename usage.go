@@ -26,7 +26,7 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   check                             validate configuration and spool
   probe [--send-to ADDR] [-v]       try each smarthost and explain what fails
   oauth login|status|logout [NAME]  the OAuth 2.0 grant of a smarthost
-  install [--prefix DIR] [--dry-run] [--force]
+  install [--prefix DIR] [--dry-run] [--force] [--package]
                                     set up a system install (user, spool, links)
   rewrite ADDR...                   show what addresses become
   listener passwd [--delete] NAME   set a password of [daemon] listen_users
@@ -114,10 +114,11 @@ See relay(8), "relay probe".
   logout NAME    forget the grant (revoke it at the provider too)
 No token is ever printed. See relay(8), "relay oauth".
 `,
-	"install": `usage: relay install [--prefix DIR] [--dry-run] [--force]
+	"install": `usage: relay install [--prefix DIR] [--dry-run] [--force] [--package]
 Sets up a system install: the relay user, the spool, the configuration
 directory and the links sendmail, mailq and newaliases. --dry-run prints
-the steps without doing them; --force replaces another MTA's sendmail.
+the steps without doing them; --force replaces another MTA's sendmail;
+--package makes only the user and the spool (the packages' scripts).
 See relay-install(8).
 `,
 	"rewrite": `usage: relay rewrite ADDR...   (also: sendmail -bv ADDR...)

@@ -1,19 +1,24 @@
 // Package dist_test checks the files shipped in dist/: the systemd units
-// (with systemd-analyze, offline) and the tmpfiles.d entry (against the
-// modes relay install gives the spool).
+// (with systemd-analyze, offline), the tmpfiles.d entry (against the
+// modes relay install gives the spool) and the sysusers.d entry (against
+// the account it makes).
 package dist_test
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/install"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -148,4 +153,71 @@ func octal(m fs.FileMode) uint32 {
 		o |= 0o1000
 	}
 	return o
+}
+
+// TestSysusers_MatchInstall: systemd-sysusers makes from relay-sysusers.conf
+// the account relay install makes with useradd (install/install.go):
+// the same name, comment, home (the spool) and shell.
+func TestSysusers_MatchInstall(t *testing.T) {
+	sysusers, err := exec.LookPath("systemd-sysusers")
+	if err != nil {
+		if os.Getenv("RELAY_CI") != "" {
+			t.Fatal("systemd-sysusers is missing (apt-get install systemd)")
+		}
+		t.Skip("systemd-sysusers is missing")
+	}
+	root := t.TempDir()
+	for _, f := range []string{"etc/passwd", "etc/group"} {
+		if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, _ := filepath.Abs("relay-sysusers.conf")
+	if out, err := exec.Command(sysusers, "--root="+root, conf).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	f := strings.Split(strings.TrimSpace(string(passwd)), ":")
+	if len(f) != 7 {
+		t.Fatalf("sysusers made %q", passwd)
+	}
+	sysName, sysComment, sysHome, sysShell := f[0], f[4], f[5], f[6]
+
+	// What relay install asks useradd for, through a useradd that only
+	// writes its arguments down.
+	bin := t.TempDir()
+	log := filepath.Join(bin, "log")
+	for _, tool := range []string{"groupadd", "useradd"} {
+		script := "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done >>" + log + "\n"
+		if err := os.WriteFile(filepath.Join(bin, tool), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin)
+	const name = "relay-sysusers-test-absent"
+	_ = install.Run(install.Options{Prefix: t.TempDir(), Spool: config.SystemSpool, Config: "/etc/relay/relay.toml",
+		User: name, Package: true, Out: io.Discard})
+	b, _ := os.ReadFile(log)
+	args := strings.Split(string(b), "\n")
+	flag := func(f string) string {
+		if i := slices.Index(args, f); i >= 0 && i+1 < len(args) {
+			return args[i+1]
+		}
+		return ""
+	}
+	if sysName != config.Default().Daemon.User {
+		t.Errorf("sysusers user %q, relay's default user is %q", sysName, config.Default().Daemon.User)
+	}
+	for _, c := range []struct{ what, sysusers, install string }{
+		{"comment", sysComment, flag("--comment")},
+		{"home", sysHome, flag("--home-dir")},
+		{"shell", sysShell, flag("--shell")},
+	} {
+		if c.sysusers != c.install || c.install == "" {
+			t.Errorf("%s: sysusers %q, relay install %q", c.what, c.sysusers, c.install)
+		}
+	}
 }

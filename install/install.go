@@ -4,7 +4,8 @@
 // and the sendmail, mailq and newaliases links. Every step checks first and
 // changes only what differs, so running it again is safe; with DryRun it
 // only says what it would do. Prefix puts every path under a directory, for
-// packaging.
+// packaging; Package limits it to the user and the spool, for the Debian
+// package's and the RPM's maintainer scripts (packaging/).
 package install
 
 import (
@@ -27,12 +28,16 @@ type Options struct {
 	DryRun bool
 	// Force replaces a sendmail, mailq or newaliases that is not relay
 	// (another MTA's): without it the install stops there.
-	Force  bool
-	Binary string // the relay binary to install (os.Executable)
-	Spool  string // the spool as configured
-	Config string // the configuration file (/etc/relay/relay.toml)
-	User   string // the relay user and group
-	Out    io.Writer
+	Force bool
+	// Package makes only the user, the group and the spool: what a
+	// package's maintainer scripts need, since the package manager owns
+	// the binary, the links (or the alternatives) and relay.toml.
+	Package bool
+	Binary  string // the relay binary to install (os.Executable)
+	Spool   string // the spool as configured
+	Config  string // the configuration file (/etc/relay/relay.toml)
+	User    string // the relay user and group
+	Out     io.Writer
 }
 
 // Where the binary and its names go.
@@ -50,6 +55,9 @@ type installer struct {
 func Run(o Options) error {
 	in := &installer{Options: o}
 	steps := []func() error{in.account, in.spoolDirs, in.config, in.binary, in.links}
+	if o.Package {
+		steps = steps[:2]
+	}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err

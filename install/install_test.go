@@ -443,3 +443,38 @@ func TestRun_FixesModeAndOwner(t *testing.T) {
 	wantDir(t, tmp, 0o700, uid, gid)
 	wantDir(t, maildrop, 0o733|fs.ModeSetgid|fs.ModeSticky, uid, gid)
 }
+
+// A package's maintainer script makes the user and the spool only: the
+// package owns the binary, the links and relay.toml, and an install must
+// not find a sendmail that is not its own (alternatives, or the package's
+// relative links) in its way.
+func TestRun_PackageMakesUserAndSpoolOnly(t *testing.T) {
+	needRoot(t)
+	log := accountTools(t, false)
+	name, uid, gid := existingUser(t)
+	o, _ := options(t, name)
+	o.Package = true
+	o.Binary = "/nonexistent/relay"
+	// What the package installs: a relative link, which a full install
+	// would refuse without --force.
+	if err := os.MkdirAll(filepath.Join(o.Prefix, "usr/sbin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("relay", filepath.Join(o.Prefix, "usr/sbin/sendmail")); err != nil {
+		t.Fatal(err)
+	}
+	if err := install.Run(o); err != nil {
+		t.Fatal(err)
+	}
+	if c := calls(t, log); c != "" {
+		t.Errorf("account tools called for an existing user:\n%s", c)
+	}
+	sp := filepath.Join(o.Prefix, spoolPath)
+	wantDir(t, sp+"/maildrop", 0o733|fs.ModeSetgid|fs.ModeSticky, uid, gid)
+	wantDir(t, sp+"/queue", 0o750, uid, gid)
+	for _, p := range []string{configPath, binPath, "/usr/bin/mailq"} {
+		if _, err := os.Lstat(filepath.Join(o.Prefix, p)); !os.IsNotExist(err) {
+			t.Errorf("%s: %v, want it left to the package", p, err)
+		}
+	}
+}

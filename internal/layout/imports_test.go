@@ -66,6 +66,7 @@ var allowedImports = map[string][]string{
 	"e2e":                nil,
 	"dist":               nil,
 	"docs":               nil, // tests only: the manual pages against the program
+	"packaging":          nil,
 	"bench/arrivals":     nil,
 	"bench/ceiling":      nil,
 	"bench/fill":         {"spool"},
