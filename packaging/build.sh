@@ -83,9 +83,16 @@ ln -s "$top/dist" "$top/packaging" "$top/relay.toml.example" "$stage/src/"
 for arch in $archs; do
 	bin=$stage/bin-$arch
 	mkdir -p "$bin"
+	# The OAuth helper (cmd/relay-oauth: the HTTP client relay itself does
+	# not link) is no command for people: it goes to /usr/libexec/relay,
+	# and the packaged relay is told where.
 	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=false \
-		-ldflags "-s -w -buildid= -X main.buildVersion=$version" -o "$bin/relay" . ||
+		-ldflags "-s -w -buildid= -X main.buildVersion=$version -X github.com/relaymail/relay/oauth.HelperPath=/usr/libexec/relay/relay-oauth" \
+		-o "$bin/relay" . ||
 		die "go build for $arch failed"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=false \
+		-ldflags "-s -w -buildid=" -o "$bin/relay-oauth" ./cmd/relay-oauth ||
+		die "go build of relay-oauth for $arch failed"
 	case $arch in
 	amd64) rpmarch=x86_64 ;;
 	arm64) rpmarch=aarch64 ;;

@@ -22,6 +22,7 @@ var commonFiles = []string{
 	"/usr/lib/sysusers.d/relay.conf",
 	"/usr/lib/tmpfiles.d/relay.conf",
 	"/usr/sbin/relay",
+	"/usr/libexec/relay/relay-oauth",
 	"/usr/share/doc/relay/examples/relay.toml.example",
 }
 
