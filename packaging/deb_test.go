@@ -114,9 +114,9 @@ func TestDeb_SendmailIsRelayWithTheSpoolOfRelayInstall(t *testing.T) {
 	}
 
 	// relay check with the daemon running (as systemd would run it): the
-	// configuration and the spool are right; what is missing is what
-	// only the administrator knows, the smarthost and where root's mail
-	// goes.
+	// configuration and the spool are right; what is missing is the one
+	// thing only the administrator knows, the smarthost (where root's
+	// mail goes is reported once there is one).
 	out, err := s.run(`runuser -u relay -- relay daemon >/dev/null 2>&1 &
 for i in $(seq 50); do relay check >/tmp/check 2>&1 && ! grep -q 'no relay daemon' /tmp/check && break; sleep 0.2; done
 relay check 2>&1`)
@@ -131,7 +131,6 @@ relay check 2>&1`)
 		switch {
 		case strings.Contains(line, "warning: no [[smarthost]] configured"):
 			smarthost = true
-		case regexp.MustCompile(`warning: rewrite\.aliases: mail to (root|postmaster) goes to root@` + hostName).MatchString(line):
 		case strings.HasPrefix(line, "configuration "), strings.HasPrefix(line, "spool "+spoolDir+": 0 message"):
 		default:
 			t.Errorf("relay check reports %q", line)

@@ -23,8 +23,9 @@ var privateTLDs = map[string]bool{
 //     file, sender map and sender_login_map, with file:line;
 //   - root and postmaster (RFC 2142: every domain must have a
 //     postmaster) ending where the smarthost cannot deliver: a command or
-//     file, a loop, or a local address whose domain is this host's own
-//     name or a private one (.local, .lan, …);
+//     file, a loop, or (once a smarthost is configured) a local address
+//     whose domain is this host's own name or a private one (.local,
+//     .lan, …);
 //   - DMARC alignment: the From of mail from root after rewriting is not
 //     in the domain of the login of the smarthost that sends it
 //     (receivers drop or junk such mail).
@@ -42,6 +43,13 @@ func (r *Rules) Check() []config.Problem {
 		for _, x := range r.Expand(name) {
 			if x.Undeliverable != "" {
 				warn("rewrite.aliases", "mail to %s bounces: %s", name, x.Undeliverable)
+				continue
+			}
+			// Without a smarthost nothing is delivered at all, and relay
+			// check says that first: which address root's mail needs is
+			// the next step, shown once a smarthost is there (a fresh
+			// package install reports the one thing to do).
+			if len(r.Config.Smarthosts) == 0 {
 				continue
 			}
 			if why := r.undeliverableDomain(x.Address); why != "" {

@@ -34,6 +34,14 @@ func TestCheckRootAndPostmaster(t *testing.T) {
 			t.Errorf("missing %q in\n%s", want, got)
 		}
 	}
+	// No smarthost yet: relay check reports that first; the address
+	// root's mail needs comes next.
+	sh := r.Config.Smarthosts
+	r.Config.Smarthosts = nil
+	if got := checkText(r); strings.Contains(got, "which a smarthost cannot deliver") {
+		t.Errorf("no smarthost: the root address is reported already: %s", got)
+	}
+	r.Config.Smarthosts = sh
 	// No domain configured and no /etc/mailname: the host's own name.
 	old := config.MailnamePath
 	config.MailnamePath = filepath.Join(t.TempDir(), "no-mailname")
