@@ -77,8 +77,10 @@ cp "$here/deb/copyright" "$stage/doc/copyright"
 	cat "$here/deb/changelog"
 } | gzip -9n >"$stage/doc/changelog.gz"
 
+# Copies, not links: nfpm packages a source that is a link as a link,
+# which would point into this build tree on the installed system.
 mkdir -p "$stage/src"
-ln -s "$top/dist" "$top/packaging" "$top/relay.toml.example" "$stage/src/"
+cp -r "$top/dist" "$top/packaging" "$top/relay.toml.example" "$stage/src/"
 
 for arch in $archs; do
 	bin=$stage/bin-$arch

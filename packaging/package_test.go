@@ -88,9 +88,18 @@ func TestDeb_ControlAndFiles(t *testing.T) {
 				t.Errorf("%s lacks %s", filepath.Base(deb), f)
 			}
 		}
-		for _, l := range []string{"/usr/sbin/sendmail", "/usr/lib/sendmail", "/usr/bin/mailq", "/usr/bin/newaliases"} {
+		mtaLinks := []string{"/usr/sbin/sendmail", "/usr/lib/sendmail", "/usr/bin/mailq", "/usr/bin/newaliases"}
+		for _, l := range mtaLinks {
 			if target := links[l]; target == "" || filepath.Join(filepath.Dir(l), target) != "/usr/sbin/relay" {
 				t.Errorf("%s: %s -> %q, want a link to /usr/sbin/relay", filepath.Base(deb), l, target)
+			}
+		}
+		// Every other file is a file: a link into the build tree (a
+		// staged source that was itself a link) would dangle on the
+		// installed system.
+		for l, target := range links {
+			if !slices.Contains(mtaLinks, l) {
+				t.Errorf("%s: %s is a link to %s, want the file itself", filepath.Base(deb), l, target)
 			}
 		}
 
