@@ -321,6 +321,9 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 				expiry = c.CertExpiry()
 			}
 			r.Observer.Connection(ln.sh.Name, ConnectionResult(err, ln.sh.Proxy != ""), expiry)
+			if to, ok := r.Observer.(TokenObserver); ok && err == nil && c.OAuth != nil {
+				to.TokenExpiry(ln.sh.Name, c.OAuth.Expiry)
+			}
 		}
 		if err != nil {
 			ru.returnRate(ln, slot)
