@@ -16,6 +16,7 @@ import (
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/metrics"
+	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -70,7 +71,7 @@ func NewMetrics(queue func() (*mailq.Stats, error)) *Metrics {
 	m.certExpiry = r.Gauge("relay_smarthost_certificate_expiry_timestamp_seconds",
 		"When the TLS certificate the smarthost showed at the last connection expires, Unix time.", "smarthost")
 	m.tokenExpiry = r.Gauge("relay_oauth_token_expiry_timestamp_seconds",
-		"When the OAuth access token of the smarthost expires, Unix time (see Metrics.TokenExpiry).", "smarthost")
+		"When the OAuth access token the last connection to the smarthost logged in with expires, Unix time.", "smarthost")
 
 	bi := r.Gauge("relay_build_info", "Always 1: the version of relay and of Go it was built with, as labels.", "version", "goversion")
 	bi.Set(1, buildVersion(), runtime.Version())
@@ -135,10 +136,12 @@ func (m *Metrics) Report(kind string) { m.reports.Inc(kind) }
 // RateLimited implements relay.Observer.
 func (m *Metrics) RateLimited(smarthost string) { m.rateWaits.Inc(smarthost) }
 
-// TokenExpiry records when a smarthost's OAuth access token expires: the
-// hook for OAuth (built separately), which calls it, through an
-// interface of its own on relay.Runner.Observer, whenever it gets a
-// token. Until then the gauge has no series.
+// The runners find TokenExpiry by a type assertion: make sure it is there.
+var _ relay.TokenObserver = (*Metrics)(nil)
+
+// TokenExpiry implements relay.TokenObserver: when the OAuth access
+// token a new connection to smarthost logged in with expires. The gauge
+// has no series for a smarthost until then.
 func (m *Metrics) TokenExpiry(smarthost string, at time.Time) {
 	m.tokenExpiry.Set(float64(at.Unix()), smarthost)
 }

@@ -31,6 +31,20 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 	if err != nil {
 		return err
 	}
+	var metricsLn net.Listener
+	// Whatever ends Serve — a secret that cannot be read, the spool, the
+	// log, another daemon — the sockets opened here are given back: a
+	// caller that tries again (a test, a supervisor in the same process)
+	// finds the addresses free. After a run the services closed them
+	// already; a second Close is harmless.
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+	}()
 	var sec listenerSecrets
 	if len(lns) > 0 {
 		// Read while the process may still be root (a key in
@@ -39,13 +53,9 @@ func Serve(cfg *config.Config, reload func() (*config.Config, error), stderr io.
 			return err
 		}
 	}
-	var metricsLn net.Listener
 	if cfg.Metrics.Listen != "" {
 		// Opened with the SMTP sockets, while the process may be root.
 		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
 			return sysexits.New(sysexits.Unavailable, "[metrics] listen %s: %v", cfg.Metrics.Listen, err)
 		}
 	}

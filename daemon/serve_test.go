@@ -104,3 +104,40 @@ func TestServe_LogCannotBeOpened(t *testing.T) {
 		t.Errorf("Serve: %v (exit %d), want 78", err, code)
 	}
 }
+
+// Serve ending with an error gives back the sockets it opened: a
+// listen_users file that cannot be read (after the SMTP sockets are
+// open), a log that cannot be opened (after the metrics socket is open
+// too). The addresses are free for the next try.
+func TestServe_ErrorAtStartFreesTheSockets(t *testing.T) {
+	keepMemoryLimit(t)
+	smtpAddr := fmt.Sprintf("127.0.0.1:%d", testsmtp.FreePort(t))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testsmtp.FreePort(t))
+	free := func(t *testing.T, addrs ...string) {
+		t.Helper()
+		for _, a := range addrs {
+			ln, err := net.Listen("tcp", a)
+			if err != nil {
+				t.Errorf("%s is still held after Serve failed: %v", a, err)
+				continue
+			}
+			ln.Close()
+		}
+	}
+	t.Run("listen_users unreadable", func(t *testing.T) {
+		cfg := testConfig(t, testsmtp.ClosedPort(t), fmt.Sprintf("[daemon]\nlisten = [%q]\n[metrics]\nlisten = %q\n", smtpAddr, metricsAddr))
+		cfg.Daemon.ListenUsers = filepath.Join(t.TempDir(), "missing-passwd")
+		if err := Serve(cfg, nil, &testsmtp.LockedBuffer{}); err == nil {
+			t.Fatal("Serve with a missing listen_users file: nil error")
+		}
+		free(t, smtpAddr, metricsAddr)
+	})
+	t.Run("log unopenable", func(t *testing.T) {
+		cfg := testConfig(t, testsmtp.ClosedPort(t), fmt.Sprintf("[daemon]\nlisten = [%q]\n[metrics]\nlisten = %q\n", smtpAddr, metricsAddr))
+		cfg.Log.To = filepath.Join(t.TempDir(), "missing", "relay.log")
+		if err := Serve(cfg, nil, &testsmtp.LockedBuffer{}); sysexits.Code(err, 0) != sysexits.Config {
+			t.Fatalf("Serve with a log that cannot be opened: %v, want exit 78", err)
+		}
+		free(t, smtpAddr, metricsAddr)
+	})
+}

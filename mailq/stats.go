@@ -52,7 +52,9 @@ type DomainStats struct {
 }
 
 // SmarthostStats is one [[smarthost]]: the messages routed to it first
-// and whether the runners remember it as down.
+// (see routeOf: a message split by recipients counts under each of its
+// smarthosts, one sent with sendmail -a under that one) and whether the
+// runners remember it as down.
 type SmarthostStats struct {
 	Name     string `json:"name"`
 	Messages int    `json:"messages"`
@@ -75,7 +77,8 @@ type Stats struct {
 	States     map[string]*StateStats `json:"states"`
 	Domains    []DomainStats          `json:"domains"`
 	Smarthosts []SmarthostStats       `json:"smarthosts"`
-	// NoRoute counts the messages no smarthost serves.
+	// NoRoute counts the messages with a recipient no smarthost serves
+	// (or whose sendmail -a smarthost is not configured for the sender).
 	NoRoute int `json:"no_route"`
 	// Unreadable counts queue files that could not be read (reported on
 	// the warning writer, and moved aside by the next runner).
@@ -155,6 +158,10 @@ func CollectStats(cfg *config.Config, sp *spool.Spool, topDomains int, now time.
 	}
 	domains := map[string]*DomainStats{}
 	routes := map[string]string{} // sender → first smarthost ("" none)
+	byRecipient := false          // a smarthost has recipients patterns
+	for _, sh := range cfg.Smarthosts {
+		byRecipient = byRecipient || len(sh.Recipients) > 0
+	}
 	err := sp.ScanSummaries(func(id string, m *spool.Summary, err error) error {
 		if err != nil {
 			st.Unreadable++
@@ -181,17 +188,17 @@ func CollectStats(cfg *config.Config, sp *spool.Spool, topDomains int, now time.
 				ds.Messages++
 			}
 		}
-		name, ok := routes[m.Sender]
-		if !ok {
-			if shs := route.Route(cfg, m.Sender); len(shs) > 0 {
-				name = shs[0].Name
+		names := routeOf(cfg, m, routes, byRecipient)
+		noRoute := false
+		for _, name := range names {
+			if h := hosts[name]; h != nil {
+				h.Messages++
+				h.Bytes += m.FileSize
+			} else {
+				noRoute = true
 			}
-			routes[m.Sender] = name
 		}
-		if h := hosts[name]; h != nil {
-			h.Messages++
-			h.Bytes += m.FileSize
-		} else {
+		if noRoute {
 			st.NoRoute++
 		}
 		if w := m.RateWait; w != nil && w.Until.After(now) {
@@ -218,6 +225,54 @@ func CollectStats(cfg *config.Config, sp *spool.Spool, topDomains int, now time.
 	}
 	countCorrupt(sp, st.States["corrupt"], now)
 	return st, nil
+}
+
+// routeOf names the smarthosts a message is counted under, as the
+// runners route it (package relay, split.go): the one sendmail -a named
+// (when its senders allow the sender; else none), else the first
+// smarthost of each pending recipient (route.Recipient: a message split
+// between smarthosts counts under each of them), else — only failures to
+// report — the first of the sender's route. "" stands for no smarthost.
+// The sender's route is cached per sender; routes by recipient are
+// looked up only when some smarthost has recipients patterns.
+func routeOf(cfg *config.Config, m *spool.Summary, routes map[string]string, byRecipient bool) []string {
+	first := func(shs []*config.Smarthost) string {
+		if len(shs) == 0 {
+			return ""
+		}
+		return shs[0].Name
+	}
+	if m.Smarthost != "" {
+		name := ""
+		if sh := route.Pinned(cfg, m.Smarthost, m.Sender); sh != nil {
+			name = sh.Name
+		}
+		return []string{name}
+	}
+	senderRoute := func() string {
+		name, ok := routes[m.Sender]
+		if !ok {
+			name = first(route.Route(cfg, m.Sender))
+			routes[m.Sender] = name
+		}
+		return name
+	}
+	if !byRecipient {
+		return []string{senderRoute()}
+	}
+	var names []string
+	for _, r := range m.Recipients {
+		if r.Status != spool.Pending {
+			continue
+		}
+		if name := first(route.Recipient(cfg, m.Sender, r.Address)); !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return []string{senderRoute()}
+	}
+	return names
 }
 
 // countCorrupt counts the files in corrupt/, by their modification time.

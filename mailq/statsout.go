@@ -112,7 +112,7 @@ func (st *Stats) WritePrometheus(w *metrics.Writer, timestamp bool) {
 		}
 	}
 	if len(st.Smarthosts) > 0 {
-		w.Family("relay_queue_smarthost_messages", "Queued messages whose sender is routed to this smarthost first.", metrics.Gauge)
+		w.Family("relay_queue_smarthost_messages", "Queued messages with a recipient this smarthost is tried first for (a message split between smarthosts counts under each; one sent with sendmail -a under that one).", metrics.Gauge)
 		for _, h := range st.Smarthosts {
 			w.Sample("relay_queue_smarthost_messages", []string{"smarthost", h.Name}, float64(h.Messages))
 		}
@@ -132,7 +132,7 @@ func (st *Stats) WritePrometheus(w *metrics.Writer, timestamp bool) {
 			w.Sample("relay_smarthost_up", []string{"smarthost", h.Name}, up)
 		}
 	}
-	w.Family("relay_queue_no_route_messages", "Queued messages whose sender no smarthost serves.", metrics.Gauge)
+	w.Family("relay_queue_no_route_messages", "Queued messages with a recipient no smarthost serves.", metrics.Gauge)
 	w.Sample("relay_queue_no_route_messages", nil, float64(st.NoRoute))
 	w.Family("relay_queue_unreadable_messages", "Queue files that could not be read at the last count.", metrics.Gauge)
 	w.Sample("relay_queue_unreadable_messages", nil, float64(st.Unreadable))

@@ -31,6 +31,13 @@ type Account struct {
 	// Proxy is the smarthost's SOCKS5 proxy: the endpoints are reached
 	// through it too ("" direct).
 	Proxy string `json:"proxy,omitempty"`
+	// SourceAddress and IPFamily are the smarthost's source_address and
+	// ip_family: without a proxy the endpoints are reached from that
+	// address, over that family, as the smarthost is (an egress firewall
+	// or a conditional-access policy that knows the registered address
+	// sees the same one; a broken family is avoided for both).
+	SourceAddress string `json:"source_address,omitempty"`
+	IPFamily      string `json:"ip_family,omitempty"`
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time `json:"-"`
 }
@@ -38,7 +45,8 @@ type Account struct {
 // New returns the account of a smarthost that uses OAuth (after
 // config.Load).
 func New(sh *config.Smarthost) *Account {
-	return &Account{Name: sh.Name, User: sh.Username, Conf: sh.OAuth, Proxy: sh.Proxy}
+	return &Account{Name: sh.Name, User: sh.Username, Conf: sh.OAuth, Proxy: sh.Proxy,
+		SourceAddress: sh.SourceAddress, IPFamily: sh.IPFamily}
 }
 
 // Clock is the account's time.

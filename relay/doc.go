@@ -149,9 +149,11 @@
 // hostAddr): host, port, TLS mode and proxy in clear, and a digest of
 // everything else that decides whether a connection works —
 // tls_fingerprint, tls_server_name, tls_min_version, username, auth,
-// password_command, and the files tls_ca_file, tls_client_cert,
-// tls_client_key and password_file by path, size, modification time and
-// inode. A pass that finds a state recorded under other settings forgets
+// password_command, source_address, ip_family, the name given in EHLO,
+// the [smarthost.oauth] settings, and the files tls_ca_file,
+// tls_client_cert, tls_client_key, password_file and the OAuth ones
+// (client secret, service account, token file) by path, size,
+// modification time and inode. A pass that finds a state recorded under other settings forgets
 // it and connects: a corrected configuration is tried at once, not after
 // the outage's backoff. Secrets are left out, even from the digest (no
 // inline password, no proxy password, no file's contents): a change of an

@@ -23,7 +23,8 @@ import (
 )
 
 // OAuthAccount is the OAuth account of a smarthost that uses OAuth; its
-// endpoints are reached the way the smarthost is (through its proxy).
+// endpoints are reached the way the smarthost is (through its proxy, else
+// from its source_address over its ip_family).
 func OAuthAccount(sh *config.Smarthost) *oauth.Account { return oauth.New(sh) }
 
 // OAuthLogin is what relay probe shows about an OAuth login.

@@ -27,6 +27,15 @@ type Observer interface {
 	RateLimited(smarthost string)
 }
 
+// TokenObserver is an Observer that is also told when the OAuth access
+// token a new connection logged in with expires ([smarthost.oauth]: the
+// cached token or a fresh one), for the daemon's
+// relay_oauth_token_expiry_timestamp_seconds. Runner.Observer is asked
+// for it with a type assertion, so an Observer without it still works.
+type TokenObserver interface {
+	TokenExpiry(smarthost string, expiry time.Time)
+}
+
 // ConnectionResult names what failed in a connection's set-up, for the
 // metrics: "connect" (TCP, the greeting, EHLO), "proxy" (the SOCKS5
 // proxy, or the smarthost beyond it), "tls", "auth", "local" (relay's own

@@ -72,7 +72,7 @@ func (r *Runner) newRun(ctx context.Context) *run {
 		sh := &r.Config.Smarthosts[i]
 		ln := &lane{sh: sh, jobs: make(chan job)}
 		ln.host = r.Spool.Host(sh.Name)
-		if ln.host != (spool.HostState{}) && ln.host.Addr != hostAddr(sh) {
+		if ln.host != (spool.HostState{}) && ln.host.Addr != hostAddr(sh, r.HeloName) {
 			// About settings no longer configured (see hostAddr): void,
 			// and forgotten so that a return to them starts afresh.
 			ln.host = spool.HostState{}
@@ -321,6 +321,9 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 				expiry = c.CertExpiry()
 			}
 			r.Observer.Connection(ln.sh.Name, ConnectionResult(err, ln.sh.Proxy != ""), expiry)
+			if to, ok := r.Observer.(TokenObserver); ok && err == nil && c.OAuth != nil {
+				to.TokenExpiry(ln.sh.Name, c.OAuth.Expiry)
+			}
 		}
 		if err != nil {
 			ru.returnRate(ln, slot)
@@ -366,7 +369,7 @@ func (ru *run) markDown(ln *lane, f *Failure) (*Failure, time.Time) {
 	}
 	r := ru.r
 	ln.down, ln.failed = f, true
-	ln.host.Addr = hostAddr(ln.sh)
+	ln.host.Addr = hostAddr(ln.sh, r.HeloName)
 	ln.host.Failures++
 	ln.host.Failure = *f.Stored(r.Now())
 	ln.downUntil = r.Now().Add(r.backoff(ln.host.Failures))

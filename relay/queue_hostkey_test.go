@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/internal/testsmtp"
 	"github.com/relaymail/relay/mailq"
+	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -141,5 +143,40 @@ func TestHostDown_StateHoldsNoSecret(t *testing.T) {
 	}
 	if s := fmt.Sprintf("%+v", hs); strings.Contains(s, testPass) || strings.Contains(s, "Proxy-Secret-9z") || !strings.Contains(hs.Addr, "settings=") {
 		t.Errorf("host state %s: a secret, or no settings digest", s)
+	}
+}
+
+// TestHostDown_TopLevelHeloNameCorrected_TriedAtOnce: a smarthost that
+// refuses the name relay gives in EHLO is remembered as down; the
+// administrator sets the top-level helo_name (no helo_name of the
+// smarthost's own) and reloads: the next pass connects at once with
+// the new name, as after a change of the smarthost's own helo_name.
+func TestHostDown_TopLevelHeloNameCorrected_TriedAtOnce(t *testing.T) {
+	srv := testsmtp.NewFaultServer(t, testsmtp.ServerConfig{
+		EHLO: &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Helo command rejected: need fully-qualified hostname"},
+	})
+	h := newHarness(t, smarthost(srv.Port, "none"))
+	h.runner.HeloName = "localhost"
+	id := h.enqueue(content, rcptA)
+	h.run()
+	if hs := h.sp.Host(h.cfg.Smarthosts[0].Name); hs.Failures != 1 || !hs.DownUntil.After(h.now) {
+		t.Fatalf("host state %+v after EHLO was refused, want down", hs)
+	}
+	srv.SetConfig(func(c *testsmtp.ServerConfig) { c.EHLO = nil })
+	h.cfg.HeloName = "mx1.example.test"
+	h.runner.HeloName = relay.HeloName(h.cfg) // what a reload makes
+	h.now = h.now.Add(time.Second)
+	if err := mailq.Flush(h.sp, nil, h.now); err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	if c := srv.Conns(); c != 2 {
+		t.Errorf("%d connections in all, want one new right after helo_name was set", c)
+	}
+	if env := h.read(id); env != nil {
+		t.Errorf("not delivered after the correction: %+v", env.Recipients)
+	}
+	if got := srv.Helos(); len(got) != 2 || got[1] != "mx1.example.test" {
+		t.Errorf("EHLO names %q, want mx1.example.test last", got)
 	}
 }

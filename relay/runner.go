@@ -393,7 +393,9 @@ func (r *Runner) backoff(attempts int) time.Duration {
 // clear (host, port, TLS mode, the proxy masked) and a digest of the rest:
 // tls_fingerprint, tls_server_name, tls_min_version, username, auth,
 // password_command, whether an inline password is set, source_address,
-// ip_family and helo_name, the [smarthost.oauth] settings, and
+// ip_family and the name given in EHLO (helo, the smarthost's helo_name,
+// else the runner's: the top-level helo_name, domain or the host name),
+// the [smarthost.oauth] settings, and
 // tls_ca_file, tls_client_cert, tls_client_key, password_file,
 // client_secret_file, service_account_file and the OAuth token file by
 // path, size, modification time and inode (an edit in place or a replaced file
@@ -401,7 +403,7 @@ func (r *Runner) backoff(attempts int) time.Duration {
 // goes into it, not even as part of a digest: neither an inline password
 // nor a proxy's, nor any file's contents; a change of those alone waits
 // for the backoff or relay queue flush.
-func hostAddr(sh *config.Smarthost) string {
+func hostAddr(sh *config.Smarthost, helo string) string {
 	a := net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port)) + "/" + sh.TLS
 	if sh.Proxy != "" {
 		a += "/" + config.MaskProxy(sh.Proxy)
@@ -426,8 +428,13 @@ func hostAddr(sh *config.Smarthost) string {
 		fmt.Fprintf(h, "%q %s\n", f, fileVersion(f))
 	}
 	// The connection's own side, written only when set, so that the
-	// states of smarthosts without them keep their names.
-	for _, v := range []string{sh.SourceAddress, sh.IPFamily, sh.HeloName} {
+	// states of smarthosts without them keep their names. The EHLO name
+	// is the one the connection gives: a smarthost that refused it is
+	// tried again at once after a change of the top-level helo_name too.
+	if sh.HeloName != "" {
+		helo = sh.HeloName
+	}
+	for _, v := range []string{sh.SourceAddress, sh.IPFamily, helo} {
 		if v != "" {
 			fmt.Fprintf(h, "own %q\n", v)
 		}

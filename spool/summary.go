@@ -26,6 +26,9 @@ type Summary struct {
 	Held        bool               `json:"held"`
 	Bounce      bool               `json:"bounce"`
 	RateWait    *RateWait          `json:"rate_wait"`
+	// Smarthost is the smarthost the submitter named (sendmail -a;
+	// Envelope.Smarthost): the message's only route.
+	Smarthost string `json:"smarthost"`
 	// FileSize is the size of the queue file: the message and its
 	// arrival envelope (a few hundred bytes more than Message.Size).
 	FileSize int64 `json:"-"`

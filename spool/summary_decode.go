@@ -251,6 +251,8 @@ func (d *summaryDecoder) object(m *Summary) bool {
 			if s, ok = d.number(); ok {
 				m.Attempts, ok = atoiOK(s)
 			}
+		case "smarthost":
+			m.Smarthost, ok = d.str()
 		case "held":
 			m.Held, ok = d.bool()
 		case "bounce":
@@ -293,7 +295,7 @@ func (d *summaryDecoder) object(m *Summary) bool {
 }
 
 var (
-	summaryKeys   = []string{"id", "sender", "arrival", "next_attempt", "attempts", "held", "bounce", "recipients", "rate_wait"}
+	summaryKeys   = []string{"id", "sender", "arrival", "next_attempt", "attempts", "held", "bounce", "recipients", "rate_wait", "smarthost"}
 	recipientKeys = []string{"address", "status"}
 )
 

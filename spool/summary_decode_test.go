@@ -24,7 +24,7 @@ func FuzzDecodeSummary(f *testing.F) {
 		LastFailure: &failure.Failure{Stage: failure.StageRcpt, Code: 450},
 		DSN:         DSN{Notify: []string{"FAILURE", "DELAY"}, Ret: "HDRS"},
 		RateWait:    &RateWait{Smarthost: "main", Limit: "1/h", Until: now},
-		RateWaited:  time.Minute, Source: "smtp",
+		RateWaited:  time.Minute, Source: "smtp", Smarthost: "relay2",
 	}
 	b, _ := json.Marshal(full)
 	f.Add(b)

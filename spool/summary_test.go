@@ -43,8 +43,8 @@ func TestScanSummaries_AgreesWithScan(t *testing.T) {
 				for _, r := range s.Recipients {
 					srcpts = append(srcpts, r.Address+" "+string(r.Status))
 				}
-				got := fmt.Sprintf("%s %q %v %d %v %v %v %d %q", s.ID, s.Sender, s.Arrival.UTC(), s.Attempts, s.NextAttempt.UTC(), s.Held, s.Bounce, s.FileSize, srcpts)
-				want := fmt.Sprintf("%s %q %v %d %v %v %v %d %q", m.ID, m.Sender, m.Arrival.UTC(), m.Attempts, m.NextAttempt.UTC(), m.Held, m.Bounce, fileSize(t, sp, id), rcpts)
+				got := fmt.Sprintf("%s %q %v %d %v %v %v %d %q %q", s.ID, s.Sender, s.Arrival.UTC(), s.Attempts, s.NextAttempt.UTC(), s.Held, s.Bounce, s.FileSize, srcpts, s.Smarthost)
+				want := fmt.Sprintf("%s %q %v %d %v %v %v %d %q %q", m.ID, m.Sender, m.Arrival.UTC(), m.Attempts, m.NextAttempt.UTC(), m.Held, m.Bounce, fileSize(t, sp, id), rcpts, m.Smarthost)
 				if got != want {
 					t.Errorf("summary %s\n  full    %s", got, want)
 				}
@@ -81,6 +81,7 @@ func summarySpool(t *testing.T) *spool.Spool {
 	held := enqueue(t, s, "Subject: held\r\n\r\nhi\r\n", "c@example.org", "d@example.net")
 	if err := s.Change(held, time.Second, func(e *spool.Envelope) bool {
 		e.Held, e.Attempts = true, 3
+		e.Smarthost = "relay2" // sendmail -a
 		e.Recipients[0].Status = spool.Delivered
 		e.RateWait = &spool.RateWait{Smarthost: "main", Limit: "1/h", Until: time.Now().Add(time.Hour)}
 		return true

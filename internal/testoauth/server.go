@@ -67,6 +67,8 @@ type Request struct {
 	GrantType string
 	Form      url.Values
 	Time      time.Time
+	// RemoteAddr is the client's address (host:port), as the server saw it.
+	RemoteAddr string
 }
 
 // Server is a running authorization server.
@@ -232,7 +234,7 @@ func (s *Server) PollTimes() []time.Time {
 func (s *Server) record(r *http.Request) {
 	r.ParseForm()
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Path: r.URL.Path, GrantType: r.PostForm.Get("grant_type"), Form: r.PostForm, Time: time.Now()})
+	s.requests = append(s.requests, Request{Path: r.URL.Path, GrantType: r.PostForm.Get("grant_type"), Form: r.PostForm, Time: time.Now(), RemoteAddr: r.RemoteAddr})
 	s.mu.Unlock()
 }
 

@@ -29,12 +29,22 @@ import (
 
 // withClient gives ctx the HTTP client x/oauth2 is to use: bounded by
 // oauth.HTTPTimeout, through the smarthost's proxy when it has one (never
-// one from the environment), no redirect followed (a token endpoint that
-// redirects could send the secret where it does not belong).
+// one from the environment), else from its source_address over its
+// ip_family, no redirect followed (a token endpoint that redirects could
+// send the secret where it does not belong).
 func withClient(ctx context.Context, a *oauth.Account) context.Context {
 	d := &net.Dialer{Timeout: oauth.HTTPTimeout}
 	dial := d.DialContext
-	if a.Proxy != "" {
+	if a.Proxy == "" {
+		if ip := net.ParseIP(a.SourceAddress); ip != nil { // config.Load checked it
+			d.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+		if family := map[string]string{"ipv4": "tcp4", "ipv6": "tcp6"}[a.IPFamily]; family != "" {
+			dial = func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return d.DialContext(ctx, family, addr)
+			}
+		}
+	} else {
 		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			p, err := config.ParseProxy(a.Proxy)
 			if err != nil {

@@ -214,3 +214,30 @@ func TestNew(t *testing.T) {
 		t.Errorf("New: %+v", a)
 	}
 }
+
+// TestToken_SmarthostsSourceAddressAndFamily: without a proxy the token
+// endpoint is reached as the smarthost is, from its source_address and
+// over its ip_family (New takes both from the smarthost): the server sees
+// 127.0.0.2; ipv6 cannot reach it on 127.0.0.1.
+func TestToken_SmarthostsSourceAddressAndFamily(t *testing.T) {
+	srv, a := loggedIn(t, testoauth.Script{})
+	sh := &config.Smarthost{Name: a.Name, Username: a.User, OAuth: a.Conf, SourceAddress: "127.0.0.2", IPFamily: "ipv4"}
+	b := oauth.New(sh)
+	if b.SourceAddress != "127.0.0.2" || b.IPFamily != "ipv4" {
+		t.Fatalf("New: %+v", b)
+	}
+	srv.Set(func(s *testoauth.Script) { s.AccessLifetime = time.Minute }) // the next Token refreshes again
+	if _, err := b.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reqs := srv.Requests()
+	if last := reqs[len(reqs)-1]; last.GrantType != "refresh_token" || !strings.HasPrefix(last.RemoteAddr, "127.0.0.2:") {
+		t.Errorf("the refresh came from %s (%s), want source_address 127.0.0.2", last.RemoteAddr, last.GrantType)
+	}
+
+	c := *b
+	c.SourceAddress, c.IPFamily = "", "ipv6"
+	if _, err := c.Token(context.Background()); err == nil {
+		t.Error("ip_family ipv6 reached the endpoint on 127.0.0.1")
+	}
+}
