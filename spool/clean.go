@@ -157,7 +157,7 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 			l.Close()
 			continue
 		}
-		b, err := encodeEnvelope(l.Env)
+		b, err := encodeEnvelopeFile(l)
 		var tmp string
 		if err == nil {
 			tmp, err = s.writeTempFile(l.Env.ID+envSuffix, b, false) // one syncfs below

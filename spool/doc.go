@@ -74,7 +74,10 @@
 // time. Rewriting a queue file that may hold 100 MB for that would be
 // wasteful, so the new envelope goes to queue/ID.env (written in tmp/,
 // fsynced, renamed over the old one, queue/ fsynced), which supersedes the
-// arrival envelope. Removing a message unlinks queue/ID first and
+// arrival envelope. The envelope file also records the queue file's size
+// ("queue_file_size", which readers of the envelope ignore), so that a
+// count of the queue reads one file per message and stats none
+// (ScanSummaries). Removing a message unlinks queue/ID first and
 // queue/ID.env second: a crash in between leaves an orphan .env file (removed
 // by Clean), never a message that reverted to its arrival envelope and would
 // be sent again to recipients already served.

@@ -25,9 +25,30 @@ var formatLine = fmt.Sprintf("%s %d\n", magic, FormatVersion)
 // envelope as one line of JSON. It starts a queue file (the arrival
 // envelope) and is the whole of an envelope file (queue/ID.env).
 func encodeEnvelope(env *Envelope) ([]byte, error) {
-	b, err := json.Marshal(env)
+	return encodeLine(env, env.ID)
+}
+
+// envelopeFile is what an envelope file (queue/ID.env) holds: the
+// envelope, and the queue file's size when it was written (the message
+// and its arrival envelope), so that a count of the queue (relay queue
+// stats, ScanSummaries) needs no stat of every queue file. An Envelope
+// read back ignores the extra key; envelope files of older relays lack
+// it, and the count stats those.
+type envelopeFile struct {
+	*Envelope
+	QueueFileSize int64 `json:"queue_file_size,omitempty"`
+}
+
+// encodeEnvelopeFile encodes l's envelope for its envelope file.
+func encodeEnvelopeFile(l *Locked) ([]byte, error) {
+	return encodeLine(envelopeFile{Envelope: l.Env, QueueFileSize: l.offset + l.Size}, l.Env.ID)
+}
+
+// encodeLine is the format line and v's JSON line.
+func encodeLine(v any, id string) ([]byte, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("spool: encode envelope %s: %w", env.ID, err)
+		return nil, fmt.Errorf("spool: encode envelope %s: %w", id, err)
 	}
 	out := make([]byte, 0, len(formatLine)+len(b)+1)
 	out = append(out, formatLine...)

@@ -187,7 +187,7 @@ func (l *Locked) Content() io.Reader {
 
 // Update makes l.Env the message's envelope, durably.
 func (l *Locked) Update() error {
-	b, err := encodeEnvelope(l.Env)
+	b, err := encodeEnvelopeFile(l)
 	if err != nil {
 		return err
 	}

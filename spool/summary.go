@@ -32,6 +32,9 @@ type Summary struct {
 	// FileSize is the size of the queue file: the message and its
 	// arrival envelope (a few hundred bytes more than Message.Size).
 	FileSize int64 `json:"-"`
+	// QueueFileSize is FileSize as the envelope file recorded it
+	// (envelopeFile; 0: not recorded).
+	QueueFileSize int64 `json:"queue_file_size"`
 }
 
 // SummaryRecipient is a recipient's address and status.
@@ -74,11 +77,14 @@ func openAt(dir int, name string) (int, error) {
 }
 
 // summary reads message id's Summary in the queue directory dir. With an
-// envelope file (hasEnv): an fstatat of the queue file for its size, the
-// envelope file read whole. Without: the queue file opened, one pread of
-// its head (more only for an envelope over 4 KiB; its size is what the
-// read returned unless that filled the buffer: a queue file never grows
-// after its commit), closed.
+// envelope file (hasEnv): the envelope file read whole, and the queue
+// file's size from it (envelopeFile.QueueFileSize; an fstatat of the queue
+// file for envelope files that do not record it). Without: the queue file
+// opened, one pread of its head (more only for an envelope over 4 KiB;
+// its size is what the read returned unless that filled the buffer: a
+// queue file never grows after its commit), closed. The queue file of an
+// ID comes from the directory listing: one deleted since (delivered
+// meanwhile) is counted once more, as a message being delivered is.
 func summary(dir int, id string, hasEnv bool) (*Summary, error) {
 	notFound := func(err error) error {
 		if errors.Is(err, unix.ENOENT) {
@@ -87,13 +93,6 @@ func summary(dir int, id string, hasEnv bool) (*Summary, error) {
 		return fmt.Errorf("spool: %s: %w", id, &os.PathError{Op: "read", Path: id, Err: err})
 	}
 	if hasEnv {
-		var st unix.Stat_t
-		if err := unix.Fstatat(dir, id, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return nil, notFound(err)
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return nil, fmt.Errorf("spool: %s: %w: not a regular file", id, ErrCorrupt)
-		}
 		bp := headBufs.Get().(*[4096]byte)
 		defer headBufs.Put(bp)
 		b, err := readAt(dir, id+envSuffix, bp[:0])
@@ -113,7 +112,22 @@ func summary(dir int, id string, hasEnv bool) (*Summary, error) {
 					return nil, fmt.Errorf("spool: %s: %w", id, err)
 				}
 			}
-			return decodeOne(id, rest, st.Size)
+			m, err := decodeOne(id, rest, 0)
+			if err != nil {
+				return nil, err
+			}
+			if m.FileSize = m.QueueFileSize; m.FileSize > 0 {
+				return m, nil
+			}
+			var st unix.Stat_t
+			if err := unix.Fstatat(dir, id, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return nil, notFound(err)
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFREG {
+				return nil, fmt.Errorf("spool: %s: %w: not a regular file", id, ErrCorrupt)
+			}
+			m.FileSize = st.Size
+			return m, nil
 		}
 	}
 	fd, err := openAt(dir, id)

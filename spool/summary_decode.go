@@ -253,6 +253,13 @@ func (d *summaryDecoder) object(m *Summary) bool {
 			}
 		case "smarthost":
 			m.Smarthost, ok = d.str()
+		case "queue_file_size":
+			var s string
+			if s, ok = d.number(); ok {
+				var n int
+				n, ok = atoiOK(s)
+				m.QueueFileSize = int64(n)
+			}
 		case "held":
 			m.Held, ok = d.bool()
 		case "bounce":
@@ -295,7 +302,7 @@ func (d *summaryDecoder) object(m *Summary) bool {
 }
 
 var (
-	summaryKeys   = []string{"id", "sender", "arrival", "next_attempt", "attempts", "held", "bounce", "recipients", "rate_wait", "smarthost"}
+	summaryKeys   = []string{"id", "sender", "arrival", "next_attempt", "attempts", "held", "bounce", "recipients", "rate_wait", "smarthost", "queue_file_size"}
 	recipientKeys = []string{"address", "status"}
 )
 

@@ -35,6 +35,7 @@ func FuzzDecodeSummary(f *testing.F) {
 		`{"id":"A","id":"B"}`, `{"recipients":[{"address":"a"}],"recipients":[]}`, `{"ID":"x"}`,
 		`{"sender":"\u0041\n"}`, `{"arrival":"yesterday"}`, `{"rate_wait":{"until":5}}`, `[1]`, `{"a":[{"b":[true,false,null,-1e5]}]}`,
 		`{"id":"x"} trailing`, `{"id":"x",}`, "{\"id\":\"a\tb\"}",
+		`{"queue_file_size":1234}`, `{"queue_file_size":-1}`, `{"queue_file_size":1e3}`, `{"queue_file_size":"5"}`, `{"Queue_File_Size":7}`,
 	} {
 		f.Add([]byte(s))
 	}

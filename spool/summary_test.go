@@ -92,3 +92,41 @@ func summarySpool(t *testing.T) *spool.Spool {
 	os.WriteFile(filepath.Join(s.Dir, "queue", bad), []byte("not a queue file\n"), 0o600)
 	return s
 }
+
+// An envelope file records its queue file's size, and the count takes
+// it from there (no stat per message): a recorded size that differs from
+// the file's shows up in the Summary; the full read is not affected by
+// the extra key.
+func TestScanSummaries_SizeFromTheEnvelopeFile(t *testing.T) {
+	s := newSpool(t)
+	id := enqueue(t, s, "Subject: held\r\n\r\nhi\r\n", "c@example.org")
+	if err := s.Change(id, time.Second, func(e *spool.Envelope) bool { e.Held = true; return true }); err != nil {
+		t.Fatal(err)
+	}
+	envPath := filepath.Join(s.Dir, "queue", id+".env")
+	b, err := os.ReadFile(envPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`"queue_file_size":%d`, fileSize(t, s, id))
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("the envelope file does not record %s:\n%s", want, b)
+	}
+	// The count believes the envelope file: proof that it did not stat.
+	os.WriteFile(envPath, []byte(strings.Replace(string(b), want, `"queue_file_size":12345`, 1)), 0o600)
+	var got int64
+	s.ScanSummaries(func(_ string, m *spool.Summary, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = m.FileSize
+		return nil
+	})
+	if got != 12345 {
+		t.Errorf("FileSize %d, want the recorded 12345", got)
+	}
+	m, err := s.Read(id)
+	if err != nil || !m.Held {
+		t.Errorf("the full read after the count: %+v, %v", m, err)
+	}
+}
