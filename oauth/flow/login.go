@@ -183,10 +183,20 @@ func authcodeLogin(ctx context.Context, a *oauth.Account, in io.Reader, out io.W
 		} else {
 			fmt.Fprintln(w, "relay received the authorization: you may close this page.")
 		}
+		// The page goes out before the login may end (and close the
+		// server): the browser would get a reset instead.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		got <- result{code, err}
 	})}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Shutdown, not Close: a handler still answering finishes.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
 	go func() {
 		sc := bufio.NewScanner(in)
 		sc.Buffer(make([]byte, 64<<10), 64<<10)
