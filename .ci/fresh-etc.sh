@@ -15,6 +15,9 @@
 #     /var/run/log) is covered by an empty file: connecting is refused;
 #   - the host name is relay-ci-fresh, in no /etc/hosts line and without
 #     a dot, so an expectation written for one machine's name fails;
+#   - /var/spool/relay, the default spool, is an empty directory, so a
+#     test that forgets to name its own spool finds nothing queued there
+#     by an earlier run (relay check reports mail in the default spool);
 #   - no test smarthost runs: RELAY_E2E_DIR names an empty place, so the
 #     e2e suite, which runs whenever `e2e/smarthost.sh status` succeeds,
 #     skips instead of mailing a smarthost someone else started.
@@ -51,6 +54,10 @@ for sock in /dev/log /var/run/syslog /var/run/log; do
 		mount --bind "$FRESH_ETC_DIR/no-socket" "$sock"
 	fi
 done
+if [[ -d /var/spool/relay ]]; then
+	mkdir -p "$FRESH_ETC_DIR/empty-spool"
+	mount --bind "$FRESH_ETC_DIR/empty-spool" /var/spool/relay
+fi
 echo relay-ci-fresh >/proc/sys/kernel/hostname
 unset FRESH_ETC_DIR
 exec "$@"
