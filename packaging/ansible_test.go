@@ -3,13 +3,14 @@ package packaging_test
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
 
 // ansibleVars is the role's variables for a system that delivers to the
-// e2e smarthost, with tls (the TLS mode) as given.
-func ansibleVars(env map[string]string, tls string) string {
+// e2e smarthost, with tls (the TLS mode) and [queue] retry_min as given.
+func ansibleVars(env map[string]string, tls, retryMin string) string {
 	return fmt.Sprintf(`relay_package_source: path
 relay_package_path: %s
 relay_domain: example.org
@@ -29,10 +30,10 @@ relay_from_header: rewrite
 relay_header_rules:
   - {action: append, name: Subject, value: " [%%h]"}
 relay_queue:
-  retry_min: 1m
+  retry_min: %s
 relay_mode: daemon
 relay_probe: true
-`, debInRoot, env["SMARTHOST_HOST"], env["SMARTHOST_PORT_STARTTLS"], tls, "sha256:"+env["SMARTHOST_CERT_SHA256"], env["SMARTHOST_USER"], env["SMARTHOST_PASS"])
+`, debInRoot, env["SMARTHOST_HOST"], env["SMARTHOST_PORT_STARTTLS"], tls, "sha256:"+env["SMARTHOST_CERT_SHA256"], env["SMARTHOST_USER"], env["SMARTHOST_PASS"], retryMin)
 }
 
 const ansiblePlaybook = `- name: Relay
@@ -51,6 +52,7 @@ func (s *system) playbook() (out string, changed, failed string, err error) {
 	if m := recapLine.FindStringSubmatch(out); m != nil {
 		changed, failed = m[2], m[4]
 	}
+	s.t.Logf("ansible-playbook (%v):\n%s", err, out)
 	return out, changed, failed, err
 }
 
@@ -64,7 +66,7 @@ func TestAnsible_Role(t *testing.T) {
 	s := newToolsSystem(t)
 	s.putTree(filepath.Join("..", "contrib", "ansible"), "/srv/ansible")
 	s.write("/srv/site.yml", ansiblePlaybook)
-	s.write("/srv/vars.yml", ansibleVars(env, "starttls"))
+	s.write("/srv/vars.yml", ansibleVars(env, "starttls", "1m"))
 	var outputs []string
 
 	t.Run("first run installs, configures and delivers", func(t *testing.T) {
@@ -103,7 +105,7 @@ func TestAnsible_Role(t *testing.T) {
 
 	t.Run("misspelt TLS mode fails at validation and keeps the working file", func(t *testing.T) {
 		before := s.must("sha256sum /etc/relay/relay.toml /etc/relay/e2e.secret")
-		s.write("/srv/vars.yml", ansibleVars(env, "startls"))
+		s.write("/srv/vars.yml", ansibleVars(env, "startls", "1m"))
 		out, _, failed, err := s.playbook()
 		outputs = append(outputs, out)
 		if err == nil || failed != "1" {
@@ -122,12 +124,35 @@ func TestAnsible_Role(t *testing.T) {
 		if out := s.must("relay check --config-only -C /etc/relay/relay.toml 2>&1"); !strings.Contains(out, ": OK") {
 			t.Errorf("the file in place: %s", out)
 		}
-		s.write("/srv/vars.yml", ansibleVars(env, "starttls"))
+		s.write("/srv/vars.yml", ansibleVars(env, "starttls", "1m"))
+	})
+
+	t.Run("a change reloads a running daemon", func(t *testing.T) {
+		// No systemd in the chroot: the role's handler sends SIGHUP to the
+		// daemon of the spool's pid file, which logs that it reloaded.
+		s.write("/srv/vars.yml", ansibleVars(env, "starttls", "2m"))
+		out, err := s.run(`relay daemon >/tmp/daemon.log 2>&1 &
+			for i in $(seq 100); do [ -s /var/spool/relay/daemon.pid ] && break; sleep 0.1; done
+			cd /srv && ANSIBLE_ROLES_PATH=/srv/ansible/roles ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=false \
+				ansible-playbook -i localhost, -c local --diff -v -e @/srv/vars.yml /srv/site.yml 2>&1
+			for i in $(seq 50); do grep -q reloaded /tmp/daemon.log && break; sleep 0.1; done
+			echo '--- daemon log'; cat /tmp/daemon.log`)
+		outputs = append(outputs, out)
+		if err != nil || !regexp.MustCompile(`(?s)RUNNING HANDLER \[relay : Reload a relay daemon without systemd\].*?changed: \[localhost\]`).MatchString(out) {
+			t.Fatalf("the reload handler: %v\n%s", err, out)
+		}
+		_, log, _ := strings.Cut(out, "--- daemon log")
+		if !strings.Contains(log, "status=reloaded") && !strings.Contains(log, `"status":"reloaded"`) {
+			t.Errorf("the daemon did not reload:\n%s", log)
+		}
+		if !strings.Contains(out, "retry_min = \"2m\"") {
+			t.Errorf("the diff does not show the change:\n%s", out)
+		}
 	})
 
 	t.Run("the password never appears in the output", func(t *testing.T) {
-		if len(outputs) != 3 {
-			t.Fatalf("%d runs to look at, want 3", len(outputs))
+		if len(outputs) != 4 {
+			t.Fatalf("%d runs to look at, want 4", len(outputs))
 		}
 		for i, out := range outputs {
 			if strings.Contains(out, env["SMARTHOST_PASS"]) {
