@@ -126,7 +126,7 @@ func TestSalt_FormulaRendersWhatRelayAccepts(t *testing.T) {
 // saltCall runs salt-call with the formula and the pillar in /srv, and
 // returns its output and the changed count of its summary ("" when none).
 func (s *system) saltCall() (out, changed, failed string, err error) {
-	out, err = s.run(`/opt/salt/bin/salt-call --local --retcode-passthrough --force-color=false --no-color \
+	out, err = s.run(`/opt/salt/bin/salt-call --local --retcode-passthrough --no-color \
 		--file-root=/srv/salt --pillar-root=/srv/pillar state.apply relay 2>&1`)
 	if m := regexp.MustCompile(`Succeeded:\s*\d+(?:\s*\(changed=(\d+)\))?`).FindStringSubmatch(out); m != nil {
 		changed = m[1]
