@@ -23,7 +23,7 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
   queue delete ID...|--all          delete messages
   queue hold ID...|--all            put messages on hold
   queue release ID...|--all         release held messages
-  check                             validate configuration and spool
+  check [--config-only [-C FILE]]   validate configuration and spool (or only the file)
   probe [--send-to ADDR] [-v]       try each smarthost and explain what fails
   oauth login|status|logout [NAME]  the OAuth 2.0 grant of a smarthost
   install [--prefix DIR] [--dry-run] [--force] [--package]
@@ -92,9 +92,12 @@ The long-running queue runner: picks up new mail at once, retries on
 schedule, and serves [daemon] listen. SIGTERM stops it; SIGHUP reopens the
 log and reads the configuration again. See relay-daemon(8).
 `,
-	"check": `usage: relay check
+	"check": `usage: relay check [--config-only [-C FILE]]
 Validates the configuration, the files it names and the spool. Exit 0: fine
 (warnings on stderr); 78: configuration errors; 75: mail is stuck.
+--config-only: FILE and the files it names, nothing else (no spool, no
+root); exit 0 or 78, each problem as file:line: key: message. For Ansible's
+validate and Salt's check_cmd.
 See relay(8), "relay check".
 `,
 	"probe": `usage: relay probe [--send-to ADDR] [-v]

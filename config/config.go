@@ -88,6 +88,10 @@ type Config struct {
 	defined map[string]bool // key paths written in the file
 }
 
+// Sets reports whether the file itself sets the key (a dotted path such
+// as "rewrite.aliases"), as opposed to the key taking its default.
+func (c *Config) Sets(key string) bool { return c.defined[key] }
+
 // Smarthost is one [[smarthost]] table. After Load: Host, Port and TLS are
 // set (from the preset, else by the rules port 465 ↔ implicit, starttls ↔
 // 587, none ↔ 25, neither → 587 starttls); Name defaults to Host;

@@ -85,6 +85,12 @@ func Load(cfg *config.Config, host string) *Rules {
 	return r
 }
 
+// FileProblems reads the [rewrite] files cfg names (aliases, sender map,
+// sender_login_map) and returns their bad lines and unservable entries,
+// with file:line; nothing else is looked at (not the host's name, nor
+// /etc/mailname): relay check --config-only.
+func FileProblems(cfg *config.Config) []config.Problem { return readFiles(cfg).Problems }
+
 func readFiles(cfg *config.Config) *Files {
 	f := &Files{Errs: map[string]error{}, stamps: map[string]stamp{}}
 	rw := cfg.Rewrite
