@@ -195,8 +195,7 @@ make_spool() {
 		# Debian's nullmailer takes its host name from /etc/mailname
 		# (and ignores /etc/nullmailer/me).
 		mkdir -p "$A/state/nullmailer/etc"
-		[[ -f $A/state/nullmailer/etc/mailname ]] ||
-			printf 'anchors.example.test\n' >"$A/state/nullmailer/etc/mailname"
+		printf 'anchors-nullmailer.example.test\n' >"$A/state/nullmailer/etc/mailname"
 		;;
 	msmtp)
 		# /etc/msmtprc must exist in the overlay for the configuration
@@ -244,7 +243,7 @@ default_config() {
 			SECURETRANSFER
 			STARTTLS
 			FINGERPRINT $(tr 'a-f' 'A-F' <<<"$SMARTHOST_CERT_SHA256")
-			MAILNAME anchors.example.test
+			MAILNAME anchors-dma.example.test
 			NULLCLIENT
 		EOF
 		printf '%s|%s:%s\n' "$SMARTHOST_USER" "$SMARTHOST_NAME" "$SMARTHOST_PASS" >"$c/auth.conf"
@@ -252,7 +251,7 @@ default_config() {
 		chmod 640 "$c/auth.conf"
 		;;
 	nullmailer)
-		printf 'anchors.example.test\n' >"$c/me"
+		printf 'anchors-nullmailer.example.test\n' >"$c/me"
 		printf 'example.test\n' >"$c/defaultdomain"
 		printf '%s smtp --port=%s --starttls --x509cafile=%s --user=%s --pass=%s\n' \
 			"$SMARTHOST_NAME" "$SMARTHOST_PORT_STARTTLS" "$SMARTHOST_CA" \
@@ -271,6 +270,7 @@ default_config() {
 			tls_starttls on
 			tls_trust_file $SMARTHOST_CA
 			syslog off
+			domain anchors-msmtp.example.test
 			account default
 			host $SMARTHOST_NAME
 			port $SMARTHOST_PORT_STARTTLS
