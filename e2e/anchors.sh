@@ -18,7 +18,9 @@
 #       See "The namespace" below. Exit status: CMD's.
 #   e2e/anchors.sh env dma|nullmailer|msmtp
 #       print shell assignments (ANCHOR_*): version, private root, the
-#       host path of its spool, its default configuration, its log.
+#       host path of its spool, its default configuration, its log, and
+#       ANCHOR_BINARIES: the executables of its processes as the namespace
+#       names them (a trailing / takes a directory; bench/psspeak -exe).
 #   e2e/anchors.sh clear dma|nullmailer|msmtp
 #       empty the program's spool (queued messages would be sent by the
 #       next run otherwise).
@@ -31,7 +33,7 @@
 #   /var/spool   the host's entries bound through, plus the program's
 #                spool ($ANCHORS_DIR/state/PROG/spool/PROG, persistent)
 #   config       dma: /etc/dma (dma.conf, auth.conf); nullmailer:
-#                /etc/nullmailer (remotes, me, defaultdomain, ...); msmtp:
+#                /etc/nullmailer (remotes, defaultdomain, ...); msmtp:
 #                /etc/msmtprc. By default a configuration this script
 #                writes for the e2e smarthost ($RELAY_E2E_DIR/env: STARTTLS
 #                on $SMARTHOST_PORT_STARTTLS, AUTH as $SMARTHOST_USER, the
@@ -251,7 +253,6 @@ default_config() {
 		chmod 640 "$c/auth.conf"
 		;;
 	nullmailer)
-		printf 'anchors-nullmailer.example.test\n' >"$c/me"
 		printf 'example.test\n' >"$c/defaultdomain"
 		printf '%s smtp --port=%s --starttls --x509cafile=%s --user=%s --pass=%s\n' \
 			"$SMARTHOST_NAME" "$SMARTHOST_PORT_STARTTLS" "$SMARTHOST_CA" \
@@ -442,9 +443,9 @@ cmd_env() {
 	printf 'ANCHOR_SPOOL=%s\n' "$(spool_of "$prog")"
 	printf 'ANCHOR_CONFIG=%s\n' "$A/state/$prog/conf"
 	case $prog in
-	dma) printf 'ANCHOR_CONFIG_PATH=/etc/dma\nANCHOR_BINARIES="/usr/sbin/dma"\n' ;;
+	dma) printf 'ANCHOR_CONFIG_PATH=/etc/dma\nANCHOR_BINARIES="/usr/sbin/dma /usr/lib/dma/"\n' ;;
 	nullmailer)
-		printf 'ANCHOR_CONFIG_PATH=/etc/nullmailer\nANCHOR_BINARIES="/usr/sbin/sendmail /usr/sbin/nullmailer-queue /usr/sbin/nullmailer-send /usr/lib/nullmailer/smtp"\n'
+		printf 'ANCHOR_CONFIG_PATH=/etc/nullmailer\nANCHOR_BINARIES="/usr/sbin/sendmail /usr/bin/nullmailer-inject /usr/sbin/nullmailer-queue /usr/sbin/nullmailer-send /usr/lib/nullmailer/"\n'
 		printf 'ANCHOR_LOG=%s\n' "$A/state/nullmailer/nullmailer-send.log"
 		;;
 	msmtp) printf 'ANCHOR_CONFIG_PATH=/etc/msmtprc\nANCHOR_BINARIES="%s"\n' "$A/root/msmtp/usr/bin/msmtp" ;;
