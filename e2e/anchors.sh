@@ -27,9 +27,12 @@
 #
 # The namespace (built afresh by every `run`, gone when CMD and everything
 # it started have ended; nothing of it is visible outside):
-#   /etc, /usr/bin, /usr/sbin, /usr/lib  read-only overlays: the program's root over
-#                the host's directory (the host's files stay visible where
-#                the program has none; mounts below them are carried over)
+#   /etc, /usr/bin, /usr/sbin, /usr/lib
+#                read-only overlays: the program's root over the host's
+#                directory (the host's files stay visible where the program
+#                has none; mounts below them are carried over); for
+#                nullmailer /etc/mailname is anchors-nullmailer.example.test
+#                (Debian's nullmailer takes its name from there)
 #   /var/spool   the host's entries bound through, plus the program's
 #                spool ($ANCHORS_DIR/state/PROG/spool/PROG, persistent)
 #   config       dma: /etc/dma (dma.conf, auth.conf); nullmailer:
@@ -37,9 +40,10 @@
 #                /etc/msmtprc. By default a configuration this script
 #                writes for the e2e smarthost ($RELAY_E2E_DIR/env: STARTTLS
 #                on $SMARTHOST_PORT_STARTTLS, AUTH as $SMARTHOST_USER, the
-#                test CA or, for dma, the certificate's fingerprint); with
-#                --config DIR, DIR is bound there instead (dma, nullmailer:
-#                the directory; msmtp: DIR/msmtprc).
+#                test CA or, for dma, the certificate's fingerprint; each
+#                greets as anchors-PROG.example.test); with --config DIR,
+#                DIR is bound there instead (dma, nullmailer: the
+#                directory; msmtp: DIR/msmtprc).
 #   nullmailer   nullmailer-send (which delivers the queue; the Debian
 #                package runs it as a service) is started in the namespace
 #                before CMD, in the background, log in
