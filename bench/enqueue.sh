@@ -13,8 +13,11 @@
 #   msmtp    only when already installed (it delivers synchronously to the
 #            smarthost on 2587 with STARTTLS + AUTH; it is no queue)
 #
-# nullmailer and dma conflict with postfix as Debian packages (one
-# /usr/sbin/sendmail), so they are not installed and not measured here.
+#   dma, nullmailer  unpacked, never installed (they conflict with Postfix):
+#            e2e/anchors.sh runs each in a private mount namespace where
+#            /usr/sbin/sendmail is theirs; they only queue (dma DEFER,
+#            nullmailer's smarthost a closed port); measured after the
+#            others, in rounds (ANCHORS=0 leaves them out)
 #
 # Runs from the repo root as root. Environment:
 #   RELAY    relay binary (default ./relay in the repo root, else ./bin/relay);
@@ -220,8 +223,30 @@ if command -v msmtp >/dev/null; then
 else
 	NOTE[msmtp]="not installed (optional; synchronous, no queue)"
 fi
-NOTE[nullmailer]="not measured: conflicts with postfix as a Debian package"
-NOTE[dma]="not measured: conflicts with postfix as a Debian package"
+
+# dma and nullmailer conflict with Postfix as Debian packages (one
+# /usr/sbin/sendmail): e2e/anchors.sh runs them unpacked, in a private
+# mount namespace of their own. Configured to queue only (dma: DEFER;
+# nullmailer: a smarthost on a closed port, its queue emptied after), they
+# are measured after the others, in rounds, each whole loop inside its
+# namespace (setting that up is not timed). ANCHORS=0 leaves them out.
+ANCHOR_NAMES=()
+if [[ ${ANCHORS:-1} == 1 ]]; then
+	if bash "$ROOT/e2e/anchors.sh" fetch >&2; then
+		ANCHOR_NAMES=(dma nullmailer)
+		mkdir -p "$B/anchor-dma" "$B/anchor-nullmailer"
+		printf 'SMARTHOST 127.0.0.1\nPORT 9\nDEFER\nMAILNAME bench.example.test\nNULLCLIENT\n' >"$B/anchor-dma/dma.conf"
+		: >"$B/anchor-dma/auth.conf"
+		printf '127.0.0.1 smtp --port=9\n' >"$B/anchor-nullmailer/remotes"
+		printf '3600\n' >"$B/anchor-nullmailer/pausetime"
+	else
+		NOTE[dma]="not measured: bash e2e/anchors.sh fetch failed"
+		NOTE[nullmailer]=${NOTE[dma]}
+	fi
+else
+	NOTE[dma]="not measured (ANCHORS=0)"
+	NOTE[nullmailer]=${NOTE[dma]}
+fi
 
 ((${#NAMES[@]} > 0)) || die "nothing to measure"
 
@@ -261,6 +286,38 @@ else
 	done
 fi
 
+# The anchors, each in its namespace: WARMUP, then N timed runs; a line
+# "NAME<TAB>FAIL" for a failed one.
+# shellcheck disable=SC2016 # expanded by the shell in the namespace
+anchor_loop='for ((i = 0; i < WARMUP; i++)); do /usr/sbin/sendmail -i -t <"$MSG" >/dev/null 2>&1 || true; done
+for ((i = 0; i < N; i++)); do
+	t0=${EPOCHREALTIME/./}
+	if /usr/sbin/sendmail -i -t <"$MSG" 2>>"$B/$P.err"; then
+		t1=${EPOCHREALTIME/./}
+		printf "%s\t%s\n" "$P" $((t1 - t0))
+	else
+		printf "%s\tFAIL\n" "$P"
+	fi
+done'
+export B MSG N WARMUP
+for p in "${ANCHOR_NAMES[@]}"; do
+	log "measuring $p: $N runs after $WARMUP warm-up, in its namespace (e2e/anchors.sh run)"
+	bash "$ROOT/e2e/anchors.sh" clear "$p"
+	rc=0
+	ANCHORS_DRAIN=0 P=$p bash "$ROOT/e2e/anchors.sh" run "$p" \
+		--config "$B/anchor-$p" -- bash -c "$anchor_loop" >"$B/$p.samples" || rc=$?
+	bash "$ROOT/e2e/anchors.sh" clear "$p"
+	if ((rc != 0)); then
+		NOTE[$p]="failed (exit $rc): $(tail -1 "$B/$p.err" 2>/dev/null)"
+		continue
+	fi
+	f=$(grep -c $'\tFAIL$' "$B/$p.samples" || true)
+	((f == 0)) || FAILS[$p]=$f
+	grep -v $'\tFAIL$' "$B/$p.samples" >>"$SAMPLES" || true
+	NAMES+=("$p")
+	NOTE[$p]="queue only; measured in rounds after the others, in its own mount namespace (e2e/anchors.sh)"
+done
+
 # ---------------------------------------------------------- results --
 
 # stats NAME -> "count median_us p90_us" (median of an even count is the
@@ -293,7 +350,7 @@ fstype() { df -T "$1" 2>/dev/null | awk 'NR == 2 { print $2 }'; }
 	echo
 	printf '%-10s %6s %11s %11s %14s\n' program runs "median ms" "p90 ms" "x postfix med"
 	printf '%-10s %6s %11s %11s %14s\n' ---------- ------ ----------- ----------- --------------
-	for p in relay postfix floor spawn msmtp; do
+	for p in relay postfix floor spawn msmtp dma nullmailer; do
 		if [[ -n ${MED[$p]:-} ]]; then
 			ratio=-
 			if [[ -n ${MED[postfix]:-} && ${MED[postfix]} != 0 ]]; then
@@ -323,13 +380,15 @@ cat "$REPORT"
 
 # The anchors: the programs measured beside relay in this run.
 anchors=()
-for p in postfix floor spawn msmtp; do
+for p in postfix floor spawn msmtp dma nullmailer; do
 	if [[ -n ${MED[$p]:-} ]]; then
 		case $p in
 		postfix) what="Postfix's sendmail" ;;
 		floor) what="durable-write floor (bench/floor)" ;;
 		spawn) what="program start (/bin/true)" ;;
 		msmtp) what="msmtp (delivers synchronously)" ;;
+		dma) what="dma (queue only, DEFER)" ;;
+		nullmailer) what="nullmailer (queue only)" ;;
 		esac
 		anchors+=("$what $(awk -v u="${MED[$p]}" 'BEGIN { printf "%.2f", u / 1000 }') ms median")
 	fi

@@ -1,6 +1,9 @@
 // Command arrivals waits until N messages carrying a tag (a header line
 // such as "X-Relay-Bench: RUNID") are in a Maildir's new/, and prints the
 // Unix time, in seconds with microseconds, at which the last one arrived.
+// With -each the tag is a prefix and every message arriving with a header
+// line that starts with it is printed at once, as "TIME REST" (REST: the
+// line after the prefix), so a caller can time messages one by one.
 //
 // It watches new/ with inotify (fsnotify) and reads each new file's header
 // once, so that waiting costs next to nothing beside the programs being
@@ -28,14 +31,15 @@ func main() {
 	n := flag.Int("n", 1, "messages to wait for")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after")
 	ready := flag.String("ready", "", "file to create once the watch is set up")
+	each := flag.Bool("each", false, "tag is a prefix; print the time and the rest of the line of every message as it arrives")
 	flag.Parse()
-	if err := run(filepath.Join(*dir, "new"), *tag, *n, *timeout, *ready); err != nil {
+	if err := run(filepath.Join(*dir, "new"), *tag, *n, *timeout, *ready, *each); err != nil {
 		fmt.Fprintln(os.Stderr, "arrivals:", err)
 		os.Exit(1)
 	}
 }
 
-func run(newDir, tag string, n int, timeout time.Duration, ready string) error {
+func run(newDir, tag string, n int, timeout time.Duration, ready string, each bool) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -59,13 +63,17 @@ func run(newDir, tag string, n int, timeout time.Duration, ready string) error {
 		if seen[name] {
 			return
 		}
-		has, err := hasTag(filepath.Join(newDir, name), tag)
+		rest, has, err := hasTag(filepath.Join(newDir, name), tag, each)
 		if err != nil {
 			return // gone or unreadable: the rescan looks again
 		}
 		seen[name] = true
 		if has {
 			found++
+			if each {
+				now := time.Now()
+				fmt.Printf("%d.%06d %s\n", now.Unix(), now.Nanosecond()/1000, rest)
+			}
 		}
 	}
 	deadline := time.After(timeout)
@@ -87,8 +95,10 @@ func run(newDir, tag string, n int, timeout time.Duration, ready string) error {
 			return fmt.Errorf("%d of %d after %v", found, n, timeout)
 		}
 	}
-	now := time.Now()
-	fmt.Printf("%d.%06d\n", now.Unix(), now.Nanosecond()/1000)
+	if !each {
+		now := time.Now()
+		fmt.Printf("%d.%06d\n", now.Unix(), now.Nanosecond()/1000)
+	}
 	return nil
 }
 
@@ -106,11 +116,12 @@ func listNew(dir string, fn func(string)) error {
 }
 
 // hasTag reads the header of a delivered message and reports whether it
-// has the tag line.
-func hasTag(p, tag string) (bool, error) {
+// has the tag line (with prefix: a line starting with tag, whose rest it
+// returns).
+func hasTag(p, tag string, prefix bool) (string, bool, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -118,11 +129,14 @@ func hasTag(p, tag string) (bool, error) {
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
 		if line == "" {
-			return false, nil
+			return "", false, nil
 		}
 		if line == tag {
-			return true, nil
+			return "", true, nil
+		}
+		if prefix && strings.HasPrefix(line, tag) {
+			return line[len(tag):], true, nil
 		}
 	}
-	return false, sc.Err()
+	return "", false, sc.Err()
 }
