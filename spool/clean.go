@@ -140,6 +140,7 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 	type pending struct {
 		l   *Locked
 		tmp string
+		rec []byte // its index record
 	}
 	var todo []pending
 	defer func() {
@@ -159,15 +160,16 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 		}
 		b, err := encodeEnvelopeFile(l)
 		var tmp string
+		var ino uint64
 		if err == nil {
-			tmp, err = s.writeTempFile(l.Env.ID+envSuffix, b, false) // one syncfs below
+			tmp, ino, err = s.writeTempFile(l.Env.ID+envSuffix, b, false) // one syncfs below
 		}
 		if err != nil {
 			l.Close()
 			errs[id] = fmt.Errorf("spool: update %s: %w", id, err)
 			continue
 		}
-		todo = append(todo, pending{l, tmp})
+		todo = append(todo, pending{l, tmp, indexRecord(recEnv, FormatVersion, id, ino, l.offset+l.Size, l.Size, b[len(formatLine):len(b)-1])})
 	}
 	if len(todo) == 0 {
 		return
@@ -182,6 +184,11 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 		}
 		return
 	}
+	var recs []byte
+	for _, p := range todo {
+		recs = append(recs, p.rec...)
+	}
+	s.appendIndex(recs) // before the renames, in one write
 	var renamed []pending
 	for _, p := range todo {
 		if err := os.Rename(p.tmp, s.envPath(p.l.Env.ID)); err != nil {

@@ -62,7 +62,15 @@ func (s *Spool) ScanSummaries(fn func(id string, m *Summary, err error) error) e
 		return fmt.Errorf("spool: %w", &os.PathError{Op: "open", Path: s.queueDir(), Err: err})
 	}
 	defer unix.Close(dir)
-	return scanWith(s, func(id string, hasEnv bool) (*Summary, error) { return summary(dir, id, hasEnv) }, fn)
+	return scanWith(s, func(e *dirEntry, r *idxRec) (*Summary, error) {
+		id := e.ID()
+		if r != nil {
+			if m, err := decodeOne(id, r.js, r.fileSize); err == nil {
+				return m, nil
+			}
+		}
+		return summary(dir, id, e.envIno != 0)
+	}, fn)
 }
 
 // openAt opens name in the directory dir for reading, never through a
