@@ -40,33 +40,29 @@ func (s *Spool) Clean(now time.Time) ([]Problem, error) {
 		}
 	}
 
-	names, err = readNames(s.queueDir())
+	// One listing of queue/ with the inodes, a few bytes per message (the
+	// daemon runs this before every pass, with 100,000 messages queued
+	// too), for the strangers, the orphans and the index.
+	ql, err := s.listQueue()
 	if err != nil {
 		return nil, err
 	}
-	have := make(map[string]bool, len(names))
-	for _, n := range names {
-		have[n] = true
-	}
-	for _, n := range names {
-		p := filepath.Join(s.queueDir(), n)
-		switch {
-		case ValidID(n):
-		case isEnvName(n):
-			if !have[n[:IDLen]] {
-				if err := os.Remove(p); err == nil {
-					probs = append(probs, Problem{p, "removed the envelope of a message no longer queued"})
-				}
-			}
-		default:
-			if err := os.MkdirAll(s.corruptDir(), 0o700); err != nil {
-				return probs, fmt.Errorf("spool: %w", err)
-			}
-			if err := os.Rename(p, filepath.Join(s.corruptDir(), n)); err == nil {
-				probs = append(probs, Problem{p, "not a queue file: moved to " + s.corruptDir()})
-			}
+	for _, id := range ql.orphans {
+		p := s.envPath(id)
+		if err := os.Remove(p); err == nil {
+			probs = append(probs, Problem{p, "removed the envelope of a message no longer queued"})
 		}
 	}
+	for _, n := range ql.strayers {
+		p := filepath.Join(s.queueDir(), n)
+		if err := os.MkdirAll(s.corruptDir(), 0o700); err != nil {
+			return probs, fmt.Errorf("spool: %w", err)
+		}
+		if err := os.Rename(p, filepath.Join(s.corruptDir(), n)); err == nil {
+			probs = append(probs, Problem{p, "not a queue file: moved to " + s.corruptDir()})
+		}
+	}
+	s.maybeRebuildIndex(ql)
 	return probs, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -69,6 +70,7 @@ type idxRec struct {
 	fileSize    int64
 	contentSize int64
 	js          []byte
+	line        []byte // the whole record, without its newline
 }
 
 // parseRecord parses one line (without its newline); ok is false for
@@ -86,7 +88,7 @@ func parseRecord(line []byte) (r idxRec, ok bool) {
 	if len(f[0]) != 1 || (f[0][0] != recQueue && f[0][0] != recEnv) || len(f[2]) != IDLen {
 		return r, false
 	}
-	r.kind, r.js = f[0][0], rest
+	r.kind, r.js, r.line = f[0][0], rest, line
 	var err error
 	var crc uint64
 	if r.version, err = strconv.Atoi(string(f[1])); err != nil || r.version < 1 || r.version > FormatVersion {
@@ -126,7 +128,7 @@ func (s *Spool) appendIndex(rec []byte) {
 		if err != nil {
 			return
 		}
-		if fdLock(fd, unix.F_RDLCK, true) != nil {
+		if fdLockRange(fd, unix.F_RDLCK, 0, calibration) != nil {
 			unix.Close(fd)
 			return
 		}
@@ -140,22 +142,6 @@ func (s *Spool) appendIndex(rec []byte) {
 		_, _ = unix.Write(fd, rec)
 		unix.Close(fd)
 		return
-	}
-}
-
-// fdLock takes an open file description lock of type typ (F_RDLCK,
-// F_WRLCK) on all of fd, waiting for it when wait is set.
-func fdLock(fd int, typ int16, wait bool) error {
-	lk := unix.Flock_t{Type: typ, Whence: 0}
-	cmd := unix.F_OFD_SETLK
-	if wait {
-		cmd = unix.F_OFD_SETLKW
-	}
-	for {
-		err := unix.FcntlFlock(uintptr(fd), cmd, &lk)
-		if err != unix.EINTR {
-			return err
-		}
 	}
 }
 
@@ -285,16 +271,21 @@ type index struct {
 	off []int64 // per entry: the offset of its record, -1: none
 	n   []int32 // per entry: the record's length
 	has int     // entries with a record
+	end int64   // the bytes read
 }
 
 // openIndex finds the current record of every entry of ql.
 func (s *Spool) openIndex(ql *queueListing) *index {
-	ix := &index{fd: -1}
 	fd, err := unix.Open(s.indexPath(), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return ix
+		return &index{fd: -1}
 	}
-	ix.fd = fd
+	return indexOf(fd, ql)
+}
+
+// indexOf reads the index open as fd (which it takes over: close).
+func indexOf(fd int, ql *queueListing) *index {
+	ix := &index{fd: fd}
 	ix.off = make([]int64, len(ql.entries))
 	ix.n = make([]int32, len(ql.entries))
 	for i := range ix.off {
@@ -313,6 +304,7 @@ func (s *Spool) openIndex(ql *queueListing) *index {
 		if err != nil {
 			break // the end, or a torn last line
 		}
+		ix.end += int64(len(line))
 		start := pos
 		pos += int64(len(line))
 		r, ok := parseRecord(line[:len(line)-1])
@@ -484,4 +476,205 @@ func dirIno(dir, name string) (uint64, bool) {
 func direntIno(b []byte) uint64 {
 	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// Lock ranges on the index file: writers share [0, calibration) while
+// they append; mailq's calibration lock lies at calibration; a rebuild
+// holds calibration+1 for its whole run (one rebuild at a time) and
+// takes [0, calibration) exclusively at its end.
+const rebuildLock = calibration + 1
+
+// indexHeader starts a rebuilt index: the bytes of records it was built
+// with. A reader skips it (it is no record).
+const indexHeader = "relay-index 1 "
+
+// maybeRebuildIndex rebuilds the index when there is none (a spool of an
+// older relay, or the first run) while messages are queued, or when it
+// has grown to over twice what it held after its last rebuild (records
+// of messages delivered since, or of envelopes replaced). Errors only
+// leave the index as it was: it is a cache.
+func (s *Spool) maybeRebuildIndex(ql *queueListing) {
+	var st unix.Stat_t
+	err := unix.Stat(s.indexPath(), &st)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		if len(ql.entries) == 0 {
+			return
+		}
+	case err != nil:
+		return
+	default:
+		live := int64(0)
+		if b, err := readHeadBytes(s.indexPath(), 64); err == nil {
+			if rest, ok := bytes.CutPrefix(b, []byte(indexHeader)); ok {
+				if v, _, ok := bytes.Cut(rest, []byte("\n")); ok {
+					live, _ = strconv.ParseInt(string(v), 10, 64)
+				}
+			}
+		}
+		if st.Size <= 2*live+1<<20 {
+			return
+		}
+	}
+	_ = s.rebuildIndex(ql)
+}
+
+// readHeadBytes reads up to n bytes from the start of path.
+func readHeadBytes(path string, n int) ([]byte, error) {
+	fd, err := openRaw(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	b := make([]byte, n)
+	k, err := unix.Pread(fd, b, 0)
+	if err != nil {
+		return nil, err
+	}
+	return b[:k], nil
+}
+
+// rebuildIndex writes the index afresh, in arrival order: the current
+// record of every listed message, copied from the old index where it has
+// one, else made from the message's files (which is how the spool of an
+// older relay gets its index). What writers append meanwhile is copied
+// at the end under the exclusive lock, before the new file is renamed
+// into place.
+func (s *Spool) rebuildIndex(ql *queueListing) error {
+	fd, err := unix.Open(s.indexPath(), unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(s.FileMode.Perm()))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	mu := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: rebuildLock, Len: 1}
+	if unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &mu) != nil {
+		return nil // another rebuild is at it
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Nlink == 0 {
+		return nil // replaced by a rebuild that just ended
+	}
+	ix := indexOf(fd, ql)
+	f, err := os.CreateTemp(s.tmpDir(), indexName+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		f.Close()
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(s.FileMode); err != nil {
+		return err
+	}
+	// The header's figure is written last, over zeros of fixed width:
+	// the records stream to the file, never all in memory.
+	header := func(n int64) []byte { return fmt.Appendf(nil, "%s%020d\n", indexHeader, n) }
+	w := bufio.NewWriterSize(f, 64<<10)
+	w.Write(header(0))
+	var body int64
+	const chunk = 512
+	recs := make([]idxRec, chunk)
+	for lo := 0; lo < len(ql.entries); lo += chunk {
+		hi := min(lo+chunk, len(ql.entries))
+		ix.records(lo, hi, recs[:hi-lo])
+		for i := lo; i < hi; i++ {
+			if r := &recs[i-lo]; r.kind != 0 {
+				w.Write(r.line)
+				w.WriteByte('\n')
+				body += int64(len(r.line)) + 1
+			} else if rec := s.recordOf(&ql.entries[i]); rec != nil {
+				w.Write(rec)
+				body += int64(len(rec))
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(header(body), 0); err != nil {
+		return err
+	}
+	// Writers wait from here; what they appended since the pass above
+	// follows the records.
+	if fdLockRange(fd, unix.F_WRLCK, 0, calibration) != nil {
+		return errors.New("spool: index: lock")
+	}
+	if _, err := io.Copy(f, io.NewSectionReader(fdReaderAt(fd), ix.end, 1<<62)); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.indexPath()); err != nil {
+		return err
+	}
+	tmp = ""
+	return nil
+}
+
+// fdLockRange takes (waiting) an open file description lock of type typ
+// on [start, start+n) of fd.
+func fdLockRange(fd int, typ int16, start, n int64) error {
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: n}
+	for {
+		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLKW, &lk)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// recordOf makes the index record of e's current envelope from its files
+// (nil when they cannot be read: the scan reports it).
+func (s *Spool) recordOf(e *dirEntry) []byte {
+	id := e.ID()
+	fd, err := openRaw(s.path(id))
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return nil
+	}
+	envLine, version, off, err := scanHead(io.NewSectionReader(fdReaderAt(fd), 0, 1<<62))
+	if err != nil {
+		return nil
+	}
+	kind, ino, js := byte(recQueue), st.Ino, bytes.TrimSuffix(envLine, []byte("\n"))
+	if e.envIno != 0 {
+		efd, err := openRaw(s.envPath(id))
+		if err != nil {
+			return nil
+		}
+		defer unix.Close(efd)
+		var est unix.Stat_t
+		if unix.Fstat(efd, &est) != nil || est.Size > 16<<20 {
+			return nil
+		}
+		b := make([]byte, est.Size)
+		if n, err := unix.Pread(efd, b, 0); err != nil || int64(n) != est.Size {
+			return nil
+		}
+		if len(b) > 0 && b[0] == '{' {
+			version = 1
+		} else {
+			line, rest, ok := bytes.Cut(b, []byte("\n"))
+			if !ok {
+				return nil
+			}
+			if version, err = parseFormatLine(append(line, '\n')); err != nil {
+				return nil
+			}
+			b = rest
+		}
+		kind, ino, js = recEnv, est.Ino, bytes.TrimSuffix(b, []byte("\n"))
+	}
+	if bytes.IndexByte(js, '\n') >= 0 {
+		return nil
+	}
+	if env, err := decodeEnvelope(js, version); err != nil || env.ID != id {
+		return nil
+	}
+	return indexRecord(kind, version, id, ino, st.Size, st.Size-off, js)
 }
