@@ -104,7 +104,7 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 		r.Log.Info("spool", pr.Path, "status", "cleaned", "reason", pr.What)
 	}
 	ids := r.Only
-	if ids == nil {
+	if ids == nil && r.remembers() {
 		if ids, err = r.Spool.IDs(); err != nil {
 			return Stats{}, err
 		}
@@ -113,12 +113,38 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 		return Stats{}, err
 	}
 	ru := r.newRun(ctx)
-	for _, id := range ids {
-		if ctx.Err() != nil || r.stuck() != nil {
-			break
+	if r.Only != nil {
+		for _, id := range ids {
+			if ctx.Err() != nil || r.stuck() != nil {
+				break
+			}
+			ru.dispatchRedone()
+			ru.dispatch(job{id: id})
 		}
-		ru.dispatchRedone()
-		ru.dispatch(job{id: id})
+	} else {
+		// The whole queue: one Scan reads every envelope (from the
+		// index, see package spool) while the lanes deliver, so the
+		// dispatcher neither opens a file per message to find the due
+		// ones nor waits for a read before handing a message on. The
+		// worker checks again under the message's lock.
+		errStop := errors.New("stop")
+		err = r.Spool.Scan(func(id string, m *spool.Message, err error) error {
+			if ctx.Err() != nil || r.stuck() != nil {
+				return errStop
+			}
+			ru.dispatchRedone()
+			switch {
+			case err != nil:
+				ru.dispatch(job{id: id}) // reported, moved aside when corrupt
+			case !m.Active:
+				ru.dispatch(job{id: id, env: &m.Envelope})
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			ru.wait()
+			return ru.st, err
+		}
 	}
 	ru.wait()
 	if ru.st.Unrecorded > 0 {
