@@ -175,69 +175,91 @@ type queueListing struct {
 }
 
 // listQueue reads the queue directory with the inode of every name
-// (getdents64).
+// (getdents64). It reads the directory three times, which costs less
+// than the memory of holding every name: once to count the queue files,
+// once to fill exactly as many entries, and, with those sorted, once to
+// match each envelope file to its entry in place. A queue file that
+// appears between the readings is missed, as it would be a moment
+// earlier; an envelope file whose queue file is not listed is an orphan
+// only if that queue file does not exist now.
 func (s *Spool) listQueue() (*queueListing, error) {
 	fd, err := unix.Open(s.queueDir(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", &os.PathError{Op: "open", Path: s.queueDir(), Err: err})
 	}
 	defer unix.Close(fd)
-	type envName struct {
-		id  [IDLen]byte
-		ino uint64
-	}
-	ql := &queueListing{}
-	var envs []envName
 	buf := make([]byte, 32<<10)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
+	// each calls fn with every name of the directory and its inode.
+	each := func(fn func(name []byte, ino uint64)) error {
+		if _, err := unix.Seek(fd, 0, 0); err != nil {
+			return fmt.Errorf("spool: read %s: %w", s.queueDir(), err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("spool: read %s: %w", s.queueDir(), err)
-		}
-		if n <= 0 {
-			break
-		}
-		for b := buf[:n]; len(b) >= 19; {
-			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
-			reclen := int(b[16]) | int(b[17])<<8
-			if reclen < 19 || reclen > len(b) {
-				return nil, fmt.Errorf("spool: read %s: malformed directory entry", s.queueDir())
+		for {
+			n, err := unix.Getdents(fd, buf)
+			if err == unix.EINTR {
+				continue
 			}
-			nm := b[19:reclen]
-			if i := bytes.IndexByte(nm, 0); i >= 0 {
-				nm = nm[:i]
+			if err != nil {
+				return fmt.Errorf("spool: read %s: %w", s.queueDir(), err)
 			}
-			switch {
-			case len(nm) == IDLen && validID(nm):
-				e := dirEntry{ino: direntIno(b)}
-				copy(e.id[:], nm)
-				ql.entries = append(ql.entries, e)
-			case len(nm) == IDLen+len(envSuffix) && validID(nm[:IDLen]) && string(nm[IDLen:]) == envSuffix:
-				e := envName{ino: direntIno(b)}
-				copy(e.id[:], nm)
-				envs = append(envs, e)
-			case string(nm) == "." || string(nm) == "..":
-			default:
-				ql.strayers = append(ql.strayers, string(nm))
+			if n <= 0 {
+				return nil
 			}
-			b = b[reclen:]
+			for b := buf[:n]; len(b) >= 19; {
+				// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+				reclen := int(b[16]) | int(b[17])<<8
+				if reclen < 19 || reclen > len(b) {
+					return fmt.Errorf("spool: read %s: malformed directory entry", s.queueDir())
+				}
+				nm := b[19:reclen]
+				if i := bytes.IndexByte(nm, 0); i >= 0 {
+					nm = nm[:i]
+				}
+				fn(nm, direntIno(b))
+				b = b[reclen:]
+			}
 		}
+	}
+	isEnv := func(nm []byte) bool {
+		return len(nm) == IDLen+len(envSuffix) && validID(nm[:IDLen]) && string(nm[IDLen:]) == envSuffix
+	}
+	count := 0
+	if err := each(func(nm []byte, _ uint64) {
+		if len(nm) == IDLen && validID(nm) {
+			count++
+		}
+	}); err != nil {
+		return nil, err
+	}
+	ql := &queueListing{entries: make([]dirEntry, 0, count)}
+	if err := each(func(nm []byte, ino uint64) {
+		switch {
+		case len(nm) == IDLen && validID(nm):
+			e := dirEntry{ino: ino}
+			copy(e.id[:], nm)
+			ql.entries = append(ql.entries, e)
+		case isEnv(nm), string(nm) == ".", string(nm) == "..":
+		default:
+			ql.strayers = append(ql.strayers, string(nm))
+		}
+	}); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(ql.entries, func(a, b dirEntry) int { return bytes.Compare(a.id[:], b.id[:]) })
-	slices.SortFunc(envs, func(a, b envName) int { return bytes.Compare(a.id[:], b.id[:]) })
-	i := 0
-	for _, e := range envs {
-		for i < len(ql.entries) && bytes.Compare(ql.entries[i].id[:], e.id[:]) < 0 {
-			i++
+	if err := each(func(nm []byte, ino uint64) {
+		if !isEnv(nm) {
+			return
 		}
-		if i < len(ql.entries) && ql.entries[i].id == e.id {
-			ql.entries[i].envIno = e.ino
-		} else {
-			ql.orphans = append(ql.orphans, string(e.id[:]))
+		if i := ql.find(nm[:IDLen]); i >= 0 {
+			ql.entries[i].envIno = ino
+			return
 		}
+		var st unix.Stat_t
+		if unix.Fstatat(fd, string(nm[:IDLen]), &st, unix.AT_SYMLINK_NOFOLLOW) == unix.ENOENT {
+			ql.orphans = append(ql.orphans, string(nm[:IDLen]))
+		}
+	}); err != nil {
+		return nil, err
 	}
 	return ql, nil
 }
