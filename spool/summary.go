@@ -51,7 +51,9 @@ var headBufs = sync.Pool{New: func() any { return new([4096]byte) }}
 // ScanSummaries is Scan for counting: fn gets each message's Summary, in
 // arrival order, or the error for one that cannot be read. The fields
 // it reads mean the same in every format version, so no conversion is
-// needed. Files are opened relative to the queue directory (one path
+// needed. The summary comes from the envelope index where it has the
+// message's current envelope (see "The envelope index"); otherwise files
+// are opened relative to the queue directory (one path
 // component to look up, not five), and a message with an envelope file
 // costs a stat of its queue file, which is not read: a queue file
 // damaged after its envelope file was written is counted here, and
