@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -289,11 +290,11 @@ func (e *dirEntry) current(r *idxRec) bool {
 // bytes per message whatever the size of the file (the daemon keeps
 // under 20 MB with 100,000 messages queued).
 type index struct {
-	fd  int     // -1: no index
-	off []int64 // per entry: the offset of its record, -1: none
-	n   []int32 // per entry: the record's length
-	has int     // entries with a record
-	end int64   // the bytes read
+	fd  int      // -1: no index
+	off []uint32 // per entry: the offset of its record (4 GB: plenty)
+	n   []uint16 // per entry: the record's length, 0: none (64 KB: a few hundred recipients; more are read from the file)
+	has int      // entries with a record
+	end int64    // the bytes read
 }
 
 // openIndex finds the current record of every entry of ql.
@@ -308,11 +309,8 @@ func (s *Spool) openIndex(ql *queueListing) *index {
 // indexOf reads the index open as fd (which it takes over: close).
 func indexOf(fd int, ql *queueListing) *index {
 	ix := &index{fd: fd}
-	ix.off = make([]int64, len(ql.entries))
-	ix.n = make([]int32, len(ql.entries))
-	for i := range ix.off {
-		ix.off[i] = -1
-	}
+	ix.off = make([]uint32, len(ql.entries))
+	ix.n = make([]uint16, len(ql.entries))
 	br := bufio.NewReaderSize(io.NewSectionReader(fdReaderAt(fd), 0, 1<<62), 128<<10)
 	var pos int64
 	for {
@@ -333,11 +331,17 @@ func indexOf(fd int, ql *queueListing) *index {
 		if !ok {
 			continue
 		}
+		if start+int64(len(line)) > math.MaxUint32 {
+			break // the rest is read from the files
+		}
+		if len(line) > math.MaxUint16 {
+			continue
+		}
 		if i := ql.find(r.id); i >= 0 && ql.entries[i].current(&r) {
-			if ix.off[i] < 0 {
+			if ix.n[i] == 0 {
 				ix.has++
 			}
-			ix.off[i], ix.n[i] = start, int32(len(line))
+			ix.off[i], ix.n[i] = uint32(start), uint16(len(line))
 		}
 	}
 	return ix
@@ -364,8 +368,8 @@ func (ix *index) records(lo, hi int, recs []idxRec) {
 	}
 	var ws []want
 	for i := lo; i < hi; i++ {
-		if ix.off[i] >= 0 {
-			ws = append(ws, want{i - lo, ix.off[i], ix.n[i]})
+		if ix.n[i] > 0 {
+			ws = append(ws, want{i - lo, int64(ix.off[i]), int32(ix.n[i])})
 		}
 	}
 	slices.SortFunc(ws, func(a, b want) int { return cmp.Compare(a.off, b.off) })
@@ -373,7 +377,7 @@ func (ix *index) records(lo, hi int, recs []idxRec) {
 	for k := 0; k < len(ws); {
 		start, end := ws[k].off, ws[k].off+int64(ws[k].n)
 		j := k + 1
-		for j < len(ws) && ws[j].off-end < gap && ws[j].off+int64(ws[j].n)-start < 1<<20 {
+		for j < len(ws) && ws[j].off-end < gap && ws[j].off+int64(ws[j].n)-start < 256<<10 {
 			end = max(end, ws[j].off+int64(ws[j].n))
 			j++
 		}

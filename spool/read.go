@@ -119,7 +119,7 @@ func scanWith[T any](s *Spool, read func(e *dirEntry, r *idxRec) (T, error), fn 
 	// never wait for fn nor fn for a chunk's slowest reader (on a busy
 	// machine, one descheduled thread). Two chunks bound the memory to a
 	// few hundred envelopes whatever the queue's length.
-	const chunk = 512
+	const chunk = 256
 	workers := min(runtime.GOMAXPROCS(0)*2, 8)
 	if ix.has > len(entries)/2 {
 		workers = runtime.GOMAXPROCS(0) // decoding: no system calls to wait for
