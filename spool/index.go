@@ -111,6 +111,35 @@ func parseRecord(line []byte) (r idxRec, ok bool) {
 	return r, validID(r.id)
 }
 
+// parseRecordHead reads what finding a message's current record needs
+// (kind, ID, inode) and no more: the records a scan uses are parsed
+// whole, checksum and all, when they are read again (records). A
+// damaged last record of a message hides an intact earlier one: the
+// message is then read from its files.
+func parseRecordHead(line []byte) (r idxRec, ok bool) {
+	var f [4][]byte
+	rest := line
+	for i := range f {
+		var cut bool
+		f[i], rest, cut = bytes.Cut(rest, []byte(" "))
+		if !cut {
+			return r, false
+		}
+	}
+	if len(f[0]) != 1 || (f[0][0] != recQueue && f[0][0] != recEnv) || len(f[2]) != IDLen {
+		return r, false
+	}
+	var ino uint64
+	for _, c := range f[3] {
+		if c < '0' || c > '9' || ino > (math.MaxUint64-9)/10 {
+			return r, false
+		}
+		ino = ino*10 + uint64(c-'0')
+	}
+	r.kind, r.id, r.ino = f[0][0], f[2], ino
+	return r, len(f[3]) > 0
+}
+
 // appendIndex adds records to the index, creating it when missing. It
 // never fails the caller: a record that does not reach the index costs a
 // reader one file read, and the next rebuild writes it.
@@ -327,7 +356,7 @@ func indexOf(fd int, ql *queueListing) *index {
 		ix.end += int64(len(line))
 		start := pos
 		pos += int64(len(line))
-		r, ok := parseRecord(line[:len(line)-1])
+		r, ok := parseRecordHead(line[:len(line)-1])
 		if !ok {
 			continue
 		}
@@ -355,8 +384,9 @@ func (ix *index) close() {
 }
 
 // records reads the records of entries [lo, hi) into recs (kind 0: no
-// record), with one pread per run of nearby records.
-func (ix *index) records(lo, hi int, recs []idxRec) {
+// record, or one that fails its checksum now), with one pread per run
+// of nearby records.
+func (ix *index) records(entries []dirEntry, lo, hi int, recs []idxRec) {
 	clear(recs)
 	if ix.fd < 0 {
 		return
@@ -385,7 +415,7 @@ func (ix *index) records(lo, hi int, recs []idxRec) {
 		if n, err := fdReaderAt(ix.fd).ReadAt(buf, start); err == nil && n == len(buf) {
 			for _, w := range ws[k:j] {
 				line := buf[w.off-start : w.off-start+int64(w.n)-1]
-				if r, ok := parseRecord(line); ok {
+				if r, ok := parseRecord(line); ok && bytes.Equal(r.id, entries[lo+w.i].id[:]) && entries[lo+w.i].current(&r) {
 					recs[w.i] = r
 				}
 			}
@@ -605,7 +635,7 @@ func (s *Spool) rebuildIndex(ql *queueListing) error {
 	recs := make([]idxRec, chunk)
 	for lo := 0; lo < len(ql.entries); lo += chunk {
 		hi := min(lo+chunk, len(ql.entries))
-		ix.records(lo, hi, recs[:hi-lo])
+		ix.records(ql.entries, lo, hi, recs[:hi-lo])
 		for i := lo; i < hi; i++ {
 			if r := &recs[i-lo]; r.kind != 0 {
 				w.Write(r.line)

@@ -138,7 +138,7 @@ func scanWith[T any](s *Spool, read func(e *dirEntry, r *idxRec) (T, error), fn 
 		go func() {
 			defer close(b.done)
 			recs := make([]idxRec, hi-lo)
-			ix.records(lo, hi, recs)
+			ix.records(entries, lo, hi, recs)
 			var wg sync.WaitGroup
 			for w := range workers {
 				wg.Go(func() {
