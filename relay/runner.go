@@ -143,10 +143,18 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 		})
 		if err != nil && err != errStop {
 			ru.wait()
+			if serr := r.Spool.SyncRemovals(); serr != nil {
+				r.Log.Error("status", "error", "reason", serr.Error())
+			}
 			return ru.st, err
 		}
 	}
 	ru.wait()
+	if err := r.Spool.SyncRemovals(); err != nil {
+		// The messages are gone from the queue; whether a power failure
+		// could bring some back (to be sent again) is not known.
+		r.Log.Error("status", "error", "reason", err.Error())
+	}
 	if ru.st.Unrecorded > 0 {
 		return ru.st, fmt.Errorf("the outcome of %d message(s) could not be recorded (%v): delivery paused until the spool takes writes again; this process remembers who has the mail", ru.st.Unrecorded, r.stuck())
 	}
@@ -289,9 +297,10 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	}
 	if len(env.Pending()) == 0 && len(unnotified(env)) == 0 && !env.Held {
 		// Done: removing the message is the record (durable once the
-		// queue directory is synced), with nothing to report; the new
-		// envelope need not be written first.
-		err := l.Delete()
+		// queue directory is synced, which the next messages' removals
+		// share and Run waits for: spool.DeleteSoon), with nothing to
+		// report; the new envelope need not be written first.
+		err := l.DeleteSoon()
 		r.logOutcome(env, out, p)
 		if err != nil {
 			r.remember(env, diskNext, err)

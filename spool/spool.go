@@ -29,6 +29,8 @@ type Spool struct {
 
 	dropMu   sync.Mutex
 	deferred map[string]deferral // drops left alone for a while (DeferDrop)
+
+	rm removals // DeleteSoon's fsyncs
 }
 
 // The names inside a spool: this package is the only one that knows them
