@@ -82,7 +82,11 @@
 // (ScanSummaries). Removing a message unlinks queue/ID first and
 // queue/ID.env second: a crash in between leaves an orphan .env file (removed
 // by Clean), never a message that reverted to its arrival envelope and would
-// be sent again to recipients already served.
+// be sent again to recipients already served. Delete fsyncs queue/ before
+// it returns; a delivery pass uses DeleteSoon instead, whose fsync is
+// shared by every removal made while it runs and awaited at the end of
+// the pass (SyncRemovals): a power failure meanwhile can bring a
+// delivered message back, to be sent again, never lose one.
 //
 // # The envelope index
 //
