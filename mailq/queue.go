@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/relaymail/relay/config"
@@ -76,6 +77,11 @@ func (q Queue) List(asJSON bool) error {
 		}
 		return nil
 	}
+	// A listing reads every envelope once and keeps none (a few MB of
+	// live heap): the collector need not run every few thousand
+	// messages. These commands are short-lived processes (relay queue
+	// stats does the same).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	if asJSON {
 		return Denied(ListJSON(q.Out, q.Warn, sp))
 	}

@@ -35,6 +35,7 @@ type run struct {
 // part's candidate smarthosts and the one to try now.
 type job struct {
 	id    string
+	env   *spool.Envelope // read by the dispatcher's Scan; nil: read it
 	parts []part
 	cur   int
 	split *split // nil for a message that is not split
@@ -125,14 +126,21 @@ func (ru *run) dispatch(j job) {
 		return // outcomes cannot be recorded: nothing more is tried
 	}
 	if j.parts == nil {
-		m, err := r.Spool.Read(j.id)
+		env, err := j.env, error(nil)
+		if env == nil {
+			var m *spool.Message
+			if m, err = r.Spool.Read(j.id); err == nil {
+				env = &m.Envelope
+			}
+		}
+		j.env = nil
 		if errors.Is(err, spool.ErrNotFound) {
 			return
 		}
 		if err == nil {
-			r.recall(&m.Envelope)
+			r.recall(env)
 		}
-		if err == nil && !r.due(&m.Envelope) {
+		if err == nil && !r.due(env) {
 			return // cheap check without the lock
 		}
 		if err != nil {
@@ -142,11 +150,11 @@ func (ru *run) dispatch(j job) {
 			}
 			return
 		}
-		sender := m.Sender
+		sender := env.Sender
 		if r.Rewrite != nil {
-			sender = r.Rewrite.Sender(&m.Envelope)
+			sender = r.Rewrite.Sender(env)
 		}
-		j.parts, j.split = ru.plan(&m.Envelope, sender)
+		j.parts, j.split = ru.plan(env, sender)
 		j.cur, j.cands, j.next = 0, j.parts[0].cands, 0
 	}
 	for {

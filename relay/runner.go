@@ -104,7 +104,7 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 		r.Log.Info("spool", pr.Path, "status", "cleaned", "reason", pr.What)
 	}
 	ids := r.Only
-	if ids == nil {
+	if ids == nil && r.remembers() {
 		if ids, err = r.Spool.IDs(); err != nil {
 			return Stats{}, err
 		}
@@ -113,14 +113,48 @@ func (r *Runner) Run(ctx context.Context) (Stats, error) {
 		return Stats{}, err
 	}
 	ru := r.newRun(ctx)
-	for _, id := range ids {
-		if ctx.Err() != nil || r.stuck() != nil {
-			break
+	if r.Only != nil {
+		for _, id := range ids {
+			if ctx.Err() != nil || r.stuck() != nil {
+				break
+			}
+			ru.dispatchRedone()
+			ru.dispatch(job{id: id})
 		}
-		ru.dispatchRedone()
-		ru.dispatch(job{id: id})
+	} else {
+		// The whole queue: one Scan reads every envelope (from the
+		// index, see package spool) while the lanes deliver, so the
+		// dispatcher neither opens a file per message to find the due
+		// ones nor waits for a read before handing a message on. The
+		// worker checks again under the message's lock.
+		errStop := errors.New("stop")
+		err = r.Spool.Scan(func(id string, m *spool.Message, err error) error {
+			if ctx.Err() != nil || r.stuck() != nil {
+				return errStop
+			}
+			ru.dispatchRedone()
+			switch {
+			case err != nil:
+				ru.dispatch(job{id: id}) // reported, moved aside when corrupt
+			case !m.Active:
+				ru.dispatch(job{id: id, env: &m.Envelope})
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			ru.wait()
+			if serr := r.Spool.SyncRemovals(); serr != nil {
+				r.Log.Error("status", "error", "reason", serr.Error())
+			}
+			return ru.st, err
+		}
 	}
 	ru.wait()
+	if err := r.Spool.SyncRemovals(); err != nil {
+		// The messages are gone from the queue; whether a power failure
+		// could bring some back (to be sent again) is not known.
+		r.Log.Error("status", "error", "reason", err.Error())
+	}
 	if ru.st.Unrecorded > 0 {
 		return ru.st, fmt.Errorf("the outcome of %d message(s) could not be recorded (%v): delivery paused until the spool takes writes again; this process remembers who has the mail", ru.st.Unrecorded, r.stuck())
 	}
@@ -263,9 +297,10 @@ func (r *Runner) record(l *spool.Locked, out *Outcome, p *pass) error {
 	}
 	if len(env.Pending()) == 0 && len(unnotified(env)) == 0 && !env.Held {
 		// Done: removing the message is the record (durable once the
-		// queue directory is synced), with nothing to report; the new
-		// envelope need not be written first.
-		err := l.Delete()
+		// queue directory is synced, which the next messages' removals
+		// share and Run waits for: spool.DeleteSoon), with nothing to
+		// report; the new envelope need not be written first.
+		err := l.DeleteSoon()
 		r.logOutcome(env, out, p)
 		if err != nil {
 			r.remember(env, diskNext, err)

@@ -86,6 +86,15 @@ func (r *Runner) remember(env *spool.Envelope, diskNext time.Time, err error) {
 	m.stuck = err
 }
 
+// remembers reports whether this runner remembers outcomes it could not
+// record (the pass then needs the queue's IDs: checkSpool).
+func (r *Runner) remembers() bool {
+	m := r.memory()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.msgs) > 0
+}
+
 // pause stops delivery until the spool takes writes again (checkSpool).
 func (r *Runner) pause(err error) {
 	m := r.memory()

@@ -40,33 +40,29 @@ func (s *Spool) Clean(now time.Time) ([]Problem, error) {
 		}
 	}
 
-	names, err = readNames(s.queueDir())
+	// One listing of queue/ with the inodes, a few bytes per message (the
+	// daemon runs this before every pass, with 100,000 messages queued
+	// too), for the strangers, the orphans and the index.
+	ql, err := s.listQueue()
 	if err != nil {
 		return nil, err
 	}
-	have := make(map[string]bool, len(names))
-	for _, n := range names {
-		have[n] = true
-	}
-	for _, n := range names {
-		p := filepath.Join(s.queueDir(), n)
-		switch {
-		case ValidID(n):
-		case isEnvName(n):
-			if !have[n[:IDLen]] {
-				if err := os.Remove(p); err == nil {
-					probs = append(probs, Problem{p, "removed the envelope of a message no longer queued"})
-				}
-			}
-		default:
-			if err := os.MkdirAll(s.corruptDir(), 0o700); err != nil {
-				return probs, fmt.Errorf("spool: %w", err)
-			}
-			if err := os.Rename(p, filepath.Join(s.corruptDir(), n)); err == nil {
-				probs = append(probs, Problem{p, "not a queue file: moved to " + s.corruptDir()})
-			}
+	for _, id := range ql.orphans {
+		p := s.envPath(id)
+		if err := os.Remove(p); err == nil {
+			probs = append(probs, Problem{p, "removed the envelope of a message no longer queued"})
 		}
 	}
+	for _, n := range ql.strayers {
+		p := filepath.Join(s.queueDir(), n)
+		if err := os.MkdirAll(s.corruptDir(), 0o700); err != nil {
+			return probs, fmt.Errorf("spool: %w", err)
+		}
+		if err := os.Rename(p, filepath.Join(s.corruptDir(), n)); err == nil {
+			probs = append(probs, Problem{p, "not a queue file: moved to " + s.corruptDir()})
+		}
+	}
+	s.maybeRebuildIndex(ql)
 	return probs, nil
 }
 
@@ -140,6 +136,7 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 	type pending struct {
 		l   *Locked
 		tmp string
+		rec []byte // its index record
 	}
 	var todo []pending
 	defer func() {
@@ -159,15 +156,16 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 		}
 		b, err := encodeEnvelopeFile(l)
 		var tmp string
+		var ino uint64
 		if err == nil {
-			tmp, err = s.writeTempFile(l.Env.ID+envSuffix, b, false) // one syncfs below
+			tmp, ino, err = s.writeTempFile(l.Env.ID+envSuffix, b, false) // one syncfs below
 		}
 		if err != nil {
 			l.Close()
 			errs[id] = fmt.Errorf("spool: update %s: %w", id, err)
 			continue
 		}
-		todo = append(todo, pending{l, tmp})
+		todo = append(todo, pending{l, tmp, indexRecord(recEnv, FormatVersion, id, ino, l.offset+l.Size, l.Size, b[len(formatLine):len(b)-1])})
 	}
 	if len(todo) == 0 {
 		return
@@ -182,6 +180,11 @@ func (s *Spool) changeBatch(ids []string, fn func(*Envelope) bool, errs map[stri
 		}
 		return
 	}
+	var recs []byte
+	for _, p := range todo {
+		recs = append(recs, p.rec...)
+	}
+	s.appendIndex(recs) // before the renames, in one write
 	var renamed []pending
 	for _, p := range todo {
 		if err := os.Rename(p.tmp, s.envPath(p.l.Env.ID)); err != nil {

@@ -17,6 +17,8 @@
 //	maildrop/         system install only: where users who cannot write
 //	                  the queue leave their messages (.ID while written,
 //	                  ID when complete; see "The maildrop" below)
+//	index             the envelope index: a cache of every message's
+//	                  current envelope (see "The envelope index")
 //	hosts/NAME.json   a smarthost found down: until when, why, how many
 //	                  failures in a row (HostState)
 //	rate/NAME.json    the sends of a smarthost within its rate limit's
@@ -80,7 +82,73 @@
 // (ScanSummaries). Removing a message unlinks queue/ID first and
 // queue/ID.env second: a crash in between leaves an orphan .env file (removed
 // by Clean), never a message that reverted to its arrival envelope and would
-// be sent again to recipients already served.
+// be sent again to recipients already served. Delete fsyncs queue/ before
+// it returns; a delivery pass uses DeleteSoon instead, whose fsync is
+// shared by every removal made while it runs and awaited at the end of
+// the pass (SyncRemovals): a power failure meanwhile can bring a
+// delivered message back, to be sent again, never lose one.
+//
+// # The envelope index
+//
+// A listing of the queue (mailq, relay queue list and stats, the
+// runner's look for due mail, the daemon's schedule) needs every
+// message's current envelope. Reading it from the message's files costs
+// an open, a read and a close of queue/ID or queue/ID.env per message,
+// and at 100,000 messages those system calls were most of two seconds.
+// The index holds the same envelopes in one file, read in one pass.
+//
+// It is a cache: nothing depends on it for correctness, and a message it
+// lacks is read from its files. Every writer of an envelope appends a
+// record to it before the rename that makes the envelope current: the
+// enqueue (Draft.Commit, after the fsync of the queue file, before the
+// rename into queue/), an update (Locked.Update, ChangeAll: after the
+// fsync of the new envelope file, before its rename). A record is one
+// line:
+//
+//	KIND VERSION ID INODE FILESIZE CONTENTSIZE CRC32 JSON
+//
+// KIND is q (the arrival envelope of the queue file) or e (an envelope
+// file), INODE the inode of the file it describes, FILESIZE and
+// CONTENTSIZE the queue file's size and the message's, CRC32 the
+// checksum of JSON, the envelope as the file holds it. A reader lists
+// queue/ once with the inode of every name (getdents64) and trusts a
+// record only when its inode is the one listed now for the message's
+// current envelope: queue/ID.env when there is one, else queue/ID. Files
+// are never rewritten in place, only replaced by a rename, so an inode
+// stands for one content as long as the name lists it. The record of a
+// rename that never happened (a crash before it) names an inode the
+// queue never lists; of several records naming the current inode (an
+// inode number used again by a later envelope of the same message) the
+// last is the current one, because each is appended while its file
+// exists, and the file of an older one was gone before the newer was
+// created. A torn line fails its checksum. A record the index lacks (an
+// append that failed, a spool written by a relay before the index) costs
+// that message its file reads.
+//
+// Readers keep a few bytes per message: the listing (32 bytes each: the
+// ID and two inodes) and where each message's record is; the records
+// themselves are read again chunk by chunk as the scan goes, so the
+// daemon's memory does not grow with the index.
+//
+// Clean (the first step of every runner) rebuilds the index when there
+// is none and messages are queued — the upgrade of a spool of an older
+// relay, whose files stay as they are — and when it has grown to more
+// than twice the size of its last rebuild, which its first line records
+// ("relay-index 1 BYTES"). The rebuild writes tmp/index.*: the current
+// record of every message in arrival order, copied from the old index or
+// made from the message's files, then renames it over the index.
+// Appenders hold a shared lock on the index around their write and write
+// only to the file that is still the index (a link count of zero means
+// it was replaced: they open the new one); the rebuild copies what was
+// appended while it ran from the old file under the exclusive lock, just
+// before its rename, so no record is lost between the two files. One
+// rebuild runs at a time (a lock of its own on the index). Messages
+// being delivered are told, for a whole listing, from one read of
+// /proc/locks: the listing takes a read lock of its own on the index,
+// beyond its end where no writer locks, and uses the device /proc/locks
+// shows for it when the inode there is the one the spool directory lists
+// for the index; anywhere that does not hold (no /proc, no index), it
+// tests each message's lock as before.
 //
 // # Locks
 //
@@ -89,7 +157,7 @@
 // the holder exits or crashes, so a crash never leaves anything locked
 // and no lock file is ever stale. Unlike flock it can be tested without
 // being taken (F_OFD_GETLK). The spool must therefore be on a local file
-// system. There are four:
+// system. There are four, and the index's (see "The envelope index"):
 //
 //   - The message lock, on queue/ID. Whoever changes a message (a delivery
 //     runner, relay queue hold/delete, a flush) first takes [Spool.Lock].
@@ -151,7 +219,11 @@
 // Every file relay writes starts with the format line: a queue file (then
 // the arrival envelope and the message) and, since format 2, an envelope
 // file queue/ID.env (then the envelope). Format 1 wrote envelope files as
-// the JSON line alone; one that starts with "{" is format 1.
+// the JSON line alone; one that starts with "{" is format 1. The envelope
+// index came after format 2 without changing either file: a spool
+// without it (written by an older relay) is read from its files and gets
+// its index from the first runner's Clean; an index record carries the
+// format version of its envelope.
 //
 //   - Format 1 stored failures as text: a recipient's "reason" (the reply
 //     line, "gave up after 5d: " in front once relay gave up, or the 250

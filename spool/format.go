@@ -125,7 +125,7 @@ func decodeEnvelopeFile(b []byte) (*Envelope, error) {
 // the current Envelope.
 func decodeEnvelope(b []byte, version int) (*Envelope, error) {
 	env := new(Envelope)
-	if err := json.Unmarshal(b, env); err != nil {
+	if err := decodeEnvelopeJSON(b, env); err != nil {
 		return nil, fmt.Errorf("%w: envelope: %v", ErrCorrupt, err)
 	}
 	if !ValidID(env.ID) || len(env.Recipients) == 0 {

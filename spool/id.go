@@ -48,7 +48,9 @@ func NewID(now time.Time) string {
 // ValidID reports whether s has the form of a queue ID. Names in the queue
 // directory that do not are ignored, and IDs typed by users are checked
 // before they become part of a path.
-func ValidID(s string) bool {
+func ValidID(s string) bool { return validID(s) }
+
+func validID[T string | []byte](s T) bool {
 	if len(s) != IDLen {
 		return false
 	}

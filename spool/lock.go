@@ -191,8 +191,20 @@ func (l *Locked) Update() error {
 	if err != nil {
 		return err
 	}
-	if err := l.s.writeFileDurably(l.s.envPath(l.Env.ID), b); err != nil {
-		return fmt.Errorf("spool: update %s: %w", l.Env.ID, err)
+	id := l.Env.ID
+	tmp, ino, err := l.s.writeTempFile(id+envSuffix, b, true)
+	if err == nil {
+		// Before the rename, as at enqueue (see "The envelope index").
+		l.s.appendIndex(indexRecord(recEnv, FormatVersion, id, ino, l.offset+l.Size, l.Size, b[len(formatLine):len(b)-1]))
+		if err = os.Rename(tmp, l.s.envPath(id)); err != nil {
+			os.Remove(tmp)
+		}
+	}
+	if err == nil {
+		err = syncDir(l.s.queueDir())
+	}
+	if err != nil {
+		return fmt.Errorf("spool: update %s: %w", id, err)
 	}
 	return nil
 }

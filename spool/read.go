@@ -65,57 +65,89 @@ func (s *Spool) Read(id string) (*Message, error) {
 // the scan and is returned.
 //
 // Scan is for listings of large queues (mailq on 100,000 messages): it
-// reads the directory once, so a message without a newer envelope file
-// costs no failed lookup, and reads each queue file with plain system
-// calls (open, pread, fstat, a lock test, close) instead of an os.File.
+// reads the directory once with every name's inode, takes each message's
+// current envelope from the index where the index has it (see "The
+// envelope index"), and tells messages being delivered from the locks
+// the kernel lists (/proc/locks) where it can. A message the index
+// lacks is read with plain system calls (open, pread, fstat, a lock
+// test, close) instead of an os.File.
 func (s *Spool) Scan(fn func(id string, m *Message, err error) error) error {
-	return scanWith(s, s.snapshot, fn)
+	locks := s.lockedInodes()
+	return scanWith(s, func(e *dirEntry, r *idxRec) (*Message, error) {
+		id := e.ID()
+		if r == nil {
+			return s.snapshot(id, e.envIno != 0)
+		}
+		env, err := decodeEnvelope(r.js, r.version)
+		if err != nil || env.ID != id {
+			return s.snapshot(id, e.envIno != 0) // the file says what is wrong
+		}
+		m := &Message{Envelope: *env, Size: r.contentSize}
+		if locks != nil {
+			m.Active = locks[e.ino]
+		} else {
+			m.Active = s.lockedNow(id)
+		}
+		return m, nil
+	}, fn)
 }
 
-// scanWith reads every queued message with read, a few goroutines at a
+// lockedNow tests the lock of message id without taking it.
+func (s *Spool) lockedNow(id string) bool {
+	fd, err := openRaw(s.path(id))
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return fdLocked(uintptr(fd))
+}
+
+// scanWith reads every queued message with read (given the message's
+// index record, nil when the index has none), a few goroutines at a
 // time, and hands the results to fn in arrival order (see Scan).
-func scanWith[T any](s *Spool, read func(id string, mayHaveEnv bool) (T, error), fn func(id string, m T, err error) error) error {
-	names, err := readNames(s.queueDir())
+func scanWith[T any](s *Spool, read func(e *dirEntry, r *idxRec) (T, error), fn func(id string, m T, err error) error) error {
+	ql, err := s.listQueue()
 	if err != nil {
 		return err
 	}
-	hasEnv := make(map[string]bool)
-	ids := names[:0]
-	for _, n := range names {
-		switch {
-		case ValidID(n):
-			ids = append(ids, n)
-		case isEnvName(n):
-			hasEnv[strings.TrimSuffix(n, envSuffix)] = true
-		}
-	}
-	sort.Strings(ids)
-	// Messages are read in chunks by a few goroutines (most of the time
-	// goes to system calls) and handed to fn in order; the next chunk is
-	// read while fn works through one, so the readers never wait for fn
-	// nor fn for a chunk's slowest reader (on a busy machine, one
-	// descheduled thread). Two chunks bound the memory to a few hundred
-	// envelopes whatever the queue's length.
-	const chunk = 512
+	entries := ql.entries
+	ix := s.openIndex(ql)
+	defer ix.close()
+	// Messages are read in chunks by a few goroutines (without an index
+	// most of the time goes to system calls) and handed to fn in order;
+	// the next chunk is read while fn works through one, so the readers
+	// never wait for fn nor fn for a chunk's slowest reader (on a busy
+	// machine, one descheduled thread). Two chunks bound the memory to a
+	// few hundred envelopes whatever the queue's length.
+	const chunk = 256
 	workers := min(runtime.GOMAXPROCS(0)*2, 8)
+	if ix.has > len(entries)/2 {
+		workers = runtime.GOMAXPROCS(0) // decoding: no system calls to wait for
+	}
 	type result struct {
 		m   T
 		err error
 	}
 	type batch struct {
-		ids  []string
+		lo   int
 		res  []result
 		done chan struct{}
 	}
-	start := func(part []string) *batch {
-		b := &batch{ids: part, res: make([]result, len(part)), done: make(chan struct{})}
+	start := func(lo, hi int) *batch {
+		b := &batch{lo: lo, res: make([]result, hi-lo), done: make(chan struct{})}
 		go func() {
 			defer close(b.done)
+			recs := make([]idxRec, hi-lo)
+			ix.records(entries, lo, hi, recs)
 			var wg sync.WaitGroup
 			for w := range workers {
 				wg.Go(func() {
-					for i := w; i < len(part); i += workers {
-						m, err := read(part[i], hasEnv[part[i]])
+					for i := w; i < hi-lo; i += workers {
+						var rec *idxRec
+						if recs[i].kind != 0 {
+							rec = &recs[i]
+						}
+						m, err := read(&entries[lo+i], rec)
 						b.res[i] = result{m, err}
 					}
 				})
@@ -125,20 +157,20 @@ func scanWith[T any](s *Spool, read func(id string, mayHaveEnv bool) (T, error),
 		return b
 	}
 	var cur *batch
-	if len(ids) > 0 {
-		cur = start(ids[:min(chunk, len(ids))])
+	if len(entries) > 0 {
+		cur = start(0, min(chunk, len(entries)))
 	}
-	for off := 0; cur != nil; off += chunk {
+	for cur != nil {
 		var next *batch
-		if rest := ids[min(off+chunk, len(ids)):]; len(rest) > 0 {
-			next = start(rest[:min(chunk, len(rest))])
+		if lo := cur.lo + len(cur.res); lo < len(entries) {
+			next = start(lo, min(lo+chunk, len(entries)))
 		}
 		<-cur.done
-		for i, id := range cur.ids {
+		for i := range cur.res {
 			if errors.Is(cur.res[i].err, ErrNotFound) {
 				continue
 			}
-			if err := fn(id, cur.res[i].m, cur.res[i].err); err != nil {
+			if err := fn(entries[cur.lo+i].ID(), cur.res[i].m, cur.res[i].err); err != nil {
 				if next != nil {
 					<-next.done // no reader outlives the scan
 				}

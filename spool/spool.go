@@ -29,6 +29,8 @@ type Spool struct {
 
 	dropMu   sync.Mutex
 	deferred map[string]deferral // drops left alone for a while (DeferDrop)
+
+	rm removals // DeleteSoon's fsyncs
 }
 
 // The names inside a spool: this package is the only one that knows them
@@ -105,6 +107,10 @@ type Draft struct {
 	// writer cannot open it (the maildrop: see NewDrop).
 	syncDir string
 	env     bool
+	// head is the envelope as written (format line and JSON line), n the
+	// bytes of content after it: the index record of the queue file.
+	head []byte
+	n    int64
 }
 
 // NewDraft reserves a queue ID and creates the draft's temporary file,
@@ -149,7 +155,7 @@ func (d *Draft) WriteEnvelope(env *Envelope) error {
 	if _, err := d.w.Write(b); err != nil {
 		return fmt.Errorf("spool: write %s: %w", d.ID, err)
 	}
-	d.env = true
+	d.env, d.head = true, b
 	return nil
 }
 
@@ -159,6 +165,7 @@ func (d *Draft) Write(p []byte) (int, error) {
 		return 0, errors.New("spool: content written before the envelope")
 	}
 	n, err := d.w.Write(p)
+	d.n += int64(n)
 	if err != nil {
 		err = fmt.Errorf("spool: write %s: %w", d.ID, err)
 	}
@@ -176,6 +183,15 @@ func (d *Draft) Commit() error {
 	err := d.w.Flush()
 	if err == nil {
 		err = d.f.Sync()
+	}
+	if err == nil && d.syncDir == d.s.queueDir() {
+		// The index learns of the message before it exists (see "The
+		// envelope index"); a record of a rename that never happens
+		// names an inode the queue never lists.
+		if ino, ierr := fileIno(d.f); ierr == nil {
+			js := d.head[len(formatLine) : len(d.head)-1]
+			d.s.appendIndex(indexRecord(recQueue, FormatVersion, d.ID, ino, int64(len(d.head))+d.n, d.n, js))
+		}
 	}
 	if err == nil {
 		err = renameNoReplace(d.tmp, d.final)
@@ -233,7 +249,7 @@ func syncDir(dir string) error {
 // writeFileDurably writes data to a temporary file in tmp/, fsyncs it and
 // renames it to path, then fsyncs path's directory.
 func (s *Spool) writeFileDurably(path string, data []byte) error {
-	tmp, err := s.writeTempFile(filepath.Base(path), data, true)
+	tmp, _, err := s.writeTempFile(filepath.Base(path), data, true)
 	if err != nil {
 		return err
 	}
@@ -245,12 +261,12 @@ func (s *Spool) writeFileDurably(path string, data []byte) error {
 }
 
 // writeTempFile writes data to a new file in tmp/ named after base, with
-// the spool's file mode, fsynced when sync is set, and returns its path;
-// on error nothing is left behind.
-func (s *Spool) writeTempFile(base string, data []byte, sync bool) (string, error) {
+// the spool's file mode, fsynced when sync is set, and returns its path
+// and inode; on error nothing is left behind.
+func (s *Spool) writeTempFile(base string, data []byte, sync bool) (string, uint64, error) {
 	f, err := os.CreateTemp(s.tmpDir(), base+".*")
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -259,14 +275,18 @@ func (s *Spool) writeTempFile(base string, data []byte, sync bool) (string, erro
 	if err == nil && sync {
 		err = f.Sync()
 	}
+	var ino uint64
+	if err == nil {
+		ino, err = fileIno(f)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", err
+		return "", 0, err
 	}
-	return f.Name(), nil
+	return f.Name(), ino, nil
 }
 
 func newDraftWriter(f *os.File) *bufio.Writer { return bufio.NewWriterSize(f, 64<<10) }
@@ -274,7 +294,7 @@ func newDraftWriter(f *os.File) *bufio.Writer { return bufio.NewWriterSize(f, 64
 // CanRecord checks that the spool takes a write (an envelope's worth,
 // fsynced) again, after an update failed (a full disk).
 func (s *Spool) CanRecord() error {
-	tmp, err := s.writeTempFile("probe", make([]byte, 8<<10), true)
+	tmp, _, err := s.writeTempFile("probe", make([]byte, 8<<10), true)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}

@@ -51,7 +51,9 @@ var headBufs = sync.Pool{New: func() any { return new([4096]byte) }}
 // ScanSummaries is Scan for counting: fn gets each message's Summary, in
 // arrival order, or the error for one that cannot be read. The fields
 // it reads mean the same in every format version, so no conversion is
-// needed. Files are opened relative to the queue directory (one path
+// needed. The summary comes from the envelope index where it has the
+// message's current envelope (see "The envelope index"); otherwise files
+// are opened relative to the queue directory (one path
 // component to look up, not five), and a message with an envelope file
 // costs a stat of its queue file, which is not read: a queue file
 // damaged after its envelope file was written is counted here, and
@@ -62,7 +64,15 @@ func (s *Spool) ScanSummaries(fn func(id string, m *Summary, err error) error) e
 		return fmt.Errorf("spool: %w", &os.PathError{Op: "open", Path: s.queueDir(), Err: err})
 	}
 	defer unix.Close(dir)
-	return scanWith(s, func(id string, hasEnv bool) (*Summary, error) { return summary(dir, id, hasEnv) }, fn)
+	return scanWith(s, func(e *dirEntry, r *idxRec) (*Summary, error) {
+		id := e.ID()
+		if r != nil {
+			if m, err := decodeOne(id, r.js, r.fileSize); err == nil {
+				return m, nil
+			}
+		}
+		return summary(dir, id, e.envIno != 0)
+	}, fn)
 }
 
 // openAt opens name in the directory dir for reading, never through a
