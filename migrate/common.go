@@ -69,20 +69,20 @@ const (
 	starttlsAdvice = `relay requires TLS: tls = "starttls" (mandatory); relay probe shows whether the server offers it`
 )
 
-// exposedNote notes that a password was read from a file others may
-// read.
+// exposedNote notes, once per file, that passwords were read from a
+// file others may read.
 func (r *Result) exposedNote(file string, perm fs.FileMode, sh *Smarthost) {
 	if perm&0o004 == 0 {
 		return
 	}
+	sh.exposed = true
 	for _, n := range r.Notes {
-		if n.File == file && n.Key == "(password)" && n.To == "password_file "+sh.secretName() {
+		if n.File == file && n.Key == "(password)" {
 			return
 		}
 	}
-	sh.exposed = true
-	r.note(file, 0, "(password)", Insecure, fmt.Sprintf("password_file %s", sh.secretName()),
-		fmt.Sprintf("%s is readable by every local user (mode %04o): the password went to a secret file (mode 0640), never into relay.toml; consider it exposed and change it", file, perm))
+	r.note(file, 0, "(password)", Insecure, "password_file",
+		fmt.Sprintf("%s is readable by every local user (mode %04o): its passwords went to secret files (mode 0640), never into relay.toml; consider them exposed and change them", file, perm))
 }
 
 // unquote removes one pair of double quotes around a value.

@@ -376,7 +376,9 @@ func (r *Result) msmtpSmarthost(path string, perm fs.FileMode, acc *msmtpAccount
 		sh.TLSCAFile = v
 	}
 	if v, ok := acc.get("tls_fingerprint"); ok && len(strings.ReplaceAll(v, ":", "")) == 64 {
+		// msmtp: a fingerprint replaces the trust file; so in relay.
 		sh.TLSFingerprint = strings.ToLower(strings.ReplaceAll(v, ":", ""))
+		sh.TLSCAFile = ""
 	}
 	sh.TLSServerName, _ = acc.get("tls_host_override")
 	sh.TLSClientCert, _ = acc.get("tls_cert_file")
@@ -396,12 +398,16 @@ func (r *Result) msmtpSmarthost(path string, perm fs.FileMode, acc *msmtpAccount
 	}
 	if auth != "off" {
 		sh.Username, _ = acc.get("user")
-		if pw, ok := acc.get("password"); ok {
-			sh.Password = pw
+		// Of an inherited and an own way to the password, the one
+		// written later counts.
+		pw, hasPw := acc.set["password"]
+		ev, hasEv := acc.set["passwordeval"]
+		switch {
+		case hasEv && (!hasPw || ev.line > pw.line):
+			sh.PasswordCommand = []string{"/bin/sh", "-c", ev.value}
+		case hasPw:
+			sh.Password = pw.value
 			r.exposedNote(path, perm, sh)
-		}
-		if ev, ok := acc.get("passwordeval"); ok {
-			sh.PasswordCommand = []string{"/bin/sh", "-c", ev}
 		}
 		switch auth {
 		case "plain", "login", "cram-md5", "scram-sha-256", "xoauth2", "oauthbearer":

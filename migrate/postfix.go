@@ -265,6 +265,7 @@ func (p *postfix) build() error {
 			bySender = append(bySender, sh)
 			r.note(e.file, e.line, e.key+" "+e.value, Mapped, fmt.Sprintf("[[smarthost]] host = %q, port = %d, senders = [%q]", host, port, sender), "")
 		}
+		p.note("sender_dependent_relayhost_maps", Mapped, "a [[smarthost]] with senders per entry, before the others", "")
 	}
 	r.Smarthosts = append(bySender, r.Smarthosts...)
 
