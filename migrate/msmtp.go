@@ -237,7 +237,7 @@ func (r *Result) msmtpNote(path string, ln int, key, val string) error {
 			r.note(path, ln, label, Mapped, "domain (from maildomain)", "the envelope sender becomes USER@maildomain, as relay qualifies a local user's address with domain")
 		case key == "auto_from":
 			r.note(path, ln, label, NotNeeded, "", "off is msmtp's default")
-		case key == "remove_bcc_headers" && on:
+		case key == "remove_bcc_headers" && on, key == "keepbcc" && !on:
 			r.note(path, ln, label, NotNeeded, "", "relay always removes Bcc")
 		default:
 			r.note(path, ln, label, NotPossible, "", "relay always removes the Bcc header (the recipients stay in the envelope)")
