@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -109,6 +111,9 @@ func (c *cli) importQueue(format, confPath, dir, home string) error {
 		return err
 	}
 	sp, err := spool.Open(cfg.Spool)
+	if errors.Is(err, fs.ErrNotExist) {
+		sp, err = spool.Create(cfg.Spool) // as sendmail does
+	}
 	if err != nil {
 		return sysexits.Wrap(sysexits.TempFail, err)
 	}
