@@ -257,3 +257,85 @@ func TestImport_SameDeliveryAsTheProgram(t *testing.T) {
 		})
 	}
 }
+
+// anchorSpool is where PROG's queue is on the host.
+func anchorSpool(t *testing.T, prog string) string {
+	t.Helper()
+	out, err := exec.Command("bash", "anchors.sh", "env", prog).Output()
+	if err != nil {
+		t.Fatalf("anchors.sh env %s: %v", prog, err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "ANCHOR_SPOOL="); ok && v != "" {
+			if prog == "nullmailer" {
+				return filepath.Join(v, "queue")
+			}
+			return v
+		}
+	}
+	t.Fatalf("anchors.sh env %s: no ANCHOR_SPOOL", prog)
+	return ""
+}
+
+func anchorClear(t *testing.T, prog string) {
+	if out, err := exec.Command("bash", "anchors.sh", "clear", prog).CombinedOutput(); err != nil {
+		t.Errorf("anchors.sh clear %s: %v\n%s", prog, err, out)
+	}
+}
+
+// The program's queue, left by the program itself (nullmailer with no
+// reachable remote, dma with DEFER), moves into relay's spool with
+// relay import --queue and relay delivers it: the sender the program
+// would have used, both recipients, once each; the old queue is empty.
+func TestImport_QueueOfTheProgram(t *testing.T) {
+	needImportAnchors(t)
+	for _, prog := range []string{"nullmailer", "dma"} {
+		t.Run(prog, func(t *testing.T) {
+			anchorClear(t, prog)
+			t.Cleanup(func() { anchorClear(t, prog) })
+			dir := filepath.Join(workRoot, "import-queue-"+prog+"-"+token()[:6])
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			conf := anchorConfDir(t)
+			path, args := importSample(t, prog, conf)
+
+			// The program queues and cannot deliver.
+			hold := anchorConfDir(t)
+			holdPath, _ := importSample(t, prog, hold)
+			switch prog {
+			case "nullmailer":
+				os.WriteFile(filepath.Join(hold, "remotes"), []byte("127.0.0.1 smtp --port=1\n"), 0o600)
+			case "dma":
+				b, _ := os.ReadFile(holdPath)
+				os.WriteFile(holdPath, append(b, "DEFER\n"...), 0o644)
+			}
+			id, m := importMsg(prog, prog+"-queue", "Robot <"+env["SMARTHOST_USER"]+">")
+			anchorRun(t, prog, hold, m, false, append([]string{"sendmail"}, args...)...)
+			q := anchorSpool(t, prog)
+			before, _ := os.ReadDir(q)
+			if len(before) == 0 {
+				t.Fatalf("%s queued nothing in %s", prog, q)
+			}
+
+			c := importedCase(t, prog, path, dir)
+			r := run(t, nil, relayBin, "-C", c.conf, "import", prog, path, "--queue-dir", q)
+			if r.Code != 0 || !strings.Contains(r.Stderr, "1 message(s) moved") {
+				t.Fatalf("relay import --queue: %v", r)
+			}
+			t.Logf("relay import --queue:\n%s", r.Stderr)
+			if after, _ := os.ReadDir(q); len(after) != 0 {
+				t.Errorf("%s's queue still holds %d file(s)", prog, len(after))
+			}
+			if r, _ := c.queueRun(); r.Code != 0 {
+				t.Fatalf("relay queue run: %v", r)
+			}
+			got := deliveredEnvelope(t, id, 2)
+			t.Logf("delivered: sender %s, recipients %v, From %s", got.sender, got.recipients, got.from)
+			if got.sender != "<"+env["SMARTHOST_USER"]+">" || !slices.Equal(got.recipients, []string{"other@example.net", "someone@example.net"}) {
+				t.Errorf("delivered sender %s recipients %v, want <%s> and both recipients", got.sender, got.recipients, env["SMARTHOST_USER"])
+			}
+			c.expectEmptyQueue()
+		})
+	}
+}
