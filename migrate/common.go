@@ -71,11 +71,10 @@ const (
 
 // exposedNote notes, once per file, that passwords were read from a
 // file others may read.
-func (r *Result) exposedNote(file string, perm fs.FileMode, sh *Smarthost) {
+func (r *Result) exposedNote(file string, perm fs.FileMode) {
 	if perm&0o004 == 0 {
 		return
 	}
-	sh.exposed = true
 	for _, n := range r.Notes {
 		if n.File == file && n.Key == "(password)" {
 			return

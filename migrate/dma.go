@@ -21,7 +21,7 @@ func importDma(path string) (*Result, error) {
 	}
 	r := &Result{}
 	sh := &Smarthost{Port: 25}
-	var secure, starttls, opportunistic, insecure bool
+	var secure, starttls bool
 	authPath := "/etc/dma/auth.conf"
 	var flagLines = map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -126,10 +126,8 @@ func importDma(path string) (*Result, error) {
 		case "SECURETRANSFER":
 			secure = true
 		case "OPPORTUNISTIC_TLS":
-			opportunistic = true
 			r.note(path, ln, label, Insecure, `tls = "starttls"`, "opportunistic TLS falls back to clear text; "+starttlsAdvice)
 		case "INSECURE":
-			insecure = true
 			r.note(path, ln, label, Insecure, "", "dma would log in over a connection without TLS; relay refuses AUTH without TLS to any host but loopback")
 		case "DEFER":
 			r.note(path, ln, label, NotNeeded, "", "relay always queues; the daemon (or relay queue run) delivers")
@@ -139,8 +137,6 @@ func importDma(path string) (*Result, error) {
 			r.note(path, ln, label, NotNeeded, "", "relay sends every message, local recipients too, to the smarthost")
 		}
 	}
-	_ = opportunistic
-	_ = insecure
 	switch {
 	case secure && starttls:
 		sh.TLS = "starttls"
@@ -200,7 +196,7 @@ func (r *Result) dmaAuth(path string, sh *Smarthost) error {
 		}
 		sh.Username, sh.Password = login, pass
 		r.note(path, ln, login+"|"+host, Mapped, fmt.Sprintf("username = %q, password_file", login), "the password went to a secret file")
-		r.exposedNote(path, perm, sh)
+		r.exposedNote(path, perm)
 	}
 	return nil
 }

@@ -84,7 +84,10 @@ func importMsmtp(path string) (*Result, error) {
 		defaults  = map[string]msmtpSetting{}
 		cur       map[string]msmtpSetting // where the next setting goes
 		section   string                  // whose settings they are, for the report
-		defaultOf string
+		defaultOf string                  // the account "account default : NAME" names
+		aliasLine int                     // its line
+		aliasOwn  bool                    // lines of its own follow it
+		curAcc    *msmtpAccount
 	)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -102,7 +105,7 @@ func importMsmtp(path string) (*Result, error) {
 		val = unquote(val)
 		switch key {
 		case "defaults":
-			cur, section = defaults, "every [[smarthost]]"
+			cur, curAcc, section = defaults, nil, "every [[smarthost]]"
 			r.note(path, ln, "defaults", Mapped, "every [[smarthost]] it applies to", "")
 			continue
 		case "account":
@@ -110,19 +113,6 @@ func importMsmtp(path string) (*Result, error) {
 			name = strings.TrimSpace(name)
 			if name == "" {
 				return nil, srcErr(path, ln, "account without a name")
-			}
-			if name == "default" && hasParents && strings.TrimSpace(parents) != "" && !strings.Contains(parents, ",") {
-				p := strings.TrimSpace(parents)
-				if byName[p] == nil {
-					return nil, srcErr(path, ln, "account default: no account %q defined before", p)
-				}
-				defaultOf = p
-				// The alias may still be given settings of its own; msmtp
-				// copies NAME: here only the choice of default counts.
-				acc := &msmtpAccount{name: "default", line: ln, set: map[string]msmtpSetting{}}
-				cur, section = acc.set, fmt.Sprintf("smarthost %q", p)
-				r.note(path, ln, "account default : "+p, Mapped, fmt.Sprintf("smarthost %q first, without senders (it takes every sender no other account claims)", p), "")
-				continue
 			}
 			if byName[name] != nil {
 				return nil, srcErr(path, ln, "account %q defined twice", name)
@@ -145,7 +135,15 @@ func importMsmtp(path string) (*Result, error) {
 			}
 			accounts = append(accounts, acc)
 			byName[name] = acc
-			cur, section = acc.set, fmt.Sprintf("smarthost %q", name)
+			cur, curAcc, section = acc.set, acc, fmt.Sprintf("smarthost %q", name)
+			if p := strings.TrimSpace(parents); name == "default" && p != "" && !strings.Contains(p, ",") {
+				// "account default : NAME": NAME is the default. Unless
+				// lines of its own follow, it is only that choice.
+				defaultOf, aliasLine = p, ln
+				section = fmt.Sprintf("smarthost %q", "default")
+				r.note(path, ln, "account default : "+p, Mapped, fmt.Sprintf("smarthost %q first, without senders (it takes every sender no other account claims)", p), "")
+				continue
+			}
 			r.note(path, ln, "account "+name, Mapped, fmt.Sprintf("[[smarthost]] name = %q", name), "")
 			continue
 		}
@@ -164,6 +162,9 @@ func importMsmtp(path string) (*Result, error) {
 			}
 		}
 		cur[key] = msmtpSetting{value: val, line: ln}
+		if curAcc != nil && curAcc.line == aliasLine {
+			aliasOwn = true
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, srcErr(path, 0, "%v", err)
@@ -171,8 +172,17 @@ func importMsmtp(path string) (*Result, error) {
 
 	// The default account first: it serves every sender no other claims.
 	def := byName["default"]
-	if defaultOf != "" {
+	if defaultOf != "" && !aliasOwn {
+		// Only the choice: NAME itself is the default, not a copy of it.
+		i := slices.Index(accounts, def)
+		accounts = slices.Delete(accounts, i, i+1)
 		def = byName[defaultOf]
+	} else if defaultOf != "" {
+		for i := range r.Notes {
+			if n := &r.Notes[i]; n.File == path && n.Line == aliasLine {
+				n.To = fmt.Sprintf("[[smarthost]] name = \"default\", first, without senders: %s's settings and its own", defaultOf)
+			}
+		}
 	}
 	if def != nil {
 		i := slices.Index(accounts, def)
@@ -407,7 +417,7 @@ func (r *Result) msmtpSmarthost(path string, perm fs.FileMode, acc *msmtpAccount
 			sh.PasswordCommand = []string{"/bin/sh", "-c", ev.value}
 		case hasPw:
 			sh.Password = pw.value
-			r.exposedNote(path, perm, sh)
+			r.exposedNote(path, perm)
 		}
 		switch auth {
 		case "plain", "login", "cram-md5", "scram-sha-256", "xoauth2", "oauthbearer":

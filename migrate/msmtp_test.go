@@ -144,3 +144,25 @@ func TestMsmtp_Malformed(t *testing.T) {
 		t.Errorf("a missing msmtprc: exit %d (%v), want 66", code, err)
 	}
 }
+
+// "account default : NAME" with lines of its own is an account of its own
+// (NAME's settings and its own), first; without, NAME is the default.
+func TestMsmtp_DefaultWithItsOwnLines(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "msmtprc")
+	os.WriteFile(p, []byte("account a\nhost a.example\nfrom a@example.org\n\naccount b\nhost b.example\nfrom b@example.org\n\naccount default : b\nport 2525\n"), 0o600)
+	m, _, _ := imported(t, "msmtp", p)
+	want(t, m, map[string]any{
+		"smarthost[1].name": "default", "smarthost[1].host": "b.example", "smarthost[1].port": 2525,
+		"smarthost[1].envelope_from": "b@example.org", "smarthost[1].senders": nil,
+		"smarthost[2].name": "a", "smarthost[2].senders": []string{"a@example.org"},
+		"smarthost[3].name": "b", "smarthost[3].port": 25, "smarthost[3].senders": []string{"b@example.org"},
+	})
+	os.WriteFile(p, []byte("account a\nhost a.example\nfrom a@example.org\n\naccount b\nhost b.example\nfrom b@example.org\n\naccount default : b\n"), 0o600)
+	m, _, _ = imported(t, "msmtp", p)
+	want(t, m, map[string]any{
+		"smarthost[1].name": "b", "smarthost[1].envelope_from": "b@example.org", "smarthost[1].senders": nil,
+		"smarthost[2].name": "a", "smarthost[2].senders": []string{"a@example.org"},
+		"smarthost[3]": nil,
+	})
+}

@@ -170,7 +170,7 @@ func (r *Result) nullmailerRemotes(path string) error {
 			return srcErr(path, ln, "unknown protocol %q (smtp or qmtp)", proto)
 		}
 		sh := &Smarthost{Host: host}
-		ssl, starttls, insecure, portSet := false, false, false, false
+		ssl, starttls, portSet := false, false, false
 		var notes []Note
 		add := func(opt string, st Status, to, why string) {
 			notes = append(notes, Note{File: path, Line: ln, Key: host + " " + opt, Status: st, To: to, Why: why})
@@ -207,7 +207,6 @@ func (r *Result) nullmailerRemotes(path string) error {
 				starttls = true
 				add(opt, Mapped, `tls = "starttls"`, "")
 			case "--insecure":
-				insecure = true
 				add(opt, Insecure, "", pinAdvice)
 			case "--x509cafile":
 				if systemBundle(val) {
@@ -247,11 +246,10 @@ func (r *Result) nullmailerRemotes(path string) error {
 		if !portSet && !ssl {
 			sh.Port = 25
 		}
-		_ = insecure
 		r.note(path, ln, label, Mapped, fmt.Sprintf("[[smarthost]] %d, host = %q", len(r.Smarthosts)+1, host), "the order of remotes is the order of failover")
 		r.Notes = append(r.Notes, notes...)
 		if sh.Password != "" {
-			r.exposedNote(path, perm, sh)
+			r.exposedNote(path, perm)
 		}
 		r.Smarthosts = append(r.Smarthosts, sh)
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Postfix's main.cf (postconf(5)), or the output of postconf -n, which has
@@ -28,14 +29,19 @@ type postfix struct {
 	order  []string
 }
 
-var pfVarRE = regexp.MustCompile(`\$(\{([a-z0-9_]+)\}|\(([a-z0-9_]+)\)|([a-z0-9_]+))`)
+// pfVarRE is compiled on first use: the package is linked into every
+// sendmail run.
+var pfVarRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\$(\{([a-z0-9_]+)\}|\(([a-z0-9_]+)\)|([a-z0-9_]+))`)
+})
 
 // expand replaces $name with the parameter's value (up to 10 deep);
 // parameters the file does not set stay as they are.
 func (p *postfix) expand(s string) string {
 	for range 10 {
-		n := pfVarRE.ReplaceAllStringFunc(s, func(m string) string {
-			sub := pfVarRE.FindStringSubmatch(m)
+		re := pfVarRE()
+		n := re.ReplaceAllStringFunc(s, func(m string) string {
+			sub := re.FindStringSubmatch(m)
 			name := sub[2] + sub[3] + sub[4]
 			if v, ok := p.params[name]; ok {
 				return v.val
@@ -229,19 +235,19 @@ func (p *postfix) build() error {
 			p.note(param, NotPossible, "", "no relayhost: Postfix delivers to each domain's MX itself; relay needs a smarthost (add a [[smarthost]])")
 			continue
 		}
-		var tos []string
+		var tos, mx []string
 		for _, d := range splitList(v) {
-			host, port, mx, err := pfDestination(d)
+			host, port, isMX, err := pfDestination(d)
 			if err != nil {
 				return srcErr(p.path, p.params[param].line, "%s: %v", param, err)
 			}
 			r.Smarthosts = append(r.Smarthosts, &Smarthost{Host: host, Port: port})
 			tos = append(tos, fmt.Sprintf("[[smarthost]] %d host = %q, port = %d", len(r.Smarthosts), host, port))
-			if mx {
-				p.note(param, Mapped, "", fmt.Sprintf("%s without brackets: Postfix looks up its MX records, relay connects to the host %s itself", d, host))
+			if isMX {
+				mx = append(mx, fmt.Sprintf("%s without brackets: Postfix looks up its MX records, relay connects to the host %s itself", d, host))
 			}
 		}
-		p.note(param, Mapped, strings.Join(tos, "; "), "tried in this order")
+		p.note(param, Mapped, strings.Join(tos, "; "), strings.Join(append([]string{"tried in this order"}, mx...), "; "))
 	}
 	// Sender-dependent relay hosts: a smarthost per sender, first.
 	var bySender []*Smarthost
@@ -660,11 +666,10 @@ func (p *postfix) table(param, v string) ([]pfEntry, error) {
 		p.note(param, NotPossible, "", typ+" tables cannot be read: write the entries by hand")
 		return nil, nil
 	}
-	data, perm, err := readSource(f)
+	data, _, err := readSource(f)
 	if err != nil {
 		return nil, err
 	}
-	_ = perm
 	var out []pfEntry
 	for i, l := range strings.Split(string(data), "\n") {
 		t := strings.TrimSpace(l)
@@ -728,7 +733,7 @@ func (p *postfix) passwords(v string, bySender bool) error {
 		user, pass, _ := strings.Cut(t[i].value, ":")
 		sh.Username, sh.Password = user, pass
 		used[i] = true
-		p.r.exposedNote(t[i].file, perm, sh)
+		p.r.exposedNote(t[i].file, perm)
 	}
 	for i, e := range t {
 		if used[i] {

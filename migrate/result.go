@@ -58,9 +58,6 @@ type Smarthost struct {
 	SourceAddress   string
 	IPFamily        string
 	Proxy           string
-
-	// exposed: the password came from a file others may read.
-	exposed bool
 }
 
 // Entry is one line of a generated alias file or sender map.

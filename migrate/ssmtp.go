@@ -160,7 +160,7 @@ func importSsmtp(path string) (*Result, error) {
 		}
 	}
 	if sh.Password != "" {
-		r.exposedNote(path, perm, sh)
+		r.exposedNote(path, perm)
 	}
 	r.Smarthosts = append(r.Smarthosts, sh)
 	if err := r.ssmtpRevaliases(filepath.Join(filepath.Dir(path), "revaliases"), sh); err != nil {
