@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // msmtp's configuration (msmtp(1), "Configuration files"): one command a
@@ -35,41 +36,47 @@ func (a *msmtpAccount) get(k string) (string, bool) {
 
 // msmtpKeys: what each key becomes; keys decided by value are handled in
 // msmtpNote.
-var msmtpKeys = map[string]struct {
+var msmtpKeys = sync.OnceValue(msmtpKeyTable)
+
+type msmtpKey = struct {
 	st     Status
 	to     string
 	why    string
 	secret bool
-}{
-	"host":                    {Mapped, "host", "", false},
-	"port":                    {Mapped, "port", "", false},
-	"user":                    {Mapped, "username", "", false},
-	"password":                {Mapped, "password_file", "the password went to a secret file", true},
-	"passwordeval":            {Mapped, "password_command", `run as ["/bin/sh", "-c", COMMAND]`, false},
-	"tls_key_file":            {Mapped, "tls_client_key", "", false},
-	"tls_cert_file":           {Mapped, "tls_client_cert", "", false},
-	"tls_host_override":       {Mapped, "tls_server_name", "", false},
-	"source_ip":               {Mapped, "source_address", "", false},
-	"proxy_host":              {Mapped, "proxy", `socks5://HOST:PORT`, false},
-	"proxy_port":              {Mapped, "proxy", `socks5://HOST:PORT`, false},
-	"domain":                  {Mapped, "helo_name", "", false},
-	"maildomain":              {Mapped, "domain", "bare local names are qualified with it", false},
-	"tls_crl_file":            {NotPossible, "", "relay does not read CRLs; pin the certificate with tls_fingerprint or name a CA in tls_ca_file", false},
-	"tls_priorities":          {NotPossible, "", "relay uses Go's TLS cipher suites; tls_min_version sets the lowest version", false},
-	"tls_min_dh_prime_bits":   {NotNeeded, "", "relay does not use finite-field Diffie-Hellman", false},
-	"tls_force_sslv3":         {Insecure, "", "SSLv3 is broken; relay speaks TLS 1.2 or later (tls_min_version)", false},
-	"allow_from_override":     {NotNeeded, "", "sendmail -f is honoured; sender_login_map restricts who may use it", false},
-	"set_date_header":         {NotNeeded, "", "relay adds a missing Date header", false},
-	"add_missing_date_header": {NotNeeded, "", "relay adds a missing Date header", false},
-	"add_missing_from_header": {NotNeeded, "", "relay adds a missing From header", false},
-	"undisclosed_recipients":  {NotPossible, "", "relay keeps the To and Cc headers; write the recipients as Bcc instead", false},
-	"dsn_notify":              {NotPossible, "", "relay has no default DSN request; give sendmail -N per message", false},
-	"dsn_return":              {NotPossible, "", "relay has no default DSN request; give sendmail -R per message", false},
-	"timeout":                 {NotNeeded, "", "relay's SMTP timeouts are fixed (RFC 5321 section 4.5.3.2)", false},
-	"logfile_time_format":     {NotNeeded, "", "relay's log lines carry their own time stamp", false},
-	"ntlmdomain":              {NotPossible, "", "relay has no NTLM; use plain, login or scram-sha-256 over TLS", false},
-	"socket":                  {NotPossible, "", "relay connects over TCP (or a SOCKS5 proxy, proxy = \"socks5://unix:/PATH\")", false},
-	"eval":                    {NotPossible, "", "a configuration computed at run time: write the resulting settings by hand", false},
+}
+
+func msmtpKeyTable() map[string]msmtpKey {
+	return map[string]msmtpKey{
+		"host":                    {Mapped, "host", "", false},
+		"port":                    {Mapped, "port", "", false},
+		"user":                    {Mapped, "username", "", false},
+		"password":                {Mapped, "password_file", "the password went to a secret file", true},
+		"passwordeval":            {Mapped, "password_command", `run as ["/bin/sh", "-c", COMMAND]`, false},
+		"tls_key_file":            {Mapped, "tls_client_key", "", false},
+		"tls_cert_file":           {Mapped, "tls_client_cert", "", false},
+		"tls_host_override":       {Mapped, "tls_server_name", "", false},
+		"source_ip":               {Mapped, "source_address", "", false},
+		"proxy_host":              {Mapped, "proxy", `socks5://HOST:PORT`, false},
+		"proxy_port":              {Mapped, "proxy", `socks5://HOST:PORT`, false},
+		"domain":                  {Mapped, "helo_name", "", false},
+		"maildomain":              {Mapped, "domain", "bare local names are qualified with it", false},
+		"tls_crl_file":            {NotPossible, "", "relay does not read CRLs; pin the certificate with tls_fingerprint or name a CA in tls_ca_file", false},
+		"tls_priorities":          {NotPossible, "", "relay uses Go's TLS cipher suites; tls_min_version sets the lowest version", false},
+		"tls_min_dh_prime_bits":   {NotNeeded, "", "relay does not use finite-field Diffie-Hellman", false},
+		"tls_force_sslv3":         {Insecure, "", "SSLv3 is broken; relay speaks TLS 1.2 or later (tls_min_version)", false},
+		"allow_from_override":     {NotNeeded, "", "sendmail -f is honoured; sender_login_map restricts who may use it", false},
+		"set_date_header":         {NotNeeded, "", "relay adds a missing Date header", false},
+		"add_missing_date_header": {NotNeeded, "", "relay adds a missing Date header", false},
+		"add_missing_from_header": {NotNeeded, "", "relay adds a missing From header", false},
+		"undisclosed_recipients":  {NotPossible, "", "relay keeps the To and Cc headers; write the recipients as Bcc instead", false},
+		"dsn_notify":              {NotPossible, "", "relay has no default DSN request; give sendmail -N per message", false},
+		"dsn_return":              {NotPossible, "", "relay has no default DSN request; give sendmail -R per message", false},
+		"timeout":                 {NotNeeded, "", "relay's SMTP timeouts are fixed (RFC 5321 section 4.5.3.2)", false},
+		"logfile_time_format":     {NotNeeded, "", "relay's log lines carry their own time stamp", false},
+		"ntlmdomain":              {NotPossible, "", "relay has no NTLM; use plain, login or scram-sha-256 over TLS", false},
+		"socket":                  {NotPossible, "", "relay connects over TCP (or a SOCKS5 proxy, proxy = \"socks5://unix:/PATH\")", false},
+		"eval":                    {NotPossible, "", "a configuration computed at run time: write the resulting settings by hand", false},
+	}
 }
 
 func importMsmtp(path string) (*Result, error) {
@@ -154,7 +161,7 @@ func importMsmtp(path string) (*Result, error) {
 		if err := r.msmtpNote(path, ln, key, val); err != nil {
 			return nil, err
 		}
-		if perSmarthost[key] {
+		if perSmarthost()[key] {
 			for i := n; i < len(r.Notes); i++ {
 				if r.Notes[i].To != "" {
 					r.Notes[i].To = section + ": " + r.Notes[i].To
@@ -206,10 +213,14 @@ func importMsmtp(path string) (*Result, error) {
 }
 
 // perSmarthost are the keys of one account's [[smarthost]] table.
-var perSmarthost = map[string]bool{"host": true, "port": true, "user": true, "password": true, "passwordeval": true,
-	"tls": true, "tls_starttls": true, "tls_trust_file": true, "tls_fingerprint": true, "tls_key_file": true,
-	"tls_cert_file": true, "tls_host_override": true, "source_ip": true, "proxy_host": true, "proxy_port": true,
-	"domain": true, "auth": true, "from": true}
+var perSmarthost = sync.OnceValue(perSmarthostTable)
+
+func perSmarthostTable() map[string]bool {
+	return map[string]bool{"host": true, "port": true, "user": true, "password": true, "passwordeval": true,
+		"tls": true, "tls_starttls": true, "tls_trust_file": true, "tls_fingerprint": true, "tls_key_file": true,
+		"tls_cert_file": true, "tls_host_override": true, "source_ip": true, "proxy_host": true, "proxy_port": true,
+		"domain": true, "auth": true, "from": true}
+}
 
 // msmtpNote accounts for one setting line.
 func (r *Result) msmtpNote(path string, ln int, key, val string) error {
@@ -217,7 +228,7 @@ func (r *Result) msmtpNote(path string, ln int, key, val string) error {
 	if _, err := strconv.Atoi(val); key == "port" && err != nil {
 		return bad()
 	}
-	if k, ok := msmtpKeys[key]; ok {
+	if k, ok := msmtpKeys()[key]; ok {
 		label := key
 		if !k.secret {
 			label = key + " " + val

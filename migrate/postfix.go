@@ -62,57 +62,61 @@ func (p *postfix) get(name string) (string, int, bool) {
 }
 
 // pfNotNeeded: parameters relay has no use for, and why.
-var pfNotNeeded = map[string]string{
-	"biff":                                  "no local delivery (comsat)",
-	"append_dot_mydomain":                   "relay qualifies bare names with domain only",
-	"readme_directory":                      "Postfix's own files",
-	"html_directory":                        "Postfix's own files",
-	"manpage_directory":                     "Postfix's own files",
-	"sample_directory":                      "Postfix's own files",
-	"command_directory":                     "Postfix's own files",
-	"daemon_directory":                      "Postfix's own files",
-	"data_directory":                        "Postfix's own files",
-	"meta_directory":                        "Postfix's own files",
-	"shlib_directory":                       "Postfix's own files",
-	"queue_directory":                       "relay has its own spool; Postfix's queue: postqueue -f before switching",
-	"mail_owner":                            "relay's daemon runs as [daemon] user (relay)",
-	"setgid_group":                          "relay's group is relay",
-	"sendmail_path":                         "relay install links sendmail to relay",
-	"newaliases_path":                       "relay install links newaliases to relay",
-	"mailq_path":                            "relay install links mailq to relay",
-	"compatibility_level":                   "Postfix's defaults between versions",
-	"alias_database":                        "relay reads the alias file itself: no database to build",
-	"mailbox_size_limit":                    "no local delivery",
-	"mailbox_command":                       "no local delivery",
-	"home_mailbox":                          "no local delivery",
-	"recipient_delimiter":                   "no local delivery",
-	"local_transport":                       "relay sends every message to the smarthost: nothing is delivered locally",
-	"local_recipient_maps":                  "no local delivery",
-	"relay_domains":                         "relay relays for its own host (and [daemon] listen_networks) only",
-	"mynetworks":                            "relay takes mail by the sendmail command; SMTP clients only with [daemon] listen and listen_networks",
-	"mynetworks_style":                      "see mynetworks",
-	"mydomain":                              "used only where another parameter names $mydomain",
-	"default_transport":                     "relay sends everything to its smarthosts",
-	"relay_transport":                       "relay sends everything to its smarthosts",
-	"bounce_queue_lifetime":                 "relay's bounces follow [queue] lifetime",
-	"queue_run_delay":                       "relay's daemon retries each message on its own schedule (retry_min, retry_max)",
-	"smtp_tls_session_cache_database":       "relay keeps no TLS session cache",
-	"smtp_tls_session_cache_timeout":        "relay keeps no TLS session cache",
-	"smtp_tls_loglevel":                     "relay probe -v and sendmail -v show the TLS handshake",
-	"smtp_tls_note_starttls_offer":          "relay always requires TLS",
-	"smtp_tls_protocols":                    "relay speaks TLS 1.2 or later (tls_min_version)",
-	"smtp_tls_mandatory_protocols":          "relay speaks TLS 1.2 or later (tls_min_version)",
-	"smtp_sasl_security_options":            "relay never logs in anonymously and sends a password only over TLS",
-	"smtp_sasl_tls_security_options":        "relay never logs in anonymously and sends a password only over TLS",
-	"smtputf8_enable":                       "relay passes SMTPUTF8 mail through when the smarthost offers it",
-	"maillog_file":                          "relay logs through [log] to",
-	"notify_classes":                        "relay reports failures to the sender (bounces)",
-	"disable_vrfy_command":                  "Postfix's SMTP server",
-	"inet_interfaces":                       "relay takes mail by the sendmail command; [daemon] listen opens an SMTP port",
-	"tls_random_source":                     "Go's crypto/rand",
-	"smtp_tls_fingerprint_digest":           "relay pins SHA-256 (tls_fingerprint)",
-	"default_destination_concurrency_limit": "relay keeps [queue] max_connections per smarthost",
-	"smtp_destination_concurrency_limit":    "relay keeps [queue] max_connections per smarthost",
+var pfNotNeeded = sync.OnceValue(pfNotNeededTable)
+
+func pfNotNeededTable() map[string]string {
+	return map[string]string{
+		"biff":                                  "no local delivery (comsat)",
+		"append_dot_mydomain":                   "relay qualifies bare names with domain only",
+		"readme_directory":                      "Postfix's own files",
+		"html_directory":                        "Postfix's own files",
+		"manpage_directory":                     "Postfix's own files",
+		"sample_directory":                      "Postfix's own files",
+		"command_directory":                     "Postfix's own files",
+		"daemon_directory":                      "Postfix's own files",
+		"data_directory":                        "Postfix's own files",
+		"meta_directory":                        "Postfix's own files",
+		"shlib_directory":                       "Postfix's own files",
+		"queue_directory":                       "relay has its own spool; Postfix's queue: postqueue -f before switching",
+		"mail_owner":                            "relay's daemon runs as [daemon] user (relay)",
+		"setgid_group":                          "relay's group is relay",
+		"sendmail_path":                         "relay install links sendmail to relay",
+		"newaliases_path":                       "relay install links newaliases to relay",
+		"mailq_path":                            "relay install links mailq to relay",
+		"compatibility_level":                   "Postfix's defaults between versions",
+		"alias_database":                        "relay reads the alias file itself: no database to build",
+		"mailbox_size_limit":                    "no local delivery",
+		"mailbox_command":                       "no local delivery",
+		"home_mailbox":                          "no local delivery",
+		"recipient_delimiter":                   "no local delivery",
+		"local_transport":                       "relay sends every message to the smarthost: nothing is delivered locally",
+		"local_recipient_maps":                  "no local delivery",
+		"relay_domains":                         "relay relays for its own host (and [daemon] listen_networks) only",
+		"mynetworks":                            "relay takes mail by the sendmail command; SMTP clients only with [daemon] listen and listen_networks",
+		"mynetworks_style":                      "see mynetworks",
+		"mydomain":                              "used only where another parameter names $mydomain",
+		"default_transport":                     "relay sends everything to its smarthosts",
+		"relay_transport":                       "relay sends everything to its smarthosts",
+		"bounce_queue_lifetime":                 "relay's bounces follow [queue] lifetime",
+		"queue_run_delay":                       "relay's daemon retries each message on its own schedule (retry_min, retry_max)",
+		"smtp_tls_session_cache_database":       "relay keeps no TLS session cache",
+		"smtp_tls_session_cache_timeout":        "relay keeps no TLS session cache",
+		"smtp_tls_loglevel":                     "relay probe -v and sendmail -v show the TLS handshake",
+		"smtp_tls_note_starttls_offer":          "relay always requires TLS",
+		"smtp_tls_protocols":                    "relay speaks TLS 1.2 or later (tls_min_version)",
+		"smtp_tls_mandatory_protocols":          "relay speaks TLS 1.2 or later (tls_min_version)",
+		"smtp_sasl_security_options":            "relay never logs in anonymously and sends a password only over TLS",
+		"smtp_sasl_tls_security_options":        "relay never logs in anonymously and sends a password only over TLS",
+		"smtputf8_enable":                       "relay passes SMTPUTF8 mail through when the smarthost offers it",
+		"maillog_file":                          "relay logs through [log] to",
+		"notify_classes":                        "relay reports failures to the sender (bounces)",
+		"disable_vrfy_command":                  "Postfix's SMTP server",
+		"inet_interfaces":                       "relay takes mail by the sendmail command; [daemon] listen opens an SMTP port",
+		"tls_random_source":                     "Go's crypto/rand",
+		"smtp_tls_fingerprint_digest":           "relay pins SHA-256 (tls_fingerprint)",
+		"default_destination_concurrency_limit": "relay keeps [queue] max_connections per smarthost",
+		"smtp_destination_concurrency_limit":    "relay keeps [queue] max_connections per smarthost",
+	}
 }
 
 func importPostfix(path string) (*Result, error) {
@@ -592,8 +596,8 @@ func (p *postfix) build() error {
 			continue
 		}
 		switch {
-		case pfNotNeeded[name] != "":
-			p.note(name, NotNeeded, "", pfNotNeeded[name])
+		case pfNotNeeded()[name] != "":
+			p.note(name, NotNeeded, "", pfNotNeeded()[name])
 		case strings.HasPrefix(name, "smtpd_") || strings.HasPrefix(name, "postscreen_"):
 			p.note(name, NotNeeded, "", "Postfix's SMTP server: relay takes mail by the sendmail command ([daemon] listen opens an SMTP port)")
 		case strings.HasPrefix(name, "virtual_") || strings.HasPrefix(name, "local_") || strings.HasPrefix(name, "mailbox_"):
