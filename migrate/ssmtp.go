@@ -125,6 +125,8 @@ func importSsmtp(path string) (*Result, error) {
 		case "usetls":
 			if yes(l.val) {
 				r.note(path, l.line, label, Mapped, map[bool]string{true: `tls = "starttls"`, false: `tls = "implicit"`}[startTLS], "")
+			} else if startTLS {
+				r.note(path, l.line, label, NotNeeded, "", "UseSTARTTLS=YES turns TLS on (ssmtp sets UseTLS with it)")
 			} else {
 				r.note(path, l.line, label, Insecure, `tls = "starttls"`, starttlsAdvice)
 			}
