@@ -74,6 +74,12 @@ func (c *cli) importCmd(args []string) error {
 		if n := r.FilesNotWritten(); len(n) > 0 {
 			fmt.Fprintf(c.stderr, "%s: not written (use --write DIR): %s\n", c.prog, strings.Join(n, ", "))
 		}
+		gen := r.Generated()
+		for _, name := range []string{"aliases", "senders"} {
+			if text, ok := gen[name]; ok {
+				fmt.Fprintf(c.stderr, "%s: /etc/relay/%s would hold:\n%s", c.prog, name, text)
+			}
+		}
 	} else {
 		abs, err := filepath.Abs(dir)
 		if err != nil {

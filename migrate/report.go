@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
+	"sort"
 
 	"github.com/relaymail/relay/sysexits"
 )
@@ -60,8 +62,16 @@ func (n Note) String() string {
 	return s
 }
 
-// WriteReport prints the notes, one a line, then a count per status.
+// WriteReport prints the notes, one a line, by file and line, then a
+// count per status.
 func WriteReport(w io.Writer, notes []Note) {
+	notes = slices.Clone(notes)
+	sort.SliceStable(notes, func(i, j int) bool {
+		if notes[i].File != notes[j].File {
+			return notes[i].File < notes[j].File
+		}
+		return notes[i].Line < notes[j].Line
+	})
 	count := map[Status]int{}
 	for _, n := range notes {
 		fmt.Fprintln(w, n.String())

@@ -35,11 +35,8 @@ func (r *Result) Write(opts WriteOptions) ([]string, error) {
 			contents[sh.secretName()] = sh.Password + "\n"
 		}
 	}
-	if len(r.AliasEntries) > 0 {
-		contents["aliases"] = entries("aliases imported from "+r.Source+" by relay import", r.AliasEntries)
-	}
-	if len(r.SenderEntries) > 0 {
-		contents["senders"] = entries("sender map imported from "+r.Source+" by relay import (relay-rewrite(7), SENDER MAP)", r.SenderEntries)
+	for name, text := range r.Generated() {
+		contents[name] = text
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, sysexits.New(sysexits.CantCreat, "--write: %v", err)
@@ -96,4 +93,17 @@ func writeFile(path string, data []byte, gid int) error {
 		return err
 	}
 	return nil
+}
+
+// Generated are the alias file and sender map the import made, by file
+// name (aliases, senders): what Write puts beside relay.toml.
+func (r *Result) Generated() map[string]string {
+	g := map[string]string{}
+	if len(r.AliasEntries) > 0 {
+		g["aliases"] = entries("aliases imported from "+r.Source+" by relay import", r.AliasEntries)
+	}
+	if len(r.SenderEntries) > 0 {
+		g["senders"] = entries("sender map imported from "+r.Source+" by relay import (relay-rewrite(7), SENDER MAP)", r.SenderEntries)
+	}
+	return g
 }
