@@ -611,4 +611,3 @@ func (p *postfix) build() error {
 	}
 	return nil
 }
-
