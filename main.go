@@ -9,7 +9,7 @@
 // sendmailcompat (sendmail), smtpd (sendmail -bs), mailq (the queue
 // commands), daemon (relay daemon, relay queue run, sendmail --wait),
 // check, relay (probe), oauth (relay oauth), rewrite (relay rewrite,
-// newaliases) and install.
+// newaliases), install and migrate (relay import).
 package main
 
 import (
@@ -94,6 +94,8 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return c.exit(c.daemon(args))
 	case "listener":
 		return c.exit(c.listenerCmd(args))
+	case "import":
+		return c.exit(c.importCmd(args))
 	}
 	return c.exit(sysexits.New(sysexits.Usage, "unknown command %q (see relay help)", cmd))
 }

@@ -30,6 +30,8 @@ const usage = `usage: relay [-C FILE] COMMAND [ARGS]
                                     set up a system install (user, spool, links)
   rewrite ADDR...                   show what addresses become
   listener passwd [--delete] NAME   set a password of [daemon] listen_users
+  import FORMAT [PATH] [--write DIR] [--force] [--queue] [--queue-dir DIR]
+                                    import msmtp, ssmtp, nullmailer, dma or postfix
   version                           print the version
   help [COMMAND]                    this list, or a command's usage
 Every command prints its usage with --help (or -h). See relay(8).
@@ -134,6 +136,20 @@ NAME when it is not there; --delete removes NAME. The password is asked
 twice on the terminal, or read as the first line of standard input. The
 file is replaced atomically; a running daemon uses it at the next AUTH.
 See relay(8), "relay listener passwd".
+`,
+	"import": `usage: relay import FORMAT [PATH] [--write DIR] [--force] [--queue] [--queue-dir DIR]
+Reads the configuration of msmtp (/etc/msmtprc, ~/.msmtprc), ssmtp
+(/etc/ssmtp/ssmtp.conf), nullmailer (/etc/nullmailer), dma
+(/etc/dma/dma.conf) or postfix (/etc/postfix/main.cf, or postconf -n
+output) and prints a relay.toml; stderr says what became of every setting
+(mapped, not needed, not possible, insecure, unknown). Passwords go to
+secret files, never into relay.toml.
+  --write DIR      write DIR/relay.toml and its secret files (mode 0640,
+                   group relay); an existing file is kept unless --force
+  --queue          move the waiting mail of nullmailer, dma or msmtpq into
+                   relay's spool; --queue-dir DIR names another queue
+Exit 65: a malformed source (file:line); 66: no source; 73: a file exists.
+See relay-import(8).
 `,
 	"version": `usage: relay version
 Prints the version.

@@ -54,7 +54,8 @@ func (s *Spool) HasMaildrop() bool {
 }
 
 // NewDrop starts a message in the maildrop, for a submitter who cannot
-// write the queue. Its Commit makes it durable and visible to the pickup.
+// write the queue. Its Commit makes it durable and visible to the pickup
+// (the maildrop directory is fsynced only by a submitter who can open it).
 func (s *Spool) NewDrop() (*Draft, error) {
 	id := NewID(time.Now())
 	tmp := filepath.Join(s.maildropDir(), "."+id)
@@ -68,7 +69,15 @@ func (s *Spool) NewDrop() (*Draft, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("spool: chmod %s: %w", tmp, err)
 	}
-	return &Draft{ID: id, s: s, f: f, w: newDraftWriter(f), tmp: tmp, final: filepath.Join(s.maildropDir(), id)}, nil
+	d := &Draft{ID: id, s: s, f: f, w: newDraftWriter(f), tmp: tmp, final: filepath.Join(s.maildropDir(), id)}
+	// A submitter who may read the maildrop (root: relay import --queue,
+	// which removes the old queue's file after Commit) fsyncs it too, so
+	// that the new name survives a power failure.
+	if dir, err := os.Open(s.maildropDir()); err == nil {
+		dir.Close()
+		d.syncDir = s.maildropDir()
+	}
+	return d, nil
 }
 
 // Drop is a maildrop file opened for pickup.

@@ -53,6 +53,9 @@ var allowedImports = map[string][]string{
 	"listener": {"config", "mailaddr", "maillog", "rewrite", "sendmailcompat", "smtpd", "spool", "sysexits"},
 	"check":    {"config", "failure", "mailaddr", "maillog", "oauth", "relay", "rewrite", "route", "spool", "sysexits"},
 	"install":  {"config", "spool", "sysexits"},
+	// relay import: other programs' configurations and queues, into a
+	// relay.toml (the presets) and the spool.
+	"migrate": {"config", "mailaddr", "spool", "sysexits"},
 
 	// The command line wires everything.
 	"": {"*"},
