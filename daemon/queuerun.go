@@ -92,8 +92,11 @@ func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *se
 		if err == nil && linger > 0 {
 			arrived = lingerForMail(ctx, sp, linger, watch)
 		}
+		// The lock is kept while looking for more work: a sendmail that
+		// found it free in between would start a runner of its own.
+		more := err == nil && dueAfter(ctx, sp, r, arrived, watch)
 		lock.Release()
-		if err != nil || !dueAfter(ctx, sp, r, arrived, watch) {
+		if !more {
 			return mailq.Denied(err)
 		}
 	}
