@@ -62,10 +62,11 @@ printf 'spool = "%s/spool-runner"\n[[smarthost]]\nhost = "127.0.0.1"\nport = %s\
 
 mkdir -p "$B/floor-spool"
 export FLOOR_SPOOL=$B/floor-spool
-sm="$B/bin/sendmail -i -f robot@example.com someone@example.net"
+sm="$B/bin/sendmail"
+args="-i -f robot@example.com someone@example.net"
 "$B/spawn" -n "$N" -warmup "$WARMUP" -in "$B/message.eml" \
 	/bin/true "$B/go-empty" "$RELAY version" "$B/floor" \
-	"$sm -C $B/spool.toml" "$sm -C $B/runner.toml" |
+	"$sm -C $B/spool.toml $args" "$sm -C $B/runner.toml $args" |
 	sed -e "s#$B/bin/##g; s#$B/##g" |
 	awk '{ split($0, f, " "); name = f[1]; sub(/_.*/, "", name)
 	       if (name == "relay") name = "version"; else if (index($0, "runner.toml")) name = "sendmail+runner"
