@@ -15,7 +15,9 @@ import (
 // WatchDirs for a name renamed or created there (a committed message, a
 // rewritten envelope, a complete drop) and for a file closed after
 // writing (a sendmail done with the message it committed: its lock,
-// which made the runner skip the message, is gone).
+// which made the runner skip the message, is gone). The runner's own
+// pass makes such events too (it locks messages through read-write
+// opens): runPasses drains them before it lingers.
 type mailWatch struct {
 	fd  int
 	buf [4096]byte

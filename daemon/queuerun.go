@@ -90,7 +90,16 @@ func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *se
 		_, err = Pass(ctx, sp, r, pickup)
 		arrived := false
 		if err == nil && linger > 0 {
-			arrived = lingerForMail(ctx, sp, linger, watch)
+			if watch != nil {
+				// The pass's own doing (it opens messages read-write to
+				// lock them, rewrites envelopes) is no news; what came
+				// during it, Due finds.
+				watch.drain()
+				arrived = r.Due(sp.HasMaildrop())
+			}
+			if !arrived {
+				arrived = lingerForMail(ctx, sp, linger, watch)
+			}
 		}
 		// The lock is kept while looking for more work: a sendmail that
 		// found it free in between would start a runner of its own.
