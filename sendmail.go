@@ -55,8 +55,18 @@ func (c *cli) sendmail(args []string) error {
 	// to stderr: callers take any output there for a failure.
 	s.Log = maillog.OpenBestEffort(cfg.Log.To)
 	defer s.Log.Close()
+	wait := o.WaitSet || o.Verbose
+	var delivery *daemon.Delivery
+	if !wait {
+		// The detached runner starts while the message is being
+		// committed (see daemon.BeginDelivery).
+		delivery = daemon.BeginDelivery(cfg, s)
+	}
 	receipt, err := s.Enqueue(o.Message(), c.stdin)
 	if err != nil {
+		if delivery != nil {
+			delivery.Finish(false)
+		}
 		return err
 	}
 	if cfg.Broken() != nil {
@@ -67,7 +77,7 @@ func (c *cli) sendmail(args []string) error {
 	// A recipient with nowhere to go is exit 67, but the message is
 	// queued, and the bounce is delivered like the rest.
 	err = receipt.Err()
-	if o.WaitSet || o.Verbose {
+	if wait {
 		trace := c.stderr
 		if !o.Verbose {
 			trace = nil
@@ -77,7 +87,7 @@ func (c *cli) sendmail(args []string) error {
 		}
 		return err
 	}
-	daemon.StartDelivery(cfg, s)
+	delivery.Finish(true)
 	return err
 }
 

@@ -185,22 +185,43 @@
 // # The detached runner
 //
 // sendmail must return as soon as the message is durable: cron, PHP and
-// most scripts read its output until EOF and wait for it. So after a
-// submission without --wait, [StartDelivery] starts `relay queue run
-// --detached` in a process of its own: a new session (setsid), the
-// working directory /, standard streams on /dev/null, the process
-// released (never waited for), the configuration named by its absolute
-// path (config.Locate makes a relative -C absolute). It starts none when the message went to
-// the maildrop (this user cannot read the credentials; the daemon or the
-// next queue run delivers it), when [daemon] detached_delivery is off,
-// when there is no smarthost or its secret cannot be read by this user,
-// or when a runner is at work already (the run lock is held) or a daemon
-// runs: they find the new message in their look after the pass. The
-// detached runner logs only to [log] to (its stderr is /dev/null) and,
+// most scripts read its output until EOF and wait for it. So a submission
+// without --wait starts `relay queue run --detached` in a process of its
+// own: a new session (setsid), the working directory /, standard streams
+// on /dev/null, the process never waited for (init adopts it when
+// sendmail exits), the configuration named by its absolute path
+// (config.Locate makes a relative -C absolute). It starts none when the
+// message goes to the maildrop (this user cannot read the credentials;
+// the daemon or the next queue run delivers it), when [daemon]
+// detached_delivery is off, when there is no smarthost or its secret
+// cannot be read by this user, or when a runner is at work already (the
+// run lock is held) or a daemon runs: they find the new message in their
+// look after the pass.
+//
+// The runner is started while the message is being committed, not after:
+// [BeginDelivery] decides before Enqueue and starts it in the background,
+// so that its start-up (a new process, the configuration, the TLS set-up:
+// some 10 ms of CPU) overlaps the commit's two fsyncs, and [Delivery.Finish]
+// waits for that start once the message is committed (when none was
+// started then because a runner was at work, it looks again, as
+// [StartDelivery] does: that runner may have left before the commit). An
+// early runner finds nothing yet or the message itself; a failed
+// submission leaves it a pass that finds nothing. It is started with
+// syscall.StartProcess: os/exec forks a second child once per process to
+// probe for pidfds, which a sendmail would pay every time.
+//
+// The detached runner logs only to [log] to (its stderr is /dev/null) and,
 // after a pass, lingers half a second with its connections open for more
-// mail (a stat of the watched directories every 10 ms: spool.ChangeStamp),
-// so a burst of sendmails in a row costs a transaction each, not a
-// process, a TLS handshake and an AUTH each.
+// mail, holding the run lock, so that sendmails in a row do not start
+// runners of their own: a burst costs a transaction per message, not a
+// process, a TLS handshake and an AUTH each. It watches the spool with
+// inotify from before its first pass (linger.go): a commit (a name renamed
+// into queue/ or maildrop/) wakes it at once, and the close of a file by
+// its writer (a sendmail done with its commit, whose lock made the runner
+// skip the message) at once again; without inotify it stats the watched
+// directories every 10 ms (spool.ChangeStamp). It keeps the run lock
+// while it looks for more work after the linger, and releases it only
+// between passes or when it leaves.
 //
 // # sendmail --wait and -v
 //

@@ -125,8 +125,48 @@ func wantsDetached(cfg *config.Config, s *sendmailcompat.Submitter) bool {
 	return !s.Drop && runnerWanted(cfg, s.Spool)
 }
 
+// Delivery is the detached runner of one submission, begun before its
+// message is committed (BeginDelivery) and finished after (Finish).
+type Delivery struct {
+	cfg     *config.Config
+	s       *sendmailcompat.Submitter
+	started chan bool // nil: no early start
+}
+
+// BeginDelivery starts, in the background, the detached runner that
+// StartDelivery would start after the commit, when one is wanted now: its
+// start-up (a new process, the configuration, the TLS set-up) overlaps
+// the commit's two fsyncs instead of following them. The runner finds
+// nothing yet, or the message once committed: it watches the spool from
+// before its first pass and lingers after it. Call Finish in any case.
+func BeginDelivery(cfg *config.Config, s *sendmailcompat.Submitter) *Delivery {
+	d := &Delivery{cfg: cfg, s: s}
+	if wantsDetached(cfg, s) {
+		d.started = make(chan bool, 1)
+		go func() { d.started <- startDetached(cfg, s.Spool) }()
+	}
+	return d
+}
+
+// Finish waits for the start BeginDelivery began. When the message was
+// committed and no runner was started early (one was at work then, and
+// may have left since; or the start failed), it does what StartDelivery
+// does.
+func (d *Delivery) Finish(committed bool) {
+	early := false
+	if d.started != nil {
+		early = <-d.started
+	}
+	if committed && !early {
+		StartDelivery(d.cfg, d.s)
+	}
+}
+
 // startDetached starts relay queue run --detached on cfg; it reports
-// whether it did.
+// whether it did. syscall.StartProcess rather than os/exec: os/exec
+// checks once per process whether pidfds work by forking a child of its
+// own, a second fork for every sendmail that starts a runner. The child
+// is never waited for: sendmail exits at once, and init adopts it.
 func startDetached(cfg *config.Config, sp *spool.Spool) bool {
 	exe, err := os.Executable()
 	if err != nil {
@@ -137,13 +177,17 @@ func startDetached(cfg *config.Config, sp *spool.Spool) bool {
 		// The path is absolute (config.Locate): the runner works in /.
 		args = append(args, "-C", cfg.Path)
 	}
-	cmd := &exec.Cmd{Path: exe, Args: append(args, "queue", "run", "--detached"), Dir: "/",
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	if cmd.Start() != nil {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
 		return false
 	}
-	cmd.Process.Release()
-	return true
+	defer null.Close()
+	fd := null.Fd()
+	_, _, err = syscall.StartProcess(exe, append(args, "queue", "run", "--detached"), &syscall.ProcAttr{
+		Dir: "/", Env: os.Environ(), Files: []uintptr{fd, fd, fd},
+		Sys: &syscall.SysProcAttr{Setsid: true},
+	})
+	return err == nil
 }
 
 // runnerWanted reports whether a detached runner should start for sp

@@ -59,7 +59,14 @@ func runQueue(cfg *config.Config, detached bool, stderr, trace io.Writer) error 
 	if detached {
 		linger = detachedLinger
 	}
-	return runPasses(ctx, sp, r, sendmailcompat.NewPickup(cfg, sp, log), linger)
+	var watch *mailWatch
+	if detached {
+		// The watch comes before the first pass: whatever is committed
+		// after it wakes the linger, whatever before, the pass finds.
+		watch = newMailWatch(sp)
+		defer watch.Close()
+	}
+	return runPasses(ctx, sp, r, sendmailcompat.NewPickup(cfg, sp, log), linger, watch)
 }
 
 // maxPasses bounds the passes of one relay queue run: mail that keeps
@@ -68,9 +75,10 @@ const maxPasses = 100
 
 // runPasses makes passes under the run lock while work is due (at most
 // maxPasses), lingering for new mail after each successful one when
-// linger is positive. A runner already at work (another queue run, the
-// daemon) has the lock: it leaves at once, without error.
-func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *sendmailcompat.Pickup, linger time.Duration) error {
+// linger is positive (woken by watch when not nil). A runner already at
+// work (another queue run, the daemon) has the lock: it leaves at once,
+// without error.
+func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *sendmailcompat.Pickup, linger time.Duration, watch *mailWatch) error {
 	for range maxPasses {
 		if ctx.Err() != nil {
 			return nil
@@ -82,10 +90,22 @@ func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *se
 		_, err = Pass(ctx, sp, r, pickup)
 		arrived := false
 		if err == nil && linger > 0 {
-			arrived = lingerForMail(ctx, sp, linger)
+			if watch != nil {
+				// The pass's own doing (it opens messages read-write to
+				// lock them, rewrites envelopes) is no news; what came
+				// during it, Due finds.
+				watch.drain()
+				arrived = r.Due(sp.HasMaildrop())
+			}
+			if !arrived {
+				arrived = lingerForMail(ctx, sp, linger, watch)
+			}
 		}
+		// The lock is kept while looking for more work: a sendmail that
+		// found it free in between would start a runner of its own.
+		more := err == nil && dueAfter(ctx, sp, r, arrived, watch)
 		lock.Release()
-		if err != nil || !dueAfter(ctx, sp, r, arrived) {
+		if !more {
 			return mailq.Denied(err)
 		}
 	}
@@ -96,18 +116,22 @@ func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *se
 // arrived while lingering may still be held by its writer (a sendmail
 // holds its message from the rename into the queue until its commit is
 // done), and Due skips a held message: after an arrival it looks again
-// for up to a second.
-func dueAfter(ctx context.Context, sp *spool.Spool, r *relay.Runner, arrived bool) bool {
-	for range 100 {
+// for up to a second, at the writer's close (watch) or every 10 ms.
+func dueAfter(ctx context.Context, sp *spool.Spool, r *relay.Runner, arrived bool, watch *mailWatch) bool {
+	deadline := time.Now().Add(time.Second)
+	for {
 		if r.Due(sp.HasMaildrop()) {
 			return true
 		}
-		if !arrived || ctx.Err() != nil {
+		if !arrived || ctx.Err() != nil || time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(10 * time.Millisecond)
+		if watch != nil {
+			watch.wait(ctx, 10*time.Millisecond)
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
-	return false
 }
 
 // detachedLinger is how long a detached runner waits, with its connection
@@ -116,10 +140,14 @@ func dueAfter(ctx context.Context, sp *spool.Spool, r *relay.Runner, arrived boo
 // handshake and an AUTH each.
 const detachedLinger = 500 * time.Millisecond
 
-// lingerForMail waits up to d for something new in the spool (its
-// spool.ChangeStamp changes), cheaply: one stat per watched directory
-// every 10 ms. It reports whether something came.
-func lingerForMail(ctx context.Context, sp *spool.Spool, d time.Duration) bool {
+// lingerForMail waits up to d for something new in the spool and reports
+// whether something came: woken by watch (inotify) at once, or, without
+// one, by a change of spool.ChangeStamp, one stat per watched directory
+// every 10 ms.
+func lingerForMail(ctx context.Context, sp *spool.Spool, d time.Duration, watch *mailWatch) bool {
+	if watch != nil {
+		return watch.wait(ctx, d)
+	}
 	before := sp.ChangeStamp()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {

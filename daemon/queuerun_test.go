@@ -11,6 +11,7 @@ import (
 	"github.com/relaymail/relay/maillog"
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/sendmailcompat"
+	"github.com/relaymail/relay/spool"
 )
 
 func TestRunQueue_MissingSpoolIsAnEmptyQueue(t *testing.T) {
@@ -68,14 +69,14 @@ func TestRunPasses_StandsAsideForTheRunnerAtWork(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("run lock: %v %v", ok, err)
 	}
-	if err := runPasses(context.Background(), sp, r, p, 0); err != nil {
+	if err := runPasses(context.Background(), sp, r, p, 0, nil); err != nil {
 		t.Errorf("with the run lock taken: %v, want nil (leave quietly)", err)
 	}
 	if sink.Count("queued@test") != 0 || queueLen(t, sp) != 1 {
 		t.Fatal("a second runner delivered while the first held the run lock")
 	}
 	lock.Release()
-	if err := runPasses(context.Background(), sp, r, p, 0); err != nil {
+	if err := runPasses(context.Background(), sp, r, p, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if sink.Count("queued@test") != 1 {
@@ -86,7 +87,16 @@ func TestRunPasses_StandsAsideForTheRunnerAtWork(t *testing.T) {
 	}
 }
 
+// The linger is woken by its inotify watch. Without one it compares
+// directory modification times, which the kernel may keep at a coarse
+// clock: a message committed in the same tick as the runner's last
+// removal is then seen only when the linger ends (the Due check after
+// it), so that fallback is not held to "long before the linger is over".
 func TestRunPasses_DeliversMailQueuedWhileLingering(t *testing.T) {
+	testRunPasses_DeliversMailQueuedWhileLingering(t, true)
+}
+
+func testRunPasses_DeliversMailQueuedWhileLingering(t *testing.T, inotify bool) {
 	sink := testsmtp.NewSink(t, 0, 0)
 	cfg := testConfig(t, sink.Port, "")
 	sp := createSpool(t, cfg, false)
@@ -98,7 +108,8 @@ func TestRunPasses_DeliversMailQueuedWhileLingering(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runPasses(ctx, sp, r, nil, time.Minute) }()
+	watch := lingerWatch(t, sp, inotify)
+	go func() { done <- runPasses(ctx, sp, r, nil, time.Minute, watch) }()
 	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("first@test") == 1 }) {
 		t.Fatal("the first message was not delivered")
 	}
@@ -124,6 +135,11 @@ func TestRunPasses_DeliversMailQueuedWhileLingering(t *testing.T) {
 // taken as soon as the writer lets go, long before the linger is over: the
 // runner does not leave because Due skipped a held message.
 func TestRunPasses_TakesMailItsWriterStillHolds(t *testing.T) {
+	t.Run("inotify", func(t *testing.T) { testRunPasses_TakesMailItsWriterStillHolds(t, true) })
+	t.Run("stat", func(t *testing.T) { testRunPasses_TakesMailItsWriterStillHolds(t, false) })
+}
+
+func testRunPasses_TakesMailItsWriterStillHolds(t *testing.T, inotify bool) {
 	sink := testsmtp.NewSink(t, 0, 0)
 	cfg := testConfig(t, sink.Port, "")
 	sp := createSpool(t, cfg, false)
@@ -135,7 +151,8 @@ func TestRunPasses_TakesMailItsWriterStillHolds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runPasses(ctx, sp, r, nil, time.Minute) }()
+	watch := lingerWatch(t, sp, inotify)
+	go func() { done <- runPasses(ctx, sp, r, nil, time.Minute, watch) }()
 	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("first@test") == 1 }) {
 		t.Fatal("the first message was not delivered")
 	}
@@ -168,17 +185,52 @@ func TestLingerForMail_GivesUpAfterItsTime(t *testing.T) {
 	cfg := testConfig(t, 0, "")
 	sp := createSpool(t, cfg, false)
 	start := time.Now()
-	lingerForMail(context.Background(), sp, 50*time.Millisecond)
+	lingerForMail(context.Background(), sp, 50*time.Millisecond, nil)
 	if d := time.Since(start); d < 50*time.Millisecond {
 		t.Errorf("returned after %v without a change", d)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	done := make(chan struct{})
-	go func() { lingerForMail(ctx, sp, time.Hour); close(done) }()
+	go func() { lingerForMail(ctx, sp, time.Hour, nil); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a cancelled linger went on")
+	}
+}
+
+// lingerWatch is the inotify watch of a detached runner, or nil (the
+// linger stats the spool).
+func lingerWatch(t *testing.T, sp *spool.Spool, inotify bool) *mailWatch {
+	if !inotify {
+		return nil
+	}
+	w := newMailWatch(sp)
+	if w == nil {
+		t.Fatal("no inotify watch")
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
+func TestLingerForMail_WatchWakesAtOnce(t *testing.T) {
+	cfg := testConfig(t, 0, "")
+	sp := createSpool(t, cfg, false)
+	w := lingerWatch(t, sp, true)
+	got := make(chan bool, 1)
+	go func() { got <- lingerForMail(context.Background(), sp, time.Hour, w) }()
+	submit(t, sp, "new@test", false)
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Error("the linger reported nothing new")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a committed message did not end the linger")
+	}
+	w.drain() // the writer's close, news too
+	if lingerForMail(context.Background(), sp, 20*time.Millisecond, w) {
+		t.Error("news reported when nothing happened")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/relaymail/relay/rewrite"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -255,12 +254,10 @@ func tooManyRecipients(f *Failure) bool {
 	case f.Code == 452:
 		return true
 	case f.Code == 552 || f.Code/100 == 4:
-		return f.Enhanced == "4.5.3" || f.Enhanced == "5.5.3" || tooManyRe.MatchString(f.Text)
+		return f.Enhanced == "4.5.3" || f.Enhanced == "5.5.3" || strings.Contains(strings.ToLower(f.Text), "too many recipients")
 	}
 	return false
 }
-
-var tooManyRe = regexp.MustCompile(`(?i)too many recipients`)
 
 // smtpAddress returns addr as it goes into MAIL FROM or RCPT TO, a
 // non-ASCII domain written as A-labels (punycode), and whether it still

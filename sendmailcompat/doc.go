@@ -73,6 +73,21 @@
 // it a new queue ID and writes the Received field itself. See spool's
 // package documentation for the maildrop's modes and durability.
 //
+// # Start-up
+//
+// A sendmail run is mostly start-up: the Go runtime, the initialisation
+// of every package the one binary links, the configuration, then the two
+// fsyncs of the commit (docs/performance.md has the figures). So nothing
+// on this path is prepared before it is needed: regexps are compiled at
+// first use (the -q interval), the alias file and the user database are
+// read because the envelope and the Received field need them, and no
+// package that initialises tables (relay's SASLprep, once xdg-go's
+// stringprep) may be linked into the binary with work at init. The
+// detached runner that delivers is started by the root package while
+// Enqueue commits (daemon.BeginDelivery), so its start-up overlaps the
+// fsyncs. Measure a change with bench/startup.sh and
+// `GODEBUG=inittrace=1 relay version`.
+//
 // # Exit codes
 //
 // Errors are *sysexits.Error, or system errors that sysexits.Code maps;

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/relaymail/relay/sysexits"
@@ -56,7 +57,9 @@ var flags = map[byte]argKind{
 	'q': optionalArg,
 }
 
-var queueInterval = regexp.MustCompile(`^([0-9]+[smhdw]?)+$`)
+// queueInterval is compiled at first use: every sendmail run initialises
+// this package, few give -q with an interval.
+var queueInterval = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+[smhdw]?)+$`) })
 
 // usageErr is the one error type of the parser: exit 64 with a message.
 func usageErr(format string, args ...any) error {
@@ -222,7 +225,7 @@ func (o *Options) flag(c byte, val string) error {
 			return usageErr("-A%s: use -Ac or -Am", val)
 		}
 	case 'q':
-		if val != "" && !queueInterval.MatchString(val) {
+		if val != "" && !queueInterval().MatchString(val) {
 			return usageErr("-q%s: only -q and -q<interval> (such as -q30m) are supported", val)
 		}
 		o.Mode = ModeFlush
