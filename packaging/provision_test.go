@@ -174,3 +174,18 @@ var recapLine = regexp.MustCompile(`localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+u
 func token(t *testing.T, what string) string {
 	return what + "-" + strings.ReplaceAll(time.Now().UTC().Format("150405.000000000"), ".", "")
 }
+
+// submitted sends a message with the sendmail of the provisioned system
+// (tool names who provisioned it) and fails the test unless it reaches
+// the e2e smarthost's Maildir.
+func (s *system) submitted(t *testing.T, env map[string]string, tool string) {
+	t.Helper()
+	tok := token(t, tool)
+	msg := "From: root\nTo: someone@example.test\nSubject: " + tok + "\nMessage-ID: <" + tok + "@relay-test.example.org>\n\nsent on a system provisioned by " + tool + "\n"
+	if out, err := inRoot(s.root, s.upper, s.work, "sendmail --wait=60s -i someone@example.test 2>&1", []byte(msg)); err != nil {
+		t.Fatalf("sendmail in the system %s provisioned: %v\n%s", tool, err, out)
+	}
+	if !delivered(t, env["SMARTHOST_MAILDIR"], tok) {
+		t.Errorf("the message %s did not reach the smarthost's Maildir", tok)
+	}
+}
