@@ -93,6 +93,17 @@ func TestPages_Lint(t *testing.T) {
 		if lint, err := exec.Command(mandoc, "-T", "lint", "-W", "all", roff).CombinedOutput(); err != nil || len(lint) > 0 {
 			t.Errorf("mandoc -T lint %s (%v):\n%s", p, err, lint)
 		}
+		// lintian's groff-message: man(1) formats the page 120 columns
+		// wide and must not warn (a wide table "cannot adjust line").
+		if manCmd, err := exec.LookPath("man"); err == nil {
+			cmd := exec.Command(manCmd, "--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", roff)
+			cmd.Env = append(os.Environ(), "MANWIDTH=120", "LC_ALL=C.UTF-8", "MANROFFSEQ=")
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+				t.Errorf("man --warnings %s at 120 columns, as lintian runs it (%v):\n%s", p, err, stderr.String())
+			}
+		}
 	}
 	// Nothing else is built: every file comes from a page.
 	built, _ := filepath.Glob(filepath.Join(out, "man*", "*"))
