@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/failure"
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -17,25 +18,7 @@ import (
 // (testdata/format1, see testdata/README) into a new spool directory.
 func format1Spool(t *testing.T) *spool.Spool {
 	t.Helper()
-	s, err := spool.Create(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join("testdata", "format1", "queue")
-	names, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(src, n.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(s.Dir, "queue", n.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return s
+	return testqueue.SpoolFrom(t, "format1")
 }
 
 // format1Want is every envelope of testdata/format1 as this relay must

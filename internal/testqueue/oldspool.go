@@ -29,11 +29,18 @@ func OldSpoolTestdata() string {
 // directory, byte for byte, as an upgrade finds it.
 func OldSpool(t testing.TB) *spool.Spool {
 	t.Helper()
+	return SpoolFrom(t, "format2-a0b0368")
+}
+
+// SpoolFrom copies the queue of spool/testdata/NAME, a spool an earlier
+// relay wrote, into a new spool in the test's directory, byte for byte.
+func SpoolFrom(t testing.TB, name string) *spool.Spool {
+	t.Helper()
 	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(OldSpoolTestdata(), "format2-a0b0368", "queue")
+	src := filepath.Join(OldSpoolTestdata(), name, "queue")
 	names, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
