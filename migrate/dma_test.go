@@ -48,7 +48,7 @@ func TestDma_OpportunisticInsecure(t *testing.T) {
 		"smarthost[1].port":     25,
 		"smarthost[1].tls":      "starttls",
 		"smarthost[1].username": nil, // no auth.conf
-		"rewrite.aliases":       "/etc/aliases",
+		"rewrite.aliases":       dir + "/aliases",
 		"rewrite.sender_map":    out + "/senders",
 	})
 	senders, _ := os.ReadFile(filepath.Join(out, "senders"))

@@ -23,7 +23,7 @@ func TestPostfix_NullClientSaslCanonical(t *testing.T) {
 		"smarthost[1].password_file": out + "/smtp.example.com.secret",
 		"smarthost[2]":               nil,
 		"queue.lifetime":             "2d",
-		"rewrite.aliases":            "/etc/aliases",
+		"rewrite.aliases":            dir + "/aliases",
 		"rewrite.sender_map":         out + "/senders",
 		"rewrite.from_header":        "rewrite",
 	})
