@@ -74,19 +74,26 @@ type idxRec struct {
 	line        []byte // the whole record, without its newline
 }
 
+// cutRecord splits the first len(f) space-separated fields of a record
+// line into f (len(f) >= 3) and returns the rest; ok is false unless all
+// are there and the kind (f[0]) and the ID (f[2]) have a record's shape.
+func cutRecord(line []byte, f [][]byte) (rest []byte, ok bool) {
+	rest = line
+	for i := range f {
+		var cut bool
+		if f[i], rest, cut = bytes.Cut(rest, []byte(" ")); !cut {
+			return nil, false
+		}
+	}
+	return rest, len(f[0]) == 1 && (f[0][0] == recQueue || f[0][0] == recEnv) && len(f[2]) == IDLen
+}
+
 // parseRecord parses one line (without its newline); ok is false for
 // anything that is not a whole, intact record.
 func parseRecord(line []byte) (r idxRec, ok bool) {
 	var f [7][]byte
-	rest := line
-	for i := range f {
-		var cut bool
-		f[i], rest, cut = bytes.Cut(rest, []byte(" "))
-		if !cut {
-			return r, false
-		}
-	}
-	if len(f[0]) != 1 || (f[0][0] != recQueue && f[0][0] != recEnv) || len(f[2]) != IDLen {
+	rest, ok := cutRecord(line, f[:])
+	if !ok {
 		return r, false
 	}
 	r.kind, r.js, r.line = f[0][0], rest, line
@@ -118,15 +125,7 @@ func parseRecord(line []byte) (r idxRec, ok bool) {
 // message is then read from its files.
 func parseRecordHead(line []byte) (r idxRec, ok bool) {
 	var f [4][]byte
-	rest := line
-	for i := range f {
-		var cut bool
-		f[i], rest, cut = bytes.Cut(rest, []byte(" "))
-		if !cut {
-			return r, false
-		}
-	}
-	if len(f[0]) != 1 || (f[0][0] != recQueue && f[0][0] != recEnv) || len(f[2]) != IDLen {
+	if _, ok := cutRecord(line, f[:]); !ok {
 		return r, false
 	}
 	var ino uint64
