@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -89,6 +90,22 @@ func signalSelf(t *testing.T, sig syscall.Signal) {
 	t.Cleanup(func() { signal.Stop(caught) })
 	if err := syscall.Kill(os.Getpid(), sig); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stopServe sends SIGTERM to the test process and expects the Serve
+// running in the background (its result arrives on done) to return nil
+// within 20 s; stderr is its log, shown when it does not stop.
+func stopServe(t *testing.T, done <-chan error, stderr fmt.Stringer) {
+	t.Helper()
+	signalSelf(t, syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v, want nil", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Serve still runs after SIGTERM:\n%s", stderr.String())
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/smtp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -85,15 +84,7 @@ func TestServe_MetricsCountWhatTheDaemonDoes(t *testing.T) {
 			t.Errorf("no %q in /metrics:\n%s", w, body)
 		}
 	}
-	signalSelf(t, syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve: %v, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("Serve still runs after SIGTERM:\n%s", stderr.String())
-	}
+	stopServe(t, done, &stderr)
 	if _, err := spool.Open(cfg.Spool); err != nil {
 		t.Errorf("no spool: %v", err)
 	}

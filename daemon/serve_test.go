@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,15 +43,7 @@ func TestServe_ListensDeliversAndStopsOnSIGTERM(t *testing.T) {
 	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("served@test") == 1 }) {
 		t.Fatalf("the listener's message was not delivered:\n%s", stderr.String())
 	}
-	signalSelf(t, syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve: %v, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("Serve still runs after SIGTERM:\n%s", stderr.String())
-	}
+	stopServe(t, done, &stderr)
 	if !strings.Contains(stderr.String(), "status=stopped") {
 		t.Errorf("the stop is not logged:\n%s", stderr.String())
 	}
