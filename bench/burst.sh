@@ -403,14 +403,7 @@ log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # stats PROG KIND -> "count median p90" in microseconds (median of an even
 # count: mean of the two middle values; p90: nearest rank).
 stats() {
-	awk -F'\t' -v p="$1" -v k="$2" '$1 == p && $2 == k { print $3 }' "$B/samples.tsv" | sort -n | awk '
-		{ v[NR] = $1 }
-		END {
-			if (NR == 0) { print "0 0 0"; exit }
-			med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			r = int(0.9 * NR); if (r < 0.9 * NR) r++
-			print NR, med, v[r]
-		}'
+	awk -F'\t' -v p="$1" -v k="$2" '$1 == p && $2 == k { print $3 }' "$B/samples.tsv" | results_count_median_p90
 }
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 

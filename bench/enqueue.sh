@@ -323,14 +323,7 @@ done
 # stats NAME -> "count median_us p90_us" (median of an even count is the
 # mean of the two middle values; p90 is the nearest-rank percentile).
 stats() {
-	awk -F'\t' -v p="$1" '$1 == p { print $2 }' "$SAMPLES" | sort -n | awk '
-		{ v[NR] = $1 }
-		END {
-			if (NR == 0) { print "0 0 0"; exit }
-			med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			r = int(0.9 * NR); if (r < 0.9 * NR) r++
-			print NR, med, v[r]
-		}'
+	awk -F'\t' -v p="$1" '$1 == p { print $2 }' "$SAMPLES" | results_count_median_p90
 }
 
 declare -A MED=() P90=() CNT=()

@@ -70,6 +70,20 @@ results_write() {
 }
 
 # results_machine: one line naming the machine a run was measured on.
+# results_count_median_p90: of the numbers on standard input, one a line,
+# print their count, median (of an even count the mean of the two middle
+# values) and p90 (the nearest-rank percentile); "0 0 0" for none.
+results_count_median_p90() {
+	sort -n | awk '
+		{ v[NR] = $1 }
+		END {
+			if (NR == 0) { print "0 0 0"; exit }
+			med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			r = int(0.9 * NR); if (r < 0.9 * NR) r++
+			print NR, med, v[r]
+		}'
+}
+
 results_machine() {
 	local cpu mem
 	cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
