@@ -193,6 +193,13 @@ if grep -Fxq 'relay           1.00' "$r"; then fail "the first record's report i
 BENCH_RESULTS='' results_record bench/x.sh t "$T/fake-relay" "$T" p a "$T/report" 2>/dev/null
 [[ ! -e $T/bench/RESULTS.md ]] || fail "an empty BENCH_RESULTS writes nothing"
 
+# 11. results_count_median_p90: count, median (an even count: the mean of
+# the two middle values) and nearest-rank p90 of unsorted input; none: 0 0 0.
+[[ $(printf '3\n1\n2\n10\n' | results_count_median_p90) == "4 2.5 10" ]] || fail "count, median, p90 of an even count"
+[[ $(seq 10 -1 1 | results_count_median_p90) == "10 5.5 9" ]] || fail "p90 is the nearest rank"
+[[ $(printf '7\n' | results_count_median_p90) == "1 7 7" ]] || fail "one value"
+[[ $(printf '' | results_count_median_p90) == "0 0 0" ]] || fail "no values"
+
 if ((failures > 0)); then
 	printf '%d case(s) failed\n' "$failures"
 	exit 1
