@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -45,7 +46,7 @@ func isNoInput(err error) bool {
 }
 
 func TestDelete_ByID(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	ids := enqueueN(t, sp, 3)
 	// One has a newer envelope beside it (queue/ID.env): it goes too.
 	update(t, sp, ids[0], func(e *spool.Envelope) { e.Attempts = 1 })
@@ -59,7 +60,7 @@ func TestDelete_ByID(t *testing.T) {
 }
 
 func TestDelete_All(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	enqueueN(t, sp, 3)
 	if err := mailq.Delete(sp, nil, true); err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func TestDelete_All(t *testing.T) {
 
 // An unknown ID is reported (exit 66) without stopping the others.
 func TestDelete_UnknownIDGoesOn(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	ids := enqueueN(t, sp, 1)
 	unknown := spool.NewID(time.Now())
 	err := mailq.Delete(sp, []string{unknown, ids[0]}, false)
@@ -90,7 +91,7 @@ func TestDelete_UnknownIDGoesOn(t *testing.T) {
 // A change waits a moment for the runner holding the message.
 func TestDelete_WaitsForRunner(t *testing.T) {
 	shortLockWait(t, 10*time.Second)
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	ids := enqueueN(t, sp, 1)
 	l, err := sp.Lock(ids[0])
 	if err != nil {
@@ -118,7 +119,7 @@ func TestDelete_WaitsForRunner(t *testing.T) {
 
 func TestDelete_BusyGivesUp(t *testing.T) {
 	shortLockWait(t, 50*time.Millisecond)
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	ids := enqueueN(t, sp, 1)
 	holdLock(t, sp, ids[0])
 	err := mailq.Delete(sp, ids, false)
@@ -131,7 +132,7 @@ func TestDelete_BusyGivesUp(t *testing.T) {
 }
 
 func TestHoldRelease(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	later := arrival.Add(time.Hour)
 	now := arrival.Add(10 * time.Minute)
 	ids := enqueueN(t, sp, 3)
@@ -173,7 +174,7 @@ func TestHoldRelease(t *testing.T) {
 }
 
 func TestHoldRelease_All(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	now := arrival.Add(time.Minute)
 	ids := enqueueN(t, sp, 3)
 	if err := mailq.Hold(sp, nil, true); err != nil {
@@ -195,7 +196,7 @@ func TestHoldRelease_All(t *testing.T) {
 }
 
 func TestHoldRelease_UnknownID(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	unknown := spool.NewID(time.Now())
 	for name, err := range map[string]error{
 		"Hold":    mailq.Hold(sp, []string{unknown}, false),
@@ -211,7 +212,7 @@ func TestHoldRelease_UnknownID(t *testing.T) {
 // A flush makes deferred mail due now; held mail stays held, mail due
 // already keeps its time, and one being delivered is skipped quietly.
 func TestFlush_All(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	now := arrival.Add(10 * time.Minute)
 	later, earlier := now.Add(time.Hour), now.Add(-time.Minute)
 	ids := enqueueN(t, sp, 4)
@@ -242,7 +243,7 @@ func TestFlush_All(t *testing.T) {
 }
 
 func TestFlush_ByID(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	now := arrival.Add(10 * time.Minute)
 	later := now.Add(time.Hour)
 	ids := enqueueN(t, sp, 3)
@@ -268,7 +269,7 @@ func TestFlush_ByID(t *testing.T) {
 
 func TestChanges_PermissionDenied(t *testing.T) {
 	shortLockWait(t, 50*time.Millisecond)
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	ids := enqueueN(t, sp, 1)
 	errs := map[string]error{}
 	withoutAccess(t, sp, func() {

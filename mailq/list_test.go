@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -37,7 +38,7 @@ func list(t *testing.T, sp *spool.Spool) (out, warn string) {
 }
 
 func TestList_EmptyQueue(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	out, warn := list(t, sp)
 	if out != "Mail queue is empty\n" || warn != "" {
 		t.Errorf("List of an empty queue:\n%q\nwarnings %q", out, warn)
@@ -49,7 +50,7 @@ func TestList_EmptyQueue(t *testing.T) {
 }
 
 func TestList_PostqueueFormat(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	first := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(3000))
 	env := envelope("", "carol@example.org", "dave@example.org", "erin@example.org", "frank@example.org")
 	second := enqueue(t, sp, env, content(2000))
@@ -90,7 +91,7 @@ func TestList_PostqueueFormat(t *testing.T) {
 }
 
 func TestList_OneRequest(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(1500))
 	out, _ := list(t, sp)
 	if !strings.HasSuffix(out, "\n-- 1 Kbytes in 1 Request.\n") {
@@ -99,7 +100,7 @@ func TestList_OneRequest(t *testing.T) {
 }
 
 func TestList_MarksActiveAndHeld(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	queued := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 	held := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 	active := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
@@ -125,7 +126,7 @@ func TestList_MarksActiveAndHeld(t *testing.T) {
 }
 
 func TestList_MultiLineReasonOnOneLine(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	id := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 	update(t, sp, id, func(e *spool.Envelope) {
 		e.Attempts = 1
@@ -148,7 +149,7 @@ func TestList_HintDependsOnSide(t *testing.T) {
 		{false, "hint: The recipient's mailbox is full."},
 		{true, "hint: The account reached the provider's sending limit"},
 	} {
-		sp := newSpool(t)
+		sp := testqueue.NewSpool(t)
 		id := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 		update(t, sp, id, func(e *spool.Envelope) {
 			e.Attempts = 1
@@ -162,7 +163,7 @@ func TestList_HintDependsOnSide(t *testing.T) {
 }
 
 func TestList_RateWait(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	until := time.Date(2025, time.March, 7, 10, 0, 0, 0, time.UTC)
 	id := enqueue(t, sp, envelope("alice@example.com", "bob@example.org", "carol@example.org"), content(100))
 	update(t, sp, id, func(e *spool.Envelope) {
@@ -189,7 +190,7 @@ func TestList_RateWait(t *testing.T) {
 // One damaged file never hides the rest of the queue, and listing (read
 // access only) leaves it where it is.
 func TestList_CorruptFilesWarned(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	good := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 	garbage := writeQueueFile(t, sp, "this is no queue file\n")
 	newer := writeQueueFile(t, sp, "relay-spool 99\n{}\n")
@@ -229,7 +230,7 @@ func TestList_CorruptFilesWarned(t *testing.T) {
 }
 
 func TestList_PermissionDenied(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 	var out, warn, js bytes.Buffer
 	var listErr, jsonErr error
@@ -255,7 +256,7 @@ var errWrite = errors.New("write refused")
 func (failingWriter) Write([]byte) (int, error) { return 0, errWrite }
 
 func TestList_WriteErrorReturned(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 	if err := mailq.List(failingWriter{}, &bytes.Buffer{}, sp); !errors.Is(err, errWrite) {
 		t.Errorf("List to a failing writer: %v", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
 )
@@ -82,7 +83,7 @@ func decodeEntry(t *testing.T, obj map[string]json.RawMessage) jsonEntry {
 }
 
 func TestListJSON_PostqueueFields(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	next := arrival.Add(30 * time.Minute)
 	until := arrival.Add(time.Hour)
 

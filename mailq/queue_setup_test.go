@@ -24,16 +24,6 @@ import (
 // in local time, so the expected text is formatted from it too.
 var arrival = time.Date(2025, time.March, 7, 9, 5, 2, 0, time.UTC)
 
-// newSpool returns an empty single-user spool in a temporary directory.
-func newSpool(t *testing.T) *spool.Spool {
-	t.Helper()
-	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
-
 // shortLockWait keeps commands that meet a busy message from waiting the
 // production ten seconds.
 func shortLockWait(t *testing.T, d time.Duration) {

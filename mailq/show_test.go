@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
 )
 
 func TestShow_EnvelopeAndHeader(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	next := arrival.Add(time.Hour)
 	env := envelope("alice@example.com", "bob@example.org", "carol@example.org", "dave@example.org")
 	env.Recipients[0].Original = "bob"
@@ -62,7 +63,7 @@ func TestShow_EnvelopeAndHeader(t *testing.T) {
 }
 
 func TestShow_States(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	until := arrival.Add(time.Hour)
 	held := enqueue(t, sp, envelope("", "bob@example.org"), "Subject: x\n\nbody\n")
 	update(t, sp, held, func(e *spool.Envelope) { e.Held = true })
@@ -107,7 +108,7 @@ func TestShow_States(t *testing.T) {
 }
 
 func TestShow_UnknownIDIsNoInput(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 	for _, id := range []string{spool.NewID(time.Now()), "../../etc/passwd"} {
 		var out bytes.Buffer
@@ -122,7 +123,7 @@ func TestShow_UnknownIDIsNoInput(t *testing.T) {
 }
 
 func TestShow_CorruptFile(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	id := writeQueueFile(t, sp, "relay-spool 1\n{\"id\":\n")
 	err := mailq.Show(&bytes.Buffer{}, sp, id)
 	if !errors.Is(err, spool.ErrCorrupt) || sysexits.Code(err, 1) == sysexits.NoInput {
@@ -131,7 +132,7 @@ func TestShow_CorruptFile(t *testing.T) {
 }
 
 func TestShow_PermissionDenied(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	id := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), content(100))
 	var err error
 	withoutAccess(t, sp, func() { err = mailq.Show(&bytes.Buffer{}, sp, id) })

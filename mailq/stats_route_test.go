@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
 )
@@ -15,7 +16,7 @@ import (
 // named (or to none, when that one does not serve the sender), and a
 // recipient no smarthost serves counts the message as without a route.
 func TestStats_SmarthostsAsTheRunnersRoute(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	now := time.Now()
 	add := func(sender string, pinned string, rcpts ...string) string {
 		env := envelope(sender, rcpts...)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/relaymail/relay/config"
 	"github.com/relaymail/relay/failure"
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -36,7 +37,7 @@ func statsQueue(t *testing.T) (*config.Config, *spool.Spool, time.Time) {
 // statsQueueIDs is statsQueue with the IDs of each state's messages.
 func statsQueueIDs(t *testing.T) (*config.Config, *spool.Spool, time.Time, map[string][]string) {
 	t.Helper()
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	now := time.Now()
 	ids := map[string][]string{}
 	add := func(age time.Duration, size int, sender string, rcpts ...string) string {
@@ -290,7 +291,7 @@ func TestCheck_EmptyQueueIsOKAndUnreadableIsUnknown(t *testing.T) {
 }
 
 func TestShowMessage_BodyAndHeaders(t *testing.T) {
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	body := "Subject: hello\r\nFrom: alice@example.com\r\n\r\nline one\r\n\r\nline three\r\n"
 	id := enqueue(t, sp, envelope("alice@example.com", "bob@example.org"), body)
 	cfg := &config.Config{Spool: sp.Dir}

@@ -15,15 +15,6 @@ import (
 
 const body = "From: Alice <alice@example.org>\nTo: bob@example.net\nSubject: queued\n\nstill waiting\n"
 
-func newSpool(t *testing.T) *spool.Spool {
-	t.Helper()
-	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
-
 func write(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -49,7 +40,7 @@ func TestQueue_Nullmailer(t *testing.T) {
 	write(t, filepath.Join(q, "1733400001.101"), "\nroot@example.org\n\n"+body) // the null sender
 	write(t, filepath.Join(q, "1733400002.102"), "no envelope at all")
 	write(t, filepath.Join(q, "1733400003.103"), "alice@example.org\nnot an address\n\n"+body)
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	moved, left, err := migrate.ImportQueue("nullmailer", q, migrate.QueueOptions{Spool: sp, UID: 0, User: "root"})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +78,7 @@ func TestQueue_Dma(t *testing.T) {
 	write(t, filepath.Join(q, "Q1a2b.55d0"), "ID: 1a2b.55d0\nSender: alice@example.org\nRecipient: bob@example.net\n")
 	write(t, filepath.Join(q, "Q1a2b.55e0"), "ID: 1a2b.55e0\nSender: alice@example.org\nRecipient: carol@example.net\n")
 	write(t, filepath.Join(q, "Q9999.1"), "ID: 9999.1\nSender: x@example.org\nRecipient: y@example.net\n") // its M file is missing
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	moved, left, err := migrate.ImportQueue("dma", q, migrate.QueueOptions{Spool: sp})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +104,7 @@ func TestQueue_Msmtpq(t *testing.T) {
 	write(t, filepath.Join(q, "2026-12-05-10.00.01.mail"), bcc)
 	write(t, filepath.Join(q, "2026-12-05-10.00.01.msmtp"), "-t -a work\n")       // no -f: the From header's address
 	write(t, filepath.Join(q, "2026-12-05-10.00.02.msmtp"), "-- x@example.net\n") // its .mail is gone
-	sp := newSpool(t)
+	sp := testqueue.NewSpool(t)
 	moved, left, err := migrate.ImportQueue("msmtp", q, migrate.QueueOptions{Spool: sp})
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +181,7 @@ func TestQueue_ThroughTheMaildrop(t *testing.T) {
 }
 
 func TestQueue_MissingDirectory(t *testing.T) {
-	_, _, err := migrate.ImportQueue("nullmailer", filepath.Join(t.TempDir(), "none"), migrate.QueueOptions{Spool: newSpool(t)})
+	_, _, err := migrate.ImportQueue("nullmailer", filepath.Join(t.TempDir(), "none"), migrate.QueueOptions{Spool: testqueue.NewSpool(t)})
 	if exitCode(err) != 66 {
 		t.Errorf("err = %v, want 66", err)
 	}

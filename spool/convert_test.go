@@ -253,7 +253,7 @@ func TestFormat_NewerEnvelopeFileRefused(t *testing.T) {
 // the current format line, and a failure survives the round trip as a
 // structure.
 func TestFormat_WrittenWithVersion(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	id := enqueue(t, s, "Subject: x\n\nbody\n", "a@example.org", "b@example.org")
 	q, _ := os.ReadFile(filepath.Join(s.Dir, "queue", id))
 	if !strings.HasPrefix(string(q), "relay-spool 2\n") {

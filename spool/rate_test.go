@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testqueue"
 )
 
 // TakeRate is a sliding window: n sends in any period, the next one free
@@ -11,7 +13,7 @@ import (
 // value, a flush (ForgetHosts) does not clear it, and concurrent takers
 // never exceed the limit.
 func TestTakeRate_SlidingWindow(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range 3 {
 		if w, err := s.TakeRate("sh", 3, time.Minute, t0.Add(time.Duration(i)*10*time.Second)); err != nil || !w.IsZero() {

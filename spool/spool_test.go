@@ -14,17 +14,9 @@ import (
 	"time"
 
 	"github.com/relaymail/relay/failure"
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/spool"
 )
-
-func newSpool(t *testing.T) *spool.Spool {
-	t.Helper()
-	s, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func enqueue(t *testing.T, s *spool.Spool, content string, rcpts ...string) string {
 	t.Helper()
@@ -49,7 +41,7 @@ func enqueue(t *testing.T, s *spool.Spool, content string, rcpts ...string) stri
 }
 
 func TestEnqueue_ReadBack(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	content := "Subject: hi\r\n\r\nbody with \x00 NUL and 8-bit \xff\n.\n"
 	id := enqueue(t, s, content, "bob@example.org", "carol@example.org")
 
@@ -82,7 +74,7 @@ func TestEnqueue_ReadBack(t *testing.T) {
 }
 
 func TestAbort_LeavesNothing(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	d, err := s.NewDraft()
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +130,7 @@ func TestIDs_UniqueAndTimeOrdered(t *testing.T) {
 }
 
 func TestLock_ExclusiveAndVisibleToReaders(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	id := enqueue(t, s, "x", "a@b.example")
 	l, err := s.Lock(id)
 	if err != nil {
@@ -160,7 +152,7 @@ func TestLock_ExclusiveAndVisibleToReaders(t *testing.T) {
 }
 
 func TestLock_RecheckAfterDelete(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	id := enqueue(t, s, "x", "a@b.example")
 	l, err := s.Lock(id)
 	if err != nil {
@@ -186,7 +178,7 @@ func TestLock_RecheckAfterDelete(t *testing.T) {
 }
 
 func TestUpdate_SupersedesArrivalEnvelope(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	id := enqueue(t, s, "hello", "a@b.example", "c@d.example")
 	l, err := s.Lock(id)
 	if err != nil {
@@ -220,7 +212,7 @@ func TestUpdate_SupersedesArrivalEnvelope(t *testing.T) {
 }
 
 func TestCorrupt_MovedAsideNeverDeleted(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	good := enqueue(t, s, "ok", "a@b.example")
 	bad := spool.NewID(time.Now())
 	garbage := "this is not a queue file\n"
@@ -253,7 +245,7 @@ func TestCorrupt_MovedAsideNeverDeleted(t *testing.T) {
 }
 
 func TestClean(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	id := enqueue(t, s, "x", "a@b.example")
 	old := time.Now().Add(-2 * spool.DraftMaxAge)
 
@@ -298,7 +290,7 @@ func TestClean(t *testing.T) {
 }
 
 func TestChange_Hold(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	id := enqueue(t, s, "x", "a@b.example")
 	err := s.Change(id, time.Second, func(e *spool.Envelope) bool { e.Held = true; return true })
 	if err != nil {
@@ -315,7 +307,7 @@ func TestChange_Hold(t *testing.T) {
 // envelope file, a message being delivered, a corrupt file (an error for
 // that one only, the rest still listed).
 func TestScan_SameAsRead(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	var ids []string
 	for i := range 600 {
 		ids = append(ids, enqueue(t, s, fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i), fmt.Sprintf("r%d@example.org", i)))
@@ -382,7 +374,7 @@ func TestScan_SameAsRead(t *testing.T) {
 // batches), leaves the others alone, reports a message a runner holds and
 // one that is gone, and leaves nothing behind in tmp/.
 func TestChangeAll(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	var ids []string
 	for i := range 600 {
 		ids = append(ids, enqueue(t, s, "Subject: x\n\nbody\n", fmt.Sprintf("r%d@example.org", i)))
@@ -429,7 +421,7 @@ func TestChangeAll(t *testing.T) {
 // TestScan_LargeEnvelope: an envelope file larger than one read (many
 // recipients) is read whole.
 func TestScan_LargeEnvelope(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	var rcpts []string
 	for i := range 400 {
 		rcpts = append(rcpts, fmt.Sprintf("recipient-number-%d@example.org", i))

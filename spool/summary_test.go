@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaymail/relay/internal/testqueue"
 	"github.com/relaymail/relay/spool"
 )
 
@@ -70,7 +71,7 @@ func fileSize(t *testing.T, sp *spool.Spool, id string) int64 {
 }
 
 func summarySpool(t *testing.T) *spool.Spool {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	enqueue(t, s, "Subject: small\r\n\r\nhi\r\n", "a@example.org")
 	enqueue(t, s, "Subject: large\r\n\r\n"+strings.Repeat("x", 10000)+"\r\n", "b@example.org")
 	var many []string
@@ -98,7 +99,7 @@ func summarySpool(t *testing.T) *spool.Spool {
 // the file's shows up in the Summary; the full read is not affected by
 // the extra key.
 func TestScanSummaries_SizeFromTheEnvelopeFile(t *testing.T) {
-	s := newSpool(t)
+	s := testqueue.NewSpool(t)
 	id := enqueue(t, s, "Subject: held\r\n\r\nhi\r\n", "c@example.org")
 	if err := s.Change(id, time.Second, func(e *spool.Envelope) bool { e.Held = true; return true }); err != nil {
 		t.Fatal(err)

@@ -36,10 +36,7 @@ func OldSpool(t testing.TB) *spool.Spool {
 // relay wrote, into a new spool in the test's directory, byte for byte.
 func SpoolFrom(t testing.TB, name string) *spool.Spool {
 	t.Helper()
-	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := NewSpool(t)
 	src := filepath.Join(OldSpoolTestdata(), name, "queue")
 	names, err := os.ReadDir(src)
 	if err != nil {
@@ -53,6 +50,16 @@ func SpoolFrom(t testing.TB, name string) *spool.Spool {
 		if err := os.WriteFile(filepath.Join(sp.Dir, "queue", n.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	return sp
+}
+
+// NewSpool returns a new, empty spool in the test's directory.
+func NewSpool(t testing.TB) *spool.Spool {
+	t.Helper()
+	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return sp
 }
