@@ -17,6 +17,7 @@
 // import, read from `go list -json ./...`, and checks with each package's
 // transitive dependencies that intake, the leaves and mailq never reach the
 // delivery package or go-smtp: running sendmail must not load an SMTP
-// client. length_test.go keeps the root package's files (tests too) under 300 lines and
-// every test file under 800, so that no file grows back into a grab-bag.
+// client. length_test.go keeps the root package's files (tests too) under
+// 300 lines and every other test file under 800, so that no file grows
+// back into a grab-bag.
 package layout
