@@ -55,6 +55,11 @@ type DialOptions struct {
 	// stop never sends a delivered message again. SIGTERM and SIGINT of
 	// every runner. nil: never.
 	Abort context.Context
+	// StopWait, when set, is told that a stop came while the reply to a
+	// final dot was awaited, and for how long at most it is awaited
+	// still: the runner logs it, so that an administrator whose
+	// `systemctl stop` takes that long reads why.
+	StopWait func(atMost time.Duration)
 }
 
 // ErrAborted is the error of a transaction cut short by DialOptions.Abort.
@@ -99,7 +104,7 @@ func Dial(ctx context.Context, sh *config.Smarthost, o DialOptions) (*Conn, erro
 		// plain-text greeting, EHLO and STARTTLS before it.
 		conn = &startTLSTap{Conn: raw, w: o.Debug}
 	}
-	idle := &idleConn{Conn: conn}
+	idle := &idleConn{Conn: conn, stopWait: o.StopWait}
 	stopAbort := func() bool { return false }
 	if o.Abort != nil {
 		stopAbort = context.AfterFunc(o.Abort, idle.abort)
@@ -265,6 +270,8 @@ type idleConn struct {
 	stopped  bool      // the stop took effect: closed, or writes refused
 	ending   bool      // the end of a DATA (rest of the message, dot) is being written
 	awaiting time.Time // since then the dot is out and its reply awaited; zero: not
+
+	stopWait func(time.Duration) // DialOptions.StopWait
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
@@ -303,14 +310,23 @@ func (c *idleConn) Read(p []byte) (int, error) {
 // reply is in.
 func (c *idleConn) abort() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var waited time.Duration // how long the reply may still take; 0: no wait
+	defer func() {
+		c.mu.Unlock()
+		if waited > 0 && c.stopWait != nil {
+			c.stopWait(waited)
+		}
+	}()
 	if c.stopping {
 		return
 	}
 	c.stopping = true
 	switch {
 	case !c.awaiting.IsZero():
-		c.Conn.SetReadDeadline(minTime(c.awaiting.Add(DataTimeout), time.Now().Add(CommandTimeout)))
+		now := time.Now()
+		until := minTime(c.awaiting.Add(DataTimeout), now.Add(CommandTimeout))
+		c.Conn.SetReadDeadline(until)
+		waited = until.Sub(now)
 	case c.ending:
 		c.stopped = true
 		c.Conn.SetWriteDeadline(time.Now())

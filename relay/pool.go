@@ -322,7 +322,11 @@ func (ru *run) handle(ln *lane, conn **Conn, j job) *job {
 			(*conn).Close()
 			*conn = nil
 		}
-		c, err := Dial(ru.ctx, ln.sh, DialOptions{HeloName: r.HeloName, Debug: ru.debug, Abort: ru.ctx})
+		c, err := Dial(ru.ctx, ln.sh, DialOptions{HeloName: r.HeloName, Debug: ru.debug, Abort: ru.ctx, StopWait: func(atMost time.Duration) {
+			r.Log.Warning("smarthost", ln.sh.Name, "status", "stopping",
+				"reason", "the final dot is out: waiting for the reply before stopping, so that the message is not sent twice",
+				"at_most", atMost.Round(time.Second).String())
+		}})
 		if r.Observer != nil && ru.ctx.Err() == nil {
 			var expiry time.Time
 			if c != nil {

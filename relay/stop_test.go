@@ -80,6 +80,9 @@ func TestStop_DuringReplyToDot_DeliveredOnce(t *testing.T) {
 			if st.Delivered != 2 {
 				t.Errorf("stats %+v, want both recipients delivered", st)
 			}
+			if l := h.log.String(); !strings.Contains(l, "status=stopping") || !strings.Contains(l, "at_most=5m0s") {
+				t.Errorf("the log does not say why the stop waits:\n%s", l)
+			}
 			if h.read(id) != nil {
 				t.Fatalf("the message is still queued after its 250:\n%s", h.log.String())
 			}
