@@ -3,13 +3,13 @@ package listener
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/relaymail/relay/internal/atomicfile"
 	"github.com/relaymail/relay/sysexits"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
@@ -129,7 +129,7 @@ func SetUser(path, name, hash string, owner NewFileOwner) (existed bool, err err
 			uid, gid = int(st.Uid), int(st.Gid)
 		}
 	}
-	if err := writeReplace(path, out.Bytes(), uid, gid, mode); err != nil {
+	if err := atomicfile.WriteBytes(path, atomicfile.Options{Mode: mode, Chown: uid != os.Geteuid() || gid != os.Getegid(), UID: uid, GID: gid}, out.Bytes()); err != nil {
 		return existed, sysexits.New(sysexits.CantCreat, "listen_users: %v", err)
 	}
 	return existed, nil
@@ -147,43 +147,4 @@ func splitLines(b []byte) []string {
 		out, b = append(out, string(b[:i+1])), b[i+1:]
 	}
 	return out
-}
-
-// writeReplace writes data to a new file beside path with the owner and
-// mode, fsyncs it, renames it over path and fsyncs the directory.
-func writeReplace(path string, data []byte, uid, gid int, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*") // 0600 until chmod
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && (uid != os.Geteuid() || gid != os.Getegid()) {
-		if cerr := f.Chown(uid, gid); cerr != nil {
-			err = fmt.Errorf("chown %d:%d: %w", uid, gid, cerr)
-		}
-	}
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

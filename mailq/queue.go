@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"time"
 
 	"github.com/relaymail/relay/config"
+	"github.com/relaymail/relay/internal/atomicfile"
 	"github.com/relaymail/relay/metrics"
 	"github.com/relaymail/relay/spool"
 	"github.com/relaymail/relay/sysexits"
@@ -197,33 +196,11 @@ func (q Queue) ShowMessage(id string, headers bool) error {
 	return q.change("show", func(sp *spool.Spool) error { return ShowMessage(q.Out, sp, id, headers) })
 }
 
-// writeAtomic writes a file through a temporary one in its directory
-// (dot-named, never *.prom: node exporter reads only complete files),
-// synced and renamed over the old.
+// writeAtomic writes a file whole (package atomicfile: a dot-named
+// temporary file, never *.prom, since node exporter reads only complete
+// files), mode 0644.
 func writeAtomic(path string, write func(io.Writer) error) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return sysexits.Wrap(sysexits.CantCreat, err)
-	}
-	defer os.Remove(f.Name())
-	err = write(f)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, atomicfile.Options{Mode: 0o644}, write); err != nil {
 		return sysexits.Wrap(sysexits.CantCreat, err)
 	}
 	return nil

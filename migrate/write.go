@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/relaymail/relay/internal/atomicfile"
 	"github.com/relaymail/relay/sysexits"
 )
 
@@ -62,37 +63,15 @@ func (r *Result) Write(opts WriteOptions) ([]string, error) {
 	return written, nil
 }
 
-// writeFile writes data to path through a temporary file: mode 0640,
-// group gid (unless -1), fsynced, renamed into place.
+// writeFile writes data to path whole (package atomicfile): mode 0640,
+// group gid (unless -1).
 func writeFile(path string, data []byte, gid int) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return pathErr(err)
+	err := atomicfile.WriteBytes(path, atomicfile.Options{Mode: 0o640, Chown: gid >= 0, UID: -1, GID: gid}, data)
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Op == "chown" {
+		return fmt.Errorf("cannot give it the group %d: %w", gid, pe.Err)
 	}
-	tmp := f.Name()
-	err = f.Chmod(0o640)
-	if err == nil && gid >= 0 {
-		if cerr := f.Chown(-1, gid); cerr != nil {
-			err = fmt.Errorf("cannot give it the group %d: %w", gid, pathErr(cerr))
-		}
-	}
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return pathErr(err)
 }
 
 // Generated are the alias file and sender map the import made, by file

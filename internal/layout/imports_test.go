@@ -21,7 +21,11 @@ var allowedImports = map[string][]string{
 	"maillog":  nil,
 	"failure":  nil, // stages, the stored failure, classification, explanations
 	"metrics":  nil, // Prometheus' text exposition format
-	"spool":    {"failure"},
+	// Replacing a file whole (temporary file, fsync, rename, directory
+	// fsync): the listener's users, OAuth tokens, metrics textfiles and
+	// relay import's output.
+	"internal/atomicfile": nil,
+	"spool":               {"failure"},
 	// route: which smarthosts serve a sender, and the outgoing envelope
 	// sender; rewrite (intake) and relay (delivery) both ask it.
 	"route": {"config", "mailaddr"},
@@ -35,7 +39,7 @@ var allowedImports = map[string][]string{
 
 	// The queue as a user sees it: reads the spool, explains failures.
 	// Statistics route by sender (per smarthost) and write metrics.
-	"mailq": {"config", "failure", "metrics", "route", "spool", "sysexits"},
+	"mailq": {"config", "failure", "internal/atomicfile", "metrics", "route", "spool", "sysexits"},
 
 	// Delivery: builds its own Runner from the configuration.
 	"bounce": {"config", "failure", "mailaddr", "spool"},
@@ -44,18 +48,18 @@ var allowedImports = map[string][]string{
 	// cache; delivery, relay check and the root's relay oauth use it.
 	// The flows over golang.org/x/oauth2 (net/http) are oauth/flow, in
 	// the helper binary relay-oauth only (see neverDependOn).
-	"oauth":           {"config"},
+	"oauth":           {"config", "internal/atomicfile"},
 	"oauth/flow":      {"config", "oauth"},
 	"cmd/relay-oauth": {"oauth/flow"},
 
 	// Runners, over intake and delivery.
 	"daemon":   {"config", "failure", "listener", "mailaddr", "maillog", "mailq", "metrics", "relay", "rewrite", "route", "sendmailcompat", "spool", "sysexits"},
-	"listener": {"config", "mailaddr", "maillog", "rewrite", "sendmailcompat", "smtpd", "spool", "sysexits"},
+	"listener": {"config", "internal/atomicfile", "mailaddr", "maillog", "rewrite", "sendmailcompat", "smtpd", "spool", "sysexits"},
 	"check":    {"config", "failure", "mailaddr", "maillog", "oauth", "relay", "rewrite", "route", "spool", "sysexits"},
 	"install":  {"config", "spool", "sysexits"},
 	// relay import: other programs' configurations and queues, into a
 	// relay.toml (the presets) and the spool.
-	"migrate": {"config", "mailaddr", "spool", "sysexits"},
+	"migrate": {"config", "internal/atomicfile", "mailaddr", "spool", "sysexits"},
 
 	// The command line wires everything.
 	"": {"*"},
