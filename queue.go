@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"strconv"
+
 	"github.com/relaymail/relay/daemon"
 	"github.com/relaymail/relay/mailq"
 	"github.com/relaymail/relay/spool"
@@ -51,11 +54,21 @@ func (c *cli) queue(args []string) error {
 		}
 		return c.flush(cfg, ids, verbose)
 	case "run":
-		detached := len(args) == 1 && args[0] == "--detached"
-		if len(args) > 0 && !detached {
-			return sysexits.New(sysexits.Usage, "queue run takes no arguments")
+		// --detached [--commit-fd N] is what sendmail starts (see
+		// daemon.StartDelivery, daemon.RunDetached); not for typing.
+		switch {
+		case len(args) == 0:
+			return daemon.RunQueue(cfg, false, c.stderr)
+		case len(args) == 1 && args[0] == "--detached":
+			return daemon.RunQueue(cfg, true, c.stderr)
+		case len(args) == 3 && args[0] == "--detached" && args[1] == "--commit-fd":
+			fd, err := strconv.Atoi(args[2])
+			if err != nil || fd < 3 {
+				return sysexits.New(sysexits.Usage, "queue run: --commit-fd takes a file descriptor over 2, not %q", args[2])
+			}
+			return daemon.RunDetached(cfg, os.NewFile(uintptr(fd), "commit"), c.stderr)
 		}
-		return daemon.RunQueue(cfg, detached, c.stderr)
+		return sysexits.New(sysexits.Usage, "queue run takes no arguments")
 	}
 	ids, all, err := idArgs(cmd, args)
 	if err != nil {

@@ -104,7 +104,11 @@ func (c *cli) sendmailSMTP(o *sendmailcompat.Options) error {
 	// A client that closes its end early must not kill relay with
 	// SIGPIPE: the write fails and the session ends.
 	signal.Ignore(syscall.SIGPIPE)
-	return (&smtpd.Server{Submitter: s, FullName: o.FullName}).ServeStdio(c.stdin, c.stdout)
+	// Each queued message starts delivery as sendmail's does (a runner
+	// at work already takes it); not at the end of the session, which a
+	// long-running PHP worker may keep open for hours.
+	queued := func() { daemon.StartDelivery(cfg, s) }
+	return (&smtpd.Server{Submitter: s, FullName: o.FullName, Queued: queued}).ServeStdio(c.stdin, c.stdout)
 }
 
 // lenientConfig is loadConfig for the commands that must work whatever

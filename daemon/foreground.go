@@ -114,7 +114,7 @@ func waitResult(id string, st relay.Stats, err error) error {
 // in the package documentation.
 func StartDelivery(cfg *config.Config, s *sendmailcompat.Submitter) {
 	if wantsDetached(cfg, s) {
-		startDetached(cfg, s.Spool)
+		startRunner(cfg, nil)
 	}
 }
 
@@ -130,7 +130,8 @@ func wantsDetached(cfg *config.Config, s *sendmailcompat.Submitter) bool {
 type Delivery struct {
 	cfg     *config.Config
 	s       *sendmailcompat.Submitter
-	started chan bool // nil: no early start
+	begun   time.Time
+	started chan *os.File // nil: no early start; then the runner's commit pipe (nil: none started)
 }
 
 // BeginDelivery starts, in the background, the detached runner that
@@ -140,34 +141,58 @@ type Delivery struct {
 // nothing yet, or the message once committed: it watches the spool from
 // before its first pass and lingers after it. Call Finish in any case.
 func BeginDelivery(cfg *config.Config, s *sendmailcompat.Submitter) *Delivery {
-	d := &Delivery{cfg: cfg, s: s}
+	d := &Delivery{cfg: cfg, s: s, begun: time.Now()}
 	if wantsDetached(cfg, s) {
-		d.started = make(chan bool, 1)
-		go func() { d.started <- startDetached(cfg, s.Spool) }()
+		d.started = make(chan *os.File, 1)
+		go func() { d.started <- startEarly(cfg, s.Spool) }()
 	}
 	return d
 }
 
-// Finish waits for the start BeginDelivery began. When the message was
-// committed and no runner was started early (one was at work then, and
-// may have left since; or the start failed), it does what StartDelivery
-// does.
+// Finish waits for the start BeginDelivery began and tells that runner
+// the commit is over (it closes the runner's commit pipe: the runner does
+// not leave before, see runPasses). When the message was committed and no
+// runner was started early (one was at work then, and may have left
+// since; or the start failed), or the commit took so long that the early
+// runner may have stopped waiting for it, it does what StartDelivery does.
 func (d *Delivery) Finish(committed bool) {
-	early := false
+	var commit *os.File
 	if d.started != nil {
-		early = <-d.started
+		commit = <-d.started
 	}
-	if committed && !early {
+	if commit != nil {
+		commit.Close()
+	}
+	if committed && (commit == nil || time.Since(d.begun) > commitWait/2) {
 		StartDelivery(d.cfg, d.s)
 	}
 }
 
-// startDetached starts relay queue run --detached on cfg; it reports
-// whether it did. syscall.StartProcess rather than os/exec: os/exec
-// checks once per process whether pidfds work by forking a child of its
-// own, a second fork for every sendmail that starts a runner. The child
-// is never waited for: sendmail exits at once, and init adopts it.
-func startDetached(cfg *config.Config, sp *spool.Spool) bool {
+// startEarly starts the detached runner of a submission before its
+// commit: it gets the read end of a pipe as its file descriptor 3
+// (relay queue run --detached --commit-fd 3); startEarly returns the
+// write end, which Finish closes (so does the kernel when sendmail
+// dies), or nil when no runner was started.
+func startEarly(cfg *config.Config, sp *spool.Spool) *os.File {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	if !startRunner(cfg, r) {
+		w.Close()
+		return nil
+	}
+	return w
+}
+
+// startRunner starts relay queue run --detached on cfg, with commit set
+// --commit-fd 3 with commit as that descriptor; it reports whether it
+// did. syscall.StartProcess rather than os/exec: os/exec checks once per
+// process whether pidfds work by forking a child of its own, a second
+// fork for every sendmail that starts a runner. The child is never waited
+// for: sendmail exits at once, and init adopts it.
+func startRunner(cfg *config.Config, commit *os.File) bool {
 	exe, err := os.Executable()
 	if err != nil {
 		return false
@@ -177,14 +202,20 @@ func startDetached(cfg *config.Config, sp *spool.Spool) bool {
 		// The path is absolute (config.Locate): the runner works in /.
 		args = append(args, "-C", cfg.Path)
 	}
+	args = append(args, "queue", "run", "--detached")
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}
 	defer null.Close()
 	fd := null.Fd()
-	_, _, err = syscall.StartProcess(exe, append(args, "queue", "run", "--detached"), &syscall.ProcAttr{
-		Dir: "/", Env: os.Environ(), Files: []uintptr{fd, fd, fd},
+	files := []uintptr{fd, fd, fd}
+	if commit != nil {
+		files = append(files, commit.Fd())
+		args = append(args, "--commit-fd", "3")
+	}
+	_, _, err = syscall.StartProcess(exe, args, &syscall.ProcAttr{
+		Dir: "/", Env: os.Environ(), Files: files,
 		Sys: &syscall.SysProcAttr{Setsid: true},
 	})
 	return err == nil

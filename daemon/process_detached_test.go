@@ -7,6 +7,7 @@ package daemon_test
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -63,5 +64,39 @@ func TestDetached_BurstDelivered(t *testing.T) {
 		if n := s.Count(id); n != 1 {
 			t.Errorf("%s delivered %d times", id, n)
 		}
+	}
+}
+
+// sendmail -bs (Symfony Mailer's default transport) starts delivery after
+// each message it queues, as sendmail does: the message is delivered
+// while the session is still open (a PHP worker may keep it for hours),
+// and a second message in the same session too.
+func TestDetached_SendmailBSDeliversWhileTheSessionIsOpen(t *testing.T) {
+	s := testsmtp.NewSink(t, 0, 0)
+	e := testbin.NewEnv(t, detachedConf(s.Port))
+	cmd := e.Cmd("sendmail", "-bs")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out testsmtp.LockedBuffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	io.WriteString(stdin, "EHLO app.example\r\n")
+	for i := range 2 {
+		id := fmt.Sprintf("bs-%d-%d", i, rand.Int64())
+		io.WriteString(stdin, "MAIL FROM:<app@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"+
+			strings.ReplaceAll(testMessage(id, "via -bs\n"), "\n", "\r\n")+".\r\n")
+		if !testsmtp.WaitFor(30*time.Second, func() bool { return s.Count(id) == 1 }) {
+			t.Fatalf("message %d not delivered while the -bs session is open:\n%s", i, out.String())
+		}
+	}
+	io.WriteString(stdin, "QUIT\r\n")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("sendmail -bs: %v\n%s", err, out.String())
 	}
 }

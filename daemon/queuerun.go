@@ -14,6 +14,7 @@ import (
 	"github.com/relaymail/relay/relay"
 	"github.com/relaymail/relay/sendmailcompat"
 	"github.com/relaymail/relay/spool"
+	"golang.org/x/sys/unix"
 )
 
 // RunQueue is relay queue run: delivery passes over the configured spool
@@ -26,12 +27,23 @@ import (
 // second signal ends it at once regardless. A missing spool is an empty
 // queue.
 func RunQueue(cfg *config.Config, detached bool, stderr io.Writer) error {
-	return runQueue(cfg, detached, stderr, nil)
+	return runQueue(cfg, detached, stderr, nil, nil)
+}
+
+// RunDetached is the detached runner a sendmail started before its commit
+// (relay queue run --detached --commit-fd N): RunQueue with detached set,
+// which does not leave before commit, the sendmail's end of a pipe, reads
+// end of file (see "The detached runner" in the package documentation).
+func RunDetached(cfg *config.Config, commit *os.File, stderr io.Writer) error {
+	syscall.CloseOnExec(int(commit.Fd())) // not for password_command
+	defer commit.Close()
+	return runQueue(cfg, true, stderr, nil, commit)
 }
 
 // runQueue is RunQueue; with trace set (relay queue flush -v, sendmail
-// -q -v) the delivery log and the SMTP dialogue, AUTH redacted, go there.
-func runQueue(cfg *config.Config, detached bool, stderr, trace io.Writer) error {
+// -q -v) the delivery log and the SMTP dialogue, AUTH redacted, go there;
+// with commit set, RunDetached.
+func runQueue(cfg *config.Config, detached bool, stderr, trace io.Writer, commit *os.File) error {
 	sp, err := mailq.Open(cfg)
 	if sp == nil || err != nil {
 		return err
@@ -66,7 +78,7 @@ func runQueue(cfg *config.Config, detached bool, stderr, trace io.Writer) error 
 		watch = newMailWatch(sp)
 		defer watch.Close()
 	}
-	return runPasses(ctx, sp, r, sendmailcompat.NewPickup(cfg, sp, log), linger, watch)
+	return runPasses(ctx, sp, r, sendmailcompat.NewPickup(cfg, sp, log), linger, watch, commit)
 }
 
 // maxPasses bounds the passes of one relay queue run: mail that keeps
@@ -78,14 +90,37 @@ const maxPasses = 100
 // linger is positive (woken by watch when not nil). A runner already at
 // work (another queue run, the daemon) has the lock: it leaves at once,
 // without error.
-func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *sendmailcompat.Pickup, linger time.Duration, watch *mailWatch) error {
+//
+// Before it leaves, a runner releases the run lock and only then looks
+// for work once more, while a sendmail commits its message and only then
+// looks for a runner (StartDelivery): one of the two always sees the
+// other, so a message committed as the runner leaves is never left
+// without one. A runner started before its sendmail's commit (commit not
+// nil, see RunDetached) first waits for that commit to end.
+func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *sendmailcompat.Pickup, linger time.Duration, watch *mailWatch, commit *os.File) error {
+	awaited := commit == nil
+	await := func() {
+		if !awaited {
+			awaitCommit(ctx, commit)
+			awaited = true
+		}
+	}
 	for range maxPasses {
 		if ctx.Err() != nil {
 			return nil
 		}
 		lock, ok, err := sp.TryRunLock()
-		if err != nil || !ok {
+		if err != nil {
 			return mailq.Denied(err)
+		}
+		if !ok {
+			if awaited {
+				return nil // the runner at work looks once more as it leaves
+			}
+			// The runner at work may leave before this one's sendmail has
+			// committed: try once more after the commit.
+			await()
+			continue
 		}
 		_, err = Pass(ctx, sp, r, pickup)
 		arrived := false
@@ -104,13 +139,53 @@ func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *se
 		// The lock is kept while looking for more work: a sendmail that
 		// found it free in between would start a runner of its own.
 		more := err == nil && dueAfter(ctx, sp, r, arrived, watch)
+		if !more && testHookLeaving != nil {
+			testHookLeaving()
+		}
 		lock.Release()
-		if !more {
+		if err != nil {
 			return mailq.Denied(err)
+		}
+		if more {
+			continue
+		}
+		await()
+		if ctx.Err() != nil || !r.Due(sp.HasMaildrop()) {
+			return nil
 		}
 	}
 	return nil
 }
+
+// testHookLeaving, set by tests, runs when a runner has decided to leave
+// and still holds the run lock: where a sendmail that commits then finds
+// a runner at work and starts none.
+var testHookLeaving func()
+
+// awaitCommit waits until the sendmail that started this runner has
+// ended its commit: its end of the pipe is closed, when it is done or
+// dies. It gives up after commitWait (a commit stuck in the kernel: the
+// sendmail then looks for a runner itself) or when ctx ends.
+func awaitCommit(ctx context.Context, commit *os.File) {
+	deadline := time.Now().Add(commitWait)
+	fd := int(commit.Fd())
+	var buf [64]byte
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 50)
+		if err != nil && err != unix.EINTR {
+			return
+		}
+		if n > 0 {
+			if m, err := unix.Read(fd, buf[:]); m <= 0 && err != unix.EINTR && err != unix.EAGAIN {
+				return // end of file (or an error: nothing more will come)
+			}
+		}
+	}
+}
+
+// commitWait bounds awaitCommit: a sendmail's commit takes milliseconds.
+const commitWait = 30 * time.Second
 
 // dueAfter reports whether work is due for another pass. Mail that
 // arrived while lingering may still be held by its writer (a sendmail
@@ -173,10 +248,10 @@ func AfterFlush(cfg *config.Config, trace io.Writer) error {
 		return err
 	}
 	if trace != nil {
-		return runQueue(cfg, false, trace, trace)
+		return runQueue(cfg, false, trace, trace, nil)
 	}
 	if runnerWanted(cfg, sp) {
-		startDetached(cfg, sp)
+		startRunner(cfg, nil)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
 )
 
 // Symfony Mailer's default transport runs `sendmail -bs` and speaks SMTP
@@ -283,5 +285,32 @@ func TestSymfonyMailer_SendmailBS(t *testing.T) {
 			t.Errorf("delivered body %q", body)
 		}
 		c.expectEmptyQueue()
+	})
+
+	t.Run("delivered at once", func(t *testing.T) {
+		// As installed (detached_delivery on), no queue run: relay -bs
+		// starts delivery after the message it queued, as sendmail does.
+		sh := okSmarthost(t, dirFor(t))
+		c := newCase(t, sh, "")
+		c.detached = true
+		c.writeConfig(sh, "")
+		id := token() + "@e2e.relay.test"
+		out, ok := symfonySend(t, php, symfonyMail{
+			Command: shellQuote(relayBin) + " sendmail -bs -C " + shellQuote(c.conf),
+			From:    env["SMARTHOST_USER"],
+			To:      []string{"bob@example.org"},
+			Subject: "Symfony via relay, delivered at once",
+			Text:    "no timer, no daemon\n",
+			ID:      id,
+		})
+		if !ok {
+			t.Fatalf("Symfony did not send:\n%s", out)
+		}
+		if cs := waitCopies(t, 30*time.Second, id)[id]; len(cs) != 1 {
+			t.Fatalf("%d copies delivered without a queue run, want 1", len(cs))
+		}
+		if !testsmtp.WaitFor(30*time.Second, func() bool { return len(c.queueList()) == 0 }) {
+			t.Errorf("still queued: %+v", c.queueList())
+		}
 	})
 }

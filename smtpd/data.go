@@ -64,6 +64,9 @@ func (c *session) data(arg string) error {
 		io.Copy(io.Discard, dr)
 		if dr.err == nil {
 			c.reply(250, "2.0.0", "Ok: queued as "+receipt.ID)
+			if c.srv.Queued != nil {
+				c.srv.Queued()
+			}
 			return nil
 		}
 	} else if dr.err == nil {

@@ -55,6 +55,10 @@ type Server struct {
 	// MaxAuthFailures is how many refused AUTHs end a session (421); 0
 	// means DefaultMaxAuthFailures.
 	MaxAuthFailures int
+	// Queued, when set, is called after each message is queued and its
+	// 250 sent: sendmail -bs starts delivery there, as sendmail does
+	// after its message (the listener's daemon sees new mail itself).
+	Queued func()
 }
 
 // ServeStdio runs one SMTP session on in (commands and messages) and out

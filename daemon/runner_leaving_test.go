@@ -1,0 +1,166 @@
+package daemon
+
+// How a detached runner leaves without stranding a message that a
+// sendmail commits at that moment (runPasses): it looks for work once
+// more after releasing the run lock, and a runner started before its
+// sendmail's commit does not leave before that commit ends.
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/relaymail/relay/internal/testsmtp"
+	"github.com/relaymail/relay/maillog"
+	"github.com/relaymail/relay/relay"
+	"github.com/relaymail/relay/spool"
+)
+
+// leavingRunner is a runner over a fresh spool that delivers to a sink.
+func leavingRunner(t *testing.T) (*testsmtp.Sink, *spool.Spool, *relay.Runner) {
+	t.Helper()
+	sink := testsmtp.NewSink(t, 0, 0)
+	cfg := testConfig(t, sink.Port, "")
+	sp := createSpool(t, cfg, false)
+	r := relay.NewRunner(cfg, sp, maillog.New(&testsmtp.LockedBuffer{}))
+	t.Cleanup(r.Close)
+	return sink, sp, r
+}
+
+// A message committed in the instant between a runner's last look and the
+// release of its run lock: its sendmail, looking for a runner after the
+// commit, finds this one at work and starts none. The runner, looking
+// once more after the release, delivers it.
+func TestRunPasses_MailCommittedAsTheRunnerLeaves(t *testing.T) {
+	sink, sp, r := leavingRunner(t)
+	submit(t, sp, "first@test", false)
+	committed := false
+	testHookLeaving = func() {
+		if committed {
+			return
+		}
+		committed = true
+		submit(t, sp, "as-it-leaves@test", false)
+		if !sp.RunnerActive() {
+			t.Error("the run lock is not held where a sendmail would see the runner at work")
+		}
+	}
+	t.Cleanup(func() { testHookLeaving = nil })
+	if err := runPasses(context.Background(), sp, r, nil, 20*time.Millisecond, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !committed {
+		t.Fatal("the runner never came to leave")
+	}
+	if sink.Count("first@test") != 1 || sink.Count("as-it-leaves@test") != 1 {
+		t.Errorf("delivered %v, want both messages once", sink.Snapshot())
+	}
+	if n := queueLen(t, sp); n != 0 {
+		t.Errorf("%d message(s) left in the queue", n)
+	}
+}
+
+// A runner started before its sendmail's commit (--commit-fd) that finds
+// nothing and lingers in vain does not leave while the commit goes on:
+// the message, committed after the linger, is delivered once the
+// sendmail closes its end of the pipe.
+func TestRunPasses_EarlyRunnerAwaitsTheCommit(t *testing.T) {
+	sink, sp, r := leavingRunner(t)
+	commitR, commitW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer commitR.Close()
+	done := make(chan error, 1)
+	go func() { done <- runPasses(context.Background(), sp, r, nil, 20*time.Millisecond, nil, commitR) }()
+	// Long past its pass and its linger: it waits for the commit.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the runner left (%v) before its sendmail's commit ended", err)
+	default:
+	}
+	submit(t, sp, "late-commit@test", false)
+	commitW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the runner did not leave after the commit")
+	}
+	if sink.Count("late-commit@test") != 1 {
+		t.Errorf("delivered %v, want the message committed late once", sink.Snapshot())
+	}
+}
+
+// An early runner that finds another at work gives way, but only after
+// its sendmail's commit: the other may have left meanwhile (here it
+// releases the lock without looking again), so it tries once more.
+func TestRunPasses_EarlyRunnerBesideAnotherTriesAgainAfterTheCommit(t *testing.T) {
+	sink, sp, r := leavingRunner(t)
+	other, ok, err := sp.TryRunLock()
+	if err != nil || !ok {
+		t.Fatalf("run lock: %v %v", ok, err)
+	}
+	commitR, commitW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer commitR.Close()
+	done := make(chan error, 1)
+	go func() { done <- runPasses(context.Background(), sp, r, nil, 20*time.Millisecond, nil, commitR) }()
+	time.Sleep(200 * time.Millisecond)
+	submit(t, sp, "beside@test", false)
+	other.Release()
+	commitW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the runner did not leave")
+	}
+	if sink.Count("beside@test") != 1 {
+		t.Errorf("delivered %v, want the message once", sink.Snapshot())
+	}
+}
+
+// A sendmail that dies during its commit closes the pipe too (the kernel
+// does): the early runner leaves at once, and a commit stuck for longer
+// than commitWait does not keep it forever.
+func TestAwaitCommit_EndsAtEOFOrCancel(t *testing.T) {
+	commitR, commitW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer commitR.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { awaitCommit(ctx, commitR); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("returned with the pipe open")
+	case <-time.After(100 * time.Millisecond):
+	}
+	commitW.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ended by end of file")
+	}
+	r2, w2, _ := os.Pipe()
+	defer r2.Close()
+	defer w2.Close()
+	done2 := make(chan struct{})
+	go func() { awaitCommit(ctx, r2); close(done2) }()
+	cancel()
+	select {
+	case <-done2:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ended by a stop")
+	}
+}
