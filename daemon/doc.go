@@ -208,7 +208,24 @@
 // early runner finds nothing yet or the message itself; a failed
 // submission leaves it a pass that finds nothing. It is started with
 // syscall.StartProcess: os/exec forks a second child once per process to
-// probe for pidfds, which a sendmail would pay every time.
+// probe for pidfds, which a sendmail would pay every time. sendmail -bs
+// starts delivery the same way after each message it queues
+// (smtpd.Server.Queued), not at the end of a session that a PHP worker
+// may keep open for hours.
+//
+// No message is left without a runner by a runner that leaves as it is
+// committed. A sendmail commits, then looks for a runner at work (the
+// run lock); a runner about to leave releases the run lock, then looks
+// for due mail once more (runPasses), and passes again if it can take the
+// lock back. Whichever looks second sees the other's doing: the runner
+// sees the message, or the sendmail sees no runner and starts one. An
+// early runner may not know of its sendmail's message yet when it looks,
+// so it gets the read end of a pipe (queue run --detached --commit-fd 3;
+// [RunDetached]) whose write end only that sendmail holds: it closes it
+// in Finish, or the kernel does when the sendmail dies, and the runner
+// does not make its last look, nor give way to a runner at work, before
+// it reads the end of file (at most 30 s; a sendmail whose commit took
+// longer starts a runner itself).
 //
 // The detached runner logs only to [log] to (its stderr is /dev/null) and,
 // after a pass, lingers half a second with its connections open for more
