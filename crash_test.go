@@ -35,7 +35,10 @@ func TestCrash_SIGKILLDuringEnqueue(t *testing.T) {
 		runs, _ = strconv.Atoi(s)
 	}
 	e := testbin.NewEnv(t, "")
-	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 4<<20/64)
+	// 1 MB: long enough that kills land while it is written, short enough
+	// that most of the kill moments fall in the commit (fsync, rename,
+	// directory fsync), the part that must be atomic.
+	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 1<<20/64)
 	input := append([]byte("Subject: big\n\n"), body...)
 	inPath := filepath.Join(e.Dir, "input")
 	os.WriteFile(inPath, input, 0o600)
