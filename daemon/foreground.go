@@ -144,7 +144,7 @@ func BeginDelivery(cfg *config.Config, s *sendmailcompat.Submitter) *Delivery {
 	d := &Delivery{cfg: cfg, s: s, begun: time.Now()}
 	if wantsDetached(cfg, s) {
 		d.started = make(chan *os.File, 1)
-		go func() { d.started <- startEarly(cfg, s.Spool) }()
+		go func() { d.started <- startEarly(cfg) }()
 	}
 	return d
 }
@@ -173,7 +173,7 @@ func (d *Delivery) Finish(committed bool) {
 // (relay queue run --detached --commit-fd 3); startEarly returns the
 // write end, which Finish closes (so does the kernel when sendmail
 // dies), or nil when no runner was started.
-func startEarly(cfg *config.Config, sp *spool.Spool) *os.File {
+func startEarly(cfg *config.Config) *os.File {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil

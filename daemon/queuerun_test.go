@@ -120,14 +120,7 @@ func testRunPasses_DeliversMailQueuedWhileLingering(t *testing.T, inotify bool) 
 		t.Errorf("the message queued during the linger was not delivered: %v", sink.Snapshot())
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the runner did not stop when cancelled")
-	}
+	waitLeft(t, done, "the runner did not stop when cancelled")
 }
 
 // Mail that arrives during the linger while its writer still holds it (a
@@ -171,14 +164,7 @@ func testRunPasses_TakesMailItsWriterStillHolds(t *testing.T, inotify bool) {
 		t.Errorf("the flushed message was not delivered (runner returned: %v)", len(done) > 0)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the runner did not stop when cancelled")
-	}
+	waitLeft(t, done, "the runner did not stop when cancelled")
 }
 
 func TestLingerForMail_GivesUpAfterItsTime(t *testing.T) {

@@ -28,6 +28,34 @@ func leavingRunner(t *testing.T) (*testsmtp.Sink, *spool.Spool, *relay.Runner) {
 	return sink, sp, r
 }
 
+// runEarly runs runPasses as a runner started before its sendmail's
+// commit: it returns what runPasses returns, and the sendmail's end of the
+// commit pipe.
+func runEarly(t *testing.T, sp *spool.Spool, r *relay.Runner) (<-chan error, *os.File) {
+	t.Helper()
+	commitR, commitW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { commitR.Close(); commitW.Close() })
+	done := make(chan error, 1)
+	go func() { done <- runPasses(context.Background(), sp, r, nil, 20*time.Millisecond, nil, commitR) }()
+	return done, commitW
+}
+
+// waitLeft waits for runPasses to return, without error, within 30 s.
+func waitLeft(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal(what)
+	}
+}
+
 // A message committed in the instant between a runner's last look and the
 // release of its run lock: its sendmail, looking for a runner after the
 // commit, finds this one at work and starts none. The runner, looking
@@ -67,13 +95,7 @@ func TestRunPasses_MailCommittedAsTheRunnerLeaves(t *testing.T) {
 // sendmail closes its end of the pipe.
 func TestRunPasses_EarlyRunnerAwaitsTheCommit(t *testing.T) {
 	sink, sp, r := leavingRunner(t)
-	commitR, commitW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer commitR.Close()
-	done := make(chan error, 1)
-	go func() { done <- runPasses(context.Background(), sp, r, nil, 20*time.Millisecond, nil, commitR) }()
+	done, commitW := runEarly(t, sp, r)
 	// Long past its pass and its linger: it waits for the commit.
 	time.Sleep(300 * time.Millisecond)
 	select {
@@ -83,14 +105,7 @@ func TestRunPasses_EarlyRunnerAwaitsTheCommit(t *testing.T) {
 	}
 	submit(t, sp, "late-commit@test", false)
 	commitW.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the runner did not leave after the commit")
-	}
+	waitLeft(t, done, "the runner did not leave after the commit")
 	if sink.Count("late-commit@test") != 1 {
 		t.Errorf("delivered %v, want the message committed late once", sink.Snapshot())
 	}
@@ -105,25 +120,12 @@ func TestRunPasses_EarlyRunnerBesideAnotherTriesAgainAfterTheCommit(t *testing.T
 	if err != nil || !ok {
 		t.Fatalf("run lock: %v %v", ok, err)
 	}
-	commitR, commitW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer commitR.Close()
-	done := make(chan error, 1)
-	go func() { done <- runPasses(context.Background(), sp, r, nil, 20*time.Millisecond, nil, commitR) }()
+	done, commitW := runEarly(t, sp, r)
 	time.Sleep(200 * time.Millisecond)
 	submit(t, sp, "beside@test", false)
 	other.Release()
 	commitW.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the runner did not leave")
-	}
+	waitLeft(t, done, "the runner did not leave")
 	if sink.Count("beside@test") != 1 {
 		t.Errorf("delivered %v, want the message once", sink.Snapshot())
 	}
