@@ -31,9 +31,10 @@ func RunQueue(cfg *config.Config, detached bool, stderr io.Writer) error {
 }
 
 // RunDetached is the detached runner a sendmail started before its commit
-// (relay queue run --detached --commit-fd N): RunQueue with detached set,
-// which does not leave before commit, the sendmail's end of a pipe, reads
-// end of file (see "The detached runner" in the package documentation).
+// (relay queue run --detached --commit-fd N): RunQueue with detached set
+// that does not leave before commit, the read end of a pipe whose write
+// end only that sendmail holds, reads end of file (see "The detached
+// runner" in the package documentation).
 func RunDetached(cfg *config.Config, commit *os.File, stderr io.Writer) error {
 	syscall.CloseOnExec(int(commit.Fd())) // not for password_command
 	defer commit.Close()
