@@ -22,10 +22,11 @@ type pfParam struct {
 }
 
 type postfix struct {
-	r      *Result
-	path   string
-	params map[string]pfParam
-	order  []string
+	r       *Result
+	path    string
+	params  map[string]pfParam
+	order   []string
+	handled map[string]bool // parameters a step of build took care of
 }
 
 // pfVarRE is compiled on first use: the package is linked into every
@@ -219,21 +220,37 @@ func splitList(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 }
 
+// build maps the parameters into p.r, one step per area in the order the
+// report reads best; each step marks what it handled (done), and rest
+// reports everything else, so that no parameter goes unmentioned.
 func (p *postfix) build() error {
-	r := p.r
-	handled := map[string]bool{}
-	done := func(names ...string) {
-		for _, n := range names {
-			handled[n] = true
+	p.handled = map[string]bool{}
+	for _, step := range []func() error{p.smarthosts, p.tls, p.tlsFiles, p.sasl, p.names, p.rewriting, p.queue} {
+		if err := step(); err != nil {
+			return err
 		}
 	}
-	// Smarthosts: relayhost, then smtp_fallback_relay, in order.
+	p.rest()
+	return nil
+}
+
+// done marks parameters as handled by a step of build.
+func (p *postfix) done(names ...string) {
+	for _, n := range names {
+		p.handled[n] = true
+	}
+}
+
+// smarthosts: relayhost, then smtp_fallback_relay, in order, after a
+// smarthost per sender of sender_dependent_relayhost_maps.
+func (p *postfix) smarthosts() error {
+	r := p.r
 	for _, param := range []string{"relayhost", "smtp_fallback_relay"} {
 		v, _, ok := p.get(param)
 		if !ok {
 			continue
 		}
-		done(param)
+		p.done(param)
 		if v == "" {
 			p.note(param, NotPossible, "", "no relayhost: Postfix delivers to each domain's MX itself; relay needs a smarthost (add a [[smarthost]])")
 			continue
@@ -255,7 +272,7 @@ func (p *postfix) build() error {
 	// Sender-dependent relay hosts: a smarthost per sender, first.
 	var bySender []*Smarthost
 	if v, _, ok := p.get("sender_dependent_relayhost_maps"); ok {
-		done("sender_dependent_relayhost_maps")
+		p.done("sender_dependent_relayhost_maps")
 		t, err := p.table("sender_dependent_relayhost_maps", v)
 		if err != nil {
 			return err
@@ -277,12 +294,17 @@ func (p *postfix) build() error {
 		p.note("sender_dependent_relayhost_maps", Mapped, "a [[smarthost]] with senders per entry, before the others", "")
 	}
 	r.Smarthosts = append(bySender, r.Smarthosts...)
+	return nil
+}
 
-	// TLS: one policy for every smarthost.
+// tls: one TLS policy (smtp_tls_security_level and its legacy forms,
+// smtp_tls_wrappermode) for every smarthost.
+func (p *postfix) tls() error {
+	r := p.r
 	level := "none"
 	if v, _, ok := p.get("smtp_tls_security_level"); ok {
 		level = strings.ToLower(v)
-		done("smtp_tls_security_level")
+		p.done("smtp_tls_security_level")
 	} else if v, _, ok := p.get("smtp_enforce_tls"); ok && v == "yes" {
 		level = "encrypt"
 	} else if v, _, ok := p.get("smtp_use_tls"); ok && v == "yes" {
@@ -290,8 +312,8 @@ func (p *postfix) build() error {
 	}
 	for _, legacy := range []string{"smtp_use_tls", "smtp_enforce_tls"} {
 		if _, _, ok := p.get(legacy); ok {
-			done(legacy)
-			if handled["smtp_tls_security_level"] {
+			p.done(legacy)
+			if p.handled["smtp_tls_security_level"] {
 				p.note(legacy, NotNeeded, "", "smtp_tls_security_level wins over it in Postfix")
 			} else {
 				p.note(legacy, Insecure, `tls = "starttls"`, "the obsolete form of smtp_tls_security_level = may/encrypt; see that")
@@ -300,7 +322,7 @@ func (p *postfix) build() error {
 	}
 	wrapper := false
 	if v, _, ok := p.get("smtp_tls_wrappermode"); ok {
-		done("smtp_tls_wrappermode")
+		p.done("smtp_tls_wrappermode")
 		wrapper = v == "yes"
 		if wrapper {
 			p.note("smtp_tls_wrappermode", Mapped, `tls = "implicit"`, "")
@@ -314,18 +336,18 @@ func (p *postfix) build() error {
 	}
 	switch level {
 	case "verify", "secure":
-		if handled["smtp_tls_security_level"] {
+		if p.handled["smtp_tls_security_level"] {
 			p.note("smtp_tls_security_level", Mapped, fmt.Sprintf("tls = %q", tlsMode), "relay verifies the certificate and the host name")
 		}
 	case "dane", "dane-only":
 		p.note("smtp_tls_security_level", NotPossible, fmt.Sprintf("tls = %q", tlsMode), "relay does not do DANE; it verifies the certificate against the CAs (or pin it with tls_fingerprint)")
 	case "encrypt":
-		if handled["smtp_tls_security_level"] {
+		if p.handled["smtp_tls_security_level"] {
 			p.note("smtp_tls_security_level", Insecure, fmt.Sprintf("tls = %q", tlsMode), "encrypt does not verify the certificate; "+pinAdvice)
 		}
 	case "fingerprint":
 		fp, _, _ := p.get("smtp_tls_fingerprint_cert_match")
-		done("smtp_tls_fingerprint_cert_match")
+		p.done("smtp_tls_fingerprint_cert_match")
 		first := strings.ToLower(strings.ReplaceAll(firstOf(splitList(fp)), ":", ""))
 		if len(first) == 64 {
 			for _, sh := range r.Smarthosts {
@@ -337,7 +359,7 @@ func (p *postfix) build() error {
 			p.note("smtp_tls_security_level", NotPossible, "", "relay pins the SHA-256 fingerprint of the certificate: tls_fingerprint as relay probe prints it")
 		}
 	case "may", "none", "":
-		if handled["smtp_tls_security_level"] {
+		if p.handled["smtp_tls_security_level"] {
 			p.note("smtp_tls_security_level", Insecure, fmt.Sprintf("tls = %q", tlsMode), "Postfix would send in clear when TLS fails; "+starttlsAdvice)
 		} else {
 			r.note(p.path, 0, "smtp_tls_security_level (not set: none)", Insecure, fmt.Sprintf("tls = %q", tlsMode), "Postfix sends in clear by default; "+starttlsAdvice)
@@ -348,8 +370,14 @@ func (p *postfix) build() error {
 	for _, sh := range r.Smarthosts {
 		sh.TLS = tlsMode
 	}
+	return nil
+}
+
+// tlsFiles: the CA and client certificate files of every smarthost.
+func (p *postfix) tlsFiles() error {
+	r := p.r
 	if v, _, ok := p.get("smtp_tls_CAfile"); ok {
-		done("smtp_tls_CAfile")
+		p.done("smtp_tls_CAfile")
 		if v == "" || systemBundle(v) {
 			p.note("smtp_tls_CAfile", NotNeeded, "", "the system's CA bundle, which relay uses by default")
 		} else {
@@ -360,7 +388,7 @@ func (p *postfix) build() error {
 		}
 	}
 	if v, _, ok := p.get("smtp_tls_CApath"); ok {
-		done("smtp_tls_CApath")
+		p.done("smtp_tls_CApath")
 		if v == "" || systemBundle(v) {
 			p.note("smtp_tls_CApath", NotNeeded, "", "the system's CA certificates, which relay uses by default")
 		} else {
@@ -372,7 +400,7 @@ func (p *postfix) build() error {
 		if !ok {
 			continue
 		}
-		done(c.name)
+		p.done(c.name)
 		if v == "" {
 			p.note(c.name, NotNeeded, "", "empty: no client certificate")
 			continue
@@ -394,11 +422,15 @@ func (p *postfix) build() error {
 			sh.TLSClientKey = sh.TLSClientCert // Postfix: the key may be in the certificate's file
 		}
 	}
+	return nil
+}
 
-	// SASL.
+// sasl: the logins (smtp_sasl_*), per sender when Postfix's are.
+func (p *postfix) sasl() error {
+	r := p.r
 	sasl := false
 	if v, _, ok := p.get("smtp_sasl_auth_enable"); ok {
-		done("smtp_sasl_auth_enable")
+		p.done("smtp_sasl_auth_enable")
 		sasl = v == "yes"
 		if sasl {
 			p.note("smtp_sasl_auth_enable", Mapped, "username and password_file of each smarthost", "")
@@ -408,12 +440,12 @@ func (p *postfix) build() error {
 	}
 	senderAuth := false
 	if v, _, ok := p.get("smtp_sender_dependent_authentication"); ok {
-		done("smtp_sender_dependent_authentication")
+		p.done("smtp_sender_dependent_authentication")
 		senderAuth = v == "yes"
 		p.note("smtp_sender_dependent_authentication", Mapped, "the login of each sender's [[smarthost]]", "")
 	}
 	if v, _, ok := p.get("smtp_sasl_password_maps"); ok {
-		done("smtp_sasl_password_maps")
+		p.done("smtp_sasl_password_maps")
 		if !sasl {
 			p.note("smtp_sasl_password_maps", NotNeeded, "", "smtp_sasl_auth_enable is not yes: Postfix does not log in")
 		} else if err := p.passwords(v, senderAuth); err != nil {
@@ -421,7 +453,7 @@ func (p *postfix) build() error {
 		}
 	}
 	if v, _, ok := p.get("smtp_sasl_mechanism_filter"); ok {
-		done("smtp_sasl_mechanism_filter")
+		p.done("smtp_sasl_mechanism_filter")
 		mechs := splitList(strings.ToLower(v))
 		if len(mechs) == 1 && strings.Contains(" plain login cram-md5 scram-sha-256 ", " "+mechs[0]+" ") {
 			for _, sh := range r.Smarthosts {
@@ -432,15 +464,19 @@ func (p *postfix) build() error {
 			p.note("smtp_sasl_mechanism_filter", NotNeeded, "", "relay picks the strongest mechanism offered (auth forces one)")
 		}
 	}
+	return nil
+}
 
-	// Names.
+// names: the HELO name, the domain, the address family and source address.
+func (p *postfix) names() error {
+	r := p.r
 	if v, _, ok := p.get("smtp_helo_name"); ok {
-		done("smtp_helo_name")
+		p.done("smtp_helo_name")
 		r.HeloName = v
 		p.note("smtp_helo_name", Mapped, "helo_name", "")
 	}
 	if v, _, ok := p.get("myhostname"); ok {
-		done("myhostname")
+		p.done("myhostname")
 		if r.HeloName == "" && !strings.Contains(v, "$") {
 			r.HeloName = v
 			p.note("myhostname", Mapped, "helo_name", "Postfix's smtp_helo_name is $myhostname")
@@ -449,7 +485,7 @@ func (p *postfix) build() error {
 		}
 	}
 	if v, _, ok := p.get("myorigin"); ok {
-		done("myorigin")
+		p.done("myorigin")
 		switch {
 		case v == "/etc/mailname":
 			p.note("myorigin", NotNeeded, "", "relay reads /etc/mailname itself when domain is not set")
@@ -463,7 +499,7 @@ func (p *postfix) build() error {
 		}
 	}
 	if v, _, ok := p.get("mydestination"); ok {
-		done("mydestination")
+		p.done("mydestination")
 		if strings.TrimSpace(v) == "" {
 			p.note("mydestination", NotNeeded, "", "a null client delivers nothing locally, nor does relay")
 		} else {
@@ -471,7 +507,7 @@ func (p *postfix) build() error {
 		}
 	}
 	if v, _, ok := p.get("inet_protocols"); ok {
-		done("inet_protocols")
+		p.done("inet_protocols")
 		switch v {
 		case "ipv4", "ipv6":
 			for _, sh := range r.Smarthosts {
@@ -483,16 +519,20 @@ func (p *postfix) build() error {
 		}
 	}
 	if v, _, ok := p.get("smtp_bind_address"); ok && v != "" {
-		done("smtp_bind_address")
+		p.done("smtp_bind_address")
 		for _, sh := range r.Smarthosts {
 			sh.SourceAddress = v
 		}
 		p.note("smtp_bind_address", Mapped, "source_address", "")
 	}
+	return nil
+}
 
-	// Aliases and address rewriting.
+// rewriting: the alias file and the sender maps.
+func (p *postfix) rewriting() error {
+	r := p.r
 	if v, _, ok := p.get("alias_maps"); ok {
-		done("alias_maps")
+		p.done("alias_maps")
 		maps := splitList(v)
 		if len(maps) == 0 {
 			p.note("alias_maps", NotNeeded, "", "empty")
@@ -512,7 +552,7 @@ func (p *postfix) build() error {
 		if !ok {
 			continue
 		}
-		done(m)
+		p.done(m)
 		t, err := p.table(m, v)
 		if err != nil {
 			return err
@@ -534,11 +574,15 @@ func (p *postfix) build() error {
 		p.note(m, Mapped, `[rewrite] sender_map and from_header = "rewrite"`, why)
 	}
 	if _, _, ok := p.get("recipient_canonical_maps"); ok {
-		done("recipient_canonical_maps")
+		p.done("recipient_canonical_maps")
 		p.note("recipient_canonical_maps", NotPossible, "", "relay rewrites local recipients with its alias file only: write the entries there")
 	}
+	return nil
+}
 
-	// The queue.
+// queue: retry times, lifetime, delay warnings and size limits.
+func (p *postfix) queue() error {
+	r := p.r
 	for _, q := range []struct {
 		name string
 		unit byte
@@ -554,7 +598,7 @@ func (p *postfix) build() error {
 		if !ok {
 			continue
 		}
-		done(q.name)
+		p.done(q.name)
 		n, good := pfDuration(v, q.unit)
 		if !good {
 			return srcErr(p.path, p.params[q.name].line, "%s: not a time %q", q.name, v)
@@ -571,7 +615,7 @@ func (p *postfix) build() error {
 		if !ok {
 			continue
 		}
-		done(s.name)
+		p.done(s.name)
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
 			return srcErr(p.path, p.params[s.name].line, "%s: not a number of bytes %q", s.name, v)
@@ -588,10 +632,13 @@ func (p *postfix) build() error {
 		}
 		p.note(s.name, Mapped, s.to+" = "+val, "")
 	}
+	return nil
+}
 
-	// Everything else: accounted for, never dropped.
+// rest: every parameter no step handled, accounted for, never dropped.
+func (p *postfix) rest() {
 	for _, name := range p.order {
-		if handled[name] {
+		if p.handled[name] {
 			continue
 		}
 		switch {
@@ -609,5 +656,4 @@ func (p *postfix) build() error {
 			p.note(name, Unknown, "", "")
 		}
 	}
-	return nil
 }
