@@ -319,7 +319,9 @@ func FormatMailbox(name, addr string) string {
 	plain, ascii := true, true
 	for _, r := range name {
 		switch {
-		case r >= 0x80 || r < ' ':
+		case r >= 0x80 || r < ' ' && r != '\t':
+			// A tab is white space, quoted as it is; mime leaves it
+			// unencoded, so an encoded word could not carry it.
 			ascii = false
 		case !(r == ' ' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)):
 			plain = false
