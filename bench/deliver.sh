@@ -98,7 +98,9 @@ PASSFILE="$B/secret"
 )
 
 # relay.toml for a spool of its own; detached delivery is the default.
-relay_conf() { # spool file
+# With LOG, [log] goes to that file (created here: relay's detached
+# runners never create one), else to stderr.
+relay_conf() { # spool file [log]
 	(
 		umask 077
 		cat >"$2" <<-EOF
@@ -115,6 +117,10 @@ relay_conf() { # spool file
 			username = "$SMARTHOST_USER"
 			password_file = "$PASSFILE"
 		EOF
+		if [[ -n ${3:-} ]]; then
+			: >"$3"
+			printf '[log]\nto = "%s"\n' "$3" >>"$2"
+		fi
 	)
 }
 
@@ -172,7 +178,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 sequential() {
 	local prog=$1 tag="$RUNID-seq-$1" msg="$B/seq-$1.eml" conf="$B/$1.toml" ready="$B/ready-$1"
 	message "$tag" "$msg"
-	relay_conf "$B/spool-$1" "$conf"
+	relay_conf "$B/spool-$1" "$conf" "$B/$1.log"
 	"$B/bin/arrivals" -maildir "$SMARTHOST_MAILDIR" -tag "X-Relay-Bench: $tag" -n "$SEQ" -timeout "$((120 + SEQ))s" -ready "$ready" >"$B/end-$1" &
 	local waiter=$!
 	while [[ ! -e $ready ]]; do sleep 0.05; done
@@ -195,7 +201,17 @@ sequential() {
 	done
 	submitted=$(now)
 	((retries == 0)) || log "$prog: $retries submission(s) had to be repeated"
-	wait "$waiter" || die "$prog: not all $SEQ messages arrived"
+	if ! wait "$waiter"; then
+		if [[ $prog == relay ]]; then
+			# What a failure needs to be understood: what is still
+			# queued and why, and what the runners said.
+			log "relay: still queued:"
+			"$RELAY" -C "$conf" queue list >&2 || true
+			log "relay: the last lines of its log ($B/relay.log):"
+			tail -20 "$B/relay.log" >&2 || true
+		fi
+		die "$prog: not all $SEQ messages arrived"
+	fi
 	end=$(cat "$B/end-$1")
 	printf '%s %s %s\n' "$(secs "$start" "$submitted")" "$(secs "$start" "$end")" "$(rate "$SEQ" "$(secs "$start" "$end")")"
 }

@@ -170,8 +170,13 @@
 // the spool's run lock it makes a [Pass], then asks the runner whether
 // anything is still due (relay.Runner.Due: a drop, a message whose next
 // attempt has come, other than one another process holds) and, if so,
-// makes another, at most 100, so that mail queued during a pass does not
-// wait for the next timer. Between passes it releases the run lock and
+// makes another, so that mail queued during a pass does not wait for the
+// next timer. It makes at most 100, so that mail that keeps coming does
+// not keep one process forever; at the bound, with mail still due, it
+// starts a detached runner for it (as a sendmail would: detached_delivery
+// on, the secret readable, no runner at work) after releasing the lock,
+// since the sendmails of that mail saw it at work and started none.
+// Between passes it releases the run lock and
 // keeps its connections (relay.Runner.KeepConnections, 5 seconds), so a
 // queue served pass after pass costs one TLS handshake and one AUTH.
 // Another runner at work (a second queue run, the daemon, which holds the
@@ -216,9 +221,12 @@
 // No message is left without a runner by a runner that leaves as it is
 // committed. A sendmail commits, then looks for a runner at work (the
 // run lock); a runner about to leave releases the run lock, then looks
-// for due mail once more (runPasses), and passes again if it can take the
+// for due mail once more (passes.run), and passes again if it can take the
 // lock back. Whichever looks second sees the other's doing: the runner
-// sees the message, or the sendmail sees no runner and starts one. An
+// sees the message, or the sendmail sees no runner and starts one. A
+// runner that leaves at its bound of passes with mail due (a burst of
+// sendmails, one pass each on a busy machine) starts a successor after
+// the release, as those sendmails would have. An
 // early runner may not know of its sendmail's message yet when it looks,
 // so it gets the read end of a pipe (queue run --detached --commit-fd 3;
 // [RunDetached]) whose write end only that sendmail holds: it closes it

@@ -151,7 +151,7 @@ func BeginDelivery(cfg *config.Config, s *sendmailcompat.Submitter) *Delivery {
 
 // Finish waits for the start BeginDelivery began and tells that runner
 // the commit is over (it closes the runner's commit pipe: the runner does
-// not leave before, see runPasses). When the message was committed and no
+// not leave before, see passes.run). When the message was committed and no
 // runner was started early (one was at work then, and may have left
 // since; or the start failed), or the commit took so long that the early
 // runner may have stopped waiting for it, it does what StartDelivery does.

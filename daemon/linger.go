@@ -17,7 +17,7 @@ import (
 // writing (a sendmail done with the message it committed: its lock,
 // which made the runner skip the message, is gone). The runner's own
 // pass makes such events too (it locks messages through read-write
-// opens): runPasses drains them before it lingers.
+// opens): passes.run drains them before it lingers.
 type mailWatch struct {
 	fd  int
 	buf [4096]byte

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -68,45 +69,74 @@ func runQueue(cfg *config.Config, detached bool, stderr, trace io.Writer, commit
 	// Pass after pass over the same connections (see Runner.KeepConnections).
 	r.KeepConnections = 5 * time.Second
 	defer r.Close()
-	linger := time.Duration(0)
-	if detached {
-		linger = detachedLinger
+	p := &passes{
+		sp: sp, r: r, pickup: sendmailcompat.NewPickup(cfg, sp, log),
+		commit: commit, max: maxPasses,
+		handOver: func() bool {
+			if !runnerWanted(cfg, sp) {
+				return false
+			}
+			return startRunner(cfg, nil)
+		},
 	}
-	var watch *mailWatch
 	if detached {
+		p.linger = detachedLinger
 		// The watch comes before the first pass: whatever is committed
 		// after it wakes the linger, whatever before, the pass finds.
-		watch = newMailWatch(sp)
-		defer watch.Close()
+		p.watch = newMailWatch(sp)
+		defer p.watch.Close()
 	}
-	return runPasses(ctx, sp, r, sendmailcompat.NewPickup(cfg, sp, log), linger, watch, commit)
+	return p.run(ctx)
 }
 
-// maxPasses bounds the passes of one relay queue run: mail that keeps
-// arriving is left to the next run rather than keeping one forever.
+// maxPasses bounds the passes of one relay queue run, so that mail that
+// keeps arriving does not keep one process forever: at the bound it hands
+// the work on (passes.handOver) and leaves.
 const maxPasses = 100
 
-// runPasses makes passes under the run lock while work is due (at most
-// maxPasses), lingering for new mail after each successful one when
-// linger is positive (woken by watch when not nil). A runner already at
-// work (another queue run, the daemon) has the lock: it leaves at once,
-// without error.
+// passes is the loop of one relay queue run: passes under the run lock
+// while work is due, at most max. A runner already at work (another queue
+// run, the daemon) has the lock: this one leaves at once, without error.
 //
 // Before it leaves, a runner releases the run lock and only then looks
 // for work once more, while a sendmail commits its message and only then
 // looks for a runner (StartDelivery): one of the two always sees the
 // other, so a message committed as the runner leaves is never left
-// without one. A runner started before its sendmail's commit (commit not
-// nil, see RunDetached) first waits for that commit to end.
-func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *sendmailcompat.Pickup, linger time.Duration, watch *mailWatch, commit *os.File) error {
-	awaited := commit == nil
+// without one. The same holds when a runner leaves at the bound: mail is
+// still due (it came while the runner worked, and its sendmails, seeing
+// the runner at work, started none), so it starts the runner a sendmail
+// would start (handOver) after the release. A runner started before its
+// sendmail's commit (commit not nil, see RunDetached) first waits for
+// that commit to end.
+type passes struct {
+	sp     *spool.Spool
+	r      *relay.Runner
+	pickup *sendmailcompat.Pickup // nil: no maildrop pickup
+	// linger, when positive, is how long the runner waits for new mail
+	// after each successful pass, woken by watch (nil: a stat of the
+	// spool every 10 ms).
+	linger time.Duration
+	watch  *mailWatch
+	// commit is the read end of the commit pipe of the sendmail that
+	// started this runner (RunDetached); nil: none.
+	commit *os.File
+	// max bounds the passes; handOver, called at the bound with mail
+	// due and the run lock released, starts a runner for it when one is
+	// wanted (runnerWanted) and reports whether it did; nil: none.
+	max      int
+	handOver func() bool
+}
+
+func (p *passes) run(ctx context.Context) error {
+	sp, r := p.sp, p.r
+	awaited := p.commit == nil
 	await := func() {
 		if !awaited {
-			awaitCommit(ctx, commit)
+			awaitCommit(ctx, p.commit)
 			awaited = true
 		}
 	}
-	for range maxPasses {
+	for range p.max {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -123,23 +153,23 @@ func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *se
 			await()
 			continue
 		}
-		_, err = Pass(ctx, sp, r, pickup)
+		_, err = Pass(ctx, sp, r, p.pickup)
 		arrived := false
-		if err == nil && linger > 0 {
-			if watch != nil {
+		if err == nil && p.linger > 0 {
+			if p.watch != nil {
 				// The pass's own doing (it opens messages read-write to
 				// lock them, rewrites envelopes) is no news; what came
 				// during it, Due finds.
-				watch.drain()
+				p.watch.drain()
 				arrived = r.Due(sp.HasMaildrop())
 			}
 			if !arrived {
-				arrived = lingerForMail(ctx, sp, linger, watch)
+				arrived = lingerForMail(ctx, sp, p.linger, p.watch)
 			}
 		}
 		// The lock is kept while looking for more work: a sendmail that
 		// found it free in between would start a runner of its own.
-		more := err == nil && dueAfter(ctx, sp, r, arrived, watch)
+		more := err == nil && dueAfter(ctx, sp, r, arrived, p.watch)
 		if !more && testHookLeaving != nil {
 			testHookLeaving()
 		}
@@ -154,6 +184,12 @@ func runPasses(ctx context.Context, sp *spool.Spool, r *relay.Runner, pickup *se
 		if ctx.Err() != nil || !r.Due(sp.HasMaildrop()) {
 			return nil
 		}
+	}
+	// The bound: the lock is released; mail due now has no runner unless
+	// this one starts it.
+	await()
+	if ctx.Err() == nil && p.handOver != nil && r.Due(sp.HasMaildrop()) && p.handOver() {
+		r.Log.Info("status", "handed-over", "reason", fmt.Sprintf("%d passes made: a new runner takes the mail still due", p.max))
 	}
 	return nil
 }

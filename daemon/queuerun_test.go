@@ -69,14 +69,14 @@ func TestRunPasses_StandsAsideForTheRunnerAtWork(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("run lock: %v %v", ok, err)
 	}
-	if err := runPasses(context.Background(), sp, r, p, 0, nil, nil); err != nil {
+	if err := (&passes{sp: sp, r: r, pickup: p, max: maxPasses}).run(context.Background()); err != nil {
 		t.Errorf("with the run lock taken: %v, want nil (leave quietly)", err)
 	}
 	if sink.Count("queued@test") != 0 || queueLen(t, sp) != 1 {
 		t.Fatal("a second runner delivered while the first held the run lock")
 	}
 	lock.Release()
-	if err := runPasses(context.Background(), sp, r, p, 0, nil, nil); err != nil {
+	if err := (&passes{sp: sp, r: r, pickup: p, max: maxPasses}).run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if sink.Count("queued@test") != 1 {
@@ -109,7 +109,7 @@ func testRunPasses_DeliversMailQueuedWhileLingering(t *testing.T, inotify bool) 
 	defer cancel()
 	done := make(chan error, 1)
 	watch := lingerWatch(t, sp, inotify)
-	go func() { done <- runPasses(ctx, sp, r, nil, time.Minute, watch, nil) }()
+	go func() { done <- (&passes{sp: sp, r: r, linger: time.Minute, watch: watch, max: maxPasses}).run(ctx) }()
 	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("first@test") == 1 }) {
 		t.Fatal("the first message was not delivered")
 	}
@@ -145,7 +145,7 @@ func testRunPasses_TakesMailItsWriterStillHolds(t *testing.T, inotify bool) {
 	defer cancel()
 	done := make(chan error, 1)
 	watch := lingerWatch(t, sp, inotify)
-	go func() { done <- runPasses(ctx, sp, r, nil, time.Minute, watch, nil) }()
+	go func() { done <- (&passes{sp: sp, r: r, linger: time.Minute, watch: watch, max: maxPasses}).run(ctx) }()
 	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("first@test") == 1 }) {
 		t.Fatal("the first message was not delivered")
 	}

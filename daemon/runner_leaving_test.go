@@ -1,9 +1,10 @@
 package daemon
 
 // How a detached runner leaves without stranding a message that a
-// sendmail commits at that moment (runPasses): it looks for work once
-// more after releasing the run lock, and a runner started before its
-// sendmail's commit does not leave before that commit ends.
+// sendmail commits at that moment (passes.run): it looks for work once
+// more after releasing the run lock, a runner started before its
+// sendmail's commit does not leave before that commit ends, and one that
+// leaves at its bound of passes with mail due hands it over.
 
 import (
 	"context"
@@ -28,8 +29,8 @@ func leavingRunner(t *testing.T) (*testsmtp.Sink, *spool.Spool, *relay.Runner) {
 	return sink, sp, r
 }
 
-// runEarly runs runPasses as a runner started before its sendmail's
-// commit: it returns what runPasses returns, and the sendmail's end of the
+// runEarly runs passes.run as a runner started before its sendmail's
+// commit: it returns what passes.run returns, and the sendmail's end of the
 // commit pipe.
 func runEarly(t *testing.T, sp *spool.Spool, r *relay.Runner) (<-chan error, *os.File) {
 	t.Helper()
@@ -39,11 +40,13 @@ func runEarly(t *testing.T, sp *spool.Spool, r *relay.Runner) (<-chan error, *os
 	}
 	t.Cleanup(func() { commitR.Close(); commitW.Close() })
 	done := make(chan error, 1)
-	go func() { done <- runPasses(context.Background(), sp, r, nil, 20*time.Millisecond, nil, commitR) }()
+	go func() {
+		done <- (&passes{sp: sp, r: r, linger: 20 * time.Millisecond, commit: commitR, max: maxPasses}).run(context.Background())
+	}()
 	return done, commitW
 }
 
-// waitLeft waits for runPasses to return, without error, within 30 s.
+// waitLeft waits for passes.run to return, without error, within 30 s.
 func waitLeft(t *testing.T, done <-chan error, what string) {
 	t.Helper()
 	select {
@@ -75,7 +78,7 @@ func TestRunPasses_MailCommittedAsTheRunnerLeaves(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookLeaving = nil })
-	if err := runPasses(context.Background(), sp, r, nil, 20*time.Millisecond, nil, nil); err != nil {
+	if err := (&passes{sp: sp, r: r, linger: 20 * time.Millisecond, max: maxPasses}).run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !committed {
@@ -164,5 +167,43 @@ func TestAwaitCommit_EndsAtEOFOrCancel(t *testing.T) {
 	case <-done2:
 	case <-time.After(10 * time.Second):
 		t.Fatal("not ended by a stop")
+	}
+}
+
+// A runner that reaches its bound of passes while mail keeps coming
+// leaves mail due that nobody else will take: each of its sendmails saw
+// it at work and started no runner. It hands the mail over (CI caught the
+// last of 100 sequential sendmails left queued when its runner made its
+// 100th pass). Here the bound is one pass, and the second message comes
+// during the linger after it.
+func TestPasses_HandOverAtTheBound(t *testing.T) {
+	sink, sp, r := leavingRunner(t)
+	submit(t, sp, "first@test", false)
+	handedOver := 0
+	p := &passes{sp: sp, r: r, linger: time.Minute, watch: lingerWatch(t, sp, true), max: 1,
+		handOver: func() bool {
+			handedOver++
+			if sp.RunnerActive() {
+				t.Error("handed over while still holding the run lock")
+			}
+			next := &passes{sp: sp, r: r, max: maxPasses}
+			if err := next.run(context.Background()); err != nil {
+				t.Error(err)
+			}
+			return true
+		}}
+	done := make(chan error, 1)
+	go func() { done <- p.run(context.Background()) }()
+	if !testsmtp.WaitFor(30*time.Second, func() bool { return sink.Count("first@test") == 1 }) {
+		t.Fatal("the first message was not delivered")
+	}
+	time.Sleep(100 * time.Millisecond) // the runner lingers
+	submit(t, sp, "after-the-bound@test", false)
+	waitLeft(t, done, "the runner did not leave at its bound")
+	if handedOver != 1 {
+		t.Fatalf("handed over %d times, want once", handedOver)
+	}
+	if sink.Count("after-the-bound@test") != 1 || queueLen(t, sp) != 0 {
+		t.Errorf("delivered %v with %d left queued, want the second message delivered once", sink.Snapshot(), queueLen(t, sp))
 	}
 }
