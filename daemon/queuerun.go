@@ -188,8 +188,13 @@ func (p *passes) run(ctx context.Context) error {
 	// The bound: the lock is released; mail due now has no runner unless
 	// this one starts it.
 	await()
-	if ctx.Err() == nil && p.handOver != nil && r.Due(sp.HasMaildrop()) && p.handOver() {
-		r.Log.Info("status", "handed-over", "reason", fmt.Sprintf("%d passes made: a new runner takes the mail still due", p.max))
+	if ctx.Err() != nil || p.handOver == nil || !r.Due(sp.HasMaildrop()) {
+		return nil
+	}
+	if p.handOver() {
+		r.Log.Info("status", "handed-over", "reason", fmt.Sprintf("made its %d passes: a new runner takes the mail still due", p.max))
+	} else {
+		r.Log.Info("status", "leaving", "reason", fmt.Sprintf("made its %d passes: the mail still due waits for the daemon or the next queue run", p.max))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ package daemon
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,6 +179,8 @@ func TestAwaitCommit_EndsAtEOFOrCancel(t *testing.T) {
 // during the linger after it.
 func TestPasses_HandOverAtTheBound(t *testing.T) {
 	sink, sp, r := leavingRunner(t)
+	var logged testsmtp.LockedBuffer
+	r.Log = maillog.New(&logged)
 	submit(t, sp, "first@test", false)
 	handedOver := 0
 	p := &passes{sp: sp, r: r, linger: time.Minute, watch: lingerWatch(t, sp, true), max: 1,
@@ -202,6 +205,9 @@ func TestPasses_HandOverAtTheBound(t *testing.T) {
 	waitLeft(t, done, "the runner did not leave at its bound")
 	if handedOver != 1 {
 		t.Fatalf("handed over %d times, want once", handedOver)
+	}
+	if !strings.Contains(logged.String(), `status=handed-over reason="made its 1 passes`) {
+		t.Errorf("the hand-over is not logged:\n%s", logged.String())
 	}
 	if sink.Count("after-the-bound@test") != 1 || queueLen(t, sp) != 0 {
 		t.Errorf("delivered %v with %d left queued, want the second message delivered once", sink.Snapshot(), queueLen(t, sp))
