@@ -176,9 +176,9 @@
 // starts a detached runner for it (as a sendmail would: detached_delivery
 // on, the secret readable, no runner at work) after releasing the lock,
 // since the sendmails of that mail saw it at work and started none.
-// Between passes it releases the run lock and
-// keeps its connections (relay.Runner.KeepConnections, 5 seconds), so a
-// queue served pass after pass costs one TLS handshake and one AUTH.
+// Between passes it releases the run lock and keeps its connections
+// (relay.Runner.KeepConnections, 5 seconds), so a queue served pass after
+// pass costs one TLS handshake and one AUTH.
 // Another runner at work (a second queue run, the daemon, which holds the
 // run lock for its life) has the lock: queue run leaves at once, exit 0,
 // since that runner looks again after its pass. A missing spool is an
@@ -226,10 +226,10 @@
 // sees the message, or the sendmail sees no runner and starts one. A
 // runner that leaves at its bound of passes with mail due (a burst of
 // sendmails, one pass each on a busy machine) starts a successor after
-// the release, as those sendmails would have. An
-// early runner may not know of its sendmail's message yet when it looks,
-// so it gets the read end of a pipe (queue run --detached --commit-fd 3;
-// [RunDetached]) whose write end only that sendmail holds: it closes it
+// the release, as those sendmails would have. An early runner may not
+// know of its sendmail's message yet when it looks, so it gets the read
+// end of a pipe (queue run --detached --commit-fd 3; [RunDetached])
+// whose write end only that sendmail holds: it closes it
 // in Finish, or the kernel does when the sendmail dies, and the runner
 // does not make its last look, nor give way to a runner at work, before
 // it reads the end of file (at most 30 s; a sendmail whose commit took
