@@ -221,6 +221,12 @@ func startRunner(cfg *config.Config, commit *os.File) bool {
 	return err == nil
 }
 
+// startWanted starts relay queue run --detached on cfg when runnerWanted
+// says one should start for sp, and reports whether it did.
+func startWanted(cfg *config.Config, sp *spool.Spool) bool {
+	return runnerWanted(cfg, sp) && startRunner(cfg, nil)
+}
+
 // runnerWanted reports whether a detached runner should start for sp
 // (the caller may write it): detached_delivery is on, a smarthost whose
 // secret this process can read is configured (with a configuration that

@@ -72,12 +72,7 @@ func runQueue(cfg *config.Config, detached bool, stderr, trace io.Writer, commit
 	p := &passes{
 		sp: sp, r: r, pickup: sendmailcompat.NewPickup(cfg, sp, log),
 		commit: commit, max: maxPasses,
-		handOver: func() bool {
-			if !runnerWanted(cfg, sp) {
-				return false
-			}
-			return startRunner(cfg, nil)
-		},
+		handOver: func() bool { return startWanted(cfg, sp) },
 	}
 	if detached {
 		p.linger = detachedLinger
@@ -136,6 +131,12 @@ func (p *passes) run(ctx context.Context) error {
 			awaited = true
 		}
 	}
+	// lastLook is a leaving runner's look for work, the run lock
+	// released (after its sendmail's commit, for an early runner).
+	lastLook := func() bool {
+		await()
+		return ctx.Err() == nil && r.Due(sp.HasMaildrop())
+	}
 	for range p.max {
 		if ctx.Err() != nil {
 			return nil
@@ -177,18 +178,12 @@ func (p *passes) run(ctx context.Context) error {
 		if err != nil {
 			return mailq.Denied(err)
 		}
-		if more {
-			continue
-		}
-		await()
-		if ctx.Err() != nil || !r.Due(sp.HasMaildrop()) {
+		if !more && !lastLook() {
 			return nil
 		}
 	}
-	// The bound: the lock is released; mail due now has no runner unless
-	// this one starts it.
-	await()
-	if ctx.Err() != nil || p.handOver == nil || !r.Due(sp.HasMaildrop()) {
+	// The bound: mail due now has no runner unless this one starts it.
+	if p.handOver == nil || !lastLook() {
 		return nil
 	}
 	if p.handOver() {
@@ -292,8 +287,6 @@ func AfterFlush(cfg *config.Config, trace io.Writer) error {
 	if trace != nil {
 		return runQueue(cfg, false, trace, trace, nil)
 	}
-	if runnerWanted(cfg, sp) {
-		startRunner(cfg, nil)
-	}
+	startWanted(cfg, sp)
 	return nil
 }
